@@ -1,0 +1,51 @@
+// The command line: commander wiring only; each command lives in its own file.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { registerBuild } from './build.js';
+import { reportError } from './errors.js';
+import { registerImages, type RunAction } from './images.js';
+import { registerInspect } from './inspect.js';
+import { registerKeygen } from './keygen.js';
+import { registerServe } from './serve.js';
+import { registerUnpack } from './unpack.js';
+import { registerVerify } from './verify.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('airlock')
+    .description('carry images, OCI artifacts and files into an air-gapped Kubernetes platform as one signed bundle')
+    .version(pkg.version)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+  const run: RunAction = async (command, fn) => {
+    try {
+      await fn();
+    } catch (err) {
+      process.exitCode = reportError(err, command);
+    }
+  };
+  registerKeygen(program, run);
+  registerBuild(program, run);
+  registerVerify(program, run);
+  registerInspect(program, run);
+  registerUnpack(program, run);
+  registerServe(program, run);
+  registerImages(program, run);
+  for (const cmd of program.commands) cmd.exitOverride();
+  for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every other parse error is a usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.exitCode = reportError(err, 'airlock');
+  }
+}
