@@ -70,6 +70,9 @@ class Loader {
     const { vars: _vars, ...rest } = this.raw;
     const sub = substitute(rest, vars);
     for (const p of sub.problems) this.problem(p.path, p.message);
+    // A value with an unresolved variable gets that one message, not a second one about its shape.
+    const varProblems = new Set(this.problems);
+    const varPaths = new Set(sub.problems.map((p) => formatPath(p.path)));
     const data: Record<string, unknown> = { ...(sub.value as Record<string, unknown>), ...(_vars !== undefined && { vars: _vars }) };
 
     const schemaProblems = validateSchema(data, this.source);
@@ -91,7 +94,8 @@ class Loader {
     if (isObject(spec.falco) && this.ok(['spec', 'falco'])) expandFalco(spec.falco as FalcoSpec, ctx);
     if (isObject(spec.opensearch) && this.ok(['spec', 'opensearch'])) expandOpenSearch(spec.opensearch as unknown as OpenSearchSpec, ctx);
 
-    if (this.problems.length) throw new ManifestError(sortProblems(this.problems));
+    const problems = this.problems.filter((p) => varProblems.has(p) || !varPaths.has(p.path) || p.file !== this.source.display);
+    if (problems.length) throw new ManifestError(sortProblems(problems));
     const metadata = data.metadata as { name: string; version?: string };
     return {
       file: this.file,
