@@ -3,10 +3,12 @@
 #   docker-registry (CNCF distribution 2.8), skopeo, nginx + WebDAV ext module, openssl.
 # Debian/Ubuntu (apt-get). Quick no-op when everything is already there.
 #
-#   sudo bash scripts/install-test-deps.sh [--force] [--dry-run]
+#   sudo bash scripts/install-test-deps.sh [--force] [--dry-run] [--if-root]
 #
 #   --force    run apt-get even when every program is present
 #   --dry-run  print what would be done, change nothing
+#   --if-root  (used by `npm test`) install only when running as root; otherwise
+#              just say what is missing and exit 0, so the tests name it
 #
 # The tests start their own registries and file servers on 127.0.0.1 with
 # temporary configs, so the system services these packages ship are not
@@ -16,12 +18,14 @@ set -euo pipefail
 
 FORCE=0
 DRY_RUN=0
+IF_ROOT=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --dry-run) DRY_RUN=1 ;;
+    --if-root) IF_ROOT=1 ;;
     -h | --help)
-      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -69,6 +73,9 @@ done
 
 if [ "${#missing[@]}" -eq 0 ] && [ "$FORCE" -eq 0 ]; then
   say "everything is already installed; nothing to do (use --force to reinstall)"
+elif [ "$IF_ROOT" -eq 1 ] && [ "$(id -u)" -ne 0 ]; then
+  say "missing: ${missing[*]}; not root, so not installing: run \`sudo bash scripts/install-test-deps.sh\`"
+  exit 0
 else
   if [ "${#missing[@]}" -gt 0 ]; then
     say "missing: ${missing[*]}"

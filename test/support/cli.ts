@@ -1,0 +1,24 @@
+// Runs the real CLI (bin/airlock → dist/, built by `npm test`'s pretest) as a person would.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+export const AIRLOCK = path.resolve(import.meta.dirname, '..', '..', 'bin', 'airlock');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runAirlock(args: string[], stdin?: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [AIRLOCK, ...args], { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin ?? '');
+  });
+}
