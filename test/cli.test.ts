@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { makeTempDir } from './support/proc.js';
 import { runAirlock } from './support/cli.js';
 
 const COMMANDS = ['keygen', 'build', 'verify', 'inspect', 'unpack', 'serve', 'images'];
@@ -49,7 +49,7 @@ test('usage errors exit 2', async () => {
 });
 
 test('build reports every manifest problem with file:line and exits 2', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'airlock-cli-'));
+  const dir = await makeTempDir('airlock-cli-');
   const file = path.join(dir, 'bad.yaml');
   await writeFile(file, 'apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: x\nspec:\n  images: [Nginx]\n  filez: []\n');
   const r = await runAirlock(['build', 'bad.yaml', '-o', 'b.tar'], undefined, { cwd: dir });
@@ -60,7 +60,7 @@ test('build reports every manifest problem with file:line and exits 2', async ()
 });
 
 test('build with --set resolves variables before validating', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'airlock-cli-'));
+  const dir = await makeTempDir('airlock-cli-');
   const file = path.join(dir, 'm.yaml');
   await writeFile(file, 'apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: x\nspec:\n  images: ["quay.io/x/y:${TAG}"]\n');
   const missing = await runAirlock(['build', file]);

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { makeTempDir } from './support/proc.js';
 import { runAirlock } from './support/cli.js';
 
 const RENDERED = `# Source: demo/templates/deployment.yaml
@@ -76,7 +76,7 @@ const NORMALIZED = [
 ];
 
 async function writeTemp(name: string, text: string): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'airlock-extract-'));
+  const dir = await makeTempDir('airlock-extract-');
   const file = path.join(dir, name);
   await writeFile(file, text);
   return file;

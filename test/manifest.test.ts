@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { makeTempDir } from './support/proc.js';
 import { loadManifest } from '../src/manifest/load.js';
 import { ManifestError, formatProblem, type Problem } from '../src/manifest/problems.js';
 import type { ArtifactItem, FileItem, ImageItem, Plan } from '../src/manifest/types.js';
@@ -11,7 +11,7 @@ const REPO = path.resolve(import.meta.dirname, '..');
 const SHA = 'ab'.repeat(32);
 
 async function tempDir(): Promise<string> {
-  return mkdtemp(path.join(tmpdir(), 'airlock-manifest-'));
+  return makeTempDir('airlock-manifest-');
 }
 
 /** Writes files (name → text) into a fresh folder and returns the path of `airlock.yaml` in it. */
