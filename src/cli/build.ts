@@ -1,10 +1,31 @@
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { build, type BuildResult } from '../bundle/build.js';
+import { defaultCacheDir } from '../cache/store.js';
 import { loadManifest } from '../manifest/load.js';
 import { parseSetArgs } from '../manifest/vars.js';
+import { createProgress, formatBytes } from '../progress/reporter.js';
+import { loadPrivateKey } from '../sign/keys.js';
 import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
+import { parseConcurrency, parsePlatformList, readCredentials, sourceDateEpoch } from './options.js';
+import { TOOL } from './version.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+
+interface BuildFlags {
+  output?: string;
+  key?: string;
+  cache?: string;
+  concurrency?: string;
+  set: string[];
+  platform?: string;
+  username?: string;
+  passwordStdin?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+}
 
 export function registerBuild(program: Command, run: RunAction): void {
   program
@@ -12,16 +33,16 @@ export function registerBuild(program: Command, run: RunAction): void {
     .description('resolve and download everything in MANIFEST and write the signed bundle (and BUNDLE.sha256)')
     .argument('<manifest>', 'airlock manifest (YAML)')
     .option('-o, --output <bundle>', 'bundle file to write')
-    .option('--key <file>', 'signing key (PKCS#8 PEM from airlock keygen)')
+    .option('--key <file>', 'signing key (PKCS#8 PEM from airlock keygen; AIRLOCK_KEY_PASSWORD if encrypted)')
     .option('--cache <dir>', 'content cache folder (default $XDG_CACHE_HOME/airlock)')
-    .option('--concurrency <n>', 'parallel downloads')
+    .option('--concurrency <n>', 'parallel downloads (default 8)')
     .option('--set <name=value>', 'override a manifest variable (repeatable)', collect, [])
-    .option('--platform <list>', 'platforms to keep, comma separated (overrides spec.platforms)')
-    .option('--username <user>', 'registry user name')
+    .option('--platform <list>', 'platforms to keep for images, comma separated (overrides the manifest)')
+    .option('--username <user>', 'registry user name (with --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
-    .option('--dry-run', 'resolve every reference and print items and sizes without downloading')
+    .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
     .option('--json', 'print a JSON summary on stdout')
-    .action((manifest: string, opts: { set: string[] }) =>
+    .action((manifest: string, opts: BuildFlags) =>
       run('build', async () => {
         let set: Record<string, string>;
         try {
@@ -29,12 +50,67 @@ export function registerBuild(program: Command, run: RunAction): void {
         } catch (err) {
           throw usageError((err as Error).message);
         }
+        const concurrency = parseConcurrency(opts.concurrency, 8);
+        const platforms = parsePlatformList(opts.platform);
+        const epoch = sourceDateEpoch();
+        if (!opts.dryRun && !opts.output) throw usageError('give the bundle to write with -o BUNDLE (or use --dry-run)');
+        if (!opts.dryRun && !opts.key) throw usageError('give the signing key with --key KEY (make one with airlock keygen)');
+        // Everything is checked before the first download.
         const plan = await loadManifest(manifest, { set });
-        const count = (kind: string) => plan.items.filter((i) => i.kind === kind).length;
-        throw failure(
-          `${manifest} is valid (${count('image')} images, ${count('artifact')} artifacts, ${count('file')} files), ` +
-            'but downloading and writing the bundle is not implemented yet (tracked in issue #3)',
-        );
+        const key = opts.key && !opts.dryRun ? await loadPrivateKey(opts.key).catch((e: Error) => Promise.reject(failure(e.message))) : undefined;
+        if (opts.output) await checkWritableDir(opts.output);
+        const credentials = await readCredentials(opts.username, opts.passwordStdin);
+
+        const progress = createProgress('airlock build');
+        let result: BuildResult;
+        try {
+          result = await build({
+            plan,
+            ...(opts.output && { output: opts.output }),
+            ...(key && { key }),
+            cacheDir: opts.cache ?? defaultCacheDir(),
+            concurrency,
+            ...(platforms && { platforms }),
+            ...(credentials && { credentials }),
+            dryRun: opts.dryRun === true,
+            progress,
+            ...(epoch !== undefined && { sourceDateEpoch: epoch }),
+            tool: TOOL,
+          });
+        } finally {
+          progress.finish();
+        }
+        if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        else printSummary(result, opts.dryRun === true);
+        if (result.failed.length > 0) {
+          throw failure(
+            `${result.failed.length} of ${result.items.length} items failed; no bundle was written:\n` +
+              result.failed.map((f) => `  ${f.kind} ${f.name}: ${f.error ?? 'failed'}`).join('\n'),
+          );
+        }
       }),
     );
+}
+
+async function checkWritableDir(output: string): Promise<void> {
+  const dir = path.dirname(path.resolve(output));
+  try {
+    await access(dir);
+  } catch {
+    throw usageError(`-o ${output}: folder ${dir} does not exist`);
+  }
+}
+
+function printSummary(r: BuildResult, dryRun: boolean): void {
+  const lines: string[] = [];
+  for (const i of r.items) {
+    if (!i.ok) continue;
+    const size = i.size !== undefined ? formatBytes(i.size) : 'size unknown';
+    const plat = i.platforms && i.platforms.length ? ` [${i.platforms.join(', ')}]` : '';
+    lines.push(`${i.kind.padEnd(8)} ${i.name}  ${size}${plat}${i.digest ? `  ${i.digest}` : ''}`);
+  }
+  lines.push(`total ${formatBytes(r.totalBytes)} in ${r.blobs} blobs and ${r.items.filter((i) => i.kind === 'file').length} files; downloaded ${formatBytes(r.downloadedBytes)}`);
+  if (r.bundle) lines.push(`wrote ${r.bundle.path} (${formatBytes(r.bundle.size)}), sha256 ${r.bundle.sha256}, and ${r.bundle.path}.sha256`);
+  else if (dryRun) lines.push('dry run: nothing downloaded but manifests, nothing written');
+  process.stdout.write(lines.join('\n') + '\n');
 }

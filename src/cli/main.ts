@@ -1,5 +1,4 @@
 // The command line: commander wiring only; each command lives in its own file.
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerBuild } from './build.js';
 import { reportError } from './errors.js';
@@ -9,13 +8,13 @@ import { registerKeygen } from './keygen.js';
 import { registerServe } from './serve.js';
 import { registerUnpack } from './unpack.js';
 import { registerVerify } from './verify.js';
+import { VERSION } from './version.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('airlock')
     .description('carry images, OCI artifacts and files into an air-gapped Kubernetes platform as one signed bundle')
-    .version(pkg.version)
+    .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   const run: RunAction = async (command, fn) => {

@@ -139,6 +139,12 @@ export interface SeederRegistry {
   caFile?: string;
   username?: string;
   password?: string;
+  /**
+   * Answer Bearer challenges (distribution `auth: token`): fetch a token from
+   * the challenge's realm (with Basic credentials when given, else
+   * anonymously) and retry. Default false: a 401 is returned as is.
+   */
+  bearer?: boolean;
 }
 
 export interface RawResponse {
@@ -147,13 +153,40 @@ export interface RawResponse {
   body: Buffer;
 }
 
+/** Parses `Bearer realm="…",service="…",scope="…"`; undefined for other schemes. */
+export function parseBearerChallenge(header: string | undefined): Record<string, string> | undefined {
+  if (header === undefined || !/^bearer\s/i.test(header)) return undefined;
+  const params: Record<string, string> = {};
+  for (const m of header.slice(6).matchAll(/([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))/g)) {
+    const key = m[1];
+    if (key !== undefined) params[key.toLowerCase()] = m[2] ?? m[3] ?? '';
+  }
+  return params['realm'] === undefined ? undefined : params;
+}
+
+/** Repository name of a /v2/<name>/(manifests|blobs|tags)/… path, '' otherwise. */
+function repoOfPath(pathname: string): string {
+  const m = /^\/v2\/(.+?)\/(?:manifests|blobs|tags)\//.exec(pathname);
+  return m?.[1] ?? '';
+}
+
 export class Seeder {
   readonly url: string;
   private readonly dispatcher: Dispatcher;
   private readonly auth: string | undefined;
+  /**
+   * Set once the registry answered with a Bearer challenge: from then on the
+   * Seeder sends tokens (fetched from the challenge's realm with its Basic
+   * credentials, or anonymously) instead of Basic auth.
+   */
+  private bearer = false;
+  private readonly followBearer: boolean;
+  /** Bearer token per repository name ('' for /v2/ itself). */
+  private readonly tokens = new Map<string, string>();
 
   constructor(registry: SeederRegistry) {
     this.url = registry.url.replace(/\/+$/, '');
+    this.followBearer = registry.bearer === true;
     const ca = registry.caFile === undefined ? undefined : readFileSync(registry.caFile);
     this.dispatcher = new Agent({ connect: ca === undefined ? {} : { ca } });
     this.auth =
@@ -162,28 +195,77 @@ export class Seeder {
         : `Basic ${Buffer.from(`${registry.username}:${registry.password ?? ''}`).toString('base64')}`;
   }
 
-  /** One HTTP request against the registry (path relative to its URL, or an absolute URL). */
+  /**
+   * One HTTP request against the registry (path relative to its URL, or an
+   * absolute URL). Basic auth is sent when credentials were given; with
+   * `bearer: true` a Bearer challenge is answered with a token from its realm
+   * and the request retried once. `auth: false` sends no credentials and does
+   * not follow challenges.
+   */
   async fetch(
     method: Dispatcher.HttpMethod,
     pathOrUrl: string | URL,
     init: { headers?: Record<string, string>; body?: Buffer; auth?: boolean } = {},
   ): Promise<RawResponse> {
     const target = new URL(pathOrUrl, `${this.url}/`);
-    const headers: Record<string, string> = { ...init.headers };
-    if (this.auth !== undefined && init.auth !== false) headers['authorization'] = this.auth;
-    if (init.body !== undefined) headers['content-length'] = String(init.body.length);
+    const repo = repoOfPath(target.pathname);
+    const once = async (): Promise<RawResponse> => {
+      const headers: Record<string, string> = { ...init.headers };
+      if (init.auth !== false) {
+        const token = this.tokens.get(repo);
+        if (this.bearer && token !== undefined) headers['authorization'] = `Bearer ${token}`;
+        else if (!this.bearer && this.auth !== undefined) headers['authorization'] = this.auth;
+      }
+      if (init.body !== undefined) headers['content-length'] = String(init.body.length);
+      return this.raw(method, target, headers, init.body);
+    };
+    const first = await once();
+    if (first.status !== 401 || init.auth === false || !this.followBearer) return first;
+    const challenge = parseBearerChallenge(first.headers['www-authenticate']);
+    if (challenge === undefined) return first;
+    this.bearer = true;
+    this.tokens.set(repo, await this.fetchToken(challenge));
+    return once();
+  }
+
+  /**
+   * GETs a token from a Bearer challenge's realm for its service and scope
+   * (Basic auth with this Seeder's credentials, if any); throws unless 200.
+   */
+  async fetchToken(challenge: Record<string, string>): Promise<string> {
+    const realm = challenge['realm'];
+    if (realm === undefined) throw new Error('Bearer challenge without realm');
+    const url = new URL(realm);
+    if (challenge['service'] !== undefined) url.searchParams.set('service', challenge['service']);
+    for (const s of (challenge['scope'] ?? '').split(' ')) if (s !== '') url.searchParams.append('scope', s);
+    const headers: Record<string, string> = {};
+    if (this.auth !== undefined) headers['authorization'] = this.auth;
+    const r = await this.raw('GET', url, headers);
+    if (r.status !== 200) throw new Error(`token server ${url.origin}${url.pathname}: HTTP ${r.status} ${r.body.toString('utf8')}`);
+    const json = JSON.parse(r.body.toString('utf8')) as { token?: string; access_token?: string };
+    const token = json.token ?? json.access_token;
+    if (token === undefined || token === '') throw new Error(`token server ${url.origin}${url.pathname}: no token in answer`);
+    return token;
+  }
+
+  private async raw(
+    method: Dispatcher.HttpMethod,
+    target: URL,
+    headers: Record<string, string>,
+    body?: Buffer,
+  ): Promise<RawResponse> {
     const res = await request(target, {
       method,
       headers,
-      body: init.body,
+      body,
       dispatcher: this.dispatcher,
     });
-    const body = method === 'HEAD' ? (await res.body.dump(), Buffer.alloc(0)) : Buffer.from(await res.body.arrayBuffer());
+    const data = method === 'HEAD' ? (await res.body.dump(), Buffer.alloc(0)) : Buffer.from(await res.body.arrayBuffer());
     const flat: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.headers)) {
       if (v !== undefined) flat[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     }
-    return { status: res.statusCode, headers: flat, body };
+    return { status: res.statusCode, headers: flat, body: data };
   }
 
   async blobExists(repo: string, digest: string): Promise<boolean> {

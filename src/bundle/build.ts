@@ -1,0 +1,229 @@
+// `airlock build`: from a validated Plan to a signed bundle. Every item is
+// pulled into the content store with bounded concurrency (blobs shared by
+// several images are fetched once), failures are collected rather than
+// stopping the others, and the bundle is written only when all succeeded.
+import type { KeyObject } from 'node:crypto';
+import pLimit from 'p-limit';
+import { ContentStore } from '../cache/store.js';
+import { pullFile, type PulledFile } from '../fetch/pull.js';
+import type { FileItem, ImageItem, ArtifactItem, Plan } from '../manifest/types.js';
+import type { Progress } from '../progress/reporter.js';
+import { Authenticator, credentialLookup, dockerConfigCredentials, type Credential } from '../registry/auth.js';
+import { RegistryClient } from '../registry/client.js';
+import { pullGraph, type Descriptor, type PulledGraph } from '../registry/pull.js';
+import type { RetryOptions } from '../registry/retry.js';
+import { Transport, type HostSettings } from '../registry/transport.js';
+import { BUNDLE_SCHEMA_VERSION, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex } from './format.js';
+import { writeBundle } from './writer.js';
+
+export interface BuildOptions {
+  readonly plan: Plan;
+  readonly output?: string;
+  readonly key?: KeyObject;
+  readonly cacheDir: string;
+  readonly concurrency: number;
+  /** `--platform`: replaces every image's platform filter. */
+  readonly platforms?: string[];
+  readonly credentials?: Credential;
+  readonly dryRun?: boolean;
+  readonly progress: Progress;
+  /** Seconds since the epoch (SOURCE_DATE_EPOCH): fixes `created` and tar mtimes. */
+  readonly sourceDateEpoch?: number;
+  readonly retry?: RetryOptions;
+  readonly bodyTimeoutMs?: number;
+  readonly tool: string;
+}
+
+export interface ItemReport {
+  readonly kind: 'image' | 'artifact' | 'file';
+  /** Reference for images and artifacts, landing path for files. */
+  readonly name: string;
+  readonly source?: string;
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly note?: string;
+  readonly digest?: string;
+  readonly upstreamDigest?: string;
+  readonly size?: number;
+  readonly platforms?: string[];
+}
+
+export interface BuildResult {
+  readonly items: ItemReport[];
+  readonly failed: ItemReport[];
+  /** Bytes fetched from the network by this run (blobs, manifests excluded, and files). */
+  readonly downloadedBytes: number;
+  /** Bytes of all blobs and files, counted once. */
+  readonly totalBytes: number;
+  readonly blobs: number;
+  readonly bundle?: { path: string; sha256: string; size: number };
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const { plan, progress } = opts;
+  const store = new ContentStore(opts.cacheDir);
+  await store.init();
+  const transport = new Transport({
+    connections: opts.concurrency,
+    settings: (host) => hostSettings(plan, host),
+    ...(opts.bodyTimeoutMs !== undefined && { bodyTimeoutMs: opts.bodyTimeoutMs }),
+    userAgent: opts.tool.replace(' ', '/'),
+  });
+  const auth = new Authenticator(transport, credentialLookup(opts.credentials, dockerConfigCredentials()));
+  const clients = new Map<string, RegistryClient>();
+  const clientFor = (host: string) => {
+    let c = clients.get(host);
+    if (!c) clients.set(host, (c = new RegistryClient(host, transport, auth, opts.retry)));
+    return c;
+  };
+  const limit = pLimit(opts.concurrency);
+  let downloaded = 0;
+  const blobFetches = new Map<string, Promise<void>>();
+
+  const fetchBlob = (client: RegistryClient, repo: string, d: Descriptor): Promise<void> => {
+    let p = blobFetches.get(d.digest);
+    if (!p) {
+      p = (async () => {
+        progress.addTotal(d.size);
+        if (await store.has(d.digest, d.size)) {
+          progress.transfer(d.digest, d.size).advance(d.size);
+          return;
+        }
+        await limit(async () => {
+          const what = `${client.host}/${repo}@${d.digest}`;
+          const t = progress.transfer(`${repo}@${d.digest.slice(7, 19)}`, d.size);
+          try {
+            const got = await store.ingest({
+              what,
+              expected: d.digest,
+              size: d.size,
+              source: { open: (offset) => client.blob(repo, d.digest, offset) },
+              ...(opts.retry && { retry: opts.retry }),
+              onBytes: (n) => t.advance(n),
+            });
+            downloaded += got.downloaded;
+          } finally {
+            t.done();
+          }
+        });
+      })();
+      blobFetches.set(d.digest, p);
+    }
+    return p;
+  };
+
+  const refs = plan.items.filter((i): i is ImageItem | ArtifactItem => i.kind !== 'file');
+  const files = plan.items.filter((i): i is FileItem => i.kind === 'file');
+  progress.itemsTotal(plan.items.length);
+
+  const graphResults = await Promise.all(
+    refs.map(async (item) => {
+      const platforms = item.kind === 'image' ? (opts.platforms ?? item.platforms) : undefined;
+      try {
+        const g = await pullGraph(clientFor(item.reference.registry), item.reference, store, { limit, fetchBlob, dryRun: opts.dryRun === true }, platforms);
+        if (g.note) progress.log(`${item.ref}: ${g.note}`);
+        return { item, graph: g };
+      } catch (err) {
+        return { item, error: errorText(err, item.ref) };
+      } finally {
+        progress.itemDone();
+      }
+    }),
+  );
+  const fileResults = await Promise.all(
+    files.map(async (item) => {
+      try {
+        const f = await pullFile(item, { transport, store, limit, progress, dryRun: opts.dryRun === true, ...(opts.retry && { retry: opts.retry }) });
+        downloaded += f.downloaded;
+        return { item, file: f };
+      } catch (err) {
+        return { item, error: errorText(err, item.url) };
+      } finally {
+        progress.itemDone();
+      }
+    }),
+  );
+  await transport.close();
+
+  const reports: ItemReport[] = [
+    ...graphResults.map((r): ItemReport => reportGraph(r.item, r.graph, r.error)),
+    ...fileResults.map((r): ItemReport => reportFile(r.item, r.file, r.error)),
+  ];
+  const failed = reports.filter((r) => !r.ok);
+  const blobs = uniqueBlobs(graphResults.flatMap((r) => r.graph?.blobs ?? []));
+  const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + fileResults.reduce((n, r) => n + (r.file?.size ?? 0), 0);
+  const base = { items: reports, failed, downloadedBytes: downloaded, totalBytes, blobs: blobs.length };
+  if (failed.length > 0 || opts.dryRun) return base;
+  if (!opts.output || !opts.key) throw new Error('build: output and key are required unless --dry-run');
+
+  const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : new Date();
+  const index: Omit<BundleIndex, 'layout'> = {
+    schemaVersion: BUNDLE_SCHEMA_VERSION,
+    name: plan.name,
+    version: plan.version ?? '',
+    created: created.toISOString(),
+    tool: opts.tool,
+    images: graphResults.map(({ item, graph }): BundleImage => {
+      const g = graph as PulledGraph;
+      return {
+        ref: item.ref,
+        digest: g.digest,
+        mediaType: g.mediaType,
+        kind: item.kind,
+        ...(item.kind === 'artifact' && item.role && { role: item.role }),
+        ...(g.upstreamDigest && { upstreamDigest: g.upstreamDigest }),
+        platforms: g.platforms,
+        size: g.size,
+      };
+    }),
+    files: fileResults.map(({ item, file }): BundleFile => {
+      const f = file as PulledFile;
+      return { path: item.path, sha256: f.sha256 ?? '', size: f.size ?? 0, source: item.url, role: item.role, checksum: f.checksum };
+    }),
+    blobs,
+  };
+  const t = progress.transfer(`writing ${opts.output}`, totalBytes);
+  const written = await writeBundle({ output: opts.output, store, index, key: opts.key, mtime: created, onBytes: (n) => t.advance(n) });
+  t.done();
+  return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size } };
+}
+
+function hostSettings(plan: Plan, host: string): HostSettings {
+  const r = plan.registries[host];
+  if (!r) return {};
+  return {
+    ...(r.plainHttp !== undefined && { plainHttp: r.plainHttp }),
+    ...(r.caFile !== undefined && { caFile: r.caFile }),
+    ...(r.insecureSkipTLSVerify !== undefined && { insecure: r.insecureSkipTLSVerify }),
+  };
+}
+
+function uniqueBlobs(all: Descriptor[]): BundleBlob[] {
+  const seen = new Map<string, BundleBlob>();
+  for (const d of all) if (!seen.has(d.digest)) seen.set(d.digest, { digest: d.digest, size: d.size });
+  return [...seen.values()];
+}
+
+function reportGraph(item: ImageItem | ArtifactItem, g: PulledGraph | undefined, error: string | undefined): ItemReport {
+  if (!g) return { kind: item.kind, name: item.ref, ok: false, error: error ?? 'failed' };
+  return {
+    kind: item.kind,
+    name: item.ref,
+    ok: true,
+    digest: g.digest,
+    ...(g.upstreamDigest && { upstreamDigest: g.upstreamDigest }),
+    size: g.size,
+    platforms: g.platforms,
+    ...(g.note && { note: g.note }),
+  };
+}
+
+function reportFile(item: FileItem, f: PulledFile | undefined, error: string | undefined): ItemReport {
+  if (!f) return { kind: 'file', name: item.path, source: item.url, ok: false, error: error ?? 'failed' };
+  return { kind: 'file', name: item.path, source: item.url, ok: true, ...(f.sha256 && { digest: `sha256:${f.sha256}` }), ...(f.size !== undefined && { size: f.size }) };
+}
+
+function errorText(err: unknown, what: string): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.includes(what) ? msg : `${what}: ${msg}`;
+}

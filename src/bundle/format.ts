@@ -1,0 +1,61 @@
+// The bundle (SPEC §4): an uncompressed POSIX tar whose first entry,
+// bundle.json, names every other entry with its size and digest.
+import type { ArtifactRole, FileRole } from '../manifest/types.js';
+
+export const BUNDLE_SCHEMA_VERSION = 1;
+export const BUNDLE_JSON = 'bundle.json';
+export const BUNDLE_SIG = 'bundle.json.sig';
+export const OCI_LAYOUT_FILE = 'oci-layout';
+export const INDEX_JSON = 'index.json';
+export const BLOBS_PREFIX = 'blobs/sha256/';
+export const FILES_PREFIX = 'files/';
+
+export interface BundleImage {
+  /** Full source reference, e.g. `docker.io/library/nginx:1.27` or `quay.io/x/y@sha256:…`. */
+  ref: string;
+  /** Digest of the root manifest or index in the bundle. */
+  digest: string;
+  mediaType: string;
+  kind: 'image' | 'artifact';
+  role?: ArtifactRole;
+  /** Set when the index was rewritten to keep only some platforms: the digest upstream published. */
+  upstreamDigest?: string;
+  /** os/arch[/variant] of each platform held; empty when not known. */
+  platforms: string[];
+  /** Bytes of every blob of this image (manifests included), shared ones counted. */
+  size: number;
+}
+
+export interface BundleFile {
+  /** Relative to `files/` in the bundle and to the file server root inside. */
+  path: string;
+  sha256: string;
+  size: number;
+  source: string;
+  role: FileRole;
+  /** How the checksum was known at build: declared in the manifest, fetched from a checksum URL, or pinned at build. */
+  checksum: 'manifest' | 'checksum-url' | 'pinned-at-build';
+}
+
+export interface BundleBlob {
+  digest: string;
+  size: number;
+}
+
+export interface EntryDigest {
+  sha256: string;
+  size: number;
+}
+
+export interface BundleIndex {
+  schemaVersion: typeof BUNDLE_SCHEMA_VERSION;
+  name: string;
+  version: string;
+  created: string;
+  tool: string;
+  images: BundleImage[];
+  files: BundleFile[];
+  /** In tar order. */
+  blobs: BundleBlob[];
+  layout: { 'oci-layout': EntryDigest; 'index.json': EntryDigest };
+}

@@ -1,0 +1,43 @@
+// Option parsing shared by commands: numbers, platform lists, credentials.
+import { parsePlatform } from '../oci/platform.js';
+import type { Credential } from '../registry/auth.js';
+import { usageError } from './errors.js';
+
+export function parseConcurrency(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw usageError(`--concurrency ${value}: give a whole number from 1 to 256`);
+  return n;
+}
+
+export function parsePlatformList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw usageError('--platform: give a comma-separated list such as linux/amd64,linux/arm64');
+  for (const p of list) {
+    try {
+      parsePlatform(p);
+    } catch (err) {
+      throw usageError(`--platform: ${(err as Error).message}`);
+    }
+  }
+  return list;
+}
+
+export async function readCredentials(username: string | undefined, passwordStdin: boolean | undefined): Promise<Credential | undefined> {
+  if (passwordStdin && !username) throw usageError('--password-stdin needs --username');
+  if (!username) return undefined;
+  if (!passwordStdin) throw usageError('--username needs --password-stdin (the password is never taken on the command line)');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (!password) throw usageError('--password-stdin: standard input was empty');
+  return { username, password };
+}
+
+export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw usageError(`SOURCE_DATE_EPOCH=${v}: give whole seconds since 1970`);
+  return Number(v);
+}

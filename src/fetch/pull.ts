@@ -1,0 +1,77 @@
+// One file item into the content store: learn the expected digest (declared,
+// from a checksum file, or none for files pinned at build), reuse what the
+// store already has, otherwise download with resume and verify.
+import { stat } from 'node:fs/promises';
+import type { ContentStore } from '../cache/store.js';
+import type { FileItem } from '../manifest/types.js';
+import type { Progress } from '../progress/reporter.js';
+import type { RetryOptions } from '../registry/retry.js';
+import type { Transport } from '../registry/transport.js';
+import { fetchChecksum, headSize, httpSource } from './files.js';
+
+export interface PulledFile {
+  /** sha256 hex of the content. */
+  readonly sha256?: string;
+  readonly size?: number;
+  readonly checksum: 'manifest' | 'checksum-url' | 'pinned-at-build';
+  readonly downloaded: number;
+  readonly cached: boolean;
+}
+
+export interface FileContext {
+  readonly transport: Transport;
+  readonly store: ContentStore;
+  limit<T>(fn: () => Promise<T>): Promise<T>;
+  readonly retry?: RetryOptions;
+  readonly progress: Progress;
+  readonly dryRun: boolean;
+}
+
+export async function pullFile(item: FileItem, ctx: FileContext): Promise<PulledFile> {
+  let expected: { algorithm: 'sha256' | 'sha512'; hex: string } | undefined;
+  let checksum: PulledFile['checksum'] = 'manifest';
+  if (item.checksum.type === 'digest') expected = { algorithm: item.checksum.algorithm, hex: item.checksum.hex };
+  else if (item.checksum.type === 'url') {
+    const { url, algorithm } = item.checksum;
+    expected = await ctx.limit(() => fetchChecksum(ctx.transport, url, item.url, algorithm, ctx.retry));
+    checksum = 'checksum-url';
+  } else checksum = 'pinned-at-build';
+
+  const cached = await lookup(ctx.store, item, expected);
+  if (cached) return { sha256: cached.digest.slice('sha256:'.length), size: cached.size, checksum, downloaded: 0, cached: true };
+  if (ctx.dryRun) {
+    const size = await ctx.limit(() => headSize(ctx.transport, item.url, ctx.retry));
+    ctx.progress.addTotal(size ?? 0);
+    return { ...(size !== undefined && { size }), checksum, downloaded: 0, cached: false };
+  }
+
+  return ctx.limit(async () => {
+    const t = ctx.progress.transfer(item.path, 0);
+    try {
+      const got = await ctx.store.ingest({
+        what: item.url,
+        ...(expected && { expected: `${expected.algorithm}:${expected.hex}` }),
+        partialKey: item.url,
+        source: httpSource(ctx.transport, item.url),
+        ...(ctx.retry && { retry: ctx.retry }),
+        onBytes: (n) => t.advance(n),
+      });
+      ctx.progress.addTotal(got.size);
+      if (expected?.algorithm === 'sha512' && got.sha512) await ctx.store.record('sha512', got.sha512, { digest: got.digest, size: got.size });
+      if (!expected) await ctx.store.record('url', item.url, { digest: got.digest, size: got.size });
+      return { sha256: got.digest.slice('sha256:'.length), size: got.size, checksum, downloaded: got.downloaded, cached: false };
+    } finally {
+      t.done();
+    }
+  });
+}
+
+async function lookup(store: ContentStore, item: FileItem, expected: { algorithm: string; hex: string } | undefined): Promise<{ digest: string; size: number } | undefined> {
+  if (expected?.algorithm === 'sha256') {
+    const digest = `sha256:${expected.hex}`;
+    if (!(await store.has(digest))) return undefined;
+    return { digest, size: (await stat(store.pathOf(digest))).size };
+  }
+  if (expected?.algorithm === 'sha512') return store.lookup('sha512', expected.hex);
+  return store.lookup('url', item.url);
+}
