@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startFileServer, type TestFileServer } from './fileserver.js';
 import { startRegistry, type RegistryOptions, type TestRegistry } from './registry.js';
-import { makeLayer, MediaTypes, pseudoRandomBytes, Seeder, sha256, type PushedArtifact, type PushedImage, type PushedManifest } from './seed.js';
+import { makeLayer, MediaTypes, pseudoRandomBytes, Seeder, sha256, type PushedImage, type PushedManifest } from './seed.js';
 
 export const TRIVY_DB_LAYER = 'application/vnd.aquasec.trivy.db.layer.v1.tar+gzip';
 export const TRIVY_CONFIG = 'application/vnd.aquasec.trivy.config.v1+json';
