@@ -32,7 +32,7 @@ test('each command documents the SPEC §1 options', async () => {
 });
 
 test('commands that are not built yet exit 1 and say so', async () => {
-  for (const args of [['keygen'], ['verify', 'b.tar'], ['inspect', 'b.tar'], ['unpack', 'b.tar'], ['serve', 'b.tar']]) {
+  for (const args of [['verify', 'b.tar'], ['inspect', 'b.tar'], ['unpack', 'b.tar'], ['serve', 'b.tar']]) {
     const r = await runAirlock(args);
     assert.equal(r.code, 1, args.join(' '));
     assert.match(r.stderr, new RegExp(`airlock ${args[0]}: not implemented yet \\(tracked in issue #\\d\\)`));
@@ -52,22 +52,23 @@ test('build reports every manifest problem with file:line and exits 2', async ()
   const dir = await makeTempDir('airlock-cli-');
   const file = path.join(dir, 'bad.yaml');
   await writeFile(file, 'apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: x\nspec:\n  images: [Nginx]\n  filez: []\n');
-  const r = await runAirlock(['build', 'bad.yaml', '-o', 'b.tar'], undefined, { cwd: dir });
+  const r = await runAirlock(['build', 'bad.yaml', '-o', 'b.tar', '--key', 'k.key'], undefined, { cwd: dir });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /2 problems in the manifest/);
   assert.match(r.stderr, /bad\.yaml:6:\d+: spec\.images\[0\]: invalid image reference "Nginx": repository name must be lowercase/);
   assert.match(r.stderr, /bad\.yaml:7:3: spec\.filez: unknown key "filez"; did you mean "files"\?/);
 });
 
-test('build with --set resolves variables before validating', async () => {
+test('build with --set resolves variables, and checks the manifest and key before downloading', async () => {
   const dir = await makeTempDir('airlock-cli-');
   const file = path.join(dir, 'm.yaml');
   await writeFile(file, 'apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: x\nspec:\n  images: ["quay.io/x/y:${TAG}"]\n');
-  const missing = await runAirlock(['build', file]);
+  const args = ['build', file, '-o', path.join(dir, 'b.tar'), '--key', path.join(dir, 'missing.key')];
+  const missing = await runAirlock(args);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /variable TAG is not defined/);
-  // Valid now; downloading is what is not built yet (issue #3).
-  const ok = await runAirlock(['build', file, '--set', 'TAG=v1']);
+  // Valid now, so the next check (the key, still before any download) is what fails.
+  const ok = await runAirlock([...args, '--set', 'TAG=v1']);
   assert.equal(ok.code, 1);
-  assert.match(ok.stderr, /is valid \(1 images, 0 artifacts, 0 files\), but downloading .* not implemented yet/);
+  assert.match(ok.stderr, /cannot read the signing key .*missing\.key: ENOENT; make one with airlock keygen/);
 });

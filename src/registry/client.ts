@@ -154,7 +154,12 @@ export class RegistryClient {
     if (ok.includes(res.status)) return;
     const summary = ociErrorSummary(body);
     const code = /"code"\s*:\s*"([A-Z_]+)"/.exec(body)?.[1];
-    const hint = res.status === 403 ? '; the credentials lack access to it' : '';
+    const hint =
+      res.status === 403
+        ? '; the credentials lack access to it'
+        : res.status === 400 && res.url.protocol === 'http:'
+          ? `; if ${this.host} speaks HTTPS, set registries."${this.host}".caFile (or insecureSkipTLSVerify) in the manifest`
+          : '';
     throw new RegistryError(`${what}: HTTP ${res.status}${summary ? ` ${summary}` : ''}${hint}`, res.status, code);
   }
 }

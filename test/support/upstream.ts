@@ -48,12 +48,14 @@ export interface Upstream {
   readonly driver: SeededFile;
   readonly tool: SeededFile;
   /** An airlock manifest naming everything above, through `registryHost` (default the registry itself). */
-  manifest(opts?: { registryHost?: string; filesUrl?: string; extra?: string }): string;
+  manifest(opts?: { registryHost?: string; filesUrl?: string; extra?: string; specExtra?: string }): string;
   stop(): Promise<void>;
 }
 
 export interface UpstreamOptions {
   registry?: RegistryOptions;
+  /** How the seeder logs in, when the registry demands it (token auth: bearer with these credentials). */
+  seederAuth?: { username: string; password: string; bearer?: boolean };
   /** Size of the layer shared by several images. */
   sharedLayerBytes?: number;
   /** Size of each image's own layer. */
@@ -67,6 +69,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
     url: registry.url,
     ...(registry.caFile && { caFile: registry.caFile }),
     ...(registry.username && { username: registry.username, password: registry.password ?? '' }),
+    ...opts.seederAuth,
   });
   try {
     const shared = await makeLayer('shared-base', opts.sharedLayerBytes ?? 300_000);
@@ -139,7 +142,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
       opensearch,
       driver,
       tool,
-      manifest({ registryHost = registry.host, filesUrl = files.url, extra = '' } = {}) {
+      manifest({ registryHost = registry.host, filesUrl = files.url, extra = '', specExtra = '' } = {}) {
         const h = registryHost;
         return `apiVersion: airlock/v1
 kind: Bundle
@@ -147,7 +150,7 @@ metadata:
   name: test-bundle
   version: "1.0"
 spec:
-  images:
+${specExtra}  images:
     - ${h}/${refs.ociIndex.path}
     - ${h}/${refs.docker.path}
     - ${h}/${refs.dockerList.path}
