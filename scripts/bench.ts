@@ -1,0 +1,149 @@
+// npm run bench: airlock measured against skopeo in the same run, on this
+// machine, against a real local registry. A script, not a test: it prints
+// numbers and ratios and asserts nothing.
+//
+//   npm run bench                 # all of it
+//   npm run bench -- --no-big     # skip the 1 GiB layer (peak RSS) part
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { once } from 'node:events';
+import { Agent, request } from 'undici';
+import { AIRLOCK } from '../test/support/cli.js';
+import { makeTempDir } from '../test/support/proc.js';
+import { startRegistry, type TestRegistry } from '../test/support/registry.js';
+import { makeLayer, MediaTypes, jsonBytes, Seeder } from '../test/support/seed.js';
+import { skopeoOk } from '../test/support/skopeo.js';
+
+const IMAGES = 12;
+const MB = 1024 * 1024;
+const big = !process.argv.includes('--no-big');
+
+interface Timed {
+  seconds: number;
+  peakRssMB: number;
+}
+
+/** Runs a command, sampling the peak resident set (VmHWM) from /proc while it runs. */
+async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Timed> {
+  const start = process.hrtime.bigint();
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let peak = 0;
+  const sample = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+    } catch {
+      // exited between samples
+    }
+  };
+  const timer = setInterval(sample, 20);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearInterval(timer);
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${stderr}`);
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, peakRssMB: peak };
+}
+
+async function seedImages(reg: TestRegistry): Promise<{ refs: string[]; bytes: number }> {
+  const seeder = new Seeder({ url: reg.url });
+  const bases = [await makeLayer('base-a', 8 * MB), await makeLayer('base-b', 8 * MB)];
+  const refs: string[] = [];
+  let bytes = bases[0]!.length + bases[1]!.length;
+  for (let i = 0; i < IMAGES; i++) {
+    const own = [await makeLayer(`img${i}-1`, 2 * MB), await makeLayer(`img${i}-2`, 3 * MB), await makeLayer(`img${i}-3`, 4 * MB)];
+    bytes += own.reduce((n, l) => n + l.length, 0);
+    await seeder.pushImage(`bench/app${i}`, 'v1', { layers: [bases[i % 2]!, ...own], format: 'oci' });
+    refs.push(`${reg.host}/bench/app${i}:v1`);
+  }
+  await seeder.close();
+  return { refs, bytes };
+}
+
+/** Streams a large blob into the registry without holding it in memory. */
+async function pushBigImage(reg: TestRegistry, dir: string, size: number): Promise<string> {
+  const file = path.join(dir, 'big.layer');
+  const out = createWriteStream(file);
+  const chunk = Buffer.alloc(4 * MB);
+  const hash = createHash('sha256');
+  let seed = createHash('sha256').update('big').digest();
+  for (let done = 0; done < size; done += chunk.length) {
+    for (let o = 0; o < chunk.length; o += 32) {
+      seed = createHash('sha256').update(seed).digest();
+      seed.copy(chunk, o);
+    }
+    hash.update(chunk);
+    if (!out.write(chunk)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  const digest = `sha256:${hash.digest('hex')}`;
+  const agent = new Agent();
+  const post = await request(`${reg.url}/v2/bench/big/blobs/uploads/`, { method: 'POST', dispatcher: agent });
+  await post.body.dump();
+  const put = new URL(String(post.headers.location), reg.url);
+  put.searchParams.set('digest', digest);
+  const res = await request(put, {
+    method: 'PUT',
+    body: createReadStream(file),
+    headers: { 'content-length': String(statSync(file).size), 'content-type': 'application/octet-stream' },
+    dispatcher: agent,
+  });
+  await res.body.dump();
+  if (res.statusCode !== 201) throw new Error(`pushing the big layer: HTTP ${res.statusCode}`);
+  await agent.close();
+  const seeder = new Seeder({ url: reg.url });
+  const config = jsonBytes({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digest] } });
+  const cfg = await seeder.pushBlob('bench/big', config, MediaTypes.ociConfig);
+  const manifest = jsonBytes({ schemaVersion: 2, mediaType: MediaTypes.ociManifest, config: cfg, layers: [{ mediaType: MediaTypes.ociLayerGzip, digest, size }] });
+  await seeder.pushManifest('bench/big', 'v1', manifest, MediaTypes.ociManifest);
+  await seeder.close();
+  return `${reg.host}/bench/big:v1`;
+}
+
+function manifestFor(refs: string[]): string {
+  return `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: bench}\nspec:\n  images:\n${refs.map((r) => `    - ${r}\n`).join('')}`;
+}
+
+async function main(): Promise<void> {
+  const reg = await startRegistry();
+  const dir = await makeTempDir('airlock-bench-');
+  try {
+    console.log(`seeding ${IMAGES} images × 4 layers (2 shared 8 MiB bases + 2, 3, 4 MiB own) into ${reg.url} …`);
+    const { refs, bytes } = await seedImages(reg);
+    console.log(`  ${(bytes / MB).toFixed(0)} MiB of unique layers`);
+    await writeFile(path.join(dir, 'm.yaml'), manifestFor(refs));
+    const keygen = await timed(process.execPath, [AIRLOCK, 'keygen', '--out', path.join(dir, 'k')]);
+    void keygen;
+
+    const build = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', path.join(dir, 'b.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache')]);
+    const warm = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', path.join(dir, 'b2.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache')]);
+
+    const skStart = process.hrtime.bigint();
+    for (const [i, r] of refs.entries()) {
+      await skopeoOk(['copy', '--quiet', '--src-tls-verify=false', `docker://${r}`, `oci:${path.join(dir, 'skopeo-oci')}:app${i}`]);
+    }
+    const skopeoSeconds = Number(process.hrtime.bigint() - skStart) / 1e9;
+
+    console.log('\nbuild (cold cache) vs skopeo copy loop into one OCI dir:');
+    console.log(`  airlock build, cold cache   ${build.seconds.toFixed(2)} s  (peak RSS ${build.peakRssMB.toFixed(0)} MiB, bundle ${(statSync(path.join(dir, 'b.tar')).size / MB).toFixed(0)} MiB)`);
+    console.log(`  airlock build, warm cache   ${warm.seconds.toFixed(2)} s`);
+    console.log(`  skopeo copy × ${IMAGES}           ${skopeoSeconds.toFixed(2)} s`);
+    console.log(`  ratio build/skopeo = ${(build.seconds / skopeoSeconds).toFixed(2)} (target ≤ 0.5)`);
+
+    if (big) {
+      console.log('\npushing an image with one 1 GiB layer …');
+      const ref = await pushBigImage(reg, dir, 1024 * MB);
+      await writeFile(path.join(dir, 'big.yaml'), manifestFor([ref]));
+      const b = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'big.yaml'), '-o', path.join(dir, 'big.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'bigcache')]);
+      console.log(`  airlock build of a 1 GiB layer: ${b.seconds.toFixed(1)} s, peak RSS ${b.peakRssMB.toFixed(0)} MiB (target ≤ 150 MB)`);
+    }
+  } finally {
+    await reg.stop();
+  }
+}
+
+await main();
