@@ -182,6 +182,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }),
     blobs,
   };
+  progress.addTotal(totalBytes);
   const t = progress.transfer(`writing ${opts.output}`, totalBytes);
   const written = await writeBundle({ output: opts.output, store, index, key: opts.key, mtime: created, onBytes: (n) => t.advance(n) });
   t.done();

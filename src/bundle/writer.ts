@@ -2,16 +2,12 @@
 // the content store (verified against its digest on the way), hashing the
 // whole tar for the .sha256 sidecar as it goes, into a temp file renamed at
 // the end. Nothing is held in memory but small JSON documents.
-import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { KeyObject } from 'node:crypto';
-import tar from 'tar-stream';
 import type { ContentStore } from '../cache/store.js';
 import { DigestMismatchError } from '../cache/store.js';
-import { HashingStream, sha256Hex } from '../oci/digest.js';
+import { sha256Hex } from '../oci/digest.js';
 import { ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, OCI_INDEX } from '../oci/mediatypes.js';
 import { signBytes } from '../sign/keys.js';
 import {
@@ -24,6 +20,7 @@ import {
   type BundleBlob,
   type BundleIndex,
 } from './format.js';
+import { TarWriter } from './tar.js';
 
 export interface WriteInput {
   readonly output: string;
@@ -71,37 +68,29 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
 
   const dir = path.dirname(path.resolve(input.output));
   const tmp = path.join(dir, `.${path.basename(input.output)}.partial-${process.pid}`);
-  const pack = tar.pack();
-  const hasher = new HashingStream(['sha256'], undefined, input.onBytes);
-  const done = pipeline(pack as unknown as NodeJS.ReadableStream, hasher, createWriteStream(tmp));
-  const header = (name: string, size: number) => ({ name, size, mode: 0o644, mtime: input.mtime, uid: 0, gid: 0, uname: '', gname: '', type: 'file' as const });
-
+  const out = await open(tmp, 'w');
+  const tar = new TarWriter(out, input.onBytes);
+  let sha256: string;
   try {
-    await addBuffer(pack, header(BUNDLE_JSON, bundleJson.length), bundleJson);
-    await addBuffer(pack, header(BUNDLE_SIG, signature.length), signature);
-    await addBuffer(pack, header(OCI_LAYOUT_FILE, layoutBytes.length), layoutBytes);
-    await addBuffer(pack, header(INDEX_JSON, indexBytes.length), indexBytes);
-    for (const b of index.blobs) {
-      await addFromStore(pack, header(BLOBS_PREFIX + b.digest.slice('sha256:'.length), b.size), store, b);
-    }
-    for (const f of index.files) {
-      await addFromStore(pack, header(FILES_PREFIX + f.path, f.size), store, { digest: `sha256:${f.sha256}`, size: f.size });
-    }
-    pack.finalize();
-    await done;
+    await tar.addBuffer(BUNDLE_JSON, bundleJson, input.mtime);
+    await tar.addBuffer(BUNDLE_SIG, signature, input.mtime);
+    await tar.addBuffer(OCI_LAYOUT_FILE, layoutBytes, input.mtime);
+    await tar.addBuffer(INDEX_JSON, indexBytes, input.mtime);
+    for (const b of index.blobs) await addFromStore(tar, BLOBS_PREFIX + b.digest.slice('sha256:'.length), store, b, input.mtime);
+    for (const f of index.files) await addFromStore(tar, FILES_PREFIX + f.path, store, { digest: `sha256:${f.sha256}`, size: f.size }, input.mtime);
+    sha256 = await tar.finish();
+    await out.close();
   } catch (err) {
-    pack.destroy(err as Error);
-    await done.catch(() => undefined);
+    await out.close().catch(() => undefined);
     await rm(tmp, { force: true });
     throw err;
   }
 
-  const sha256 = hasher.hex('sha256');
   const sidecarTmp = `${tmp}.sha256`;
   await writeFile(sidecarTmp, `${sha256}  ${path.basename(input.output)}\n`);
   await rename(tmp, input.output);
   await rename(sidecarTmp, `${input.output}.sha256`);
-  return { path: input.output, sha256, size: hasher.bytes, bundleJson };
+  return { path: input.output, sha256, size: tar.bytes, bundleJson };
 }
 
 /** index.json descriptors need each root's size, which the blob list knows. */
@@ -111,29 +100,20 @@ function ociIndexWithSizes(images: BundleIndex['images'], sizes: Map<string, num
   return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
 }
 
-type EntryHeader = Parameters<tar.Pack['entry']>[0];
-
-function addBuffer(pack: tar.Pack, header: EntryHeader, data: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry(header, data, (err) => (err ? reject(err) : resolve())));
-}
-
 /** Copies one stored blob into the tar, checking it hashes to its digest (the store is not trusted blindly). */
-async function addFromStore(pack: tar.Pack, header: EntryHeader, store: ContentStore, blob: BundleBlob): Promise<void> {
-  let entry!: ReturnType<tar.Pack['entry']>;
-  const finished = new Promise<void>((resolve, reject) => {
-    entry = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-  });
-  const verifier = new HashingStream(['sha256']);
-  const source = createReadStream(store.pathOf(blob.digest));
-  for await (const chunk of source.pipe(verifier)) {
-    if (!entry.write(chunk as Buffer)) await once(entry, 'drain');
-  }
-  const actual = `sha256:${verifier.hex('sha256')}`;
-  if (actual !== blob.digest || verifier.bytes !== blob.size) {
-    entry.destroy(new Error('digest mismatch'));
+async function addFromStore(tar: TarWriter, name: string, store: ContentStore, blob: BundleBlob, mtime: Date): Promise<void> {
+  const source = await open(store.pathOf(blob.digest), 'r');
+  let actual: string;
+  try {
+    actual = `sha256:${await tar.addFile(name, source, blob.size, mtime)}`;
+  } catch (err) {
     await store.remove(blob.digest);
-    throw new DigestMismatchError(`cache entry ${blob.digest} (removed; run the build again to fetch it anew)`, blob.digest, `${actual} (${verifier.bytes} bytes)`);
+    throw new Error(`cache entry ${blob.digest}: ${(err as Error).message} (removed; run the build again to fetch it anew)`);
+  } finally {
+    await source.close();
   }
-  entry.end(undefined);
-  await finished;
+  if (actual !== blob.digest) {
+    await store.remove(blob.digest);
+    throw new DigestMismatchError(`cache entry ${blob.digest} (removed; run the build again to fetch it anew)`, blob.digest, actual);
+  }
 }
