@@ -12,6 +12,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { Agent, request } from 'undici';
 import { AIRLOCK } from '../test/support/cli.js';
+import { startFaultProxy } from '../test/support/faultproxy.js';
 import { makeTempDir } from '../test/support/proc.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { makeLayer, MediaTypes, jsonBytes, Seeder } from '../test/support/seed.js';
@@ -104,6 +105,14 @@ async function pushBigImage(reg: TestRegistry, dir: string, size: number): Promi
   return `${reg.host}/bench/big:v1`;
 }
 
+async function skopeoLoop(refs: string[], ociDir: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (const [i, r] of refs.entries()) {
+    await skopeoOk(['copy', '--quiet', '--src-tls-verify=false', `docker://${r}`, `oci:${ociDir}:app${i}`]);
+  }
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
 function manifestFor(refs: string[]): string {
   return `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: bench}\nspec:\n  images:\n${refs.map((r) => `    - ${r}\n`).join('')}`;
 }
@@ -122,17 +131,28 @@ async function main(): Promise<void> {
     const build = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', path.join(dir, 'b.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache')]);
     const warm = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', path.join(dir, 'b2.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache')]);
 
-    const skStart = process.hrtime.bigint();
-    for (const [i, r] of refs.entries()) {
-      await skopeoOk(['copy', '--quiet', '--src-tls-verify=false', `docker://${r}`, `oci:${path.join(dir, 'skopeo-oci')}:app${i}`]);
-    }
-    const skopeoSeconds = Number(process.hrtime.bigint() - skStart) / 1e9;
+    const skopeoSeconds = await skopeoLoop(refs, path.join(dir, 'skopeo-oci'));
 
-    console.log('\nbuild (cold cache) vs skopeo copy loop into one OCI dir:');
+    console.log('\nbuild (cold cache) vs skopeo copy loop into one OCI dir, loopback:');
     console.log(`  airlock build, cold cache   ${build.seconds.toFixed(2)} s  (peak RSS ${build.peakRssMB.toFixed(0)} MiB, bundle ${(statSync(path.join(dir, 'b.tar')).size / MB).toFixed(0)} MiB)`);
     console.log(`  airlock build, warm cache   ${warm.seconds.toFixed(2)} s`);
     console.log(`  skopeo copy × ${IMAGES}           ${skopeoSeconds.toFixed(2)} s`);
     console.log(`  ratio build/skopeo = ${(build.seconds / skopeoSeconds).toFixed(2)} (target ≤ 0.5)`);
+
+    // A registry across a network: every request answered 30 ms late (a proxy in front of the same registry).
+    const proxy = await startFaultProxy(reg.url, { rules: [{ kind: 'delay', ms: 30, match: /./, times: Number.MAX_SAFE_INTEGER }] });
+    try {
+      const viaProxy = refs.map((r) => r.replace(reg.host, proxy.host));
+      await writeFile(path.join(dir, 'm-wan.yaml'), manifestFor(viaProxy));
+      const wan = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm-wan.yaml'), '-o', path.join(dir, 'b-wan.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache-wan')]);
+      const skWan = await skopeoLoop(viaProxy, path.join(dir, 'skopeo-oci-wan'));
+      console.log('\nthe same with 30 ms added to every request (a registry across a network):');
+      console.log(`  airlock build, cold cache   ${wan.seconds.toFixed(2)} s`);
+      console.log(`  skopeo copy × ${IMAGES}           ${skWan.toFixed(2)} s`);
+      console.log(`  ratio build/skopeo = ${(wan.seconds / skWan).toFixed(2)}`);
+    } finally {
+      await proxy.stop();
+    }
 
     if (big) {
       console.log('\npushing an image with one 1 GiB layer …');
