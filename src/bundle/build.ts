@@ -15,6 +15,7 @@ import type { RetryOptions } from '../registry/retry.js';
 import { Transport, type HostSettings } from '../registry/transport.js';
 import { BUNDLE_SCHEMA_VERSION, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex } from './format.js';
 import { writeBundle } from './writer.js';
+import { fingerprint } from '../sign/keys.js';
 
 export interface BuildOptions {
   readonly plan: Plan;
@@ -163,6 +164,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     version: plan.version ?? '',
     created: created.toISOString(),
     tool: opts.tool,
+    signer: { fingerprint: fingerprint(opts.key) },
     images: graphResults.map(({ item, graph }): BundleImage => {
       const g = graph as PulledGraph;
       return {

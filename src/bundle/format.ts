@@ -53,6 +53,8 @@ export interface BundleIndex {
   version: string;
   created: string;
   tool: string;
+  /** sha256 of the signing key's SPKI DER: who signed, as the builder claims (the signature proves it with --pub). */
+  signer: { fingerprint: string };
   images: BundleImage[];
   files: BundleFile[];
   /** In tar order. */

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { BundleError, BundleReader } from '../bundle/reader.js';
+import { formatBytes } from '../progress/reporter.js';
+import { failure } from './errors.js';
 import type { RunAction } from './images.js';
-import { notImplemented } from './stub.js';
 
 export function registerInspect(program: Command, run: RunAction): void {
   program
@@ -8,5 +10,41 @@ export function registerInspect(program: Command, run: RunAction): void {
     .description('list what BUNDLE holds (needs no key; says whether it is signed)')
     .argument('<bundle>', 'bundle tarball')
     .option('--json', 'print JSON on stdout')
-    .action(() => run('inspect', async () => notImplemented('inspect', 4)));
+    .action((bundle: string, opts: { json?: boolean }) =>
+      run('inspect', async () => {
+        let reader: BundleReader;
+        try {
+          reader = await BundleReader.open(bundle);
+        } catch (err) {
+          if (err instanceof BundleError) throw failure(`${bundle}: ${err.message}`);
+          throw err;
+        }
+        await reader.close();
+        const i = reader.index;
+        const total = i.blobs.reduce((n, b) => n + b.size, 0) + i.files.reduce((n, f) => n + f.size, 0);
+        if (opts.json) {
+          process.stdout.write(JSON.stringify({ bundle, signed: reader.signed, signatureChecked: false, total, ...i }, null, 2) + '\n');
+          return;
+        }
+        const out: string[] = [];
+        out.push(`bundle   ${bundle}`);
+        out.push(`name     ${i.name}${i.version ? ` ${i.version}` : ''}`);
+        out.push(`created  ${i.created} by ${i.tool}`);
+        out.push(
+          reader.signed
+            ? `signed   yes, by key ${i.signer.fingerprint} (as the bundle claims; airlock verify --pub checks it)`
+            : 'signed   NO: there is no bundle.json.sig; unpack will refuse it',
+        );
+        const images = i.images.filter((x) => x.kind === 'image');
+        const artifacts = i.images.filter((x) => x.kind === 'artifact');
+        out.push(`\nimages (${images.length})`);
+        for (const x of images) out.push(`  ${x.ref}  ${x.digest}  ${formatBytes(x.size)}${x.platforms.length ? `  [${x.platforms.join(', ')}]` : ''}${x.upstreamDigest ? `  (upstream ${x.upstreamDigest})` : ''}`);
+        out.push(`\nartifacts (${artifacts.length})`);
+        for (const x of artifacts) out.push(`  ${x.ref}  ${x.role ?? 'artifact'}  ${x.digest}  ${formatBytes(x.size)}`);
+        out.push(`\nfiles (${i.files.length})`);
+        for (const f of i.files) out.push(`  ${f.path}  ${f.role}  ${formatBytes(f.size)}  sha256:${f.sha256}`);
+        out.push(`\ntotal ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files`);
+        process.stdout.write(out.join('\n') + '\n');
+      }),
+    );
 }

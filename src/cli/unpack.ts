@@ -1,6 +1,35 @@
+import { access } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { DirTarget, UrlTarget, type FileTarget } from '../bundle/files-target.js';
+import { BundleError } from '../bundle/reader.js';
+import { parseTargetRegistry, TargetConflictError, type Layout } from '../bundle/targets.js';
+import { unpack, type UnpackResult } from '../bundle/unpack.js';
+import { emitConfig } from '../emit/write.js';
+import { createProgress, formatBytes } from '../progress/reporter.js';
+import { Authenticator, credentialLookup, dockerConfigCredentials } from '../registry/auth.js';
+import { schemeFor, Transport, type HostSettings } from '../registry/transport.js';
+import { KeyError, loadPublicKey } from '../sign/keys.js';
+import { CliError, failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { notImplemented } from './stub.js';
+import { parseConcurrency, readCredentials } from './options.js';
+import { TOOL } from './version.js';
+
+interface UnpackFlags {
+  pub?: string;
+  registry?: string;
+  filesDir?: string;
+  filesUrl?: string;
+  layout: string;
+  fileserverUrl?: string;
+  emitConfig?: string;
+  plainHttp?: boolean;
+  insecure?: boolean;
+  caFile?: string;
+  username?: string;
+  passwordStdin?: boolean;
+  concurrency?: string;
+  json?: boolean;
+}
 
 export function registerUnpack(program: Command, run: RunAction): void {
   program
@@ -8,18 +37,91 @@ export function registerUnpack(program: Command, run: RunAction): void {
     .description('verify BUNDLE while reading, push images and artifacts to the registry, put the files, write the config')
     .argument('<bundle>', 'bundle tarball')
     .option('--pub <file>', 'public key (SPKI PEM)')
-    .option('--registry <host[:port][/prefix]>', 'private registry to push to')
+    .option('--registry <host[:port][/prefix]>', 'private registry to push to (a prefix is e.g. a Harbor project)')
     .option('--files-dir <dir>', 'folder served by the file server')
     .option('--files-url <url>', 'file server URL taking HTTP PUT (e.g. nginx WebDAV)')
     .option('--layout <layout>', 'flat (REGISTRY/PATH) or host (REGISTRY/HOST/PATH)', 'flat')
-    .option('--fileserver-url <url>', 'file server URL as the cluster sees it (default --files-url)')
+    .option('--fileserver-url <url>', 'file server URL as the cluster sees it, for the emitted config (default --files-url)')
     .option('--emit-config <dir>', 'write Welkin, containerd and Kubespray config here')
     .option('--plain-http', 'speak plain HTTP to the registry')
     .option('--insecure', 'HTTPS without certificate verification')
     .option('--ca-file <file>', 'CA bundle (PEM) for the registry')
-    .option('--username <user>', 'registry user name')
+    .option('--username <user>', 'registry user name (with --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
-    .option('--concurrency <n>', 'parallel uploads')
+    .option('--concurrency <n>', 'parallel uploads (default 8)')
     .option('--json', 'print a JSON report on stdout')
-    .action(() => run('unpack', async () => notImplemented('unpack', 4)));
+    .action((bundle: string, opts: UnpackFlags) =>
+      run('unpack', async () => {
+        if (!opts.pub) throw usageError('give the public key with --pub PUB');
+        if (!opts.registry) throw usageError('give the private registry with --registry HOST[:PORT][/PREFIX]');
+        if (!opts.filesDir === !opts.filesUrl) throw usageError('give exactly one of --files-dir DIR and --files-url URL');
+        if (opts.layout !== 'flat' && opts.layout !== 'host') throw usageError(`--layout ${opts.layout}: write flat or host`);
+        if (opts.plainHttp && (opts.insecure || opts.caFile)) throw usageError('--plain-http contradicts --insecure/--ca-file (those mean HTTPS)');
+        let registry;
+        try {
+          registry = parseTargetRegistry(opts.registry);
+        } catch (err) {
+          throw usageError((err as Error).message);
+        }
+        if (opts.caFile) await access(opts.caFile).catch(() => Promise.reject(usageError(`--ca-file ${opts.caFile}: no such file`)));
+        for (const [flag, url] of [['--files-url', opts.filesUrl], ['--fileserver-url', opts.fileserverUrl]] as const) {
+          if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw usageError(`${flag} ${url}: write an http:// or https:// URL`);
+        }
+        if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
+        const concurrency = parseConcurrency(opts.concurrency, 8);
+        const credentials = await readCredentials(opts.username, opts.passwordStdin);
+        const pub = await loadPublicKey(opts.pub).catch((e: Error) => Promise.reject(failure(e.message)));
+
+        const settings: HostSettings = {
+          ...(opts.plainHttp && { plainHttp: true }),
+          ...(opts.insecure && { insecure: true }),
+          ...(opts.caFile && { caFile: opts.caFile }),
+        };
+        const transport = new Transport({ connections: concurrency, settings: (h) => (h === registry.host ? settings : {}), userAgent: TOOL.replace(' ', '/') });
+        const auth = new Authenticator(transport, credentialLookup(credentials, dockerConfigCredentials()));
+        const files: FileTarget = opts.filesDir ? new DirTarget(opts.filesDir) : new UrlTarget(opts.filesUrl ?? '', transport);
+        const progress = createProgress('airlock unpack');
+        let result: UnpackResult;
+        try {
+          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, transport, auth, concurrency, progress });
+        } catch (err) {
+          if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
+          if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
+          throw err;
+        } finally {
+          progress.finish();
+          await transport.close();
+        }
+        const scheme = schemeFor(registry.host, settings);
+        const fileserverUrl = (opts.fileserverUrl ?? opts.filesUrl)?.replace(/\/+$/, '');
+        let emitted: string[] = [];
+        if (opts.emitConfig) {
+          emitted = await emitConfig(opts.emitConfig, {
+            index: result.index,
+            registry,
+            layout: opts.layout as Layout,
+            registryScheme: scheme,
+            registryInsecure: scheme === 'http' || opts.insecure === true,
+            ...(opts.caFile && { caFile: opts.caFile }),
+            ...(fileserverUrl && { fileserverUrl }),
+          });
+          if (!fileserverUrl) progress.log('note: no --fileserver-url (or --files-url): the config has no file server URLs (OpenSearch plugins, Falco index and drivers)');
+        }
+        const { index: _index, ...report } = result;
+        if (opts.json) {
+          process.stdout.write(JSON.stringify({ ...report, emitted }, null, 2) + '\n');
+          return;
+        }
+        const pushed = result.items.filter((i) => i.status === 'pushed').length;
+        const lines = [
+          ...result.items.map((i) => `${i.status.padEnd(7)} ${i.kind.padEnd(8)} ${i.target}`),
+          result.upToDate
+            ? `everything was already in place (${result.items.length} items); nothing pushed`
+            : `${pushed} items pushed, ${result.items.length - pushed} already present; blobs: ${result.blobsPushed} uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsPresent} present; ${result.filesWritten} files written`,
+          ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
+          ...emitted.map((f) => `wrote ${f}`),
+        ];
+        process.stdout.write(lines.join('\n') + '\n');
+      }),
+    );
 }

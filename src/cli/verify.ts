@@ -1,13 +1,47 @@
 import type { Command } from 'commander';
+import { BundleError, BundleReader } from '../bundle/reader.js';
+import { createProgress, formatBytes, silentProgress } from '../progress/reporter.js';
+import { KeyError, loadPublicKey } from '../sign/keys.js';
+import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { notImplemented } from './stub.js';
 
 export function registerVerify(program: Command, run: RunAction): void {
   program
     .command('verify')
     .description('check the signature and every entry of BUNDLE in one streaming pass')
     .argument('<bundle>', 'bundle tarball')
-    .option('--pub <file>', 'public key (SPKI PEM)')
+    .option('--pub <file>', 'public key (SPKI PEM from airlock keygen)')
     .option('--json', 'print a JSON report on stdout')
-    .action(() => run('verify', async () => notImplemented('verify', 4)));
+    .action((bundle: string, opts: { pub?: string; json?: boolean }) =>
+      run('verify', async () => {
+        if (!opts.pub) throw usageError('give the public key with --pub PUB');
+        let reader: BundleReader | undefined;
+        try {
+          const pub = await loadPublicKey(opts.pub);
+          reader = await BundleReader.open(bundle, { pub });
+          const total = reader.plan().reduce((n, e) => n + e.size, 0);
+          const progress = opts.json ? silentProgress : createProgress('airlock verify');
+          progress.addTotal(total);
+          const t = progress.transfer(bundle, total);
+          try {
+            await reader.verify((n) => t.advance(n));
+          } finally {
+            t.done();
+            progress.finish();
+          }
+          const i = reader.index;
+          const report = { ok: true, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, bytes: total };
+          if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+          else process.stdout.write(`OK ${bundle}: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified\n`);
+        } catch (err) {
+          if (err instanceof BundleError || err instanceof KeyError) {
+            if (opts.json) process.stdout.write(JSON.stringify({ ok: false, bundle, error: err.message }, null, 2) + '\n');
+            throw failure(`${bundle}: ${err.message}`);
+          }
+          throw err;
+        } finally {
+          await reader?.close();
+        }
+      }),
+    );
 }

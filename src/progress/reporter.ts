@@ -70,11 +70,11 @@ export function createProgress(label: string, stream: NodeJS.WriteStream = proce
   const draw = () => {
     const { rate, eta, pct } = summary();
     if (!tty) {
-      stream.write(`${label}: ${formatBytes(done)} / ${formatBytes(total)} (${pct}%), items ${itemsDone}/${items}, ${formatBytes(rate)}/s, ETA ${formatDuration(eta)}\n`);
+      stream.write(`${label}: ${formatBytes(done)} / ${formatBytes(total)} (${pct}%)${items ? `, items ${itemsDone}/${items}` : ''}, ${formatBytes(rate)}/s, ETA ${formatDuration(eta)}\n`);
       return;
     }
     const width = Math.max(40, (stream.columns ?? 80) - 1);
-    const lines = [`${label} [${bar(total ? done / total : 0, 24)}] ${pct}% ${formatBytes(done)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)} items ${itemsDone}/${items}`];
+    const lines = [`${label} [${bar(total ? done / total : 0, 24)}] ${pct}% ${formatBytes(done)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)}${items ? ` items ${itemsDone}/${items}` : ''}`];
     for (const t of [...active.values()].slice(0, 6)) {
       const f = t.total ? t.done / t.total : 0;
       lines.push(`  [${bar(f, 16)}] ${formatBytes(t.done).padStart(9)} ${t.label}`);

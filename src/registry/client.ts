@@ -127,9 +127,11 @@ export class RegistryClient {
   }
 
   /** One request with authentication: a known token is sent up front; a 401 is answered once. */
-  private async send(repo: string, suffix: string, req: HttpRequest, actions = 'pull'): Promise<HttpResponse> {
-    const url = `${this.transport.baseUrl(this.api)}/v2/${repo}${suffix}`;
-    const scopes = [`repository:${repo}:${actions}`];
+  private send(repo: string, suffix: string, req: HttpRequest, scopes: string[] = [`repository:${repo}:pull`]): Promise<HttpResponse> {
+    return this.sendUrl(`${this.transport.baseUrl(this.api)}/v2/${repo}${suffix}`, repo, req, scopes);
+  }
+
+  private async sendUrl(url: string | URL, repo: string, req: HttpRequest, scopes: string[]): Promise<HttpResponse> {
     const known = await this.auth.authorization(this.api, scopes);
     let res = await this.transport.request(url, withAuth(req, known));
     if (res.status === 401) {
@@ -150,6 +152,109 @@ export class RegistryClient {
     return res;
   }
 
+  // ---- push side ----
+
+  /** True when the repository already holds the blob. */
+  async hasBlob(repo: string, digest: string): Promise<boolean> {
+    return withRetry(async () => {
+      const res = await this.send(repo, `/blobs/${digest}`, { method: 'HEAD' }, pushScopes(repo));
+      await res.body.dump();
+      if (res.status === 404) return false;
+      this.expect(res, [200], `HEAD blob ${this.host}/${repo}@${digest}`, '');
+      return true;
+    }, this.retry);
+  }
+
+  /** Cross-repository mount: true when the registry linked the blob without an upload. */
+  async mountBlob(repo: string, digest: string, from: string): Promise<boolean> {
+    return withRetry(async () => {
+      const q = new URLSearchParams({ mount: digest, from });
+      const res = await this.send(repo, `/blobs/uploads/?${q.toString()}`, { method: 'POST', headers: { 'content-length': '0' } }, [...pushScopes(repo), `repository:${from}:pull`]);
+      const text = await res.body.text();
+      if (res.status === 201) return true;
+      this.expect(res, [202], `mount ${digest} from ${from} into ${this.host}/${repo}`, text);
+      // The registry opened an upload session instead; close it, the caller uploads.
+      const location = header(res, 'location');
+      if (location) await this.cancelUpload(repo, location);
+      return false;
+    }, this.retry);
+  }
+
+  /**
+   * Uploads a blob from a re-readable source: monolithic (POST, PUT with the
+   * body) up to `chunkSize`, else chunked PATCHes of `chunkSize` (proxies in
+   * front of Harbor limit body sizes), then PUT ?digest=. A failed attempt
+   * starts over from the source; the registry checks the digest at the end.
+   */
+  async uploadBlob(repo: string, digest: string, size: number, source: (chunkSize: number) => AsyncIterable<Buffer>, chunkSize = 8 * 1024 * 1024): Promise<void> {
+    await withRetry(async () => {
+      const what = `upload ${this.host}/${repo}@${digest}`;
+      const start = await this.send(repo, '/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } }, pushScopes(repo));
+      const startText = await start.body.text();
+      this.expect(start, [202], what, startText);
+      let location = this.location(start, what);
+      const minChunk = Number(header(start, 'oci-chunk-min-length') ?? 0);
+      const chunk = Math.max(chunkSize, minChunk);
+      let body: Buffer | undefined;
+      if (size <= chunk) {
+        const parts: Buffer[] = [];
+        for await (const c of source(chunk)) parts.push(c);
+        body = Buffer.concat(parts);
+      } else {
+        let offset = 0;
+        for await (const c of source(chunk)) {
+          const res = await this.sendUrl(location, repo, {
+            method: 'PATCH',
+            headers: { 'content-type': 'application/octet-stream', 'content-length': String(c.length), 'content-range': `${offset}-${offset + c.length - 1}` },
+            body: c,
+          }, pushScopes(repo));
+          const text = await res.body.text();
+          this.expect(res, [202], `${what} (chunk at ${offset})`, text);
+          location = this.location(res, what);
+          offset += c.length;
+        }
+      }
+      const put = new URL(location);
+      put.searchParams.set('digest', digest);
+      const done = await this.sendUrl(put, repo, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) },
+        ...(body && { body }),
+      }, pushScopes(repo));
+      const text = await done.body.text();
+      this.expect(done, [201], what, text);
+      const got = header(done, 'docker-content-digest');
+      if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}`);
+    }, this.retry);
+  }
+
+  /** PUTs manifest bytes as they are, under a tag or their digest; checks the digest the registry computed. */
+  async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<void> {
+    const digest = sha256Digest(bytes);
+    await withRetry(async () => {
+      const res = await this.send(repo, `/manifests/${ref}`, { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': String(bytes.length) }, body: bytes }, pushScopes(repo));
+      const text = await res.body.text();
+      this.expect(res, [201], `PUT manifest ${this.host}/${repo}:${ref}`, text);
+      const got = header(res, 'docker-content-digest');
+      if (got && got !== digest) throw new RegistryError(`PUT manifest ${this.host}/${repo}:${ref}: the registry stored ${got}, not ${digest}`);
+    }, this.retry);
+  }
+
+  private location(res: HttpResponse, what: string): string {
+    const loc = header(res, 'location');
+    if (!loc) throw new RegistryError(`${what}: the registry sent no Location for the upload`);
+    return new URL(loc, res.url).toString();
+  }
+
+  private async cancelUpload(repo: string, location: string): Promise<void> {
+    try {
+      const res = await this.sendUrl(new URL(location, this.transport.baseUrl(this.api)), repo, { method: 'DELETE' }, pushScopes(repo));
+      await res.body.dump();
+    } catch {
+      // An abandoned session expires on its own.
+    }
+  }
+
   private expect(res: HttpResponse, ok: number[], what: string, body: string): void {
     if (ok.includes(res.status)) return;
     const summary = ociErrorSummary(body);
@@ -162,6 +267,10 @@ export class RegistryClient {
           : '';
     throw new RegistryError(`${what}: HTTP ${res.status}${summary ? ` ${summary}` : ''}${hint}`, res.status, code);
   }
+}
+
+function pushScopes(repo: string): string[] {
+  return [`repository:${repo}:pull,push`];
 }
 
 function withAuth(req: HttpRequest, authorization: string | undefined): HttpRequest {

@@ -1,0 +1,168 @@
+// Where files land inside the air gap: a folder the file server serves
+// (--files-dir) or a server that takes HTTP PUT (--files-url, e.g. nginx
+// WebDAV). A file becomes visible under its name only after its digest
+// matched; a `<name>.sha256` beside it (sha256sum -c format) records what was
+// put there, so a rerun can skip it without reading it back.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseRetryAfter, RETRY_STATUSES, RetryableError, withRetry, type RetryOptions } from '../registry/retry.js';
+import { header, type Transport } from '../registry/transport.js';
+import { BundleError } from './tarread.js';
+
+export interface FileTarget {
+  /** For messages: the folder or URL. */
+  readonly describe: string;
+  /** True when `p` holds exactly this content (by its sidecar and size). */
+  has(p: string, sha256: string, size: number): Promise<boolean>;
+  /** Writes `p` from `chunks`, visible only once the bytes hash to `sha256`. */
+  put(p: string, chunks: AsyncIterable<Buffer>, sha256: string, size: number): Promise<void>;
+  /** Small generated files (falco/index.yaml). */
+  putBytes(p: string, bytes: Buffer): Promise<void>;
+}
+
+function sidecar(p: string, sha256: string): Buffer {
+  return Buffer.from(`${sha256}  ${path.posix.basename(p)}\n`);
+}
+
+function sidecarMatches(text: string, p: string, sha256: string): boolean {
+  return text.trim() === sidecar(p, sha256).toString().trim();
+}
+
+export class DirTarget implements FileTarget {
+  constructor(readonly root: string) {}
+
+  get describe(): string {
+    return this.root;
+  }
+
+  /** The absolute path for `p`, refusing anything that would resolve outside the folder (a symlink in it, say). */
+  private async resolve(p: string): Promise<string> {
+    const root = await realpath(this.root);
+    const full = path.join(root, ...p.split('/'));
+    await mkdir(path.dirname(full), { recursive: true });
+    const parent = await realpath(path.dirname(full));
+    if (parent !== root && !parent.startsWith(root + path.sep)) {
+      throw new BundleError(`file ${p} would be written to ${parent}, outside ${this.root} (a symbolic link in the folder?); refusing`);
+    }
+    return path.join(parent, path.basename(full));
+  }
+
+  async has(p: string, sha256: string, size: number): Promise<boolean> {
+    try {
+      const full = await this.resolve(p);
+      const [s, side] = await Promise.all([stat(full), readFile(`${full}.sha256`, 'utf8')]);
+      return s.isFile() && s.size === size && sidecarMatches(side, p, sha256);
+    } catch {
+      return false;
+    }
+  }
+
+  async put(p: string, chunks: AsyncIterable<Buffer>, sha256: string, size: number): Promise<void> {
+    const full = await this.resolve(p);
+    const tmp = `${full}.airlock-partial`;
+    const fh = await open(tmp, 'w');
+    const h = createHash('sha256');
+    let n = 0;
+    try {
+      for await (const c of chunks) {
+        h.update(c);
+        n += c.length;
+        await fh.write(c);
+      }
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    const actual = h.digest('hex');
+    if (actual !== sha256 || n !== size) {
+      await rm(tmp, { force: true });
+      throw new BundleError(`file ${p}: sha256 ${actual} (${n} bytes) is not ${sha256} (${size} bytes); not written`);
+    }
+    await rename(tmp, full);
+    await this.putBytes(`${p}.sha256`, sidecar(p, sha256));
+  }
+
+  async putBytes(p: string, bytes: Buffer): Promise<void> {
+    const full = await this.resolve(p);
+    const tmp = `${full}.airlock-partial`;
+    await writeFile(tmp, bytes);
+    await rename(tmp, full);
+  }
+}
+
+export class UrlTarget implements FileTarget {
+  private readonly base: string;
+
+  constructor(
+    base: string,
+    private readonly transport: Transport,
+    private readonly retry: RetryOptions = {},
+  ) {
+    this.base = base.replace(/\/+$/, '');
+  }
+
+  get describe(): string {
+    return this.base;
+  }
+
+  url(p: string): string {
+    return `${this.base}/${p.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  async has(p: string, sha256: string, size: number): Promise<boolean> {
+    return withRetry(async () => {
+      const head = await this.transport.request(this.url(p), { method: 'HEAD' });
+      await head.body.dump();
+      this.retryable(head.status, head.headers['retry-after'], p);
+      if (head.status !== 200 || Number(header(head, 'content-length')) !== size) return false;
+      const side = await this.transport.request(this.url(`${p}.sha256`));
+      const text = await side.body.text();
+      this.retryable(side.status, side.headers['retry-after'], p);
+      return side.status === 200 && sidecarMatches(text, p, sha256);
+    }, this.retry);
+  }
+
+  /** Spools to a local temp file first: nothing reaches the server until the digest matched. */
+  async put(p: string, chunks: AsyncIterable<Buffer>, sha256: string, size: number): Promise<void> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'airlock-spool-'));
+    const spool = path.join(dir, 'file');
+    try {
+      const target = new DirTarget(dir);
+      await target.put('file', chunks, sha256, size).catch((err: Error) => {
+        throw new BundleError(err.message.replace('file file:', `file ${p}:`));
+      });
+      await withRetry(async () => {
+        const res = await this.transport.request(this.url(p), {
+          method: 'PUT',
+          headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' },
+          body: createReadStream(spool),
+        });
+        const text = await res.body.text();
+        this.retryable(res.status, res.headers['retry-after'], p);
+        if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw new BundleError(`PUT ${this.url(p)}: HTTP ${res.status} ${text.slice(0, 200)}`);
+      }, this.retry);
+      await this.putBytes(`${p}.sha256`, sidecar(p, sha256));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async putBytes(p: string, bytes: Buffer): Promise<void> {
+    await withRetry(async () => {
+      const res = await this.transport.request(this.url(p), { method: 'PUT', headers: { 'content-length': String(bytes.length) }, body: bytes });
+      const text = await res.body.text();
+      this.retryable(res.status, res.headers['retry-after'], p);
+      if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw new BundleError(`PUT ${this.url(p)}: HTTP ${res.status} ${text.slice(0, 200)}`);
+    }, this.retry);
+  }
+
+  private retryable(status: number, retryAfter: string | string[] | undefined, p: string): void {
+    if (RETRY_STATUSES.has(status)) throw new RetryableError(`${this.url(p)}: HTTP ${status}`, parseRetryAfter(retryAfter));
+  }
+}

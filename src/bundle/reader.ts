@@ -1,0 +1,254 @@
+// Reading a bundle that came across the trust boundary. Nothing in it is
+// believed until bundle.json's signature checks out against the public key;
+// then every entry must be exactly the next one bundle.json names, with that
+// size and digest. Anything else fails the whole bundle.
+import type { KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { landingPathProblem } from '../manifest/load.js';
+import { parseReference } from '../oci/reference.js';
+import { fingerprint, verifyBytes } from '../sign/keys.js';
+import {
+  BLOBS_PREFIX,
+  BUNDLE_JSON,
+  BUNDLE_SCHEMA_VERSION,
+  BUNDLE_SIG,
+  FILES_PREFIX,
+  INDEX_JSON,
+  OCI_LAYOUT_FILE,
+  type BundleIndex,
+} from './format.js';
+import { BundleError, readEntryHeader, readExactly } from './tarread.js';
+
+export { BundleError };
+
+const MAX_BUNDLE_JSON = 64 * 1024 * 1024;
+const MAX_SIG = 4096;
+const CHUNK = 1024 * 1024;
+
+export interface PlannedEntry {
+  readonly name: string;
+  readonly kind: 'oci-layout' | 'index.json' | 'blob' | 'file';
+  /** Hex sha256 the entry must hash to. */
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface LocatedEntry extends PlannedEntry {
+  readonly dataOffset: number;
+}
+
+export interface OpenOptions {
+  /** Public key to check the signature with; without one the bundle is read unverified (inspect). */
+  readonly pub?: KeyObject;
+}
+
+export class BundleReader {
+  private located = new Map<string, LocatedEntry>();
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    readonly index: BundleIndex,
+    readonly bundleJson: Buffer,
+    /** True when a signature entry is present; `verified` says whether it checked out. */
+    readonly signed: boolean,
+    readonly verified: boolean,
+    /** Offset of the entry after bundle.json.sig (or after bundle.json when unsigned). */
+    private readonly firstEntryOffset: number,
+  ) {}
+
+  static async open(file: string, opts: OpenOptions = {}): Promise<BundleReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'r');
+    } catch (err) {
+      throw new BundleError(`cannot open ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      return await BundleReader.read(file, fh, opts);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  private static async read(file: string, fh: FileHandle, opts: OpenOptions): Promise<BundleReader> {
+    const first = await readEntryHeader(fh, 0);
+    if (!first || first.name !== BUNDLE_JSON) {
+      throw new BundleError(`${file} is not an airlock bundle: the first entry is ${first ? `"${first.name}"` : 'missing'}, not bundle.json`);
+    }
+    if (first.size > MAX_BUNDLE_JSON) throw new BundleError(`bundle.json is ${first.size} bytes, more than ${MAX_BUNDLE_JSON}; refusing it`);
+    const bundleJson = await readExactly(fh, first.size, first.dataOffset, 'bundle.json');
+    const second = await readEntryHeader(fh, first.nextOffset);
+    let signed = false;
+    let verified = false;
+    let next = first.nextOffset;
+    if (second?.name === BUNDLE_SIG) {
+      if (second.size > MAX_SIG) throw new BundleError(`bundle.json.sig is ${second.size} bytes; a signature is under ${MAX_SIG}`);
+      signed = true;
+      const sig = (await readExactly(fh, second.size, second.dataOffset, 'bundle.json.sig')).toString('utf8');
+      if (opts.pub) {
+        verified = verifyBytes(bundleJson, sig, opts.pub);
+        if (!verified) {
+          throw new BundleError(`the signature of bundle.json does not verify with the public key (${fingerprint(opts.pub)}); the bundle was changed or signed with another key: do not use it`);
+        }
+      }
+      next = second.nextOffset;
+    } else if (opts.pub) {
+      throw new BundleError('the bundle is not signed (no bundle.json.sig after bundle.json); refusing it');
+    }
+    const index = parseIndex(bundleJson);
+    return new BundleReader(file, fh, index, bundleJson, signed, verified, next);
+  }
+
+  /** The entries bundle.json promises after the signature, in order. */
+  plan(): PlannedEntry[] {
+    const i = this.index;
+    return [
+      { name: OCI_LAYOUT_FILE, kind: 'oci-layout', sha256: i.layout['oci-layout'].sha256, size: i.layout['oci-layout'].size },
+      { name: INDEX_JSON, kind: 'index.json', sha256: i.layout['index.json'].sha256, size: i.layout['index.json'].size },
+      ...i.blobs.map((b): PlannedEntry => ({ name: BLOBS_PREFIX + b.digest.slice(7), kind: 'blob', sha256: b.digest.slice(7), size: b.size })),
+      ...i.files.map((f): PlannedEntry => ({ name: FILES_PREFIX + f.path, kind: 'file', sha256: f.sha256, size: f.size })),
+    ];
+  }
+
+  /**
+   * One pass over the rest of the tar: each entry must be the next planned one,
+   * a regular file of that size hashing to that digest; then the end marker and
+   * nothing after it. Records where each entry's data starts for later reads.
+   */
+  async verify(onBytes?: (n: number) => void): Promise<void> {
+    const buffer = Buffer.allocUnsafe(CHUNK);
+    let offset = this.firstEntryOffset;
+    const located = new Map<string, LocatedEntry>();
+    for (const want of this.plan()) {
+      const got = await readEntryHeader(this.fh, offset);
+      if (!got) throw new BundleError(`entry "${want.name}" is missing: the archive ends before it`);
+      if (got.name !== want.name) {
+        const known = located.has(got.name) ? 'a duplicate of an earlier entry' : this.plan().some((p) => p.name === got.name) ? 'out of order' : 'not named in bundle.json';
+        throw new BundleError(`entry "${got.name}" is ${known}; expected "${want.name}" here`);
+      }
+      if (got.size !== want.size) throw new BundleError(`entry "${want.name}" is ${got.size} bytes; bundle.json says ${want.size}`);
+      const h = createHash('sha256');
+      for (let done = 0; done < got.size; ) {
+        const n = Math.min(CHUNK, got.size - done);
+        const { bytesRead } = await this.fh.read(buffer, 0, n, got.dataOffset + done);
+        if (bytesRead === 0) throw new BundleError(`entry "${want.name}" is truncated at ${done} of ${got.size} bytes`);
+        h.update(buffer.subarray(0, bytesRead));
+        done += bytesRead;
+        onBytes?.(bytesRead);
+      }
+      const actual = h.digest('hex');
+      if (actual !== want.sha256) throw new BundleError(`entry "${want.name}" is corrupt: its sha256 is ${actual}, bundle.json says ${want.sha256}`);
+      located.set(want.name, { ...want, dataOffset: got.dataOffset });
+      offset = got.nextOffset;
+    }
+    const tail = await readEntryHeader(this.fh, offset);
+    if (tail) throw new BundleError(`entry "${tail.name}" is not named in bundle.json; refusing the bundle`);
+    this.located = located;
+  }
+
+  /** A verified entry's bytes, read again and re-hashed (for small entries: manifests, index.json). */
+  async readEntry(name: string, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {
+    const e = this.entry(name);
+    if (e.size > maxBytes) throw new BundleError(`entry "${name}" is ${e.size} bytes; too large to read whole`);
+    const data = await readExactly(this.fh, e.size, e.dataOffset, name);
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== e.sha256) throw new BundleError(`entry "${name}" changed on disk since it was verified`);
+    return data;
+  }
+
+  /** Streams a verified entry's bytes, hashing again; the iterator throws at the end if they changed. */
+  async *stream(name: string, chunkSize = CHUNK): AsyncGenerator<Buffer> {
+    const e = this.entry(name);
+    const h = createHash('sha256');
+    for (let done = 0; done < e.size; ) {
+      const buf = Buffer.allocUnsafe(Math.min(chunkSize, e.size - done));
+      const { bytesRead } = await this.fh.read(buf, 0, buf.length, e.dataOffset + done);
+      if (bytesRead === 0) throw new BundleError(`entry "${name}" is truncated on disk`);
+      const chunk = buf.subarray(0, bytesRead);
+      h.update(chunk);
+      done += bytesRead;
+      yield chunk;
+    }
+    if (h.digest('hex') !== e.sha256) throw new BundleError(`entry "${name}" changed on disk since it was verified`);
+  }
+
+  entry(name: string): LocatedEntry {
+    const e = this.located.get(name);
+    if (!e) throw new BundleError(`entry "${name}" has not been verified`);
+    return e;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const HEX = /^[a-f0-9]{64}$/;
+
+/** bundle.json is hostile input too: check its shape before anything uses it. */
+export function parseIndex(bytes: Buffer): BundleIndex {
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new BundleError('bundle.json is not JSON');
+  }
+  const bad = (what: string): never => {
+    throw new BundleError(`bundle.json: ${what}`);
+  };
+  const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  const size = (x: unknown, what: string) => (Number.isSafeInteger(x) && (x as number) >= 0 ? (x as number) : bad(`${what} is not a size`));
+  if (!isObj(v)) return bad('not an object');
+  if (v.schemaVersion !== BUNDLE_SCHEMA_VERSION) bad(`schemaVersion ${String(v.schemaVersion)} is not ${BUNDLE_SCHEMA_VERSION}; use a matching airlock`);
+  for (const k of ['name', 'version', 'created', 'tool'] as const) if (typeof v[k] !== 'string') bad(`${k} is not a string`);
+  if (!Array.isArray(v.images) || !Array.isArray(v.files) || !Array.isArray(v.blobs) || !isObj(v.layout)) bad('images, files, blobs or layout missing');
+  const blobs = new Set<string>();
+  for (const b of v.blobs as unknown[]) {
+    if (!isObj(b) || typeof b.digest !== 'string' || !DIGEST.test(b.digest)) bad(`blob ${JSON.stringify(b)} has no sha256 digest`);
+    const bb = b as { digest: string; size: unknown };
+    size(bb.size, `blob ${bb.digest} size`);
+    if (blobs.has(bb.digest)) bad(`blob ${bb.digest} is listed twice`);
+    blobs.add(bb.digest);
+  }
+  const paths = new Set<string>();
+  for (const f of v.files as unknown[]) {
+    if (!isObj(f) || typeof f.path !== 'string') bad('a file has no path');
+    const ff = f as Record<string, unknown>;
+    const problem = landingPathProblem(ff.path as string);
+    if (problem) bad(`file path "${String(ff.path)}" ${problem}`);
+    if (paths.has(ff.path as string)) bad(`file ${String(ff.path)} is listed twice`);
+    paths.add(ff.path as string);
+    if (typeof ff.sha256 !== 'string' || !HEX.test(ff.sha256)) bad(`file ${String(ff.path)} has no sha256`);
+    size(ff.size, `file ${String(ff.path)} size`);
+    if (!['opensearch-plugin', 'falco-driver', 'file'].includes(ff.role as string)) bad(`file ${String(ff.path)} has an unknown role`);
+  }
+  const refs = new Set<string>();
+  for (const i of v.images as unknown[]) {
+    if (!isObj(i) || typeof i.ref !== 'string') bad('an image has no ref');
+    const ii = i as Record<string, unknown>;
+    try {
+      parseReference(ii.ref as string);
+    } catch (err) {
+      bad(`image ref: ${(err as Error).message}`);
+    }
+    if (refs.has(ii.ref as string)) bad(`image ${String(ii.ref)} is listed twice`);
+    refs.add(ii.ref as string);
+    if (typeof ii.digest !== 'string' || !blobs.has(ii.digest)) bad(`image ${String(ii.ref)}: its digest is not one of the blobs`);
+    if (typeof ii.mediaType !== 'string') bad(`image ${String(ii.ref)} has no mediaType`);
+    if (ii.kind !== 'image' && ii.kind !== 'artifact') bad(`image ${String(ii.ref)} has an unknown kind`);
+    if (ii.role !== undefined && !['trivy-db', 'trivy-java-db', 'falco-rules', 'falco-plugin'].includes(ii.role as string)) bad(`image ${String(ii.ref)} has an unknown role`);
+    if (!Array.isArray(ii.platforms)) bad(`image ${String(ii.ref)} has no platforms list`);
+  }
+  const layout = v.layout as Record<string, unknown>;
+  for (const k of ['oci-layout', 'index.json']) {
+    const e = layout[k];
+    if (!isObj(e) || typeof e.sha256 !== 'string' || !HEX.test(e.sha256)) bad(`layout ${k} has no sha256`);
+    size((e as Record<string, unknown>).size, `layout ${k} size`);
+  }
+  if (!isObj(v.signer) || typeof v.signer.fingerprint !== 'string') bad('signer is missing');
+  return v as unknown as BundleIndex;
+}

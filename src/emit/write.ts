@@ -1,0 +1,27 @@
+// --emit-config DIR: every config file for what the bundle holds, each written atomically.
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { containerdHosts, kubesprayMirrors } from './containerd.js';
+import type { EmitContext } from './context.js';
+import { welkinCommonConfig, welkinScConfig } from './welkin.js';
+
+export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[]> {
+  const files = new Map<string, string>();
+  const common = welkinCommonConfig(ctx);
+  if (common) files.set('welkin/common-config.yaml', common);
+  const sc = welkinScConfig(ctx);
+  if (sc) files.set('welkin/sc-config.yaml', sc);
+  for (const [host, text] of containerdHosts(ctx)) files.set(`containerd/certs.d/${host}/hosts.toml`, text);
+  const kubespray = kubesprayMirrors(ctx);
+  if (kubespray) files.set('kubespray/containerd-mirrors.yaml', kubespray);
+  const written: string[] = [];
+  for (const [rel, text] of files) {
+    const full = path.join(dir, ...rel.split('/'));
+    await mkdir(path.dirname(full), { recursive: true });
+    const tmp = `${full}.airlock-partial`;
+    await writeFile(tmp, text);
+    await rename(tmp, full);
+    written.push(full);
+  }
+  return written;
+}
