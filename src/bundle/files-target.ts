@@ -39,10 +39,10 @@ export class DirTarget implements FileTarget {
   }
 
   /** The absolute path for `p`, refusing anything that would resolve outside the folder (a symlink in it, say). */
-  private async resolve(p: string): Promise<string> {
+  private async resolve(p: string, create = true): Promise<string> {
     const root = await realpath(this.root);
     const full = path.join(root, ...p.split('/'));
-    await mkdir(path.dirname(full), { recursive: true });
+    if (create) await mkdir(path.dirname(full), { recursive: true });
     const parent = await realpath(path.dirname(full));
     if (parent !== root && !parent.startsWith(root + path.sep)) {
       throw new BundleError(`file ${p} would be written to ${parent}, outside ${this.root} (a symbolic link in the folder?); refusing`);
@@ -52,7 +52,7 @@ export class DirTarget implements FileTarget {
 
   async has(p: string, sha256: string, size: number): Promise<boolean> {
     try {
-      const full = await this.resolve(p);
+      const full = await this.resolve(p, false);
       const [s, side] = await Promise.all([stat(full), readFile(`${full}.sha256`, 'utf8')]);
       return s.isFile() && s.size === size && sidecarMatches(side, p, sha256);
     } catch {

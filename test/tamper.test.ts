@@ -1,0 +1,240 @@
+// Hostile bundles: each one is refused by verify and by unpack, which writes
+// nothing outside its folder and leaves no tag in the registry.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { runAirlock } from './support/cli.js';
+import { makeTempDir } from './support/proc.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+import { flip, rewrite, writeEntries, type HostileEntry } from './support/tamper.js';
+import { readTar, type TarEntry } from './support/tarball.js';
+import { startUpstream, type Upstream } from './support/upstream.js';
+
+let up: Upstream;
+let target: TestRegistry;
+let work: string;
+let good: string;
+let pub: string;
+let keyFile: string;
+/** Where traversal entries would land if anything followed them. */
+let outside: string;
+
+before(async () => {
+  up = await startUpstream();
+  target = await startRegistry();
+  work = await makeTempDir('airlock-tamper-');
+  outside = path.join(work, 'outside');
+  await mkdir(outside);
+  assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k')])).code, 0);
+  pub = path.join(work, 'k.pub');
+  keyFile = path.join(work, 'k.key');
+  await writeFile(path.join(work, 'm.yaml'), up.manifest());
+  good = path.join(work, 'good.tar');
+  const b = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', good, '--key', keyFile, '--cache', path.join(work, 'cache')]);
+  assert.equal(b.code, 0, b.stderr);
+});
+after(async () => {
+  await up?.stop();
+  await target?.stop();
+});
+
+const same = (e: TarEntry): HostileEntry => ({ name: e.name, data: e.data });
+const isLayer = (e: TarEntry) => e.name.startsWith('blobs/') && e.size > 50_000;
+const isFile = (e: TarEntry) => e.name.startsWith('files/');
+
+function resign(bundleJson: Buffer, privatePem: string): Buffer {
+  return Buffer.from(sign('sha256', bundleJson, { key: privatePem, dsaEncoding: 'der' }).toString('base64'));
+}
+
+interface Case {
+  name: string;
+  reason: RegExp;
+  make: (entries: TarEntry[]) => Promise<{ entries: HostileEntry[]; truncateAt?: number }> | { entries: HostileEntry[]; truncateAt?: number };
+}
+
+const otherKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+
+const cases: Case[] = [
+  {
+    name: 'a flipped byte in a layer',
+    reason: /entry "blobs\/sha256\/[a-f0-9]{64}" is corrupt: its sha256 is/,
+    make: (es) => {
+      const i = es.findIndex(isLayer);
+      return { entries: es.map((e, j) => (j === i ? { name: e.name, data: flip(e.data) } : same(e))) };
+    },
+  },
+  {
+    name: 'a flipped byte in a file',
+    reason: /entry "files\/.+" is corrupt/,
+    make: (es) => ({ entries: es.map((e) => (isFile(e) ? { name: e.name, data: flip(e.data) } : same(e))) }),
+  },
+  {
+    name: 'bundle.json changed, old signature kept',
+    reason: /signature of bundle\.json does not verify/,
+    make: (es) => ({
+      entries: es.map((e) => (e.name === 'bundle.json' ? { name: e.name, data: Buffer.from(e.data.toString('utf8').replace('"test-bundle"', '"evil-bundle"')) } : same(e))),
+    }),
+  },
+  {
+    name: 'signed with another key',
+    reason: /signature of bundle\.json does not verify/,
+    make: (es) => {
+      const bj = es.find((e) => e.name === 'bundle.json')!.data;
+      return { entries: es.map((e) => (e.name === 'bundle.json.sig' ? { name: e.name, data: resign(bj, otherKey) } : same(e))) };
+    },
+  },
+  {
+    name: 'no signature',
+    reason: /not signed/,
+    make: (es) => ({ entries: es.filter((e) => e.name !== 'bundle.json.sig').map(same) }),
+  },
+  {
+    name: 'an extra entry at the end',
+    reason: /entry "extra\.txt" is not named in bundle\.json/,
+    make: (es) => ({ entries: [...es.map(same), { name: 'extra.txt', data: Buffer.from('hi') }] }),
+  },
+  {
+    name: 'a path traversal entry',
+    reason: /entry "files\/\.\.\/\.\.\/.*" is not named in bundle\.json/,
+    make: (es) => {
+      const rel = path.relative(path.join(work, 'x', 'y'), path.join(outside, 'evil.txt'));
+      const i = es.findIndex(isFile);
+      return { entries: [...es.slice(0, i).map(same), { name: `files/../../${rel}`, data: Buffer.from('evil') }, ...es.slice(i).map(same)] };
+    },
+  },
+  {
+    name: 'an absolute path entry',
+    reason: /entry "\/.*evil-abs\.txt" is not named in bundle\.json/,
+    make: (es) => {
+      const i = es.findIndex(isFile);
+      return { entries: [...es.slice(0, i).map(same), { name: path.join(outside, 'evil-abs.txt'), data: Buffer.from('evil') }, ...es.slice(i).map(same)] };
+    },
+  },
+  {
+    name: 'a symlink in place of a file',
+    reason: /is a symbolic link; a bundle holds regular files only/,
+    make: (es) => ({ entries: es.map((e) => (isFile(e) ? { name: e.name, type: 'symlink', linkname: '/etc/passwd' } : same(e))) }),
+  },
+  {
+    name: 'a hard link in place of a blob',
+    reason: /is a hard link; a bundle holds regular files only/,
+    make: (es) => {
+      const i = es.findIndex(isLayer);
+      return { entries: es.map((e, j) => (j === i ? { name: e.name, type: 'link', linkname: 'bundle.json' } : same(e))) };
+    },
+  },
+  {
+    name: 'truncated in the middle of a layer',
+    reason: /truncated/,
+    make: async (es) => {
+      // Written whole, then cut: find where the first layer's data starts.
+      const i = es.findIndex(isLayer);
+      let offset = 0;
+      for (const e of es.slice(0, i)) offset += 512 + Math.ceil(e.size / 512) * 512;
+      return { entries: es.map(same), truncateAt: offset + 512 + 1000 };
+    },
+  },
+  {
+    name: 'a missing blob',
+    reason: /expected "blobs\/sha256\/[a-f0-9]{64}" here/,
+    make: (es) => {
+      const i = es.findIndex(isLayer);
+      return { entries: es.filter((_e, j) => j !== i).map(same) };
+    },
+  },
+  {
+    name: 'a duplicate entry',
+    reason: /is a duplicate of an earlier entry/,
+    make: (es) => {
+      const i = es.findIndex(isLayer);
+      return { entries: [...es.slice(0, i + 1).map(same), same(es[i]!), ...es.slice(i + 1).map(same)] };
+    },
+  },
+  {
+    name: 'two blobs swapped',
+    reason: /is out of order/,
+    make: (es) => {
+      const blobs = es.map((e, j) => [e, j] as const).filter(([e]) => e.name.startsWith('blobs/'));
+      const [a, b] = [blobs[1]![1], blobs[2]![1]];
+      const out = es.map(same);
+      [out[a], out[b]] = [out[b]!, out[a]!];
+      return { entries: out };
+    },
+  },
+  {
+    name: 'a signed bundle.json naming a file path with ..',
+    reason: /bundle\.json: file path "\.\.\/escape\.bin" contains "\.\."/,
+    make: async (es) => {
+      const bj = JSON.parse(es.find((e) => e.name === 'bundle.json')!.data.toString('utf8')) as { files: Array<{ path: string }> };
+      bj.files[0]!.path = '../escape.bin';
+      const data = Buffer.from(JSON.stringify(bj));
+      const pem = await readFile(keyFile, 'utf8');
+      return { entries: es.map((e) => (e.name === 'bundle.json' ? { name: e.name, data } : e.name === 'bundle.json.sig' ? { name: e.name, data: resign(data, pem) } : same(e))) };
+    },
+  },
+  {
+    name: 'a directory entry',
+    reason: /is a directory; a bundle holds regular files only/,
+    make: (es) => {
+      const i = es.findIndex(isFile);
+      return { entries: [...es.slice(0, i).map(same), { name: 'files/tools/', type: 'directory' }, ...es.slice(i).map(same)] };
+    },
+  },
+  {
+    name: 'not a tar at all',
+    reason: /is not an airlock bundle|bad checksum|truncated/,
+    make: () => ({ entries: [{ name: 'README', data: Buffer.from('hello') }] }),
+  },
+];
+
+async function catalog(): Promise<string[]> {
+  const agent = new Agent();
+  try {
+    const res = await request(`${target.url}/v2/_catalog`, { dispatcher: agent });
+    return (JSON.parse(Buffer.from(await res.body.arrayBuffer()).toString('utf8')) as { repositories: string[] }).repositories;
+  } finally {
+    await agent.close();
+  }
+}
+
+describe('tamper matrix', () => {
+  it('the good bundle, rewritten entry by entry with another tar writer, still verifies (the control)', async () => {
+    const copy = path.join(work, 'control.tar');
+    await rewrite(good, copy, (es) => es.map(same));
+    const r = await runAirlock(['verify', copy, '--pub', pub]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  for (const [n, c] of cases.entries()) {
+    it(`refuses: ${c.name}`, async () => {
+      const file = path.join(work, `hostile-${n}.tar`);
+      const { entries, truncateAt } = await c.make(await readTar(good));
+      await writeEntries(file, entries, truncateAt !== undefined ? { truncateAt } : {});
+
+      const v = await runAirlock(['verify', file, '--pub', pub]);
+      assert.equal(v.code, 1, `verify exit code; stderr: ${v.stderr}`);
+      assert.match(v.stderr, c.reason);
+
+      const dest = path.join(work, 'x', 'y', `files-${n}`);
+      await mkdir(dest, { recursive: true });
+      const u = await runAirlock(['unpack', file, '--pub', pub, '--registry', `${target.host}/case${n}`, '--files-dir', dest]);
+      assert.equal(u.code, 1, `unpack exit code; stderr: ${u.stderr}`);
+      assert.match(u.stderr, c.reason);
+      assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
+      assert.deepEqual(await readdir(outside), [], 'nothing written outside it');
+      assert.equal(existsSync(path.join(work, 'x', 'escape.bin')), false);
+    });
+  }
+
+  it('no case left a repository, manifest or tag in the registry', async () => {
+    assert.deepEqual(await catalog(), []);
+    // Every case was refused before the first push: not even a blob upload started.
+    const data = path.join(target.dataDir, 'docker/registry/v2/repositories');
+    assert.equal(existsSync(data) ? (await readdir(data)).length : 0, 0);
+
+  });
+});
