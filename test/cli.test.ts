@@ -32,7 +32,7 @@ test('each command documents the SPEC §1 options', async () => {
 });
 
 test('commands that are not built yet exit 1 and say so', async () => {
-  for (const args of [['verify', 'b.tar'], ['inspect', 'b.tar'], ['unpack', 'b.tar'], ['serve', 'b.tar']]) {
+  for (const args of [['serve', 'b.tar']]) {
     const r = await runAirlock(args);
     assert.equal(r.code, 1, args.join(' '));
     assert.match(r.stderr, new RegExp(`airlock ${args[0]}: not implemented yet \\(tracked in issue #\\d\\)`));
