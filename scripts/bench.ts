@@ -105,6 +105,40 @@ async function pushBigImage(reg: TestRegistry, dir: string, size: number): Promi
   return `${reg.host}/bench/big:v1`;
 }
 
+/** unpack vs skopeo copy from the same bundle, a second unpack, and verify vs sha256sum. */
+async function benchUnpack(refs: string[], dir: string): Promise<void> {
+  const bundle = path.join(dir, 'b.tar');
+  const pub = path.join(dir, 'k.pub');
+  const t1 = await startRegistry();
+  const t2 = await startRegistry();
+  try {
+    const files = await makeTempDir('airlock-bench-files-');
+    const args = [AIRLOCK, 'unpack', bundle, '--pub', pub, '--registry', t1.host, '--files-dir', files];
+    const first = await timed(process.execPath, args);
+    const second = await timed(process.execPath, args);
+    const skStart = process.hrtime.bigint();
+    for (const r of refs) {
+      const name = r.slice(r.indexOf('/') + 1);
+      await skopeoOk(['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${bundle}:${r}`, `docker://${t2.host}/${name}`]);
+    }
+    const sk = Number(process.hrtime.bigint() - skStart) / 1e9;
+    const verify = await timed(process.execPath, [AIRLOCK, 'verify', bundle, '--pub', pub]);
+    const sum = await timed('sha256sum', [bundle]);
+    console.log('\nunpack into a fresh registry vs skopeo copy oci-archive:… loop from the same bundle:');
+    console.log(`  airlock unpack, first        ${first.seconds.toFixed(2)} s  (peak RSS ${first.peakRssMB.toFixed(0)} MiB)`);
+    console.log(`  skopeo copy × ${IMAGES}            ${sk.toFixed(2)} s`);
+    console.log(`  ratio unpack/skopeo = ${(first.seconds / sk).toFixed(2)} (target ≤ 0.4)`);
+    console.log(`  airlock unpack, second       ${second.seconds.toFixed(2)} s`);
+    console.log(`  ratio second/first = ${(second.seconds / first.seconds).toFixed(3)} (target ≤ 0.05)`);
+    console.log(`  airlock verify               ${verify.seconds.toFixed(2)} s  (peak RSS ${verify.peakRssMB.toFixed(0)} MiB)`);
+    console.log(`  sha256sum                    ${sum.seconds.toFixed(2)} s`);
+    console.log(`  ratio verify/sha256sum = ${(verify.seconds / sum.seconds).toFixed(2)}`);
+  } finally {
+    await t1.stop();
+    await t2.stop();
+  }
+}
+
 async function skopeoLoop(refs: string[], ociDir: string): Promise<number> {
   const start = process.hrtime.bigint();
   for (const [i, r] of refs.entries()) {
@@ -139,6 +173,8 @@ async function main(): Promise<void> {
     console.log(`  skopeo copy × ${IMAGES}           ${skopeoSeconds.toFixed(2)} s`);
     console.log(`  ratio build/skopeo = ${(build.seconds / skopeoSeconds).toFixed(2)} (target ≤ 0.5)`);
 
+    await benchUnpack(refs, dir);
+
     // A registry across a network: every request answered 30 ms late (a proxy in front of the same registry).
     const proxy = await startFaultProxy(reg.url, { rules: [{ kind: 'delay', ms: 30, match: /./, times: Number.MAX_SAFE_INTEGER }] });
     try {
@@ -160,6 +196,16 @@ async function main(): Promise<void> {
       await writeFile(path.join(dir, 'big.yaml'), manifestFor([ref]));
       const b = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'big.yaml'), '-o', path.join(dir, 'big.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'bigcache')]);
       console.log(`  airlock build of a 1 GiB layer: ${b.seconds.toFixed(1)} s, peak RSS ${b.peakRssMB.toFixed(0)} MiB (target ≤ 150 MB)`);
+      const t = await startRegistry();
+      try {
+        const args = [AIRLOCK, 'unpack', path.join(dir, 'big.tar'), '--pub', path.join(dir, 'k.pub'), '--registry', t.host, '--files-dir', await makeTempDir('airlock-bench-files-')];
+        const u = await timed(process.execPath, args);
+        const again = await timed(process.execPath, args);
+        console.log(`  airlock unpack of it:           ${u.seconds.toFixed(1)} s, peak RSS ${u.peakRssMB.toFixed(0)} MiB`);
+        console.log(`  second unpack:                  ${again.seconds.toFixed(2)} s (second/first ${(again.seconds / u.seconds).toFixed(3)})`);
+      } finally {
+        await t.stop();
+      }
     }
   } finally {
     await reg.stop();

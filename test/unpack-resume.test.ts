@@ -87,3 +87,39 @@ it('SIGKILL mid-unpack, rerun: complete and identical; then nothing is uploaded 
   assert.equal(uploads().length, 0, 'no upload was even started');
   assert.equal(proxy.stats.requests.filter((r) => r.method !== 'HEAD' && r.method !== 'GET').length, 0, 'nothing but HEAD/GET reached the registry');
 });
+
+it('pushes through 429 and 503 answers, and in PATCH chunks when AIRLOCK_CHUNK_SIZE is small', async () => {
+  const fresh = await startRegistry();
+  const p = await startFaultProxy(fresh.url);
+  try {
+    const dir = await makeTempDir('airlock-unpack-faults-');
+    assert.equal((await runAirlock(['keygen', '--out', path.join(dir, 'k')])).code, 0);
+    await writeFile(path.join(dir, 'm.yaml'), up.manifest());
+    const bundle = path.join(dir, 'b.tar');
+    assert.equal((await runAirlock(['build', path.join(dir, 'm.yaml'), '-o', bundle, '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'c')])).code, 0);
+    p.addRule({ kind: 'status', status: 429, retryAfter: 1, method: 'POST', match: /\/blobs\/uploads\/$/, times: 2 });
+    p.addRule({ kind: 'status', status: 503, method: 'PUT', match: /\/manifests\//, times: 2 });
+    p.addRule({ kind: 'status', status: 503, method: 'PATCH', match: /\/blobs\/uploads\//, times: 1 });
+    const r = await runAirlock(['unpack', bundle, '--pub', path.join(dir, 'k.pub'), '--registry', p.host, '--files-dir', await makeTempDir('airlock-files-')], undefined, {
+      env: { ...process.env, AIRLOCK_CHUNK_SIZE: '100000' },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(p.pendingRules, 0, 'every fault was hit');
+    const patches = p.stats.requests.filter((q) => q.method === 'PATCH' && q.status === 202);
+    assert.ok(patches.length >= 4, `${patches.length} PATCH chunks (the 300 kB layer in 100 kB pieces)`);
+    const agent = new Agent();
+    try {
+      const res = await request(`${fresh.url}/v2/team/app/blobs/${up.sharedLayer}`, { dispatcher: agent });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      assert.equal(`sha256:${createHash('sha256').update(body).digest('hex')}`, up.sharedLayer);
+      const m = await request(`${fresh.url}/v2/team/app/manifests/1.0`, { method: 'HEAD', headers: { accept: ACCEPT_ALL_MANIFESTS }, dispatcher: agent });
+      await m.body.dump();
+      assert.equal(m.headers['docker-content-digest'], up.refs.ociIndex.pushed.digest);
+    } finally {
+      await agent.close();
+    }
+  } finally {
+    await p.stop();
+    await fresh.stop();
+  }
+});

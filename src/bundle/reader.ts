@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { landingPathProblem } from '../manifest/load.js';
+import { landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
 import {
@@ -173,6 +173,19 @@ export class BundleReader {
       yield chunk;
     }
     if (h.digest('hex') !== e.sha256) throw new BundleError(`entry "${name}" changed on disk since it was verified`);
+  }
+
+  /** Bytes [start, end) of a verified entry, not re-hashed: for uploads the registry (and the uploader) check by digest. */
+  async *range(name: string, start: number, end: number, chunkSize = CHUNK): AsyncGenerator<Buffer> {
+    const e = this.entry(name);
+    if (start < 0 || end > e.size || start > end) throw new BundleError(`entry "${name}": bad range ${start}-${end}`);
+    for (let pos = start; pos < end; ) {
+      const buf = Buffer.allocUnsafe(Math.min(chunkSize, end - pos));
+      const { bytesRead } = await this.fh.read(buf, 0, buf.length, e.dataOffset + pos);
+      if (bytesRead === 0) throw new BundleError(`entry "${name}" is truncated on disk`);
+      pos += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
   }
 
   entry(name: string): LocatedEntry {

@@ -164,7 +164,10 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
       await limit(async () => {
         const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size);
         try {
-          await client.uploadBlob(repo, digest, size, (chunk) => counted(reader.stream(BLOBS_PREFIX + digest.slice(7), chunk), (n) => t.advance(n)), opts.chunkSize);
+          const name = BLOBS_PREFIX + digest.slice(7);
+          await client.uploadBlob(repo, digest, size, (start, end) => counted(reader.range(name, start, end), (n) => t.advance(n)), {
+            ...(opts.chunkSize && { chunkSize: opts.chunkSize, monolithicMax: opts.chunkSize }),
+          });
         } finally {
           t.done();
         }

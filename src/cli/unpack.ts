@@ -83,7 +83,8 @@ export function registerUnpack(program: Command, run: RunAction): void {
         const progress = createProgress('airlock unpack');
         let result: UnpackResult;
         try {
-          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, transport, auth, concurrency, progress });
+          const chunkSize = uploadChunkSize();
+          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, transport, auth, concurrency, progress, ...(chunkSize && { chunkSize }) });
         } catch (err) {
           if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
           if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
@@ -124,4 +125,16 @@ export function registerUnpack(program: Command, run: RunAction): void {
         process.stdout.write(lines.join('\n') + '\n');
       }),
     );
+}
+
+/**
+ * Blobs larger than this go up in PATCH chunks of this size (default: one PUT up
+ * to 8 MiB, PATCH chunks of 64 MiB above);
+ * set AIRLOCK_CHUNK_SIZE (bytes) lower for a proxy that limits request bodies.
+ */
+function uploadChunkSize(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.AIRLOCK_CHUNK_SIZE;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1024) throw usageError(`AIRLOCK_CHUNK_SIZE=${v}: give a whole number of bytes, at least 1024`);
+  return Number(v);
 }

@@ -14,6 +14,9 @@ import { formatPath, ManifestError, type PathSegment, type Problem } from './pro
 import { validateSchema } from './schema.js';
 import { YamlSource } from './source.js';
 import { substitute } from './vars.js';
+import { landingPathProblem } from './paths.js';
+
+export { landingPathProblem };
 import type { ArtifactItem, ArtifactRole, Checksum, FileItem, ImageItem, Item, Origin, Plan, RegistrySettings } from './types.js';
 
 export interface LoadOptions {
@@ -327,20 +330,6 @@ class Loader {
       message: `lands at files/${item.path}, where ${first?.file}:${first?.line}:${first?.col} (${first?.path}) already puts ${existing.url}${existing.url === item.url ? ' with another checksum' : ''}; give one of them another path`,
     });
   }
-}
-
-/** Why a landing path is unsafe, or undefined when it is a plain relative path. */
-export function landingPathProblem(p: string): string | undefined {
-  if (p === '') return 'is empty';
-  if (p.startsWith('/') || /^[A-Za-z]:/.test(p)) return 'is absolute';
-  if (p.includes('\\')) return 'contains "\\"';
-  // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-  if (/[\x00-\x1f\x7f]/.test(p)) return 'contains control characters';
-  if (p.endsWith('/')) return 'ends with "/"';
-  const segments = p.split('/');
-  if (segments.some((s) => s === '..')) return 'contains ".."';
-  if (segments.some((s) => s === '' || s === '.')) return 'contains an empty or "." segment';
-  return undefined;
 }
 
 function sameChecksum(a: Checksum, b: Checksum): boolean {

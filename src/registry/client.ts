@@ -1,6 +1,8 @@
 // A client for one registry (distribution API), pull side. Manifests come
 // back as the exact bytes the registry sent, checked against the digest;
 // blobs come back as streams for the cache to hash while it writes.
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { apiHost } from '../oci/reference.js';
 import { sha256Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT } from '../oci/mediatypes.js';
@@ -39,6 +41,9 @@ export interface BlobResponse {
   /** Total blob size when the registry said. */
   readonly size?: number;
 }
+
+/** Reads bytes [start, end) of the content being uploaded; called again for a retry. */
+export type ReadRange = (start: number, end: number) => AsyncIterable<Buffer>;
 
 export class RegistryClient {
   /** The host as named in references (`docker.io`); requests go to apiHost(). */
@@ -181,12 +186,15 @@ export class RegistryClient {
   }
 
   /**
-   * Uploads a blob from a re-readable source: monolithic (POST, PUT with the
-   * body) up to `chunkSize`, else chunked PATCHes of `chunkSize` (proxies in
-   * front of Harbor limit body sizes), then PUT ?digest=. A failed attempt
-   * starts over from the source; the registry checks the digest at the end.
+   * Uploads a blob from a re-readable source. Up to `monolithicMax` bytes it
+   * is one PUT with the body; larger blobs stream in PATCH chunks of
+   * `chunkSize` (each streamed from the source, not buffered; proxies in
+   * front of Harbor limit body sizes), then PUT ?digest=. The bytes are
+   * hashed on the way and the upload is abandoned before the final PUT if
+   * they do not match; a failed attempt starts over from the source.
    */
-  async uploadBlob(repo: string, digest: string, size: number, source: (chunkSize: number) => AsyncIterable<Buffer>, chunkSize = 8 * 1024 * 1024): Promise<void> {
+  async uploadBlob(repo: string, digest: string, size: number, read: ReadRange, opts: { chunkSize?: number; monolithicMax?: number } = {}): Promise<void> {
+    const monolithicMax = opts.monolithicMax ?? 8 * 1024 * 1024;
     await withRetry(async () => {
       const what = `upload ${this.host}/${repo}@${digest}`;
       const start = await this.send(repo, '/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } }, pushScopes(repo));
@@ -194,25 +202,36 @@ export class RegistryClient {
       this.expect(start, [202], what, startText);
       let location = this.location(start, what);
       const minChunk = Number(header(start, 'oci-chunk-min-length') ?? 0);
-      const chunk = Math.max(chunkSize, minChunk);
+      const chunk = Math.max(opts.chunkSize ?? 64 * 1024 * 1024, minChunk, 1);
+      const hash = createHash('sha256');
+      const hashed = async function* (src: AsyncIterable<Buffer>) {
+        for await (const c of src) {
+          hash.update(c);
+          yield c;
+        }
+      };
       let body: Buffer | undefined;
-      if (size <= chunk) {
+      if (size <= Math.min(monolithicMax, chunk)) {
         const parts: Buffer[] = [];
-        for await (const c of source(chunk)) parts.push(c);
+        for await (const c of hashed(read(0, size))) parts.push(c);
         body = Buffer.concat(parts);
       } else {
-        let offset = 0;
-        for await (const c of source(chunk)) {
+        for (let offset = 0; offset < size; offset += chunk) {
+          const end = Math.min(size, offset + chunk);
           const res = await this.sendUrl(location, repo, {
             method: 'PATCH',
-            headers: { 'content-type': 'application/octet-stream', 'content-length': String(c.length), 'content-range': `${offset}-${offset + c.length - 1}` },
-            body: c,
+            headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}` },
+            body: Readable.from(hashed(read(offset, end))),
           }, pushScopes(repo));
           const text = await res.body.text();
           this.expect(res, [202], `${what} (chunk at ${offset})`, text);
           location = this.location(res, what);
-          offset += c.length;
         }
+      }
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (actual !== digest) {
+        await this.cancelUpload(repo, location);
+        throw new RegistryError(`${what}: the bytes read hash to ${actual}; upload abandoned`);
       }
       const put = new URL(location);
       put.searchParams.set('digest', digest);
