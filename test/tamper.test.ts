@@ -185,6 +185,14 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'an oversized pax header',
+    reason: /a pax header of \d+ bytes is larger than 65536/,
+    make: (es) => {
+      const i = es.findIndex(isFile);
+      return { entries: [...es.slice(0, i).map(same), { name: `files/${'x/'.repeat(40_000)}y`, data: Buffer.from('evil') }, ...es.slice(i).map(same)] };
+    },
+  },
+  {
     name: 'not a tar at all',
     reason: /is not an airlock bundle|bad checksum|truncated/,
     make: () => ({ entries: [{ name: 'README', data: Buffer.from('hello') }] }),

@@ -16,6 +16,7 @@ import { startRegistry, type TestRegistry } from './support/registry.js';
 import { ACCEPT_ALL_MANIFESTS, makeLayer } from './support/seed.js';
 import { skopeoOk } from './support/skopeo.js';
 import { startUpstream, TRIVY_DB_LAYER, type Upstream } from './support/upstream.js';
+import { makeCA } from './support/tls.js';
 
 let up: Upstream;
 let work: string;
@@ -33,6 +34,10 @@ before(async () => {
   assert.equal(b.code, 0, b.stderr);
 });
 after(async () => up?.stop());
+
+async function makeOtherCa(): Promise<string> {
+  return (await makeCA(await makeTempDir('airlock-otherca-'), 'not the registry CA')).caCert;
+}
 
 /** The flat-layout name of an upstream repository path in the target. */
 const flat = (p: string) => p;
@@ -280,6 +285,15 @@ describe('a target with basic auth over TLS, and a WebDAV file server', () => {
     const body = Buffer.from(await res.body.arrayBuffer());
     await agent.close();
     assert.equal(createHash('sha256').update(body).digest('hex'), up.driver.sha256);
+  });
+
+  it('--insecure speaks HTTPS without checking the certificate; without it or a CA, the certificate is refused', async () => {
+    const args = ['unpack', bundle, '--pub', pub, '--registry', `${target.host}/insecure`, '--username', 'pusher', '--password-stdin', '--files-dir', await makeTempDir('airlock-files-')];
+    const refused = await runAirlock([...args, '--ca-file', up.registry.caFile ?? (await makeOtherCa())], 'hunter2');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /certificate/i);
+    const ok = await runAirlock([...args, '--insecure'], 'hunter2');
+    assert.equal(ok.code, 0, ok.stderr);
   });
 
   it('wrong credentials fail naming the registry', async () => {
