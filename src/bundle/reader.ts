@@ -149,6 +149,45 @@ export class BundleReader {
     this.located = located;
   }
 
+  /**
+   * Walks the headers only (no data read): each entry must be the next planned
+   * one with that size, regular, and nothing may follow. For serving, where each
+   * entry is then hashed once before its first byte goes out (verifyEntry).
+   */
+  async scan(): Promise<void> {
+    let offset = this.firstEntryOffset;
+    const located = new Map<string, LocatedEntry>();
+    const plan = this.plan();
+    for (const want of plan) {
+      const got = await readEntryHeader(this.fh, offset);
+      if (!got) throw new BundleError(`entry "${want.name}" is missing: the archive ends before it`);
+      if (got.name !== want.name) throw new BundleError(`entry "${got.name}" is ${plan.some((p) => p.name === got.name) ? 'duplicated or out of order' : 'not named in bundle.json'}; expected "${want.name}" here`);
+      if (got.size !== want.size) throw new BundleError(`entry "${want.name}" is ${got.size} bytes; bundle.json says ${want.size}`);
+      located.set(want.name, { ...want, dataOffset: got.dataOffset });
+      offset = got.nextOffset;
+    }
+    const tail = await readEntryHeader(this.fh, offset);
+    if (tail) throw new BundleError(`entry "${tail.name}" is not named in bundle.json; refusing the bundle`);
+    const { size } = await this.fh.stat();
+    if (size < offset + 1024) throw new BundleError('the bundle is truncated: the end-of-archive marker is missing');
+    this.located = located;
+  }
+
+  /** Hashes one located entry whole; throws when it does not match bundle.json. */
+  async verifyEntry(name: string): Promise<void> {
+    const e = this.entry(name);
+    const h = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(CHUNK);
+    for (let done = 0; done < e.size; ) {
+      const { bytesRead } = await this.fh.read(buffer, 0, Math.min(CHUNK, e.size - done), e.dataOffset + done);
+      if (bytesRead === 0) throw new BundleError(`entry "${name}" is truncated at ${done} of ${e.size} bytes`);
+      h.update(buffer.subarray(0, bytesRead));
+      done += bytesRead;
+    }
+    const actual = h.digest('hex');
+    if (actual !== e.sha256) throw new BundleError(`entry "${name}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+  }
+
   /** A verified entry's bytes, read again and re-hashed (for small entries: manifests, index.json). */
   async readEntry(name: string, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {
     const e = this.entry(name);

@@ -1,6 +1,17 @@
 import type { Command } from 'commander';
+import { BundleError, BundleReader } from '../bundle/reader.js';
+import { serve } from '../serve/server.js';
+import { KeyError, loadPublicKey } from '../sign/keys.js';
+import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { notImplemented } from './stub.js';
+
+/** `127.0.0.1:5000`, `[::1]:5000`, `:5000` (all addresses is not the default: say 0.0.0.0). */
+export function parseListen(flag: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw usageError(`${flag} ${value}: write ADDR:PORT, e.g. 127.0.0.1:5000 or [::1]:5000`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
 
 export function registerServe(program: Command, run: RunAction): void {
   program
@@ -10,7 +21,43 @@ export function registerServe(program: Command, run: RunAction): void {
     .option('--pub <file>', 'public key (SPKI PEM)')
     .option('--listen <addr:port>', 'registry address', '127.0.0.1:5000')
     .option('--files-listen <addr:port>', 'file server address', '127.0.0.1:8080')
-    .option('--tls-cert <file>', 'TLS certificate (PEM)')
+    .option('--tls-cert <file>', 'TLS certificate (PEM) for both servers')
     .option('--tls-key <file>', 'TLS key (PEM)')
-    .action(() => run('serve', async () => notImplemented('serve', 5)));
+    .action((bundle: string, opts: { pub?: string; listen: string; filesListen: string; tlsCert?: string; tlsKey?: string }) =>
+      run('serve', async () => {
+        if (!opts.pub) throw usageError('give the public key with --pub PUB');
+        if (!opts.tlsCert !== !opts.tlsKey) throw usageError('give both --tls-cert and --tls-key, or neither');
+        const listen = parseListen('--listen', opts.listen);
+        const filesListen = parseListen('--files-listen', opts.filesListen);
+        let reader: BundleReader;
+        try {
+          reader = await BundleReader.open(bundle, { pub: await loadPublicKey(opts.pub) });
+        } catch (err) {
+          if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
+          throw err;
+        }
+        const log = (line: string) => process.stderr.write(`${line}\n`);
+        let serving;
+        try {
+          serving = await serve({ reader, listen, filesListen, log, ...(opts.tlsCert && opts.tlsKey && { tls: { cert: opts.tlsCert, key: opts.tlsKey } }) });
+        } catch (err) {
+          await reader.close();
+          if (err instanceof BundleError) throw failure(`${bundle}: ${err.message}`);
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'EADDRINUSE' || code === 'EACCES') throw failure(`cannot listen: ${(err as Error).message}; choose another --listen/--files-listen`);
+          throw err;
+        }
+        const i = reader.index;
+        process.stdout.write(`registry ${serving.registryUrl}\nfiles ${serving.filesUrl}\n`);
+        log(`serving ${bundle} (${i.name} ${i.version}, ${i.images.length} images and artifacts, ${i.files.length} files) read-only; Ctrl-C stops`);
+        await new Promise<void>((resolve) => {
+          const stop = (sig: string) => {
+            log(`${sig}: finishing open requests and stopping`);
+            void serving.close().then(() => reader.close()).then(resolve);
+          };
+          process.once('SIGINT', () => stop('SIGINT'));
+          process.once('SIGTERM', () => stop('SIGTERM'));
+        });
+      }),
+    );
 }

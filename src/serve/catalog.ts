@@ -1,0 +1,70 @@
+// What a served bundle offers under which names: every image under its flat
+// name (SPEC §3) and under <upstream host>/<path>, its tags, and the digests
+// (manifests and blobs) that belong to each repository.
+import { isIndexType } from '../oci/mediatypes.js';
+import { parseReference } from '../oci/reference.js';
+import type { BundleImage } from '../bundle/format.js';
+import { BLOBS_PREFIX } from '../bundle/format.js';
+import type { BundleReader } from '../bundle/reader.js';
+import { hostComponent } from '../bundle/targets.js';
+
+export interface TagEntry {
+  readonly digest: string;
+  readonly mediaType: string;
+  /** Upstream registry host, to tell apart images that share a flat name (containerd sends ?ns=). */
+  readonly upstream: string;
+}
+
+export interface Repo {
+  readonly tags: Map<string, TagEntry[]>;
+  /** Manifest digest → media type. */
+  readonly manifests: Map<string, string>;
+  readonly blobs: Set<string>;
+}
+
+export class Catalog {
+  readonly repos = new Map<string, Repo>();
+
+  /** Reads (and so verifies) every manifest of every image; layers are left for first use. */
+  static async build(reader: BundleReader): Promise<Catalog> {
+    const c = new Catalog();
+    for (const image of reader.index.images) await c.add(reader, image);
+    return c;
+  }
+
+  private repo(name: string): Repo {
+    let r = this.repos.get(name);
+    if (!r) this.repos.set(name, (r = { tags: new Map(), manifests: new Map(), blobs: new Set() }));
+    return r;
+  }
+
+  private async add(reader: BundleReader, image: BundleImage): Promise<void> {
+    const ref = parseReference(image.ref);
+    const names = [ref.repository, `${hostComponent(ref.registry)}/${ref.repository}`];
+    const manifests = new Map<string, string>();
+    const blobs = new Set<string>();
+    const visit = async (digest: string, mediaType: string, depth: number): Promise<void> => {
+      if (manifests.has(digest) || depth > 4) return;
+      const bytes = await reader.readEntry(BLOBS_PREFIX + digest.slice(7));
+      const doc = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: Array<{ digest: string; mediaType: string }>; config?: { digest: string }; layers?: Array<{ digest: string }> };
+      const type = doc.mediaType ?? mediaType;
+      manifests.set(digest, type);
+      if (isIndexType(type) || Array.isArray(doc.manifests)) {
+        for (const child of doc.manifests ?? []) await visit(child.digest, child.mediaType, depth + 1);
+      } else {
+        for (const d of [doc.config, ...(doc.layers ?? [])]) if (d) blobs.add(d.digest);
+      }
+    };
+    await visit(image.digest, image.mediaType, 0);
+    for (const name of names) {
+      const r = this.repo(name);
+      for (const [d, t] of manifests) r.manifests.set(d, t);
+      for (const b of blobs) r.blobs.add(b);
+      if (ref.tag !== undefined) {
+        const list = r.tags.get(ref.tag) ?? [];
+        list.push({ digest: image.digest, mediaType: image.mediaType, upstream: ref.registry });
+        r.tags.set(ref.tag, list);
+      }
+    }
+  }
+}
