@@ -87,7 +87,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       p = (async () => {
         progress.addTotal(d.size);
         if (await store.has(d.digest, d.size)) {
-          progress.transfer(d.digest, d.size).advance(d.size);
+          const t = progress.transfer(d.digest, d.size);
+          t.advance(d.size);
+          t.done();
           return;
         }
         await limit(async () => {
