@@ -241,6 +241,22 @@ describe('build with a proxy in front of the registry', () => {
   });
 });
 
+describe('a stalled transfer', () => {
+  it('is given up after AIRLOCK_STALL_TIMEOUT seconds without a byte and resumed', async () => {
+    const proxy = await startFaultProxy(up.registry.url);
+    try {
+      proxy.addRule({ kind: 'stall', afterBytes: 50_000, ms: 30_000, match: new RegExp(`/blobs/${up.sharedLayer}`) });
+      const started = Date.now();
+      const b = await buildWith(up.manifest({ registryHost: proxy.host }), [], { AIRLOCK_STALL_TIMEOUT: '1' });
+      assert.equal(b.r.code, 0, b.r.stderr);
+      assert.ok(Date.now() - started < 25_000, 'did not wait for the stall to end');
+      assert.ok(proxy.stats.requests.some((q) => q.path.endsWith(up.sharedLayer) && q.status === 206), 'resumed with a Range request');
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
 describe('failures', () => {
   it('a wrong file checksum and a missing image are both named, and no bundle is written', async () => {
     const wrong = 'f'.repeat(64);

@@ -9,7 +9,7 @@ import { createProgress, formatBytes } from '../progress/reporter.js';
 import { loadPrivateKey } from '../sign/keys.js';
 import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { parseConcurrency, parsePlatformList, readCredentials, sourceDateEpoch } from './options.js';
+import { parseConcurrency, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
 import { TOOL } from './version.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -53,6 +53,7 @@ export function registerBuild(program: Command, run: RunAction): void {
         const concurrency = parseConcurrency(opts.concurrency, 8);
         const platforms = parsePlatformList(opts.platform);
         const epoch = sourceDateEpoch();
+        const stall = stallTimeoutMs();
         if (!opts.dryRun && !opts.output) throw usageError('give the bundle to write with -o BUNDLE (or use --dry-run)');
         if (!opts.dryRun && !opts.key) throw usageError('give the signing key with --key KEY (make one with airlock keygen)');
         // Everything is checked before the first download.
@@ -75,6 +76,7 @@ export function registerBuild(program: Command, run: RunAction): void {
             dryRun: opts.dryRun === true,
             progress,
             ...(epoch !== undefined && { sourceDateEpoch: epoch }),
+            ...(stall !== undefined && { bodyTimeoutMs: stall }),
             tool: TOOL,
           });
         } finally {

@@ -41,3 +41,14 @@ export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | 
   if (!/^\d+$/.test(v)) throw usageError(`SOURCE_DATE_EPOCH=${v}: give whole seconds since 1970`);
   return Number(v);
 }
+
+/**
+ * AIRLOCK_STALL_TIMEOUT: seconds without a byte before a transfer counts as
+ * stalled and is retried (default 60); for links that stall rather than drop.
+ */
+export function stallTimeoutMs(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.AIRLOCK_STALL_TIMEOUT;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0) throw usageError(`AIRLOCK_STALL_TIMEOUT=${v}: give seconds, e.g. 60`);
+  return Math.round(Number(v) * 1000);
+}

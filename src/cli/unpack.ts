@@ -11,7 +11,7 @@ import { schemeFor, Transport, type HostSettings } from '../registry/transport.j
 import { KeyError, loadPublicKey } from '../sign/keys.js';
 import { CliError, failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { parseConcurrency, readCredentials } from './options.js';
+import { parseConcurrency, readCredentials, stallTimeoutMs } from './options.js';
 import { TOOL } from './version.js';
 
 interface UnpackFlags {
@@ -77,7 +77,8 @@ export function registerUnpack(program: Command, run: RunAction): void {
           ...(opts.insecure && { insecure: true }),
           ...(opts.caFile && { caFile: opts.caFile }),
         };
-        const transport = new Transport({ connections: concurrency, settings: (h) => (h === registry.host ? settings : {}), userAgent: TOOL.replace(' ', '/') });
+        const stall = stallTimeoutMs();
+        const transport = new Transport({ connections: concurrency, ...(stall !== undefined && { bodyTimeoutMs: stall, headersTimeoutMs: stall }), settings: (h) => (h === registry.host ? settings : {}), userAgent: TOOL.replace(' ', '/') });
         const auth = new Authenticator(transport, credentialLookup(credentials, dockerConfigCredentials()));
         const files: FileTarget = opts.filesDir ? new DirTarget(opts.filesDir) : new UrlTarget(opts.filesUrl ?? '', transport);
         const progress = createProgress('airlock unpack');
