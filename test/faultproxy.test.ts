@@ -4,7 +4,6 @@
  * independent of airlock's own code.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -14,37 +13,19 @@ import { makeTempDir, removeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { makeLayer, Seeder, sha256, type PushedImage } from './support/seed.js';
 import { startTokenServer, type TestTokenServer } from './support/tokenserver.js';
-import { requireBinary, run, type RunResult } from './support/tools.js';
+import { skopeo, skopeoOk } from './support/skopeo.js';
 
 let work: string;
-let skopeoEnv: NodeJS.ProcessEnv;
-let policyFile: string;
 
 before(async () => {
   work = await makeTempDir('airlock-faultproxy-');
-  policyFile = path.join(work, 'policy.json');
-  await writeFile(policyFile, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  const regConf = path.join(work, 'registries.conf');
-  await writeFile(regConf, '');
-  skopeoEnv = {
-    CONTAINERS_REGISTRIES_CONF: regConf,
-    REGISTRY_AUTH_FILE: path.join(work, 'auth.json'),
-  };
 });
 
 after(async () => {
   await removeTempDir(work);
 });
 
-function skopeo(args: string[]): Promise<RunResult> {
-  return run(requireBinary('skopeo'), ['--policy', policyFile, ...args], { env: skopeoEnv });
-}
 
-async function skopeoOk(args: string[]): Promise<Buffer> {
-  const r = await skopeo(args);
-  assert.equal(r.code, 0, `skopeo ${args.join(' ')} failed:\n${r.stderr}`);
-  return r.stdout;
-}
 
 function basic(user: string, pass: string): string {
   return `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;

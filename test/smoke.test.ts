@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
@@ -13,38 +13,20 @@ import { isAlive, makeTempDir, removeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { makeLayer, MediaTypes, Seeder, sha256, type PushedImage, type PushedManifest } from './support/seed.js';
 import { makeCA } from './support/tls.js';
-import { requireBinary, run, type RunResult } from './support/tools.js';
+import { requireBinary } from './support/tools.js';
+import { skopeo, skopeoOk } from './support/skopeo.js';
 
 let work: string;
-let skopeoEnv: NodeJS.ProcessEnv;
-let policyFile: string;
 
 before(async () => {
   work = await makeTempDir('airlock-smoke-');
-  // Hermetic skopeo: our own policy, no system registries.conf, no shared auth file.
-  policyFile = path.join(work, 'policy.json');
-  await writeFile(policyFile, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-  const regConf = path.join(work, 'registries.conf');
-  await writeFile(regConf, '');
-  skopeoEnv = {
-    CONTAINERS_REGISTRIES_CONF: regConf,
-    REGISTRY_AUTH_FILE: path.join(work, 'auth.json'),
-  };
 });
 
 after(async () => {
   await removeTempDir(work);
 });
 
-function skopeo(args: string[]): Promise<RunResult> {
-  return run(requireBinary('skopeo'), ['--policy', policyFile, ...args], { env: skopeoEnv });
-}
 
-async function skopeoOk(args: string[]): Promise<Buffer> {
-  const r = await skopeo(args);
-  assert.equal(r.code, 0, `skopeo ${args.join(' ')} failed:\n${r.stderr}`);
-  return r.stdout;
-}
 
 function assertStopped(pid: number): void {
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' });
