@@ -180,7 +180,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     }
     const p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
     if (p === 'falco/index.yaml') {
-      const entries = falcoIndexEntries(reader.index, { host: registryAddr, prefix: '' }, 'flat');
+      const entries = falcoIndexEntries(reader.index, { host: registryHostFor(req), prefix: '' }, 'flat');
       const body = falcoIndexYaml(entries);
       res.writeHead(200, { 'content-type': 'application/yaml', 'content-length': String(body.length) });
       return res.end(head ? undefined : body);
@@ -191,6 +191,15 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       return res.end(head ? undefined : 'not found\n');
     }
     return sendChecked(req, res, head, FILES_PREFIX + f.path, f.size, f.sha256, { 'content-type': 'application/octet-stream', etag: `"sha256:${f.sha256}"` });
+  };
+
+  /** The registry as the client can reach it: listening on all addresses, the host the client used, with the registry's port. */
+  const registryHostFor = (req: IncomingMessage): string => {
+    const m = /^(.*):(\d+)$/.exec(registryAddr);
+    const [host = '', port = ''] = m ? [m[1], m[2]] : [registryAddr, ''];
+    if (host !== '0.0.0.0' && host !== '[::]') return registryAddr;
+    const asked = new URL(`http://${req.headers.host ?? 'localhost'}`).hostname;
+    return `${asked.includes(":") && !asked.startsWith("[") ? `[${asked}]` : asked}:${port}`;
   };
 
   const wrap = (handler: (req: IncomingMessage, res: ServerResponse) => Promise<unknown> | unknown) => (req: IncomingMessage, res: ServerResponse) => {
