@@ -29,9 +29,15 @@ export function parseTargetRegistry(value: string): TargetRegistry {
   return { host, prefix };
 }
 
-/** `127.0.0.1:5000` → `127.0.0.1_5000`: a registry host as one repository path component. */
+/**
+ * A registry host as one valid repository path component:
+ * `127.0.0.1:5000` → `127.0.0.1_5000`, `[::1]:5000` → `ip6---1_5000`.
+ */
 export function hostComponent(host: string): string {
-  return host.toLowerCase().replace(/^\[|\]$/g, '').replace(/[:[\]]/g, '_');
+  const h = host.toLowerCase();
+  const v6 = /^\[([0-9a-f:.]+)\](?::(\d+))?$/.exec(h);
+  if (v6) return `ip6-${(v6[1] ?? '').replace(/:/g, '-')}${v6[2] ? `_${v6[2]}` : ''}`.replace(/-+$/, '');
+  return h.replace(/:/g, '_');
 }
 
 /** The repository path in the private registry for an upstream reference. */
