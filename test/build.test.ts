@@ -11,6 +11,8 @@ import { makeTempDir } from './support/proc.js';
 import { skopeoOk } from './support/skopeo.js';
 import { entry, readTar } from './support/tarball.js';
 import { run, runOk } from './support/tools.js';
+import { startRegistry } from './support/registry.js';
+import { parse as parseYaml } from 'yaml';
 import { startUpstream, TRIVY_DB_LAYER, type Upstream } from './support/upstream.js';
 
 let up: Upstream;
@@ -333,6 +335,26 @@ describe('reproducibility and options', () => {
     // The digest-pinned image is untouched; skopeo still reads the rewritten index.
     assert.equal(bj.images.find((i) => i.ref === ref(up.refs.digestOnly.path))?.digest, up.refs.digestOnly.pushed.digest);
     await skopeoOk(['inspect', '--raw', `oci-archive:${b.bundle}:${ref(up.refs.ociIndex.path)}`]);
+  });
+
+  it('a Falco plugin keeps every platform even with --platform, and unpacks as a falcoctl plugin entry', async () => {
+    const text = `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: plugins}\nspec:\n  platforms: [linux/amd64]\n  falco:\n    plugins: [${ref(up.falcoPlugin.path)}]\n`;
+    const b = await buildWith(text, ['--platform', 'linux/amd64']);
+    assert.equal(b.r.code, 0, b.r.stderr);
+    const bj = await bundleJson(b.bundle);
+    assert.deepEqual(bj.images.map((i) => [i.ref, i.role, i.digest, i.upstreamDigest]), [[ref(up.falcoPlugin.path), 'falco-plugin', up.falcoPlugin.pushed.digest, undefined]]);
+    const raw = await skopeoOk(['inspect', '--raw', `oci-archive:${b.bundle}:${ref(up.falcoPlugin.path)}`]);
+    assert.ok(raw.equals(up.falcoPlugin.pushed.manifest), 'the index is byte-identical: both platforms kept');
+    const files = await makeTempDir('airlock-files-');
+    const target = await startRegistry();
+    try {
+      const u = await runAirlock(['unpack', b.bundle, '--pub', pub, '--registry', target.host, '--files-dir', files]);
+      assert.equal(u.code, 0, u.stderr);
+      const index = parseYaml(await readFile(path.join(files, 'falco/index.yaml'), 'utf8')) as Array<{ name: string; type: string; repository: string }>;
+      assert.deepEqual(index.map((e) => [e.name, e.type, e.repository]), [['k8saudit', 'plugin', 'falcosecurity/plugins/plugin/k8saudit']]);
+    } finally {
+      await target.stop();
+    }
   });
 
   it('an encrypted key works with AIRLOCK_KEY_PASSWORD and fails without it', async () => {

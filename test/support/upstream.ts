@@ -42,6 +42,8 @@ export interface Upstream {
     falcoRules: SeededRef;
     digestOnly: SeededRef;
   };
+  /** A Falco plugin as falcoctl pushes it: an index of per-platform artifacts. Not in manifest(). */
+  readonly falcoPlugin: SeededRef;
   /** The layer the OCI index children and the Docker image share. */
   readonly sharedLayer: string;
   readonly opensearch: SeededFile;
@@ -113,6 +115,19 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
     // An image only ever referenced by digest.
     const pinned = await seeder.pushImage('team/pinned', undefined, { layers: [await own('pinned')], format: 'oci' });
 
+    const pluginChildren = [];
+    for (const architecture of ['amd64', 'arm64']) {
+      const a = await seeder.pushArtifact('falcosecurity/plugins/plugin/k8saudit', undefined, {
+        configMediaType: 'application/vnd.cncf.falco.plugin.config.v1+json',
+        configBytes: Buffer.from(`{"name":"k8saudit","version":"0.7.0","arch":"${architecture}"}`),
+        layerMediaType: 'application/vnd.cncf.falco.plugin.layer.v1+tar.gz',
+        layerBytes: await own(`k8saudit-${architecture}`),
+        title: 'k8saudit-0.7.0-linux-x86_64.tar.gz',
+      });
+      pluginChildren.push({ ...a.descriptor, platform: { os: 'linux', architecture } });
+    }
+    const plugin = await seeder.pushIndex('falcosecurity/plugins/plugin/k8saudit', '0.7.0', pluginChildren, 'oci');
+
     const opensearch = await serveFile(files, 'releases/plugins/repository-s3/2.19.4/repository-s3-2.19.4.zip', 'opensearch/repository-s3-2.19.4.zip', pseudoRandomBytes('os-plugin', 150_000));
     await writeFile(path.join(files.root, `${opensearch.urlPath}.sha512`), `${createHash('sha512').update(opensearch.bytes).digest('hex')}  repository-s3-2.19.4.zip\n`);
     // nginx decodes %2B in the request to the literal + on disk, as download.falco.org's storage does.
@@ -138,6 +153,7 @@ export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstrea
       files,
       seeder,
       refs,
+      falcoPlugin: { path: 'falcosecurity/plugins/plugin/k8saudit:0.7.0', pushed: plugin },
       sharedLayer: sha256(shared),
       opensearch,
       driver,
