@@ -8,8 +8,9 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { HashingStream, sha256Hex, splitDigest, type Algorithm } from '../oci/digest.js';
+import { finished } from 'node:stream/promises';
+import { once } from 'node:events';
+import { sha256Hex, splitDigest, type Algorithm } from '../oci/digest.js';
 import { withRetry, type RetryOptions } from '../registry/retry.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -161,17 +162,26 @@ export class ContentStore {
           opened.body.destroy();
           throw new Error(`${req.what}: the server says ${opened.size} bytes, expected ${req.size}`);
         }
-        let counted = 0;
-        const hasher = new HashingStream(algorithms, seed, (n) => {
-          counted += n;
-          req.onBytes?.(n);
-        });
+        const running = seed ?? new Map(algorithms.map((a) => [a, createHash(a)]));
+        let got = 0;
+        // Written by hand, not with pipeline(): when the connection fails, what
+        // arrived is still flushed to the partial file, so the retry resumes after it.
+        const out = createWriteStream(partial, { flags });
         try {
-          await pipeline(opened.body, hasher, createWriteStream(partial, { flags }));
+          for await (const chunk of opened.body) {
+            const c = chunk as Buffer;
+            for (const h of running.values()) h.update(c);
+            got += c.length;
+            downloaded += c.length;
+            req.onBytes?.(c.length);
+            if (!out.write(c)) await once(out, 'drain');
+          }
         } finally {
-          downloaded += counted;
+          out.end();
+          await finished(out).catch(() => undefined);
         }
-        return { size: start + hasher.bytes, sha256: hasher.hex('sha256'), sha512: algorithms.includes('sha512') ? hasher.hex('sha512') : undefined, resumed: start > 0 };
+        const hex = (a: Algorithm) => running.get(a)?.digest('hex');
+        return { size: start + got, sha256: hex('sha256') ?? '', sha512: algorithms.includes('sha512') ? hex('sha512') : undefined, resumed: start > 0 };
       }, req.retry);
 
       const actualExpectedAlg = expected ? (expected.algorithm === 'sha512' ? result.sha512 : result.sha256) : undefined;
