@@ -146,50 +146,81 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       }
     }),
   );
+  // Layers may still be arriving: the bundle is written in order while they do.
+  let written: Awaited<ReturnType<typeof writeBundle>> | undefined;
+  let writeError: unknown;
+  const resolved = graphResults.every((r) => r.graph) && fileResults.every((r) => r.file);
+  const blobs = uniqueBlobs(graphResults.flatMap((r) => r.graph?.blobs ?? []));
+  const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + fileResults.reduce((n, r) => n + (r.file?.size ?? 0), 0);
+  if (resolved && !opts.dryRun) {
+    if (!opts.output || !opts.key) throw new Error('build: output and key are required unless --dry-run');
+    const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : new Date();
+    const index: Omit<BundleIndex, 'layout'> = {
+      schemaVersion: BUNDLE_SCHEMA_VERSION,
+      name: plan.name,
+      version: plan.version ?? '',
+      created: created.toISOString(),
+      tool: opts.tool,
+      signer: { fingerprint: fingerprint(opts.key) },
+      images: graphResults.map(({ item, graph }): BundleImage => {
+        const g = graph as PulledGraph;
+        return {
+          ref: item.ref,
+          digest: g.digest,
+          mediaType: g.mediaType,
+          kind: item.kind,
+          ...(item.kind === 'artifact' && item.role && { role: item.role }),
+          ...(g.upstreamDigest && { upstreamDigest: g.upstreamDigest }),
+          platforms: g.platforms,
+          size: g.size,
+        };
+      }),
+      files: fileResults.map(({ item, file }): BundleFile => {
+        const f = file as PulledFile;
+        return { path: item.path, sha256: f.sha256 ?? '', size: f.size ?? 0, source: item.url, role: item.role, checksum: f.checksum };
+      }),
+      blobs,
+    };
+    progress.addTotal(totalBytes);
+    const t = progress.transfer(`writing ${opts.output}`, totalBytes);
+    try {
+      written = await writeBundle({
+        output: opts.output,
+        store,
+        index,
+        key: opts.key,
+        mtime: created,
+        onBytes: (n) => t.advance(n),
+        ready: (digest) => blobFetches.get(digest) ?? Promise.resolve(),
+      });
+    } catch (err) {
+      writeError = err;
+    } finally {
+      t.done();
+    }
+  }
+  // Every download has settled before anything is reported, so every failure is named.
+  const settled = await Promise.all(
+    graphResults.map(async (r) => {
+      if (!r.graph) return r;
+      try {
+        await r.graph.downloads;
+        return r;
+      } catch (err) {
+        return { item: r.item, error: errorText(err, r.item.ref) };
+      }
+    }),
+  );
   await transport.close();
 
   const reports: ItemReport[] = [
-    ...graphResults.map((r): ItemReport => reportGraph(r.item, r.graph, r.error)),
+    ...settled.map((r): ItemReport => reportGraph(r.item, r.graph, r.error)),
     ...fileResults.map((r): ItemReport => reportFile(r.item, r.file, r.error)),
   ];
   const failed = reports.filter((r) => !r.ok);
-  const blobs = uniqueBlobs(graphResults.flatMap((r) => r.graph?.blobs ?? []));
-  const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + fileResults.reduce((n, r) => n + (r.file?.size ?? 0), 0);
   const base = { items: reports, failed, downloadedBytes: downloaded, totalBytes, blobs: blobs.length };
-  if (failed.length > 0 || opts.dryRun) return base;
-  if (!opts.output || !opts.key) throw new Error('build: output and key are required unless --dry-run');
-
-  const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : new Date();
-  const index: Omit<BundleIndex, 'layout'> = {
-    schemaVersion: BUNDLE_SCHEMA_VERSION,
-    name: plan.name,
-    version: plan.version ?? '',
-    created: created.toISOString(),
-    tool: opts.tool,
-    signer: { fingerprint: fingerprint(opts.key) },
-    images: graphResults.map(({ item, graph }): BundleImage => {
-      const g = graph as PulledGraph;
-      return {
-        ref: item.ref,
-        digest: g.digest,
-        mediaType: g.mediaType,
-        kind: item.kind,
-        ...(item.kind === 'artifact' && item.role && { role: item.role }),
-        ...(g.upstreamDigest && { upstreamDigest: g.upstreamDigest }),
-        platforms: g.platforms,
-        size: g.size,
-      };
-    }),
-    files: fileResults.map(({ item, file }): BundleFile => {
-      const f = file as PulledFile;
-      return { path: item.path, sha256: f.sha256 ?? '', size: f.size ?? 0, source: item.url, role: item.role, checksum: f.checksum };
-    }),
-    blobs,
-  };
-  progress.addTotal(totalBytes);
-  const t = progress.transfer(`writing ${opts.output}`, totalBytes);
-  const written = await writeBundle({ output: opts.output, store, index, key: opts.key, mtime: created, onBytes: (n) => t.advance(n) });
-  t.done();
+  if (writeError && failed.length === 0) throw writeError;
+  if (!written || failed.length > 0) return base;
   return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size } };
 }
 

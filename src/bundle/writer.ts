@@ -30,6 +30,8 @@ export interface WriteInput {
   /** Entry mtimes (SOURCE_DATE_EPOCH makes bundles reproducible). */
   readonly mtime: Date;
   readonly onBytes?: (n: number) => void;
+  /** Resolves when a blob is in the store (its download may still be running); rejects when it failed. */
+  readonly ready?: (digest: string) => Promise<void>;
 }
 
 export interface Written {
@@ -76,7 +78,10 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
     await tar.addBuffer(BUNDLE_SIG, signature, input.mtime);
     await tar.addBuffer(OCI_LAYOUT_FILE, layoutBytes, input.mtime);
     await tar.addBuffer(INDEX_JSON, indexBytes, input.mtime);
-    for (const b of index.blobs) await addFromStore(tar, BLOBS_PREFIX + b.digest.slice('sha256:'.length), store, b, input.mtime);
+    for (const b of index.blobs) {
+      await input.ready?.(b.digest);
+      await addFromStore(tar, BLOBS_PREFIX + b.digest.slice('sha256:'.length), store, b, input.mtime);
+    }
     for (const f of index.files) await addFromStore(tar, FILES_PREFIX + f.path, store, { digest: `sha256:${f.sha256}`, size: f.size }, input.mtime);
     sha256 = await tar.finish();
     await out.close();

@@ -28,6 +28,12 @@ export interface PulledGraph {
   readonly blobs: Descriptor[];
   /** Set when the platform filter was ignored because the reference pins the index digest. */
   readonly note?: string;
+  /**
+   * Settles when every blob of the graph is in the store. pullGraph returns as
+   * soon as the manifests are resolved, so the bundle can be written while
+   * layers still arrive.
+   */
+  readonly downloads: Promise<void>;
 }
 
 export interface PullHooks {
@@ -107,10 +113,16 @@ export async function pullGraph(
   const top: Loaded = { ...root, digest, bytes };
   await walk(top);
 
+  let downloads: Promise<void> = Promise.resolve();
   if (!hooks.dryRun) {
-    await Promise.all([...blobs.values()].map((d) => hooks.fetchBlob(client, repo, d)));
-    if (seenPlatforms.length === 0 && isManifestType(root.mediaType)) {
-      const p = await configPlatform(store, (root.json.config as Descriptor | undefined) ?? undefined);
+    const fetches = new Map([...blobs.values()].map((d) => [d.digest, hooks.fetchBlob(client, repo, d)]));
+    downloads = Promise.all(fetches.values()).then(() => undefined);
+    downloads.catch(() => undefined);
+    const config = root.json.config as Descriptor | undefined;
+    if (seenPlatforms.length === 0 && isManifestType(root.mediaType) && config) {
+      // Only the (small) config is waited for here, to read the platform from it.
+      await fetches.get(config.digest);
+      const p = await configPlatform(store, config);
       if (p) seenPlatforms.push(p);
     }
   }
@@ -123,6 +135,7 @@ export async function pullGraph(
     platforms: [...new Set(seenPlatforms)].sort(),
     blobs: all,
     ...(note && { note }),
+    downloads,
   };
 }
 
