@@ -125,6 +125,12 @@ describe('registry API', () => {
     assert.equal((await get(`${served.files}/opensearch/x.zip`, {}, 'PUT')).status, 405);
   });
 
+  it('answers a malformed path with 400, not a crash', async () => {
+    assert.equal((await get(`${served.registry}/v2/team%E0%A4%A/manifests/1.0`)).status, 400);
+    assert.equal((await get(`${served.files}/opensearch%E0%A4%A.zip`)).status, 400);
+    assert.equal((await get(`${served.registry}/v2/`)).status, 200, 'still serving');
+  });
+
   it('logs an access line per request', () => {
     assert.match(served.log(), /127\.0\.0\.1 GET \/v2\/team\/app\/manifests\/1\.0 200 \d+ \d+ms/);
   });

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
@@ -223,6 +223,16 @@ describe('unpack options', () => {
     } finally {
       await other.stop();
     }
+  });
+
+  it('a symbolic link inside --files-dir cannot lead writes outside it', async () => {
+    const files = await makeTempDir('airlock-files-');
+    const elsewhere = await makeTempDir('airlock-elsewhere-');
+    await symlink(elsewhere, path.join(files, 'falco'));
+    const r = await runAirlock(['unpack', bundle, '--pub', pub, '--registry', `${target.host}/symlink`, '--files-dir', files]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /file falco\/.* would be written under .*, outside .* \(a symbolic link in the folder\?\); refusing/);
+    assert.deepEqual(await readdir(elsewhere), [], 'nothing was created through the link');
   });
 
   it('usage errors exit 2 with what to write', async () => {

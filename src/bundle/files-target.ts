@@ -38,15 +38,28 @@ export class DirTarget implements FileTarget {
     return this.root;
   }
 
-  /** The absolute path for `p`, refusing anything that would resolve outside the folder (a symlink in it, say). */
+  /**
+   * The absolute path for `p`, refusing anything that would resolve outside the
+   * folder (a symbolic link in it, say). The nearest existing folder is checked
+   * before any folder is created, so a link cannot make mkdir write elsewhere.
+   */
   private async resolve(p: string, create = true): Promise<string> {
     const root = await realpath(this.root);
     const full = path.join(root, ...p.split('/'));
-    if (create) await mkdir(path.dirname(full), { recursive: true });
-    const parent = await realpath(path.dirname(full));
-    if (parent !== root && !parent.startsWith(root + path.sep)) {
-      throw new BundleError(`file ${p} would be written to ${parent}, outside ${this.root} (a symbolic link in the folder?); refusing`);
+    const inside = (x: string) => x === root || x.startsWith(root + path.sep);
+    let existing = path.dirname(full);
+    for (;;) {
+      try {
+        existing = await realpath(existing);
+        break;
+      } catch {
+        existing = path.dirname(existing);
+      }
     }
+    if (!inside(existing)) throw new BundleError(`file ${p} would be written under ${existing}, outside ${this.root} (a symbolic link in the folder?); refusing`);
+    if (create) await mkdir(path.dirname(full), { recursive: true });
+    const parent = await realpath(path.dirname(full)).catch(() => path.dirname(full));
+    if (!inside(parent)) throw new BundleError(`file ${p} would be written to ${parent}, outside ${this.root} (a symbolic link in the folder?); refusing`);
     return path.join(parent, path.basename(full));
   }
 

@@ -95,8 +95,9 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   const registry = async (req: IncomingMessage, res: ServerResponse) => {
     const head = req.method === 'HEAD';
     const url = new URL(req.url ?? '/', 'http://x');
-    const p = decodeURIComponent(url.pathname);
+    const p = safeDecode(url.pathname);
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
+    if (p === undefined) return ociError(res, 400, 'NAME_INVALID', 'bad percent-encoding in the path', head);
     if (req.method !== 'GET' && !head) {
       res.setHeader('allow', 'GET, HEAD');
       return ociError(res, 405, 'UNSUPPORTED', 'airlock serve is read-only', head);
@@ -178,7 +179,11 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-length': '0' });
       return res.end();
     }
-    const p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
+    const p = safeDecode(new URL(req.url ?? '/', 'http://x').pathname)?.replace(/^\/+/, '');
+    if (p === undefined) {
+      res.writeHead(400, { 'content-length': '0' });
+      return res.end();
+    }
     if (p === 'falco/index.yaml') {
       const entries = falcoIndexEntries(reader.index, { host: registryHostFor(req), prefix: '' }, 'flat');
       const body = falcoIndexYaml(entries);
@@ -245,6 +250,14 @@ function listen(server: http.Server, at: { host: string; port: number }): Promis
       resolve();
     });
   });
+}
+
+function safeDecode(p: string): string | undefined {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return undefined;
+  }
 }
 
 function sendJson(res: ServerResponse, head: boolean, value: unknown, linkHeader?: string): void {
