@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseRetryAfter, RETRY_STATUSES, RetryableError, withRetry, type RetryOptions } from '../registry/retry.js';
+import { throwIfRetryable, withRetry, type RetryOptions } from '../registry/retry.js';
 import { header, type Transport } from '../registry/transport.js';
 import { BundleError } from './tarread.js';
 
@@ -131,12 +131,12 @@ export class UrlTarget implements FileTarget {
   async has(p: string, sha256: string, size: number): Promise<boolean> {
     return withRetry(async () => {
       const head = await this.transport.request(this.url(p), { method: 'HEAD' });
+      await throwIfRetryable(head, this.url(p));
       await head.body.dump();
-      this.retryable(head.status, head.headers['retry-after'], p);
       if (head.status !== 200 || Number(header(head, 'content-length')) !== size) return false;
       const side = await this.transport.request(this.url(`${p}.sha256`));
+      await throwIfRetryable(side, this.url(`${p}.sha256`));
       const text = await side.body.text();
-      this.retryable(side.status, side.headers['retry-after'], p);
       return side.status === 200 && sidecarMatches(text, p, sha256);
     }, this.retry);
   }
@@ -156,8 +156,8 @@ export class UrlTarget implements FileTarget {
           headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' },
           body: createReadStream(spool),
         });
+        await throwIfRetryable(res, this.url(p));
         const text = await res.body.text();
-        this.retryable(res.status, res.headers['retry-after'], p);
         if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw new BundleError(`PUT ${this.url(p)}: HTTP ${res.status} ${text.slice(0, 200)}`);
       }, this.retry);
       await this.putBytes(`${p}.sha256`, sidecar(p, sha256));
@@ -169,13 +169,10 @@ export class UrlTarget implements FileTarget {
   async putBytes(p: string, bytes: Buffer): Promise<void> {
     await withRetry(async () => {
       const res = await this.transport.request(this.url(p), { method: 'PUT', headers: { 'content-length': String(bytes.length) }, body: bytes });
+      await throwIfRetryable(res, this.url(p));
       const text = await res.body.text();
-      this.retryable(res.status, res.headers['retry-after'], p);
       if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw new BundleError(`PUT ${this.url(p)}: HTTP ${res.status} ${text.slice(0, 200)}`);
     }, this.retry);
   }
 
-  private retryable(status: number, retryAfter: string | string[] | undefined, p: string): void {
-    if (RETRY_STATUSES.has(status)) throw new RetryableError(`${this.url(p)}: HTTP ${status}`, parseRetryAfter(retryAfter));
-  }
 }

@@ -114,39 +114,13 @@ export class BundleReader {
   }
 
   /**
-   * One pass over the rest of the tar: each entry must be the next planned one,
-   * a regular file of that size hashing to that digest; then the end marker and
-   * nothing after it. Records where each entry's data starts for later reads.
+   * Checks the whole tar: the headers first (each entry the next planned one,
+   * regular, of that size, nothing after the end), then every entry hashed in
+   * order against bundle.json. Records where each entry's data starts.
    */
   async verify(onBytes?: (n: number) => void): Promise<void> {
-    const buffer = Buffer.allocUnsafe(CHUNK);
-    let offset = this.firstEntryOffset;
-    const located = new Map<string, LocatedEntry>();
-    for (const want of this.plan()) {
-      const got = await readEntryHeader(this.fh, offset);
-      if (!got) throw new BundleError(`entry "${want.name}" is missing: the archive ends before it`);
-      if (got.name !== want.name) {
-        const known = located.has(got.name) ? 'a duplicate of an earlier entry' : this.plan().some((p) => p.name === got.name) ? 'out of order' : 'not named in bundle.json';
-        throw new BundleError(`entry "${got.name}" is ${known}; expected "${want.name}" here`);
-      }
-      if (got.size !== want.size) throw new BundleError(`entry "${want.name}" is ${got.size} bytes; bundle.json says ${want.size}`);
-      const h = createHash('sha256');
-      for (let done = 0; done < got.size; ) {
-        const n = Math.min(CHUNK, got.size - done);
-        const { bytesRead } = await this.fh.read(buffer, 0, n, got.dataOffset + done);
-        if (bytesRead === 0) throw new BundleError(`entry "${want.name}" is truncated at ${done} of ${got.size} bytes`);
-        h.update(buffer.subarray(0, bytesRead));
-        done += bytesRead;
-        onBytes?.(bytesRead);
-      }
-      const actual = h.digest('hex');
-      if (actual !== want.sha256) throw new BundleError(`entry "${want.name}" is corrupt: its sha256 is ${actual}, bundle.json says ${want.sha256}`);
-      located.set(want.name, { ...want, dataOffset: got.dataOffset });
-      offset = got.nextOffset;
-    }
-    const tail = await readEntryHeader(this.fh, offset);
-    if (tail) throw new BundleError(`entry "${tail.name}" is not named in bundle.json; refusing the bundle`);
-    this.located = located;
+    await this.scan();
+    for (const e of this.plan()) await this.verifyEntry(e.name, onBytes);
   }
 
   /**
@@ -161,7 +135,10 @@ export class BundleReader {
     for (const want of plan) {
       const got = await readEntryHeader(this.fh, offset);
       if (!got) throw new BundleError(`entry "${want.name}" is missing: the archive ends before it`);
-      if (got.name !== want.name) throw new BundleError(`entry "${got.name}" is ${plan.some((p) => p.name === got.name) ? 'duplicated or out of order' : 'not named in bundle.json'}; expected "${want.name}" here`);
+      if (got.name !== want.name) {
+        const known = located.has(got.name) ? 'a duplicate of an earlier entry' : plan.some((p) => p.name === got.name) ? 'out of order' : 'not named in bundle.json';
+        throw new BundleError(`entry "${got.name}" is ${known}; expected "${want.name}" here`);
+      }
       if (got.size !== want.size) throw new BundleError(`entry "${want.name}" is ${got.size} bytes; bundle.json says ${want.size}`);
       located.set(want.name, { ...want, dataOffset: got.dataOffset });
       offset = got.nextOffset;
@@ -174,15 +151,12 @@ export class BundleReader {
   }
 
   /** Hashes one located entry whole; throws when it does not match bundle.json. */
-  async verifyEntry(name: string): Promise<void> {
+  async verifyEntry(name: string, onBytes?: (n: number) => void): Promise<void> {
     const e = this.entry(name);
     const h = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(CHUNK);
-    for (let done = 0; done < e.size; ) {
-      const { bytesRead } = await this.fh.read(buffer, 0, Math.min(CHUNK, e.size - done), e.dataOffset + done);
-      if (bytesRead === 0) throw new BundleError(`entry "${name}" is truncated at ${done} of ${e.size} bytes`);
-      h.update(buffer.subarray(0, bytesRead));
-      done += bytesRead;
+    for await (const chunk of this.range(name, 0, e.size)) {
+      h.update(chunk);
+      onBytes?.(chunk.length);
     }
     const actual = h.digest('hex');
     if (actual !== e.sha256) throw new BundleError(`entry "${name}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
@@ -199,16 +173,11 @@ export class BundleReader {
   }
 
   /** Streams a verified entry's bytes, hashing again; the iterator throws at the end if they changed. */
-  async *stream(name: string, chunkSize = CHUNK): AsyncGenerator<Buffer> {
+  async *stream(name: string): AsyncGenerator<Buffer> {
     const e = this.entry(name);
     const h = createHash('sha256');
-    for (let done = 0; done < e.size; ) {
-      const buf = Buffer.allocUnsafe(Math.min(chunkSize, e.size - done));
-      const { bytesRead } = await this.fh.read(buf, 0, buf.length, e.dataOffset + done);
-      if (bytesRead === 0) throw new BundleError(`entry "${name}" is truncated on disk`);
-      const chunk = buf.subarray(0, bytesRead);
+    for await (const chunk of this.range(name, 0, e.size)) {
       h.update(chunk);
-      done += bytesRead;
       yield chunk;
     }
     if (h.digest('hex') !== e.sha256) throw new BundleError(`entry "${name}" changed on disk since it was verified`);
@@ -229,7 +198,7 @@ export class BundleReader {
 
   entry(name: string): LocatedEntry {
     const e = this.located.get(name);
-    if (!e) throw new BundleError(`entry "${name}" has not been verified`);
+    if (!e) throw new BundleError(`entry "${name}" is not in the bundle (or the bundle was not read yet)`);
     return e;
   }
 

@@ -11,7 +11,6 @@
 // was not verified.
 import pLimit from 'p-limit';
 import type { KeyObject } from 'node:crypto';
-import { isIndexType } from '../oci/mediatypes.js';
 import type { Progress } from '../progress/reporter.js';
 import type { Authenticator } from '../registry/auth.js';
 import { RegistryClient } from '../registry/client.js';
@@ -20,7 +19,8 @@ import type { Transport } from '../registry/transport.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleImage } from './format.js';
 import type { FileTarget } from './files-target.js';
-import { BundleError, BundleReader } from './reader.js';
+import { readGraph, type ImageGraph } from './graph.js';
+import { BundleReader } from './reader.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from './targets.js';
 
 export interface UnpackOptions {
@@ -59,12 +59,9 @@ export interface UnpackResult {
   readonly index: BundleReader['index'];
 }
 
-interface Graph {
+interface Graph extends ImageGraph {
   readonly image: BundleImage;
   readonly target: TargetName;
-  /** Manifests children first, root last; every one with its bytes' digest and media type. */
-  readonly manifests: Array<{ digest: string; mediaType: string }>;
-  readonly blobs: Set<string>;
 }
 
 export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
@@ -128,7 +125,7 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
       items.push(imageItem(targets[i]!, image, 'present'));
       continue;
     }
-    graphs.push(await walk(reader, image, targets[i]!));
+    graphs.push({ image, target: targets[i]!, ...(await readGraph(reader, image)) });
   }
 
   // Blobs: each repository needs every blob of its images. The first repository
@@ -208,7 +205,8 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
         }
         const t = opts.progress.transfer(f.path, f.size);
         try {
-          await opts.files.put(f.path, counted(reader.stream(FILES_PREFIX + f.path), (n) => t.advance(n)), f.sha256, f.size);
+          // The file target hashes what it writes and keeps it only on a match.
+          await opts.files.put(f.path, counted(reader.range(FILES_PREFIX + f.path, 0, f.size), (n) => t.advance(n)), f.sha256, f.size);
         } finally {
           t.done();
         }
@@ -220,44 +218,6 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
   if (falcoEntries.length) await opts.files.putBytes('falco/index.yaml', falcoIndexYaml(falcoEntries));
 
   return { items, blobsPushed, blobsMounted, blobsPresent, bytesUploaded, filesWritten, upToDate: false, index, ...(falcoEntries.length && { falcoIndex: 'falco/index.yaml' }) };
-}
-
-/** The manifests (children first) and blobs of one image, from verified entries. */
-async function walk(reader: BundleReader, image: BundleImage, target: TargetName): Promise<Graph> {
-  const manifests: Graph['manifests'] = [];
-  const blobs = new Set<string>();
-  const seen = new Set<string>();
-  const visit = async (digest: string, mediaType: string, depth: number): Promise<void> => {
-    if (depth > 4) throw new BundleError(`${image.ref}: manifests nest deeper than airlock follows`);
-    if (seen.has(digest)) return;
-    seen.add(digest);
-    const bytes = await reader.readEntry(BLOBS_PREFIX + digest.slice(7)).catch((err: Error) => {
-      throw new BundleError(`${image.ref}: manifest ${digest} is not in the bundle (${err.message})`);
-    });
-    let doc: { mediaType?: string; manifests?: Array<{ digest: string; mediaType: string }>; config?: { digest: string }; layers?: Array<{ digest: string }> };
-    try {
-      doc = JSON.parse(bytes.toString('utf8')) as typeof doc;
-    } catch {
-      throw new BundleError(`${image.ref}: manifest ${digest} is not JSON`);
-    }
-    const type = doc.mediaType ?? mediaType;
-    if (isIndexType(type) || Array.isArray(doc.manifests)) {
-      for (const c of doc.manifests ?? []) await visit(c.digest, c.mediaType, depth + 1);
-    } else {
-      for (const d of [doc.config, ...(doc.layers ?? [])]) {
-        if (!d) continue;
-        try {
-          reader.entry(BLOBS_PREFIX + d.digest.slice(7));
-        } catch {
-          throw new BundleError(`${image.ref}: blob ${d.digest} of manifest ${digest} is not in the bundle`);
-        }
-        blobs.add(d.digest);
-      }
-    }
-    manifests.push({ digest, mediaType: type });
-  };
-  await visit(image.digest, image.mediaType, 0);
-  return { image, target, manifests, blobs };
 }
 
 async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {

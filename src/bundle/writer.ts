@@ -42,11 +42,12 @@ export interface Written {
 }
 
 /** The OCI image layout's index.json: one descriptor per image or artifact, named by its full reference. */
-export function ociIndex(images: BundleIndex['images']): Buffer {
+function ociIndex(images: BundleIndex['images'], blobs: BundleIndex['blobs']): Buffer {
+  const sizes = new Map(blobs.map((b) => [b.digest, b.size]));
   const manifests = images.map((i) => ({
     mediaType: i.mediaType,
     digest: i.digest,
-    size: 0,
+    size: sizes.get(i.digest) ?? 0,
     annotations: { [ANNOTATION_REF_NAME]: i.ref, [ANNOTATION_CONTAINERD_NAME]: i.ref },
   }));
   return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }, null, 2) + '\n');
@@ -54,10 +55,8 @@ export function ociIndex(images: BundleIndex['images']): Buffer {
 
 export async function writeBundle(input: WriteInput): Promise<Written> {
   const { store, index } = input;
-  const sizes = new Map(index.blobs.map((b) => [b.digest, b.size]));
-  const images = index.images.map((i) => ({ ...i }));
   const layoutBytes = Buffer.from('{"imageLayoutVersion":"1.0.0"}\n');
-  const indexBytes = ociIndexWithSizes(images, sizes);
+  const indexBytes = ociIndex(index.images, index.blobs);
   const full: BundleIndex = {
     ...index,
     layout: {
@@ -96,13 +95,6 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
   await rename(tmp, input.output);
   await rename(sidecarTmp, `${input.output}.sha256`);
   return { path: input.output, sha256, size: tar.bytes, bundleJson };
-}
-
-/** index.json descriptors need each root's size, which the blob list knows. */
-function ociIndexWithSizes(images: BundleIndex['images'], sizes: Map<string, number>): Buffer {
-  const doc = JSON.parse(ociIndex(images).toString('utf8')) as { manifests: Array<{ digest: string; size: number }> };
-  for (const m of doc.manifests) m.size = sizes.get(m.digest) ?? 0;
-  return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
 }
 
 /** Copies one stored blob into the tar, checking it hashes to its digest (the store is not trusted blindly). */

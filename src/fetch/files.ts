@@ -1,7 +1,7 @@
 // Files over HTTP(S): checksum files, and a resumable Source for the cache.
 import path from 'node:path';
 import type { HashAlgorithm } from '../manifest/types.js';
-import { parseRetryAfter, RETRY_STATUSES, RetryableError, withRetry, type RetryOptions } from '../registry/retry.js';
+import { throwIfRetryable, withRetry, type RetryOptions } from '../registry/retry.js';
 import { header, type Transport } from '../registry/transport.js';
 import type { Source } from '../cache/store.js';
 
@@ -22,10 +22,7 @@ export function httpSource(transport: Transport, url: string): Source {
   return {
     async open(offset) {
       const res = await transport.request(url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
-      if (RETRY_STATUSES.has(res.status)) {
-        await res.body.dump();
-        throw new RetryableError(`${url}: HTTP ${res.status}`, parseRetryAfter(res.headers['retry-after']));
-      }
+      await throwIfRetryable(res, url);
       if (res.status === 416 && offset > 0) {
         await res.body.dump();
         return this.open(0);
@@ -52,8 +49,8 @@ export function httpSource(transport: Transport, url: string): Source {
 export async function headSize(transport: Transport, url: string, retry?: RetryOptions): Promise<number | undefined> {
   return withRetry(async () => {
     const res = await transport.request(url, { method: 'HEAD' });
+    await throwIfRetryable(res, url);
     await res.body.dump();
-    if (RETRY_STATUSES.has(res.status)) throw new RetryableError(`${url}: HTTP ${res.status}`, parseRetryAfter(res.headers['retry-after']));
     if (res.status !== 200) throw new FetchError(`${url}: HTTP ${res.status}${res.status === 404 ? ' (not found; check the URL or version)' : ''}`, res.status);
     const len = header(res, 'content-length');
     return len === undefined ? undefined : Number(len);
@@ -73,10 +70,7 @@ export async function fetchChecksum(
 ): Promise<{ algorithm: HashAlgorithm; hex: string }> {
   const text = await withRetry(async () => {
     const res = await transport.request(checksumUrl);
-    if (RETRY_STATUSES.has(res.status)) {
-      await res.body.dump();
-      throw new RetryableError(`${checksumUrl}: HTTP ${res.status}`, parseRetryAfter(res.headers['retry-after']));
-    }
+    await throwIfRetryable(res, checksumUrl);
     if (res.status !== 200) {
       await res.body.dump();
       throw new FetchError(`checksum file ${checksumUrl}: HTTP ${res.status}`, res.status);

@@ -8,7 +8,7 @@ import { parseReference, formatReference, isRegistryHost, ReferenceError, type R
 import { expandTrivy, type TrivySpec } from '../presets/trivy.js';
 import { expandFalco, type FalcoSpec } from '../presets/falco.js';
 import { expandOpenSearch, type OpenSearchSpec } from '../presets/opensearch.js';
-import { baseUrl, type PresetContext } from '../presets/context.js';
+import { httpUrlProblem, type PresetContext } from '../presets/context.js';
 import { extractImagesFromFile } from './images.js';
 import { formatPath, ManifestError, type PathSegment, type Problem } from './problems.js';
 import { validateSchema } from './schema.js';
@@ -246,10 +246,9 @@ class Loader {
   }
 
   private httpUrl(value: string, at: PathSegment[]): string | undefined {
-    const problemsBefore = this.problems.length;
-    const ctx = { problem: (p: PathSegment[], m: string) => this.problem(p, m) } as PresetContext;
-    const ok = baseUrl(ctx, value, at);
-    return this.problems.length === problemsBefore && ok ? value : undefined;
+    const problem = httpUrlProblem(value);
+    if (problem) this.problem(at, problem);
+    return problem ? undefined : value;
   }
 
   private presetContext(): PresetContext {

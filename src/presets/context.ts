@@ -12,16 +12,22 @@ export interface PresetContext {
 }
 
 /** http(s) URL check shared by presets; returns the URL without a trailing slash. */
-export function baseUrl(ctx: PresetContext, value: string, path: PathSegment[]): string | undefined {
+/** Why `value` is not an http(s) URL, or undefined when it is one. */
+export function httpUrlProblem(value: string): string | undefined {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    ctx.problem(path, `"${value}" is not a URL; write an http:// or https:// URL`);
-    return undefined;
+    return `"${value}" is not a URL; write an http:// or https:// URL`;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    ctx.problem(path, `"${value}" uses ${url.protocol}; write an http:// or https:// URL`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `"${value}" uses ${url.protocol}; write an http:// or https:// URL`;
+  return undefined;
+}
+
+export function baseUrl(ctx: PresetContext, value: string, path: PathSegment[]): string | undefined {
+  const problem = httpUrlProblem(value);
+  if (problem) {
+    ctx.problem(path, problem);
     return undefined;
   }
   return value.replace(/\/+$/, '');

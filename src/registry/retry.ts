@@ -33,6 +33,16 @@ const TRANSIENT_CODES = new Set([
 
 export const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 
+/** For an answer worth retrying (408, 429, 5xx): drains its body and throws, carrying Retry-After. */
+export async function throwIfRetryable(
+  res: { status: number; headers: Record<string, string | string[] | undefined>; body: { dump(): Promise<void> } },
+  what: string,
+): Promise<void> {
+  if (!RETRY_STATUSES.has(res.status)) return;
+  await res.body.dump();
+  throw new RetryableError(`${what}: HTTP ${res.status}`, parseRetryAfter(res.headers['retry-after']));
+}
+
 export function isTransient(err: unknown): boolean {
   if (err instanceof RetryableError) return true;
   const code = (err as { code?: string } | undefined)?.code;

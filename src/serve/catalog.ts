@@ -1,10 +1,9 @@
 // What a served bundle offers under which names: every image under its flat
 // name (SPEC §3) and under <upstream host>/<path>, its tags, and the digests
 // (manifests and blobs) that belong to each repository.
-import { isIndexType } from '../oci/mediatypes.js';
 import { parseReference } from '../oci/reference.js';
 import type { BundleImage } from '../bundle/format.js';
-import { BLOBS_PREFIX } from '../bundle/format.js';
+import { readGraph } from '../bundle/graph.js';
 import type { BundleReader } from '../bundle/reader.js';
 import { hostComponent } from '../bundle/targets.js';
 
@@ -41,21 +40,9 @@ export class Catalog {
   private async add(reader: BundleReader, image: BundleImage): Promise<void> {
     const ref = parseReference(image.ref);
     const names = [ref.repository, `${hostComponent(ref.registry)}/${ref.repository}`];
-    const manifests = new Map<string, string>();
-    const blobs = new Set<string>();
-    const visit = async (digest: string, mediaType: string, depth: number): Promise<void> => {
-      if (manifests.has(digest) || depth > 4) return;
-      const bytes = await reader.readEntry(BLOBS_PREFIX + digest.slice(7));
-      const doc = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: Array<{ digest: string; mediaType: string }>; config?: { digest: string }; layers?: Array<{ digest: string }> };
-      const type = doc.mediaType ?? mediaType;
-      manifests.set(digest, type);
-      if (isIndexType(type) || Array.isArray(doc.manifests)) {
-        for (const child of doc.manifests ?? []) await visit(child.digest, child.mediaType, depth + 1);
-      } else {
-        for (const d of [doc.config, ...(doc.layers ?? [])]) if (d) blobs.add(d.digest);
-      }
-    };
-    await visit(image.digest, image.mediaType, 0);
+    const graph = await readGraph(reader, image);
+    const manifests = new Map(graph.manifests.map((m) => [m.digest, m.mediaType]));
+    const blobs = graph.blobs;
     for (const name of names) {
       const r = this.repo(name);
       for (const [d, t] of manifests) r.manifests.set(d, t);

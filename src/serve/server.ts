@@ -3,7 +3,6 @@
 // checked at start and the headers indexed; every entry is hashed whole once
 // before its first byte goes out, and full reads are hashed again while they
 // stream, so a byte that does not match the signed digest is never served.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -11,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BLOBS_PREFIX, FILES_PREFIX } from '../bundle/format.js';
-import { BundleError, type BundleReader } from '../bundle/reader.js';
+import type { BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { Catalog, type Repo } from './catalog.js';
 import { parseRange } from './range.js';
@@ -59,21 +58,8 @@ function ociError(res: ServerResponse, status: number, code: string, message: st
 }
 
 /** Sends [start, end] of an entry; a whole-entry read is hashed again and cut off if it does not match. */
-async function sendEntry(reader: BundleReader, name: string, res: ServerResponse, start: number, end: number, whole: boolean, sha256: string): Promise<void> {
-  const source = reader.range(name, start, end + 1);
-  if (!whole) {
-    await pipeline(Readable.from(source), res);
-    return;
-  }
-  const h = createHash('sha256');
-  const checked = async function* () {
-    for await (const c of source) {
-      h.update(c);
-      yield c;
-    }
-    if (h.digest('hex') !== sha256) throw new BundleError(`entry "${name}" changed on disk while being served`);
-  };
-  await pipeline(Readable.from(checked()), res);
+async function sendEntry(reader: BundleReader, name: string, res: ServerResponse, start: number, end: number, whole: boolean): Promise<void> {
+  await pipeline(Readable.from(whole ? reader.stream(name) : reader.range(name, start, end + 1)), res);
 }
 
 export async function serve(opts: ServeOptions): Promise<Serving> {
@@ -146,11 +132,11 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     if (!repo.blobs.has(digest) && !repo.manifests.has(digest)) return ociError(res, 404, 'BLOB_UNKNOWN', `blob ${digest} is not in this repository`, head);
     const entryName = BLOBS_PREFIX + digest.slice(7);
     const e = reader.entry(entryName);
-    return sendChecked(req, res, head, entryName, e.size, e.sha256, { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, etag: `"${digest}"` });
+    return sendChecked(req, res, head, entryName, e.size, { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, etag: `"${digest}"` });
   };
 
   /** Verify once, then send the whole entry or the requested range. */
-  const sendChecked = async (req: IncomingMessage, res: ServerResponse, head: boolean, entryName: string, size: number, sha256: string, headers: Record<string, string>) => {
+  const sendChecked = async (req: IncomingMessage, res: ServerResponse, head: boolean, entryName: string, size: number, headers: Record<string, string>) => {
     try {
       await guard.ensure(entryName);
     } catch (err) {
@@ -170,7 +156,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       ...(range.kind === 'partial' && { 'content-range': `bytes ${start}-${end}/${size}` }),
     });
     if (head || size === 0) return res.end();
-    await sendEntry(reader, entryName, res, start, end, range.kind === 'full', sha256);
+    await sendEntry(reader, entryName, res, start, end, range.kind === 'full');
   };
 
   const fileServer = async (req: IncomingMessage, res: ServerResponse) => {
@@ -195,7 +181,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       res.writeHead(404, { 'content-type': 'text/plain', 'content-length': '10' });
       return res.end(head ? undefined : 'not found\n');
     }
-    return sendChecked(req, res, head, FILES_PREFIX + f.path, f.size, f.sha256, { 'content-type': 'application/octet-stream', etag: `"sha256:${f.sha256}"` });
+    return sendChecked(req, res, head, FILES_PREFIX + f.path, f.size, { 'content-type': 'application/octet-stream', etag: `"sha256:${f.sha256}"` });
   };
 
   /** The registry as the client can reach it: listening on all addresses, the host the client used, with the registry's port. */
