@@ -154,7 +154,8 @@ export class BundleReader {
   async verifyEntry(name: string, onBytes?: (n: number) => void): Promise<void> {
     const e = this.entry(name);
     const h = createHash('sha256');
-    for await (const chunk of this.range(name, 0, e.size)) {
+    // One buffer reused for every chunk: each is hashed before the next read.
+    for await (const chunk of this.chunks(e, 0, e.size, Buffer.allocUnsafe(CHUNK))) {
       h.update(chunk);
       onBytes?.(chunk.length);
     }
@@ -184,13 +185,18 @@ export class BundleReader {
   }
 
   /** Bytes [start, end) of a verified entry, not re-hashed: for uploads the registry (and the uploader) check by digest. */
-  async *range(name: string, start: number, end: number, chunkSize = CHUNK): AsyncGenerator<Buffer> {
+  range(name: string, start: number, end: number): AsyncGenerator<Buffer> {
     const e = this.entry(name);
     if (start < 0 || end > e.size || start > end) throw new BundleError(`entry "${name}": bad range ${start}-${end}`);
+    return this.chunks(e, start, end);
+  }
+
+  /** Positioned reads of an entry's data; with `reuse`, every chunk is a view of that one buffer. */
+  private async *chunks(e: LocatedEntry, start: number, end: number, reuse?: Buffer): AsyncGenerator<Buffer> {
     for (let pos = start; pos < end; ) {
-      const buf = Buffer.allocUnsafe(Math.min(chunkSize, end - pos));
-      const { bytesRead } = await this.fh.read(buf, 0, buf.length, e.dataOffset + pos);
-      if (bytesRead === 0) throw new BundleError(`entry "${name}" is truncated on disk`);
+      const buf = reuse ?? Buffer.allocUnsafe(Math.min(CHUNK, end - pos));
+      const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, end - pos), e.dataOffset + pos);
+      if (bytesRead === 0) throw new BundleError(`entry "${e.name}" is truncated on disk`);
       pos += bytesRead;
       yield buf.subarray(0, bytesRead);
     }
