@@ -40,7 +40,7 @@ describe('htpasswd basic auth over TLS', () => {
   after(async () => up?.stop());
 
   it('builds with --username and --password-stdin and the CA from the manifest', async () => {
-    const { r, bundle } = await build(up, registries, ['--username', 'ops', '--password-stdin'], { stdin: 'pa55 word\n' });
+    const { r, bundle } = await build(up, registries, ['--username', 'ops', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'pa55 word\n' });
     assert.equal(r.code, 0, r.stderr);
     const names = (await readTar(bundle)).map((e) => e.name);
     assert.ok(names.includes(`blobs/sha256/${up.refs.ociIndex.pushed.digest.slice(7)}`));
@@ -56,44 +56,55 @@ describe('htpasswd basic auth over TLS', () => {
   it('without credentials every item fails with a message saying what to pass', async () => {
     const { r, bundle } = await build(up, registries, []);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /asks for a user name and password; pass --username and --password-stdin or log in with docker login/);
+    assert.match(r.stderr, new RegExp(`${up.registry.host} asks for a user name and password: give them for this host \\(--username with --password-stdin, and --auth-host on build\\) or in docker config.json`));
     assert.match(r.stderr, /items failed; no bundle was written/);
     void bundle;
   });
 
+  it('--username without --auth-host is a usage error; flags for another host are not sent here', async () => {
+    const none = await build(up, registries, ['--username', 'ops', '--password-stdin'], { stdin: 'pa55 word' });
+    assert.equal(none.r.code, 2);
+    assert.match(none.r.stderr, /--username needs --auth-host HOST/);
+    const other = await build(up, registries, ['--username', 'ops', '--password-stdin', '--auth-host', 'registry.example'], { stdin: 'pa55 word' });
+    assert.equal(other.r.code, 1);
+    assert.match(other.r.stderr, /asks for a user name and password/);
+  });
+
   it('a wrong password is named as such', async () => {
-    const { r } = await build(up, registries, ['--username', 'ops', '--password-stdin'], { stdin: 'nope' });
+    const { r } = await build(up, registries, ['--username', 'ops', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'nope' });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /refused the credentials \(HTTP 401\)/);
+    assert.match(r.stderr, /answered HTTP 401; the registry refused the credentials/);
   });
 
   it('a CA that did not sign the certificate is refused; HTTPS never falls back to HTTP', async () => {
     const other = await makeCA(await makeTempDir('airlock-otherca-'), 'someone else');
-    const { r } = await build(up, `  registries:\n    "${up.registry.host}": { caFile: "${other.caCert}" }\n`, ['--username', 'ops', '--password-stdin'], { stdin: 'pa55 word' });
+    const { r } = await build(up, `  registries:\n    "${up.registry.host}": { caFile: "${other.caCert}" }\n`, ['--username', 'ops', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'pa55 word' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /certificate/i);
   });
 
   it('insecureSkipTLSVerify speaks HTTPS without checking the certificate', async () => {
-    const { r } = await build(up, `  registries:\n    "${up.registry.host}": { insecureSkipTLSVerify: true }\n`, ['--username', 'ops', '--password-stdin'], { stdin: 'pa55 word' });
+    const { r } = await build(up, `  registries:\n    "${up.registry.host}": { insecureSkipTLSVerify: true }\n`, ['--username', 'ops', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'pa55 word' });
     assert.equal(r.code, 0, r.stderr);
   });
 
   it('loopback without TLS settings speaks plain HTTP, and the error says how to switch to HTTPS', async () => {
-    const { r } = await build(up, '', ['--username', 'ops', '--password-stdin'], { stdin: 'pa55 word' });
+    const { r } = await build(up, '', ['--username', 'ops', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'pa55 word' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`HTTP 400; if ${up.registry.host} speaks HTTPS, set registries."${up.registry.host}".caFile`));
   });
 });
 
-describe('token auth (distribution auth: token)', () => {
+describe('token auth (distribution auth: token), the realm over HTTPS', () => {
   let up: Upstream;
   let tokens: TestTokenServer;
+  let registries: string;
   before(async () => {
-    tokens = await startTokenServer({ users: { builder: 'tok3n' } });
+    tokens = await startTokenServer({ users: { builder: 'tok3n' }, tls: true });
+    registries = `  registries:\n    "${tokens.host}": { caFile: "${tokens.caFile}" }\n`;
     up = await startUpstream({
       registry: { tokenAuth: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } },
-      seederAuth: { username: 'builder', password: 'tok3n', bearer: true },
+      seederAuth: { username: 'builder', password: 'tok3n', bearer: true, ...(tokens.caFile && { caFile: tokens.caFile }) },
     });
   });
   after(async () => {
@@ -103,7 +114,7 @@ describe('token auth (distribution auth: token)', () => {
 
   it('fetches pull tokens per repository and builds', async () => {
     tokens.requests.length = 0;
-    const { r } = await build(up, '', ['--username', 'builder', '--password-stdin'], { stdin: 'tok3n' });
+    const { r } = await build(up, registries, ['--username', 'builder', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'tok3n' });
     assert.equal(r.code, 0, r.stderr);
     const scopes = new Set(tokens.requests.filter((q) => q.status === 200).flatMap((q) => q.scope));
     for (const repo of ['team/app', 'team/docker-app', 'aquasecurity/trivy-db', 'falcosecurity/rules/falco-rules']) {
@@ -115,10 +126,35 @@ describe('token auth (distribution auth: token)', () => {
   });
 
   it('anonymous access is refused with a clear message', async () => {
-    const { r } = await build(up, '', []);
+    const { r } = await build(up, registries, []);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /refused (anonymous access|the credentials)|401/);
   });
 });
 
 
+
+describe('token auth with a plain-HTTP realm on another port', () => {
+  let up: Upstream;
+  let tokens: TestTokenServer;
+  before(async () => {
+    tokens = await startTokenServer({ users: { builder: 'tok3n' }, anonymousPull: true });
+    up = await startUpstream({
+      registry: { tokenAuth: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } },
+      seederAuth: { username: 'builder', password: 'tok3n', bearer: true },
+    });
+  });
+  after(async () => {
+    await up?.stop();
+    await tokens?.stop();
+  });
+
+  it('never sends the credentials there: anonymous tokens, with a warning naming both hosts', async () => {
+    tokens.requests.length = 0;
+    const { r } = await build(up, '', ['--username', 'builder', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'tok3n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(tokens.requests.length > 0, 'tokens were asked for');
+    assert.ok(tokens.requests.every((q) => q.authorization === undefined), 'no token request carried an Authorization header');
+    assert.match(r.stderr, new RegExp(`not sending the credentials for ${up.registry.host} to ${tokens.host}: the token realm http://${tokens.host} is plain HTTP`));
+  });
+});

@@ -1,44 +1,11 @@
 // Small pure pieces whose edge cases are easier to see one by one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { parseChallenge, dockerConfigCredentials, credentialLookup } from '../src/registry/auth.js';
-import { parseRetryAfter, withRetry, RetryableError } from '../src/registry/retry.js';
-import { isLoopbackHost, schemeFor } from '../src/registry/transport.js';
 import { parseChecksumFile } from '../src/fetch/files.js';
 import { parseTargetRegistry, hostComponent, planTargets, TargetConflictError } from '../src/bundle/targets.js';
 import { parseRange } from '../src/serve/range.js';
 import { falcoIndexEntries } from '../src/emit/falco-index.js';
 import type { BundleIndex } from '../src/bundle/format.js';
-import { makeTempDir } from './support/proc.js';
-
-test('WWW-Authenticate challenges', () => {
-  assert.deepEqual(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push"'), {
-    scheme: 'bearer',
-    params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:samalba/my-app:pull,push' },
-  });
-  assert.deepEqual(parseChallenge('Basic realm="Registry Realm"'), { scheme: 'basic', params: { realm: 'Registry Realm' } });
-  assert.deepEqual(parseChallenge('Bearer realm=https://ghcr.io/token, service=ghcr.io'), { scheme: 'bearer', params: { realm: 'https://ghcr.io/token', service: 'ghcr.io' } });
-  assert.deepEqual(parseChallenge('Bearer realm="a\\"b"'), { scheme: 'bearer', params: { realm: 'a"b' } });
-});
-
-test('Retry-After in seconds or as a date, and retries that honour it', async () => {
-  assert.equal(parseRetryAfter('3'), 3);
-  assert.equal(parseRetryAfter(new Date(Date.now() + 2000).toUTCString(), Date.now()) !== undefined, true);
-  assert.equal(parseRetryAfter('soon'), undefined);
-  let calls = 0;
-  const started = Date.now();
-  const v = await withRetry(async () => {
-    if (++calls < 3) throw new RetryableError('busy', calls === 1 ? 0.2 : undefined);
-    return 'ok';
-  }, { baseDelayMs: 10 });
-  assert.equal(v, 'ok');
-  assert.equal(calls, 3);
-  assert.ok(Date.now() - started >= 200, 'waited at least the Retry-After');
-  await assert.rejects(withRetry(async () => { throw new Error('not transient'); }), /not transient/);
-  await assert.rejects(withRetry(async () => { throw new RetryableError('never', 600); }), /never/, 'a Retry-After beyond the limit is not waited for');
-});
 
 test('checksum files: "<hex>  name", "<hex> *name", bare hex, several lines', () => {
   const url = 'https://e.org/dl/tool-1.0.tar.gz';
@@ -51,34 +18,6 @@ test('checksum files: "<hex>  name", "<hex> *name", bare hex, several lines', ()
   assert.throws(() => parseChecksumFile(`${h256}  other.tar.gz\n`, 'u', url), /has no line for tool-1\.0\.tar\.gz/);
   assert.throws(() => parseChecksumFile('<html>404</html>', 'u', url), /holds no sha256 or sha512/);
   assert.throws(() => parseChecksumFile(`${h256}\n`, 'u', url, 'sha512'), /holds a sha256, but its name says sha512/);
-});
-
-test('plain HTTP only for loopback unless told otherwise', () => {
-  for (const h of ['localhost', 'localhost:5000', '127.0.0.1', '127.1.2.3:80', '[::1]:5000']) assert.ok(isLoopbackHost(h), h);
-  for (const h of ['registry.local', '10.0.0.1:5000', '127.0.0.1.nip.io', 'localhost.example']) assert.ok(!isLoopbackHost(h), h);
-  assert.equal(schemeFor('127.0.0.1:5000'), 'http');
-  assert.equal(schemeFor('127.0.0.1:5000', { caFile: 'ca.pem' }), 'https');
-  assert.equal(schemeFor('registry.local'), 'https');
-  assert.equal(schemeFor('registry.local', { plainHttp: true }), 'http');
-});
-
-test('docker config.json credentials, by host and with Docker Hub aliases', async () => {
-  const dir = await makeTempDir('airlock-dockercfg-');
-  await writeFile(path.join(dir, 'config.json'), JSON.stringify({
-    auths: {
-      'https://index.docker.io/v1/': { auth: Buffer.from('hubuser:hub:pass').toString('base64') },
-      'registry.local:5000': { username: 'u', password: 'p' },
-      'broken.example': { auth: 'bm9jb2xvbg==' },
-    },
-  }));
-  const creds = dockerConfigCredentials({ DOCKER_CONFIG: dir });
-  const lookup = credentialLookup(undefined, creds);
-  assert.deepEqual(lookup('registry-1.docker.io'), { username: 'hubuser', password: 'hub:pass' });
-  assert.deepEqual(lookup('docker.io'), { username: 'hubuser', password: 'hub:pass' });
-  assert.deepEqual(lookup('registry.local:5000'), { username: 'u', password: 'p' });
-  assert.equal(lookup('broken.example'), undefined);
-  assert.deepEqual(credentialLookup({ username: 'flag', password: 'x' }, creds)('registry.local:5000'), { username: 'flag', password: 'x' });
-  assert.equal(dockerConfigCredentials({ DOCKER_CONFIG: path.join(dir, 'none') }).size, 0);
 });
 
 test('--registry HOST[:PORT][/PREFIX] and target names', () => {

@@ -8,11 +8,12 @@ import { ContentStore } from '../cache/store.js';
 import { pullFile, type PulledFile } from '../fetch/pull.js';
 import type { FileItem, ImageItem, ArtifactItem, Plan } from '../manifest/types.js';
 import type { Progress } from '../progress/reporter.js';
-import { Authenticator, credentialLookup, dockerConfigCredentials, type Credential } from '../registry/auth.js';
 import { RegistryClient } from '../registry/client.js';
 import { pullGraph, type Descriptor, type PulledGraph } from '../registry/pull.js';
-import type { RetryOptions } from '../registry/retry.js';
-import { Transport, type HostSettings } from '../registry/transport.js';
+import type { HostSettings } from '../http/agent.js';
+import { Http } from '../http/client.js';
+import type { CredentialLookup } from '../http/credentials.js';
+import type { RetryPolicy } from '../http/retry.js';
 import { BUNDLE_SCHEMA_VERSION, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex } from './format.js';
 import { writeBundle } from './writer.js';
 import { fingerprint } from '../sign/keys.js';
@@ -25,13 +26,17 @@ export interface BuildOptions {
   readonly concurrency: number;
   /** `--platform`: replaces every image's platform filter. */
   readonly platforms?: string[];
-  readonly credentials?: Credential;
+  /** Credentials per host (flags for --auth-host hosts, then docker config.json). */
+  readonly credentials?: CredentialLookup;
   readonly dryRun?: boolean;
   readonly progress: Progress;
   /** Seconds since the epoch (SOURCE_DATE_EPOCH): fixes `created` and tar mtimes. */
   readonly sourceDateEpoch?: number;
-  readonly retry?: RetryOptions;
+  readonly retry?: Partial<RetryPolicy>;
   readonly bodyTimeoutMs?: number;
+  /** Minimum rate per window (AIRLOCK_MIN_RATE bytes/s over AIRLOCK_STALL_TIMEOUT). */
+  readonly minBytesPerSecond?: number;
+  readonly warn?: (message: string) => void;
   readonly tool: string;
 }
 
@@ -64,17 +69,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const { plan, progress } = opts;
   const store = new ContentStore(opts.cacheDir);
   await store.init();
-  const transport = new Transport({
-    connections: opts.concurrency,
-    settings: (host) => hostSettings(plan, host),
-    ...(opts.bodyTimeoutMs !== undefined && { bodyTimeoutMs: opts.bodyTimeoutMs }),
-    userAgent: opts.tool.replace(' ', '/'),
-  });
-  const auth = new Authenticator(transport, credentialLookup(opts.credentials, dockerConfigCredentials()));
+  const http = createHttp(opts, (host) => hostSettings(plan, host));
   const clients = new Map<string, RegistryClient>();
   const clientFor = (host: string) => {
     let c = clients.get(host);
-    if (!c) clients.set(host, (c = new RegistryClient(host, transport, auth, opts.retry)));
+    if (!c) clients.set(host, (c = new RegistryClient(host, http)));
     return c;
   };
   const limit = pLimit(opts.concurrency);
@@ -100,8 +99,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
               what,
               expected: d.digest,
               size: d.size,
-              source: { open: (offset) => client.blob(repo, d.digest, offset) },
-              ...(opts.retry && { retry: opts.retry }),
+              source: { open: (offset) => client.blob(repo, d.digest, offset, d.size) },
+              retry: http.retryPolicy,
               onBytes: (n) => t.advance(n),
             });
             downloaded += got.downloaded;
@@ -136,7 +135,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const fileResults = await Promise.all(
     files.map(async (item) => {
       try {
-        const f = await pullFile(item, { transport, store, limit, progress, dryRun: opts.dryRun === true, ...(opts.retry && { retry: opts.retry }) });
+        const f = await pullFile(item, { http, store, limit, progress, dryRun: opts.dryRun === true });
         downloaded += f.downloaded;
         return { item, file: f };
       } catch (err) {
@@ -211,7 +210,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       }
     }),
   );
-  await transport.close();
+  await http.close();
 
   const reports: ItemReport[] = [
     ...settled.map((r): ItemReport => reportGraph(r.item, r.graph, r.error)),
@@ -262,4 +261,20 @@ function reportFile(item: FileItem, f: PulledFile | undefined, error: string | u
 function errorText(err: unknown, what: string): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.includes(what) ? msg : `${what}: ${msg}`;
+}
+
+/** The one dispatcher of a build: TLS per source host, credentials per host, the minimum rate. */
+function createHttp(opts: BuildOptions, settings: (host: string) => HostSettings): Http {
+  const window = opts.bodyTimeoutMs ?? 60_000;
+  return new Http({
+    connections: opts.concurrency,
+    settings,
+    ...(opts.bodyTimeoutMs !== undefined && { bodyTimeoutMs: opts.bodyTimeoutMs }),
+    rateWindowMs: window,
+    minBytesPerWindow: Math.round(((opts.minBytesPerSecond ?? 1024) * window) / 1000),
+    userAgent: opts.tool.replace(' ', '/'),
+    ...(opts.credentials && { credentials: opts.credentials }),
+    ...(opts.retry && { retry: opts.retry }),
+    ...(opts.warn && { warn: opts.warn }),
+  });
 }

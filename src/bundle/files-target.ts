@@ -8,8 +8,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { throwIfRetryable, withRetry, type RetryOptions } from '../registry/retry.js';
-import { header, type Transport } from '../registry/transport.js';
+import { header, statusError, type Http, type HttpResponse } from '../http/client.js';
+import { describeNetworkError } from '../http/errors.js';
+import { withRetry } from '../http/retry.js';
 import { BundleError } from './tarread.js';
 
 export interface FileTarget {
@@ -114,8 +115,7 @@ export class UrlTarget implements FileTarget {
 
   constructor(
     base: string,
-    private readonly transport: Transport,
-    private readonly retry: RetryOptions = {},
+    private readonly http: Http,
   ) {
     this.base = base.replace(/\/+$/, '');
   }
@@ -129,16 +129,12 @@ export class UrlTarget implements FileTarget {
   }
 
   async has(p: string, sha256: string, size: number): Promise<boolean> {
-    return withRetry(async () => {
-      const head = await this.transport.request(this.url(p), { method: 'HEAD' });
-      await throwIfRetryable(head, this.url(p));
-      await head.body.dump();
-      if (head.status !== 200 || Number(header(head, 'content-length')) !== size) return false;
-      const side = await this.transport.request(this.url(`${p}.sha256`));
-      await throwIfRetryable(side, this.url(`${p}.sha256`));
-      const text = await side.body.text();
-      return side.status === 200 && sidecarMatches(text, p, sha256);
-    }, this.retry);
+    const head = await this.send(this.url(p), { method: 'HEAD' });
+    await head.body.dump();
+    if (head.status !== 200 || Number(header(head, 'content-length')) !== size) return false;
+    const side = await this.send(this.url(`${p}.sha256`), { maxBody: 64 * 1024 });
+    const text = await side.body.text().catch(() => '');
+    return side.status === 200 && sidecarMatches(text, p, sha256);
   }
 
   /** Spools to a local temp file first: nothing reaches the server until the digest matched. */
@@ -151,15 +147,13 @@ export class UrlTarget implements FileTarget {
         throw new BundleError(err.message.replace('file file:', `file ${p}:`));
       });
       await withRetry(async () => {
-        const res = await this.transport.request(this.url(p), {
+        const res = await this.send(this.url(p), {
           method: 'PUT',
           headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' },
           body: createReadStream(spool),
         });
-        await throwIfRetryable(res, this.url(p));
-        const text = await res.body.text();
-        if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw new BundleError(`PUT ${this.url(p)}: HTTP ${res.status} ${text.slice(0, 200)}`);
-      }, this.retry);
+        await this.expectStored(res, p);
+      }, this.http.retryPolicy);
       await this.putBytes(`${p}.sha256`, sidecar(p, sha256));
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -167,12 +161,22 @@ export class UrlTarget implements FileTarget {
   }
 
   async putBytes(p: string, bytes: Buffer): Promise<void> {
-    await withRetry(async () => {
-      const res = await this.transport.request(this.url(p), { method: 'PUT', headers: { 'content-length': String(bytes.length) }, body: bytes });
-      await throwIfRetryable(res, this.url(p));
-      const text = await res.body.text();
-      if (res.status !== 201 && res.status !== 204 && res.status !== 200) throw new BundleError(`PUT ${this.url(p)}: HTTP ${res.status} ${text.slice(0, 200)}`);
-    }, this.retry);
+    const res = await this.send(this.url(p), { method: 'PUT', headers: { 'content-length': String(bytes.length) }, body: bytes });
+    await this.expectStored(res, p);
+  }
+
+  private async send(url: string, req: Parameters<Http['request']>[1]): Promise<HttpResponse> {
+    try {
+      return await this.http.request(url, { item: url, ...req });
+    } catch (err) {
+      throw Object.assign(new BundleError(`${req?.method ?? 'GET'} ${url}: ${describeNetworkError(err)}`), { cause: err });
+    }
+  }
+
+  private async expectStored(res: HttpResponse, p: string): Promise<void> {
+    const text = await res.body.text().catch(() => '');
+    if (res.status === 201 || res.status === 204 || res.status === 200) return;
+    throw statusError(res, `PUT ${this.url(p)}: ${res.url.origin} answered HTTP ${res.status} ${text.slice(0, 200)}`.trim());
   }
 
 }

@@ -12,10 +12,8 @@
 import pLimit from 'p-limit';
 import type { KeyObject } from 'node:crypto';
 import type { Progress } from '../progress/reporter.js';
-import type { Authenticator } from '../registry/auth.js';
 import { RegistryClient } from '../registry/client.js';
-import type { RetryOptions } from '../registry/retry.js';
-import type { Transport } from '../registry/transport.js';
+import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleImage } from './format.js';
 import type { FileTarget } from './files-target.js';
@@ -29,11 +27,10 @@ export interface UnpackOptions {
   readonly registry: TargetRegistry;
   readonly layout: Layout;
   readonly files: FileTarget;
-  readonly transport: Transport;
-  readonly auth: Authenticator;
+  /** The dispatcher, with the target's TLS settings and credentials scoped to it. */
+  readonly http: Http;
   readonly concurrency: number;
   readonly progress: Progress;
-  readonly retry?: RetryOptions;
   readonly chunkSize?: number;
 }
 
@@ -76,7 +73,7 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
 async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackResult> {
   const { index } = reader;
   const targets = planTargets(index.images, opts.registry, opts.layout);
-  const client = new RegistryClient(opts.registry.host, opts.transport, opts.auth, opts.retry);
+  const client = new RegistryClient(opts.registry.host, opts.http);
   const limit = pLimit(opts.concurrency);
   const falcoEntries = falcoIndexEntries(index, opts.registry, opts.layout);
 

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { once } from 'node:events';
 import { sha256Hex, splitDigest, type Algorithm } from '../oci/digest.js';
-import { withRetry, type RetryOptions } from '../registry/retry.js';
+import { withRetry, type RetryPolicy } from '../http/retry.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
@@ -19,6 +19,7 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export class DigestMismatchError extends Error {
+  readonly exitCode = 1;
   constructor(
     readonly what: string,
     readonly expected: string,
@@ -43,7 +44,7 @@ export interface IngestRequest {
   /** Key for the partial file when no digest is expected (e.g. the URL). */
   readonly partialKey?: string;
   readonly source: Source;
-  readonly retry?: RetryOptions;
+  readonly retry?: RetryPolicy;
   readonly onBytes?: (n: number) => void;
 }
 
@@ -159,8 +160,8 @@ export class ContentStore {
         }
         const start = opened.offset;
         if (req.size !== undefined && opened.size !== undefined && opened.size !== req.size) {
-          opened.body.destroy();
-          throw new Error(`${req.what}: the server says ${opened.size} bytes, expected ${req.size}`);
+          await discard(opened.body);
+          throw new DigestMismatchError(req.what, `${req.size} bytes`, `${opened.size} bytes announced`);
         }
         const running = seed ?? new Map(algorithms.map((a) => [a, createHash(a)]));
         let got = 0;
@@ -201,6 +202,12 @@ export class ContentStore {
       return { digest, size: result.size, downloaded, ...(result.sha512 && { sha512: result.sha512 }) };
     }
   }
+}
+
+/** Lets go of a body unread. undici's dump(), not destroy(): a destroyed body with no listener raises an unhandled 'error'. */
+async function discard(body: Readable & { dump?: () => Promise<unknown> }): Promise<void> {
+  if (body.dump) await body.dump().catch(() => undefined);
+  else body.destroy();
 }
 
 async function sizeOf(file: string): Promise<number> {

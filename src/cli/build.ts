@@ -9,7 +9,8 @@ import { createProgress, formatBytes } from '../progress/reporter.js';
 import { loadPrivateKey } from '../sign/keys.js';
 import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { parseConcurrency, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
+import { dockerConfigCredentials, firstOf, flagCredentials } from '../http/credentials.js';
+import { minRate, parseConcurrency, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
 import { TOOL } from './version.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -23,6 +24,7 @@ interface BuildFlags {
   platform?: string;
   username?: string;
   passwordStdin?: boolean;
+  authHost: string[];
   dryRun?: boolean;
   json?: boolean;
 }
@@ -40,6 +42,7 @@ export function registerBuild(program: Command, run: RunAction): void {
     .option('--platform <list>', 'platforms to keep for images, comma separated (overrides the manifest)')
     .option('--username <user>', 'registry user name (with --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
+    .option('--auth-host <host>', 'a registry host that --username/--password-stdin are for (repeatable; required with --username)', collect, [])
     .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
     .option('--json', 'print a JSON summary on stdout')
     .action((manifest: string, opts: BuildFlags) =>
@@ -54,6 +57,11 @@ export function registerBuild(program: Command, run: RunAction): void {
         const platforms = parsePlatformList(opts.platform);
         const epoch = sourceDateEpoch();
         const stall = stallTimeoutMs();
+        const rate = minRate();
+        if (opts.username && opts.authHost.length === 0) {
+          throw usageError('--username needs --auth-host HOST (repeatable): credentials go only to the hosts named, never to every registry that asks');
+        }
+        if (opts.authHost.length > 0 && !opts.username) throw usageError('--auth-host needs --username and --password-stdin');
         if (!opts.dryRun && !opts.output) throw usageError('give the bundle to write with -o BUNDLE (or use --dry-run)');
         if (!opts.dryRun && !opts.key) throw usageError('give the signing key with --key KEY (make one with airlock keygen)');
         // Everything is checked before the first download.
@@ -63,6 +71,8 @@ export function registerBuild(program: Command, run: RunAction): void {
         const credentials = await readCredentials(opts.username, opts.passwordStdin);
 
         const progress = createProgress('airlock build');
+        const warn = (m: string) => progress.log(m);
+        const lookup = firstOf(flagCredentials(credentials, opts.authHost), dockerConfigCredentials({ warn }));
         let result: BuildResult;
         try {
           result = await build({
@@ -72,7 +82,9 @@ export function registerBuild(program: Command, run: RunAction): void {
             cacheDir: opts.cache ?? defaultCacheDir(),
             concurrency,
             ...(platforms && { platforms }),
-            ...(credentials && { credentials }),
+            credentials: lookup,
+            warn,
+            ...(rate !== undefined && { minBytesPerSecond: rate }),
             dryRun: opts.dryRun === true,
             progress,
             ...(epoch !== undefined && { sourceDateEpoch: epoch }),

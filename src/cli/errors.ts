@@ -1,5 +1,4 @@
 // Exit status per SPEC §1: 0 success, 1 failure, 2 usage or manifest error.
-import { ManifestError } from '../manifest/problems.js';
 
 export class CliError extends Error {
   constructor(
@@ -14,15 +13,17 @@ export class CliError extends Error {
 export const usageError = (message: string) => new CliError(message, 2);
 export const failure = (message: string) => new CliError(message, 1);
 
-/** Prints an error the way a person wants to read it and returns the exit status. */
+/**
+ * Prints an error the way a person wants to read it and returns the exit
+ * status. The one place exit codes are decided: an expected failure carries
+ * its `exitCode` (1 or 2) and is printed as its message; anything else is a
+ * bug and keeps its stack.
+ */
 export function reportError(err: unknown, command: string): number {
-  if (err instanceof ManifestError) {
+  const code = (err as { exitCode?: unknown } | undefined)?.exitCode;
+  if (err instanceof Error && (code === 1 || code === 2)) {
     process.stderr.write(`airlock ${command}: ${err.message}\n`);
-    return 2;
-  }
-  if (err instanceof CliError) {
-    process.stderr.write(`airlock ${command}: ${err.message}\n`);
-    return err.exitCode;
+    return code;
   }
   process.stderr.write(`airlock ${command}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return 1;

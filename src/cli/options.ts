@@ -1,6 +1,6 @@
 // Option parsing shared by commands: numbers, platform lists, credentials.
 import { parsePlatform } from '../oci/platform.js';
-import type { Credential } from '../registry/auth.js';
+import type { Credential } from '../http/credentials.js';
 import { usageError } from './errors.js';
 
 export function parseConcurrency(value: string | undefined, fallback: number): number {
@@ -33,6 +33,18 @@ export async function readCredentials(username: string | undefined, passwordStdi
   const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
   if (!password) throw usageError('--password-stdin: standard input was empty');
   return { username, password };
+}
+
+/**
+ * AIRLOCK_MIN_RATE: bytes per second a body must average over each
+ * AIRLOCK_STALL_TIMEOUT window (default 1024); slower counts as stalled and is
+ * resumed. 0 turns the rule off.
+ */
+export function minRate(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.AIRLOCK_MIN_RATE;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw usageError(`AIRLOCK_MIN_RATE=${v}: give bytes per second, e.g. 1024 (0 turns it off)`);
+  return Number(v);
 }
 
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {

@@ -6,12 +6,13 @@ import { parseTargetRegistry, TargetConflictError, type Layout } from '../bundle
 import { unpack, type UnpackResult } from '../bundle/unpack.js';
 import { emitConfig } from '../emit/write.js';
 import { createProgress, formatBytes } from '../progress/reporter.js';
-import { Authenticator, credentialLookup, dockerConfigCredentials } from '../registry/auth.js';
-import { schemeFor, Transport, type HostSettings } from '../registry/transport.js';
+import { schemeFor, type HostSettings } from '../http/agent.js';
+import { Http } from '../http/client.js';
+import { dockerConfigCredentials, firstOf, flagCredentials } from '../http/credentials.js';
 import { KeyError, loadPublicKey } from '../sign/keys.js';
 import { CliError, failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { parseConcurrency, readCredentials, stallTimeoutMs } from './options.js';
+import { minRate, parseConcurrency, readCredentials, stallTimeoutMs } from './options.js';
 import { TOOL } from './version.js';
 
 interface UnpackFlags {
@@ -78,21 +79,33 @@ export function registerUnpack(program: Command, run: RunAction): void {
           ...(opts.caFile && { caFile: opts.caFile }),
         };
         const stall = stallTimeoutMs();
-        const transport = new Transport({ connections: concurrency, ...(stall !== undefined && { bodyTimeoutMs: stall, headersTimeoutMs: stall }), settings: (h) => (h === registry.host ? settings : {}), userAgent: TOOL.replace(' ', '/') });
-        const auth = new Authenticator(transport, credentialLookup(credentials, dockerConfigCredentials()));
-        const files: FileTarget = opts.filesDir ? new DirTarget(opts.filesDir) : new UrlTarget(opts.filesUrl ?? '', transport);
+        const rate = minRate();
         const progress = createProgress('airlock unpack');
+        const warn = (m: string) => progress.log(m);
+        const window = stall ?? 60_000;
+        const http = new Http({
+          connections: concurrency,
+          ...(stall !== undefined && { bodyTimeoutMs: stall, headersTimeoutMs: stall }),
+          rateWindowMs: window,
+          minBytesPerWindow: Math.round(((rate ?? 1024) * window) / 1000),
+          settings: (h) => (h === registry.host ? settings : {}),
+          userAgent: TOOL.replace(' ', '/'),
+          // The flags are for the --registry host only; docker config.json is scoped per host by itself.
+          credentials: firstOf(flagCredentials(credentials, [registry.host]), dockerConfigCredentials({ warn })),
+          warn,
+        });
+        const files: FileTarget = opts.filesDir ? new DirTarget(opts.filesDir) : new UrlTarget(opts.filesUrl ?? '', http);
         let result: UnpackResult;
         try {
           const chunkSize = uploadChunkSize();
-          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, transport, auth, concurrency, progress, ...(chunkSize && { chunkSize }) });
+          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }) });
         } catch (err) {
           if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
           if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
           throw err;
         } finally {
           progress.finish();
-          await transport.close();
+          await http.close();
         }
         const scheme = schemeFor(registry.host, settings);
         const fileserverUrl = (opts.fileserverUrl ?? opts.filesUrl)?.replace(/\/+$/, '');

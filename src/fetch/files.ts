@@ -1,28 +1,29 @@
 // Files over HTTP(S): checksum files, and a resumable Source for the cache.
 import path from 'node:path';
 import type { HashAlgorithm } from '../manifest/types.js';
-import { throwIfRetryable, withRetry, type RetryOptions } from '../registry/retry.js';
-import { header, type Transport } from '../registry/transport.js';
+import { header, statusError, type Http, type HttpRequest, type HttpResponse } from '../http/client.js';
+import { describeNetworkError } from '../http/errors.js';
 import type { Source } from '../cache/store.js';
 
 export class FetchError extends Error {
+  readonly exitCode = 1;
   constructor(
     message: string,
     readonly status?: number,
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
     this.name = 'FetchError';
   }
 }
 
 const MAX_CHECKSUM_FILE = 64 * 1024;
 
-/** A Source that GETs `url`, with `Range` when resuming. */
-export function httpSource(transport: Transport, url: string): Source {
+/** A Source that GETs `url`, with `Range` when resuming; `size` (when known) bounds the body. */
+export function httpSource(http: Http, url: string, size?: number): Source {
   return {
     async open(offset) {
-      const res = await transport.request(url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
-      await throwIfRetryable(res, url);
+      const res = await send(http, url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, ...(size !== undefined && { size }) });
       if (res.status === 416 && offset > 0) {
         await res.body.dump();
         return this.open(0);
@@ -31,14 +32,11 @@ export function httpSource(transport: Transport, url: string): Source {
         const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header(res, 'content-range') ?? '');
         if (!range || Number(range[1]) !== offset) {
           await res.body.dump();
-          throw new FetchError(`${url}: asked for bytes from ${offset}, got Content-Range ${header(res, 'content-range') ?? 'none'}`);
+          throw new FetchError(`${url}: asked ${res.url.origin} for bytes from ${offset}, got Content-Range ${header(res, 'content-range') ?? 'none'}`);
         }
         return { body: res.body, offset, ...(range[2] !== '*' && { size: Number(range[2]) }) };
       }
-      if (res.status !== 200) {
-        await res.body.dump();
-        throw new FetchError(`${url}: HTTP ${res.status}${res.status === 404 ? ' (not found; check the URL or version)' : ''}`, res.status);
-      }
+      await expectOk(res, url);
       const len = header(res, 'content-length');
       return { body: res.body, offset: 0, ...(len !== undefined && { size: Number(len) }) };
     },
@@ -46,48 +44,44 @@ export function httpSource(transport: Transport, url: string): Source {
 }
 
 /** Size from a HEAD request (for --dry-run), when the server says. */
-export async function headSize(transport: Transport, url: string, retry?: RetryOptions): Promise<number | undefined> {
-  return withRetry(async () => {
-    const res = await transport.request(url, { method: 'HEAD' });
-    await throwIfRetryable(res, url);
-    await res.body.dump();
-    if (res.status !== 200) throw new FetchError(`${url}: HTTP ${res.status}${res.status === 404 ? ' (not found; check the URL or version)' : ''}`, res.status);
-    const len = header(res, 'content-length');
-    return len === undefined ? undefined : Number(len);
-  }, retry);
+export async function headSize(http: Http, url: string): Promise<number | undefined> {
+  const res = await send(http, url, { method: 'HEAD' });
+  await res.body.dump();
+  await expectOk(res, url);
+  const len = header(res, 'content-length');
+  return len === undefined ? undefined : Number(len);
 }
 
 /**
  * Fetches a checksum file (`<hex>  name`, `<hex> *name` or bare hex) and returns
  * the digest for `fileUrl`. The algorithm comes from the declared one or the hex length.
  */
-export async function fetchChecksum(
-  transport: Transport,
-  checksumUrl: string,
-  fileUrl: string,
-  declared: HashAlgorithm | undefined,
-  retry?: RetryOptions,
-): Promise<{ algorithm: HashAlgorithm; hex: string }> {
-  const text = await withRetry(async () => {
-    const res = await transport.request(checksumUrl);
-    await throwIfRetryable(res, checksumUrl);
-    if (res.status !== 200) {
-      await res.body.dump();
-      throw new FetchError(`checksum file ${checksumUrl}: HTTP ${res.status}`, res.status);
-    }
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of res.body) {
-      n += (c as Buffer).length;
-      if (n > MAX_CHECKSUM_FILE) {
-        res.body.destroy();
-        throw new FetchError(`checksum file ${checksumUrl} is larger than ${MAX_CHECKSUM_FILE} bytes; is the URL right?`);
-      }
-      chunks.push(c as Buffer);
-    }
-    return Buffer.concat(chunks).toString('utf8');
-  }, retry);
+export async function fetchChecksum(http: Http, checksumUrl: string, fileUrl: string, declared: HashAlgorithm | undefined): Promise<{ algorithm: HashAlgorithm; hex: string }> {
+  const what = `checksum file ${checksumUrl}`;
+  const res = await send(http, checksumUrl, { maxBody: MAX_CHECKSUM_FILE, item: what });
+  await expectOk(res, what);
+  let text: string;
+  try {
+    text = await res.body.text();
+  } catch (err) {
+    throw new FetchError(`${what}: ${describeNetworkError(err)}${(err as { code?: string }).code === 'AIRLOCK_BODY_LIMIT' ? '; is the URL right?' : ''}`, undefined, err);
+  }
   return parseChecksumFile(text, checksumUrl, fileUrl, declared);
+}
+
+async function send(http: Http, url: string, req: HttpRequest): Promise<HttpResponse> {
+  try {
+    return await http.request(url, { item: url, ...req });
+  } catch (err) {
+    throw new FetchError(`${req.item ?? url}: ${describeNetworkError(err)}`, undefined, err);
+  }
+}
+
+async function expectOk(res: HttpResponse, what: string): Promise<void> {
+  if (res.status === 200) return;
+  await res.body.dump().catch(() => undefined);
+  if (res.status === 404) throw new FetchError(`${what}: not found at ${res.url.origin} (HTTP 404); check the URL or version`, 404);
+  throw statusError(res, `${what}: ${res.url.origin} answered HTTP ${res.status}`);
 }
 
 export function parseChecksumFile(text: string, checksumUrl: string, fileUrl: string, declared?: HashAlgorithm): { algorithm: HashAlgorithm; hex: string } {

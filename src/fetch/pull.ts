@@ -5,8 +5,7 @@ import { stat } from 'node:fs/promises';
 import type { ContentStore } from '../cache/store.js';
 import type { FileItem } from '../manifest/types.js';
 import type { Progress } from '../progress/reporter.js';
-import type { RetryOptions } from '../registry/retry.js';
-import type { Transport } from '../registry/transport.js';
+import type { Http } from '../http/client.js';
 import { fetchChecksum, headSize, httpSource } from './files.js';
 
 export interface PulledFile {
@@ -19,10 +18,9 @@ export interface PulledFile {
 }
 
 export interface FileContext {
-  readonly transport: Transport;
+  readonly http: Http;
   readonly store: ContentStore;
   limit<T>(fn: () => Promise<T>): Promise<T>;
-  readonly retry?: RetryOptions;
   readonly progress: Progress;
   readonly dryRun: boolean;
 }
@@ -33,14 +31,14 @@ export async function pullFile(item: FileItem, ctx: FileContext): Promise<Pulled
   if (item.checksum.type === 'digest') expected = { algorithm: item.checksum.algorithm, hex: item.checksum.hex };
   else if (item.checksum.type === 'url') {
     const { url, algorithm } = item.checksum;
-    expected = await ctx.limit(() => fetchChecksum(ctx.transport, url, item.url, algorithm, ctx.retry));
+    expected = await ctx.limit(() => fetchChecksum(ctx.http, url, item.url, algorithm));
     checksum = 'checksum-url';
   } else checksum = 'pinned-at-build';
 
   const cached = await lookup(ctx.store, item, expected);
   if (cached) return { sha256: cached.digest.slice('sha256:'.length), size: cached.size, checksum, downloaded: 0, cached: true };
   if (ctx.dryRun) {
-    const size = await ctx.limit(() => headSize(ctx.transport, item.url, ctx.retry));
+    const size = await ctx.limit(() => headSize(ctx.http, item.url));
     ctx.progress.addTotal(size ?? 0);
     return { ...(size !== undefined && { size }), checksum, downloaded: 0, cached: false };
   }
@@ -52,8 +50,8 @@ export async function pullFile(item: FileItem, ctx: FileContext): Promise<Pulled
         what: item.url,
         ...(expected && { expected: `${expected.algorithm}:${expected.hex}` }),
         partialKey: item.url,
-        source: httpSource(ctx.transport, item.url),
-        ...(ctx.retry && { retry: ctx.retry }),
+        source: httpSource(ctx.http, item.url),
+        retry: ctx.http.retryPolicy,
         onBytes: (n) => t.advance(n),
       });
       ctx.progress.addTotal(got.size);

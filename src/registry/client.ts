@@ -1,25 +1,29 @@
-// A client for one registry (distribution API), pull side. Manifests come
-// back as the exact bytes the registry sent, checked against the digest;
-// blobs come back as streams for the cache to hash while it writes.
+// A client for one registry, speaking only the distribution API over the
+// shared dispatcher (src/http: auth, retry, redirects and body limits live
+// there). Manifests come back as the exact bytes the registry sent, checked
+// against the digest; blobs come back as streams for the cache to hash while
+// it writes; uploads stream from a re-readable source.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { apiHost } from '../oci/reference.js';
 import { sha256Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT } from '../oci/mediatypes.js';
-import type { Authenticator } from './auth.js';
-import { parseRetryAfter, RETRY_STATUSES, RetryableError, withRetry, type RetryOptions } from './retry.js';
-import { header, type HttpRequest, type HttpResponse, type Transport } from './transport.js';
+import { header, statusError, type Http, type HttpRequest, type HttpResponse } from '../http/client.js';
+import { describeNetworkError, HttpError, StatusError } from '../http/errors.js';
+import { MAX_MANIFEST_BYTES } from '../http/limits.js';
+import { withRetry } from '../http/retry.js';
 
-/** Manifests are small; a registry sending more is broken or hostile. */
-export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
+export { MAX_MANIFEST_BYTES };
 
 export class RegistryError extends Error {
+  readonly exitCode = 1;
   constructor(
     message: string,
     readonly status?: number,
     readonly code?: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'RegistryError';
   }
 }
@@ -52,9 +56,7 @@ export class RegistryClient {
 
   constructor(
     host: string,
-    private readonly transport: Transport,
-    private readonly auth: Authenticator,
-    private readonly retry: RetryOptions = {},
+    private readonly http: Http,
   ) {
     this.host = host;
     this.api = apiHost(host);
@@ -62,68 +64,64 @@ export class RegistryClient {
 
   /** HEAD a manifest: digest, type and size without counting against pull quotas. */
   async resolve(repo: string, ref: string): Promise<Resolved | undefined> {
-    return withRetry(async () => {
-      const res = await this.send(repo, `/manifests/${ref}`, { method: 'HEAD', headers: { accept: MANIFEST_ACCEPT } });
-      await res.body.dump();
-      if (res.status === 404) return undefined;
-      this.expect(res, [200], `HEAD manifest ${this.host}/${repo}:${ref}`, '');
-      const digest = header(res, 'docker-content-digest');
-      const mediaType = contentType(res);
-      const size = Number(header(res, 'content-length'));
-      if (!digest || !mediaType || !Number.isFinite(size)) return undefined; // registry too old to say; caller GETs
-      return { digest, mediaType, size };
-    }, this.retry);
+    const what = `HEAD manifest ${this.ref(repo, ref)}`;
+    const res = await this.send(what, repo, `/manifests/${ref}`, { method: 'HEAD', headers: { accept: MANIFEST_ACCEPT } });
+    await res.body.dump();
+    if (res.status === 404) return undefined;
+    await this.expect(res, [200], what);
+    const digest = header(res, 'docker-content-digest');
+    const mediaType = contentType(res);
+    const size = Number(header(res, 'content-length'));
+    if (!digest || !mediaType || !Number.isFinite(size)) return undefined; // registry too old to say; caller GETs
+    return { digest, mediaType, size };
   }
 
   /** GET a manifest by tag or digest; checks the bytes against the digest asked for or announced. */
   async manifest(repo: string, ref: string): Promise<Manifest> {
-    const what = `${this.host}/${repo}${ref.includes(':') ? '@' : ':'}${ref}`;
-    return withRetry(async () => {
-      const res = await this.send(repo, `/manifests/${ref}`, { headers: { accept: MANIFEST_ACCEPT } });
-      if (res.status === 404) {
-        const text = await res.body.text();
-        throw new RegistryError(`${what}: not found (${ociErrorSummary(text) || 'HTTP 404'}); check the name and tag`, 404, 'MANIFEST_UNKNOWN');
-      }
-      if (res.status !== 200) this.expect(res, [200], `GET manifest ${what}`, await res.body.text());
-      const declared = Number(header(res, 'content-length'));
-      if (declared > MAX_MANIFEST_BYTES) {
-        await res.body.dump();
-        throw new RegistryError(`${what}: manifest of ${declared} bytes is larger than ${MAX_MANIFEST_BYTES}; refusing`);
-      }
-      const bytes = await readLimited(res.body, MAX_MANIFEST_BYTES, what);
-      const digest = sha256Digest(bytes);
-      if (ref.startsWith('sha256:') && digest !== ref) {
-        throw new RegistryError(`${what}: the registry sent a manifest whose digest is ${digest}; refusing it`);
-      }
-      const announced = header(res, 'docker-content-digest');
-      if (announced?.startsWith('sha256:') && announced !== digest) {
-        throw new RegistryError(`${what}: Docker-Content-Digest says ${announced} but the bytes hash to ${digest}; refusing it`);
-      }
-      const mediaType = manifestMediaType(bytes, contentType(res), what);
-      return { bytes, digest, mediaType, size: bytes.length };
-    }, this.retry);
+    const what = this.ref(repo, ref);
+    const res = await this.send(what, repo, `/manifests/${ref}`, { headers: { accept: MANIFEST_ACCEPT }, maxBody: MAX_MANIFEST_BYTES });
+    if (res.status === 404) {
+      const text = await this.text(res, what);
+      throw new RegistryError(`${what}: not found (${ociErrorSummary(text) || 'HTTP 404'}); check the name and tag`, 404, 'MANIFEST_UNKNOWN');
+    }
+    await this.expect(res, [200], `GET manifest ${what}`);
+    const bytes = Buffer.from(await this.read(res, what, () => res.body.arrayBuffer()));
+    const digest = sha256Digest(bytes);
+    if (ref.startsWith('sha256:') && digest !== ref) {
+      throw new RegistryError(`${what}: ${res.url.origin} sent a manifest whose digest is ${digest}; refusing it`);
+    }
+    const announced = header(res, 'docker-content-digest');
+    if (announced?.startsWith('sha256:') && announced !== digest) {
+      throw new RegistryError(`${what}: Docker-Content-Digest says ${announced} but the bytes hash to ${digest}; refusing it`);
+    }
+    const mediaType = manifestMediaType(bytes, contentType(res), what);
+    return { bytes, digest, mediaType, size: bytes.length };
   }
 
-  /** Opens a blob, from `offset` when resuming. Retries are the caller's: it knows how much it has. */
-  async blob(repo: string, digest: string, offset = 0): Promise<BlobResponse> {
+  /**
+   * Opens a blob of `size` bytes, from `offset` when resuming. The dispatcher
+   * cuts a body at the size and resumes a dropped one; what reached the
+   * caller's disk is the caller's to resume from after a crash.
+   */
+  async blob(repo: string, digest: string, offset = 0, size?: number): Promise<BlobResponse> {
+    const what = `blob ${this.host}/${repo}@${digest}`;
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const res = await this.send(repo, `/blobs/${digest}`, { headers });
-    const what = `${this.host}/${repo}@${digest}`;
+    const res = await this.send(what, repo, `/blobs/${digest}`, { headers, ...(size !== undefined && { size }) });
     if (res.status === 404) {
       await res.body.dump();
-      throw new RegistryError(`blob ${what}: not found`, 404, 'BLOB_UNKNOWN');
+      throw new RegistryError(`${what}: not found at ${res.url.origin}`, 404, 'BLOB_UNKNOWN');
     }
     if (res.status === 416 && offset > 0) {
       // We already hold the whole blob (or more than it): start over from zero.
       await res.body.dump();
-      return this.blob(repo, digest, 0);
+      return this.blob(repo, digest, 0, size);
     }
-    if (res.status !== 200 && res.status !== 206) this.expect(res, [200, 206], `GET blob ${what}`, await res.body.text());
+    await this.expect(res, [200, 206], `GET ${what}`);
     if (res.status === 206) {
       const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res, 'content-range') ?? '');
       if (!range || Number(range[1]) !== offset) {
         await res.body.dump();
-        throw new RegistryError(`blob ${what}: asked for bytes from ${offset}, got Content-Range ${header(res, 'content-range') ?? 'none'}`);
+        throw new RegistryError(`${what}: asked ${res.url.origin} for bytes from ${offset}, got Content-Range ${header(res, 'content-range') ?? 'none'}`);
       }
       return { body: res.body, offset, ...(range[3] !== '*' && { size: Number(range[3]) }) };
     }
@@ -131,58 +129,35 @@ export class RegistryClient {
     return { body: res.body, offset: 0, ...(len !== undefined && { size: Number(len) }) };
   }
 
-  /** One request with authentication: a known token is sent up front; a 401 is answered once. */
-  private send(repo: string, suffix: string, req: HttpRequest, scopes: string[] = [`repository:${repo}:pull`]): Promise<HttpResponse> {
-    return this.sendUrl(`${this.transport.baseUrl(this.api)}/v2/${repo}${suffix}`, repo, req, scopes);
-  }
-
-  private async sendUrl(url: string | URL, repo: string, req: HttpRequest, scopes: string[]): Promise<HttpResponse> {
-    const known = await this.auth.authorization(this.api, scopes);
-    let res = await this.transport.request(url, withAuth(req, known));
-    if (res.status === 401) {
-      const challenge = header(res, 'www-authenticate');
-      await res.body.dump();
-      if (known) this.auth.invalidate(this.api, scopes);
-      const authorization = await this.auth.challenge(this.api, challenge, scopes);
-      res = await this.transport.request(url, withAuth(req, authorization));
-      if (res.status === 401) {
-        await res.body.dump();
-        throw new RegistryError(`${this.host}/${repo}: the registry refused the credentials (HTTP 401); check --username/--password-stdin or docker config.json`, 401, 'UNAUTHORIZED');
-      }
-    }
-    if (RETRY_STATUSES.has(res.status)) {
-      const text = await res.body.text().catch(() => '');
-      throw new RetryableError(`${this.host}/${repo}: HTTP ${res.status} ${ociErrorSummary(text)}`.trim(), parseRetryAfter(res.headers['retry-after']));
-    }
-    return res;
-  }
-
   // ---- push side ----
 
   /** True when the repository already holds the blob. */
   async hasBlob(repo: string, digest: string): Promise<boolean> {
-    return withRetry(async () => {
-      const res = await this.send(repo, `/blobs/${digest}`, { method: 'HEAD' }, pushScopes(repo));
-      await res.body.dump();
-      if (res.status === 404) return false;
-      this.expect(res, [200], `HEAD blob ${this.host}/${repo}@${digest}`, '');
-      return true;
-    }, this.retry);
+    const what = `HEAD blob ${this.host}/${repo}@${digest}`;
+    const res = await this.send(what, repo, `/blobs/${digest}`, { method: 'HEAD' });
+    await res.body.dump();
+    if (res.status === 404) return false;
+    await this.expect(res, [200], what);
+    return true;
   }
 
   /** Cross-repository mount: true when the registry linked the blob without an upload. */
   async mountBlob(repo: string, digest: string, from: string): Promise<boolean> {
+    const what = `mount ${digest} from ${from} into ${this.host}/${repo}`;
     return withRetry(async () => {
       const q = new URLSearchParams({ mount: digest, from });
-      const res = await this.send(repo, `/blobs/uploads/?${q.toString()}`, { method: 'POST', headers: { 'content-length': '0' } }, [...pushScopes(repo), `repository:${from}:pull`]);
-      const text = await res.body.text();
-      if (res.status === 201) return true;
-      this.expect(res, [202], `mount ${digest} from ${from} into ${this.host}/${repo}`, text);
+      const res = await this.send(what, repo, `/blobs/uploads/?${q.toString()}`, { method: 'POST', headers: { 'content-length': '0' } });
+      if (res.status === 201) {
+        await res.body.dump();
+        return true;
+      }
+      await this.expect(res, [202], what);
+      await res.body.dump();
       // The registry opened an upload session instead; close it, the caller uploads.
       const location = header(res, 'location');
-      if (location) await this.cancelUpload(repo, location);
+      if (location) await this.cancelUpload(repo, new URL(location, res.url).toString());
       return false;
-    }, this.retry);
+    }, this.http.retryPolicy);
   }
 
   /**
@@ -195,11 +170,11 @@ export class RegistryClient {
    */
   async uploadBlob(repo: string, digest: string, size: number, read: ReadRange, opts: { chunkSize?: number; monolithicMax?: number } = {}): Promise<void> {
     const monolithicMax = opts.monolithicMax ?? 8 * 1024 * 1024;
+    const what = `upload ${this.host}/${repo}@${digest}`;
     await withRetry(async () => {
-      const what = `upload ${this.host}/${repo}@${digest}`;
-      const start = await this.send(repo, '/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } }, pushScopes(repo));
-      const startText = await start.body.text();
-      this.expect(start, [202], what, startText);
+      const start = await this.send(what, repo, '/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } });
+      await this.expect(start, [202], what);
+      await start.body.dump();
       let location = this.location(start, what);
       const minChunk = Number(header(start, 'oci-chunk-min-length') ?? 0);
       const chunk = Math.max(opts.chunkSize ?? 64 * 1024 * 1024, minChunk, 1);
@@ -218,13 +193,14 @@ export class RegistryClient {
       } else {
         for (let offset = 0; offset < size; offset += chunk) {
           const end = Math.min(size, offset + chunk);
-          const res = await this.sendUrl(location, repo, {
+          const res = await this.sendUrl(`${what} (chunk at ${offset})`, location, {
             method: 'PATCH',
             headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}` },
             body: Readable.from(hashed(read(offset, end))),
-          }, pushScopes(repo));
-          const text = await res.body.text();
-          this.expect(res, [202], `${what} (chunk at ${offset})`, text);
+            scope: pushScopes(repo),
+          });
+          await this.expect(res, [202], `${what} (chunk at ${offset})`);
+          await res.body.dump();
           location = this.location(res, what);
         }
       }
@@ -235,65 +211,102 @@ export class RegistryClient {
       }
       const put = new URL(location);
       put.searchParams.set('digest', digest);
-      const done = await this.sendUrl(put, repo, {
+      const done = await this.sendUrl(what, put, {
         method: 'PUT',
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) },
         ...(body && { body }),
-      }, pushScopes(repo));
-      const text = await done.body.text();
-      this.expect(done, [201], what, text);
+        scope: pushScopes(repo),
+      });
+      await this.expect(done, [201], what);
+      await done.body.dump();
       const got = header(done, 'docker-content-digest');
       if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}`);
-    }, this.retry);
+    }, this.http.retryPolicy);
   }
 
   /** PUTs manifest bytes as they are, under a tag or their digest; checks the digest the registry computed. */
   async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<void> {
     const digest = sha256Digest(bytes);
-    await withRetry(async () => {
-      const res = await this.send(repo, `/manifests/${ref}`, { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': String(bytes.length) }, body: bytes }, pushScopes(repo));
-      const text = await res.body.text();
-      this.expect(res, [201], `PUT manifest ${this.host}/${repo}:${ref}`, text);
-      const got = header(res, 'docker-content-digest');
-      if (got && got !== digest) throw new RegistryError(`PUT manifest ${this.host}/${repo}:${ref}: the registry stored ${got}, not ${digest}`);
-    }, this.retry);
+    const what = `PUT manifest ${this.ref(repo, ref)}`;
+    const res = await this.send(what, repo, `/manifests/${ref}`, { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': String(bytes.length) }, body: bytes });
+    await this.expect(res, [201], what);
+    await res.body.dump();
+    const got = header(res, 'docker-content-digest');
+    if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}, not ${digest}`);
+  }
+
+  private ref(repo: string, ref: string): string {
+    return `${this.host}/${repo}${ref.includes(':') ? '@' : ':'}${ref}`;
+  }
+
+  private send(what: string, repo: string, suffix: string, req: HttpRequest): Promise<HttpResponse> {
+    const write = req.method !== undefined && !['GET', 'HEAD'].includes(req.method);
+    return this.sendUrl(what, `${this.http.baseUrl(this.api)}/v2/${repo}${suffix}`, { scope: write ? pushScopes(repo) : [`repository:${repo}:pull`], ...req });
+  }
+
+  /** One request; a failure names the item and the origin. */
+  private async sendUrl(what: string, url: string | URL, req: HttpRequest): Promise<HttpResponse> {
+    try {
+      return await this.http.request(url, { item: what, ...req });
+    } catch (err) {
+      throw networkError(what, err);
+    }
+  }
+
+  private async read<T>(res: HttpResponse, what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw networkError(what, err, res.url.origin);
+    }
+  }
+
+  private text(res: HttpResponse, what: string): Promise<string> {
+    return this.read(res, what, () => res.body.text());
   }
 
   private location(res: HttpResponse, what: string): string {
     const loc = header(res, 'location');
-    if (!loc) throw new RegistryError(`${what}: the registry sent no Location for the upload`);
+    if (!loc) throw new RegistryError(`${what}: ${res.url.origin} sent no Location for the upload`);
     return new URL(loc, res.url).toString();
   }
 
   private async cancelUpload(repo: string, location: string): Promise<void> {
     try {
-      const res = await this.sendUrl(new URL(location, this.transport.baseUrl(this.api)), repo, { method: 'DELETE' }, pushScopes(repo));
+      const res = await this.http.request(location, { method: 'DELETE', scope: pushScopes(repo) });
       await res.body.dump();
     } catch {
       // An abandoned session expires on its own.
     }
   }
 
-  private expect(res: HttpResponse, ok: number[], what: string, body: string): void {
+  private async expect(res: HttpResponse, ok: number[], what: string): Promise<void> {
     if (ok.includes(res.status)) return;
+    const body = res.status === 404 || res.status >= 400 ? await this.text(res, what).catch(() => '') : (await res.body.dump().catch(() => undefined), '');
     const summary = ociErrorSummary(body);
     const code = /"code"\s*:\s*"([A-Z_]+)"/.exec(body)?.[1];
     const hint =
-      res.status === 403
-        ? '; the credentials lack access to it'
-        : res.status === 400 && res.url.protocol === 'http:'
-          ? `; if ${this.host} speaks HTTPS, set registries."${this.host}".caFile (or insecureSkipTLSVerify) in the manifest`
-          : '';
-    throw new RegistryError(`${what}: HTTP ${res.status}${summary ? ` ${summary}` : ''}${hint}`, res.status, code);
+      res.status === 401
+        ? '; the registry refused the credentials: check --username/--password-stdin or docker config.json'
+        : res.status === 403
+          ? '; the credentials lack access to it'
+          : res.status === 400 && res.url.protocol === 'http:'
+            ? `; if ${this.host} speaks HTTPS, set registries."${this.host}".caFile (or insecureSkipTLSVerify) in the manifest`
+            : '';
+    throw statusError(res, `${what}: ${res.url.origin} answered HTTP ${res.status}${summary ? ` ${summary}` : ''}${hint}`, code);
   }
+}
+
+/** A failure of the network layer as a RegistryError naming the item and the origin; retryability travels as the cause. */
+function networkError(what: string, err: unknown, origin?: string): Error {
+  if (err instanceof RegistryError || err instanceof StatusError) return err;
+  const e = err as { origin?: string };
+  if (origin && !e?.origin && err && typeof err === 'object') e.origin = origin;
+  return new RegistryError(`${what}: ${describeNetworkError(err)}`, (err as { statusCode?: number })?.statusCode, err instanceof HttpError ? err.code : undefined, { cause: err });
 }
 
 function pushScopes(repo: string): string[] {
   return [`repository:${repo}:pull,push`];
-}
-
-function withAuth(req: HttpRequest, authorization: string | undefined): HttpRequest {
-  return authorization ? { ...req, headers: { ...req.headers, authorization } } : req;
 }
 
 function contentType(res: HttpResponse): string | undefined {
@@ -316,20 +329,6 @@ function manifestMediaType(bytes: Buffer, ct: string | undefined, what: string):
   const mt = inner ?? ct;
   if (!mt || mt === 'application/json') throw new RegistryError(`${what}: the manifest has no media type`);
   return mt;
-}
-
-async function readLimited(body: HttpResponse['body'], limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body) {
-    n += (chunk as Buffer).length;
-    if (n > limit) {
-      body.destroy();
-      throw new RegistryError(`${what}: manifest larger than ${limit} bytes; refusing`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** `{"errors":[{"code":"X","message":"y"}]}` → `X: y`. */

@@ -6,6 +6,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { sha256Hex } from '../oci/digest.js';
 
 export class KeyError extends Error {
+  readonly exitCode = 1;
   constructor(message: string) {
     super(message);
     this.name = 'KeyError';

@@ -17,6 +17,7 @@
 import { createPrivateKey, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { makeTempDir, removeTempDir } from './proc.js';
 import { makeCA, makeServerCert } from './tls.js';
@@ -32,6 +33,8 @@ export interface TokenServerOptions {
   issuer?: string;
   /** Token lifetime in seconds; default 300. */
   expiresIn?: number;
+  /** Serve /token over HTTPS (a certificate for 127.0.0.1 from the token CA); the realm is then https://. */
+  tls?: boolean;
 }
 
 export interface TokenRequest {
@@ -55,8 +58,12 @@ export interface ResourceAccess {
 }
 
 export interface TestTokenServer {
-  /** "http://127.0.0.1:PORT/token" */
+  /** "http://127.0.0.1:PORT/token" (https:// with `tls`) */
   realm: string;
+  /** `127.0.0.1:PORT` */
+  host: string;
+  /** With `tls`: the CA that signed the server certificate (PEM file). */
+  caFile?: string;
   service: string;
   issuer: string;
   /** PEM file with the CA that signed the token-signing certificate: the registry's rootcertbundle. */
@@ -191,14 +198,21 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TestTo
       });
     };
 
-    const server = createServer((req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       try {
         handle(req, res);
       } catch (e) {
         if (!res.headersSent) sendJson(res, 500, { errors: [{ code: 'UNKNOWN', message: (e as Error).message }] });
         else res.destroy();
       }
-    });
+    };
+    let server;
+    if (opts.tls) {
+      const cert = await makeServerCert(dir, ca, { ip: '127.0.0.1', dns: ['localhost'] }, 'server');
+      server = createHttpsServer({ key: await readFile(cert.key), cert: await readFile(cert.cert) }, onRequest);
+    } else {
+      server = createServer(onRequest);
+    }
     const sockets = new Set<Socket>();
     server.on('connection', (s) => {
       sockets.add(s);
@@ -215,7 +229,9 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TestTo
 
     let stopping: Promise<void> | undefined;
     return {
-      realm: `http://127.0.0.1:${port}/token`,
+      realm: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/token`,
+      host: `127.0.0.1:${port}`,
+      ...(opts.tls && { caFile: ca.caCert }),
       service,
       issuer,
       rootCertBundle: ca.caCert,

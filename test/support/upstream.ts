@@ -57,7 +57,7 @@ export interface Upstream {
 export interface UpstreamOptions {
   registry?: RegistryOptions;
   /** How the seeder logs in, when the registry demands it (token auth: bearer with these credentials). */
-  seederAuth?: { username: string; password: string; bearer?: boolean };
+  seederAuth?: { username: string; password: string; bearer?: boolean; /** CA for an HTTPS token realm. */ caFile?: string };
   /** Size of the layer shared by several images. */
   sharedLayerBytes?: number;
   /** Size of each image's own layer. */
