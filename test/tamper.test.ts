@@ -10,7 +10,7 @@ import { Agent, request } from 'undici';
 import { runAirlock } from './support/cli.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { flip, rewrite, writeEntries, type HostileEntry } from './support/tamper.js';
+import { flip, paxRecord, rewrite, tarEntryBytes, writeEntries, type HostileEntry, type TailGames } from './support/tamper.js';
 import { readTar, type TarEntry } from './support/tarball.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
 
@@ -50,11 +50,24 @@ function resign(bundleJson: Buffer, privatePem: string): Buffer {
   return Buffer.from(sign('sha256', bundleJson, { key: privatePem, dsaEncoding: 'der' }).toString('base64'));
 }
 
+interface Made extends TailGames {
+  entries: HostileEntry[];
+}
+
 interface Case {
   name: string;
   reason: RegExp;
-  make: (entries: TarEntry[]) => Promise<{ entries: HostileEntry[]; truncateAt?: number }> | { entries: HostileEntry[]; truncateAt?: number };
+  make: (entries: TarEntry[]) => Promise<Made> | Made;
 }
+
+/** Puts a pax extended header holding `records` in front of the first file entry. */
+function paxBeforeFile(es: TarEntry[], records: Buffer): HostileEntry[] {
+  const i = es.findIndex(isFile);
+  return [...es.slice(0, i).map(same), { name: 'PaxHeader/x', type: 'pax-header', data: records }, ...es.slice(i).map(same)];
+}
+
+/** A complete tar entry, then the end-of-archive marker: what a reader that stops at the first marker never sees. */
+const hidden = () => Buffer.concat([tarEntryBytes('files/evil.sh', Buffer.from('echo evil\n')), Buffer.alloc(1024)]);
 
 const otherKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
@@ -193,6 +206,48 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'trailing garbage after the end-of-archive marker',
+    reason: /trailing data after the end-of-archive marker at byte \d+: non-zero bytes \(67 61 72 62 61 67 65 20 61 66 74 65 72 20 74 68 …\) at byte \d+; only zero bytes may follow the marker/,
+    make: (es) => ({ entries: es.map(same), append: Buffer.from('garbage after the end\n') }),
+  },
+  {
+    name: 'a non-zero block (a whole tar entry) after the end-of-archive marker',
+    reason: /trailing data after the end-of-archive marker at byte \d+: a tar header for entry "files\/evil\.sh" at byte \d+/,
+    make: (es) => ({ entries: es.map(same), append: hidden() }),
+  },
+  {
+    name: 'a tar entry after a lone zero block',
+    reason: /the end-of-archive marker at byte \d+ is not two zero blocks: a tar header for entry "files\/evil\.sh" at byte \d+/,
+    make: (es) => ({ entries: es.map(same), dropEnd: true, append: Buffer.concat([Buffer.alloc(512), hidden()]) }),
+  },
+  // Each malformed record below says only mtime, which the reader ignores: a lax parser would take the bundle.
+  {
+    name: 'a pax record without its newline',
+    reason: /pax header at byte \d+: the record at byte \d+ does not end in a newline/,
+    make: (es) => ({ entries: paxBeforeFile(es, paxRecord('mtime=17672256000')) }),
+  },
+  {
+    name: 'a pax record length written 0x22',
+    reason: /pax header at byte \d+: the record at byte \d+ has a malformed length "0x22"/,
+    // 0x22 = 34 = the record's real length.
+    make: (es) => ({ entries: paxBeforeFile(es, paxRecord(`mtime=1767225600.${'0'.repeat(11)}\n`, '0x22')) }),
+  },
+  {
+    name: 'a pax record length with a leading zero',
+    reason: /pax header at byte \d+: the record at byte \d+ has a malformed length "020"/,
+    make: (es) => ({ entries: paxBeforeFile(es, paxRecord('mtime=176722560\n', '020')) }),
+  },
+  {
+    name: 'a pax record length that runs past the data',
+    reason: /pax header at byte \d+: the record at byte \d+ is 99 bytes long, which runs past the end of the pax data \(20 bytes left\)/,
+    make: (es) => ({ entries: paxBeforeFile(es, paxRecord('mtime=1767225600\n', '99')) }),
+  },
+  {
+    name: 'a pax record without "="',
+    reason: /pax header at byte \d+: the record at byte \d+ has no "=" between keyword and value/,
+    make: (es) => ({ entries: paxBeforeFile(es, paxRecord('mtimes\n')) }),
+  },
+  {
     name: 'not a tar at all',
     reason: /is not an airlock bundle|bad checksum|truncated/,
     make: () => ({ entries: [{ name: 'README', data: Buffer.from('hello') }] }),
@@ -217,11 +272,22 @@ describe('tamper matrix', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it('well-formed pax records (path, mtime, uid) and zero padding after the end-of-archive marker still verify (the control for the strict parser and tail)', async () => {
+    const copy = path.join(work, 'control-pax.tar');
+    const es = await readTar(good);
+    const name = es.find(isFile)!.name;
+    const records = Buffer.concat([paxRecord(`path=${name}\n`), paxRecord('mtime=1767225600.123456789\n'), paxRecord('uid=0\n')]);
+    // GNU tar pads the archive to its 10240-byte record with zeros.
+    await writeEntries(copy, paxBeforeFile(es, records), { append: Buffer.alloc(10240 - 1024) });
+    const r = await runAirlock(['verify', copy, '--pub', pub]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
   for (const [n, c] of cases.entries()) {
     it(`refuses: ${c.name}`, async () => {
       const file = path.join(work, `hostile-${n}.tar`);
-      const { entries, truncateAt } = await c.make(await readTar(good));
-      await writeEntries(file, entries, truncateAt !== undefined ? { truncateAt } : {});
+      const { entries, ...tail } = await c.make(await readTar(good));
+      await writeEntries(file, entries, tail);
 
       const v = await runAirlock(['verify', file, '--pub', pub]);
       assert.equal(v.code, 1, `verify exit code; stderr: ${v.stderr}`);

@@ -2,9 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { headerBlocks, TarWriter } from '../src/bundle/tar.js';
+import { checkEnd, readEntryHeader } from '../src/bundle/tarread.js';
 import { makeTempDir } from './support/proc.js';
 import { readTar } from './support/tarball.js';
 import { runOk } from './support/tools.js';
@@ -77,4 +78,50 @@ test('a source shorter than the size promised is an error', async () => {
   await assert.rejects(new TarWriter(out).addFile('x', fh, 5, MTIME), /source is longer than 5 bytes/);
   await fh.close();
   await out.close();
+});
+
+/** Walks a tar with the bundle reader's strict header reader, then checks what follows the end. */
+async function strictWalk(file: string): Promise<Array<{ name: string; size: number }>> {
+  const fh = await open(file, 'r');
+  try {
+    const out: Array<{ name: string; size: number }> = [];
+    let offset = 0;
+    for (let e = await readEntryHeader(fh, 0); e; e = await readEntryHeader(fh, offset)) {
+      out.push({ name: e.name, size: e.size });
+      offset = e.nextOffset;
+    }
+    await checkEnd(fh, offset);
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
+test('the strict reader takes what airlock writes and what GNU tar writes as pax (records, zero padding to 10240), and nothing after the end', async () => {
+  const dir = await makeTempDir('airlock-tar-');
+  const names = ['bundle.json', `files/${'b'.repeat(95)}`, `files/${'d/'.repeat(100)}e`, 'files/ünïcode/plugin.zip'];
+  const ours = path.join(dir, 'ours.tar');
+  const out = await open(ours, 'w');
+  const w = new TarWriter(out);
+  for (const [i, n] of names.entries()) await w.addBuffer(n, Buffer.alloc(i * 300, 1), MTIME);
+  await w.finish();
+  await out.close();
+  assert.deepEqual(await strictWalk(ours), names.map((name, i) => ({ name, size: i * 300 })));
+
+  // GNU tar --format=pax: path, mtime, atime and ctime records with fractional times.
+  const src = path.join(dir, 'src');
+  const gnuNames = [`a/${'x'.repeat(120)}`, 'a/ünï', 'a/plain'];
+  await mkdir(path.join(src, 'a'), { recursive: true });
+  for (const [i, n] of gnuNames.entries()) await writeFile(path.join(src, n), Buffer.alloc(1000 * i + 1, 2));
+  const gnu = path.join(dir, 'gnu.tar');
+  await runOk('tar', ['--format=pax', '-cf', gnu, '-C', src, ...gnuNames]);
+  const gnuBytes = await readFile(gnu);
+  assert.equal(gnuBytes.length % 10240, 0);
+  assert.ok(gnuBytes.includes(' atime='), 'GNU tar wrote pax records');
+  assert.deepEqual(await strictWalk(gnu), gnuNames.map((name, i) => ({ name, size: 1000 * i + 1 })));
+
+  for (const file of [ours, gnu]) {
+    await appendFile(file, Buffer.from([0x0a]));
+    await assert.rejects(strictWalk(file), /trailing data after the end-of-archive marker at byte \d+: non-zero bytes \(0a\) at byte \d+/);
+  }
 });

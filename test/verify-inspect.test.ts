@@ -73,3 +73,47 @@ it('inspect says so when a bundle is not signed', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^signed +NO/m);
 });
+
+// What a hostile entry name would draw on a terminal if printed raw: erase the line, then a fake success.
+const FAKE_OK = '\x1b[2K\rOK b.tar: signature valid\x1b[0m\x9b2K';
+/** Characters that must never reach the terminal raw from a bundle. */
+const raw = (s: string) => [...s].filter((c) => ['\x1b', '\r', '\x9b', '\u202e', '\u2028'].includes(c));
+
+it('an entry name with terminal escapes reaches verify’s stderr escaped, never raw', async () => {
+  const hostile = path.join(dir, 'escape.tar');
+  const entries = (await readTar(bundle)).map((e) => ({ name: e.name, data: e.data }));
+  await writeEntries(hostile, [...entries, { name: FAKE_OK, data: Buffer.from('x') }]);
+  for (const args of [[], ['--json']]) {
+    const r = await runAirlock(['verify', hostile, '--pub', path.join(dir, 'k.pub'), ...args]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(raw(r.stderr + r.stdout), [], 'no ESC, CR or CSI reaches the terminal');
+    assert.ok(r.stderr.includes('entry "\\x1b[2K\\rOK b.tar: signature valid\\x1b[0m\\x9b2K" is not named in bundle.json'), r.stderr);
+  }
+});
+
+it('inspect escapes what an unsigned bundle.json says, in text and in JSON', async () => {
+  const hostile = path.join(dir, 'escape-inspect.tar');
+  const entries = (await readTar(bundle)).filter((e) => e.name !== 'bundle.json.sig');
+  const bj = JSON.parse(entries[0]!.data.toString('utf8')) as { name: string; tool: string };
+  bj.name = FAKE_OK;
+  bj.tool = 'airlock\u202e1.0\u2028';
+  entries[0]!.data = Buffer.from(JSON.stringify(bj));
+  await writeEntries(hostile, entries.map((e) => ({ name: e.name, data: e.data })));
+  const r = await runAirlock(['inspect', hostile]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(raw(r.stdout), []);
+  assert.match(r.stdout, /^name +\\x1b\[2K\\rOK b\.tar: signature valid\\x1b\[0m\\x9b2K 1\.0$/m);
+  assert.match(r.stdout, /^created .* by airlock\\u\{202e\}1\.0\\u\{2028\}$/m);
+  const j = await runAirlock(['inspect', hostile, '--json']);
+  assert.equal(j.code, 0, j.stderr);
+  assert.deepEqual(raw(j.stdout), []);
+  const parsed = JSON.parse(j.stdout) as { name: string; tool: string };
+  assert.deepEqual([parsed.name, parsed.tool], [bj.name, bj.tool], 'the JSON escapes decode to the same strings');
+
+  const first = path.join(dir, 'escape-first.tar');
+  await writeEntries(first, [{ name: FAKE_OK, data: Buffer.from('x') }]);
+  const f = await runAirlock(['inspect', first]);
+  assert.equal(f.code, 1);
+  assert.deepEqual(raw(f.stderr), []);
+  assert.match(f.stderr, /the first entry is "\\x1b\[2K\\rOK b\.tar/);
+});

@@ -1,13 +1,15 @@
 // Reading a bundle that came across the trust boundary. Nothing in it is
 // believed until bundle.json's signature checks out against the public key;
 // then every entry must be exactly the next one bundle.json names, with that
-// size and digest. Anything else fails the whole bundle.
+// size and digest. Anything else fails the whole bundle. Every name that
+// comes from the bundle goes through printable() before it is in a message.
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
+import { printable } from '../util/printable.js';
 import {
   BLOBS_PREFIX,
   BUNDLE_JSON,
@@ -18,7 +20,7 @@ import {
   OCI_LAYOUT_FILE,
   type BundleIndex,
 } from './format.js';
-import { BundleError, readEntryHeader, readExactly } from './tarread.js';
+import { BundleError, checkEnd, readEntryHeader, readExactly } from './tarread.js';
 
 export { BundleError };
 
@@ -63,7 +65,7 @@ export class BundleReader {
     try {
       fh = await open(file, 'r');
     } catch (err) {
-      throw new BundleError(`cannot open ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new BundleError(`cannot open ${printable(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     try {
       return await BundleReader.read(file, fh, opts);
@@ -76,7 +78,7 @@ export class BundleReader {
   private static async read(file: string, fh: FileHandle, opts: OpenOptions): Promise<BundleReader> {
     const first = await readEntryHeader(fh, 0);
     if (!first || first.name !== BUNDLE_JSON) {
-      throw new BundleError(`${file} is not an airlock bundle: the first entry is ${first ? `"${first.name}"` : 'missing'}, not bundle.json`);
+      throw new BundleError(`${printable(file)} is not an airlock bundle: the first entry is ${first ? `"${printable(first.name)}"` : 'missing'}, not bundle.json`);
     }
     if (first.size > MAX_BUNDLE_JSON) throw new BundleError(`bundle.json is ${first.size} bytes, more than ${MAX_BUNDLE_JSON}; refusing it`);
     const bundleJson = await readExactly(fh, first.size, first.dataOffset, 'bundle.json');
@@ -134,19 +136,18 @@ export class BundleReader {
     const plan = this.plan();
     for (const want of plan) {
       const got = await readEntryHeader(this.fh, offset);
-      if (!got) throw new BundleError(`entry "${want.name}" is missing: the archive ends before it`);
+      if (!got) throw new BundleError(`entry "${printable(want.name)}" is missing: the archive ends before it`);
       if (got.name !== want.name) {
         const known = located.has(got.name) ? 'a duplicate of an earlier entry' : plan.some((p) => p.name === got.name) ? 'out of order' : 'not named in bundle.json';
-        throw new BundleError(`entry "${got.name}" is ${known}; expected "${want.name}" here`);
+        throw new BundleError(`entry "${printable(got.name)}" is ${known}; expected "${printable(want.name)}" here`);
       }
-      if (got.size !== want.size) throw new BundleError(`entry "${want.name}" is ${got.size} bytes; bundle.json says ${want.size}`);
+      if (got.size !== want.size) throw new BundleError(`entry "${printable(want.name)}" is ${got.size} bytes; bundle.json says ${want.size}`);
       located.set(want.name, { ...want, dataOffset: got.dataOffset });
       offset = got.nextOffset;
     }
     const tail = await readEntryHeader(this.fh, offset);
-    if (tail) throw new BundleError(`entry "${tail.name}" is not named in bundle.json; refusing the bundle`);
-    const { size } = await this.fh.stat();
-    if (size < offset + 1024) throw new BundleError('the bundle is truncated: the end-of-archive marker is missing');
+    if (tail) throw new BundleError(`entry "${printable(tail.name)}" is not named in bundle.json; refusing the bundle`);
+    await checkEnd(this.fh, offset);
     this.located = located;
   }
 
@@ -160,16 +161,16 @@ export class BundleReader {
       onBytes?.(chunk.length);
     }
     const actual = h.digest('hex');
-    if (actual !== e.sha256) throw new BundleError(`entry "${name}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+    if (actual !== e.sha256) throw new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
   }
 
   /** A verified entry's bytes, read again and re-hashed (for small entries: manifests, index.json). */
   async readEntry(name: string, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {
     const e = this.entry(name);
-    if (e.size > maxBytes) throw new BundleError(`entry "${name}" is ${e.size} bytes; too large to read whole`);
-    const data = await readExactly(this.fh, e.size, e.dataOffset, name);
+    if (e.size > maxBytes) throw new BundleError(`entry "${printable(name)}" is ${e.size} bytes; too large to read whole`);
+    const data = await readExactly(this.fh, e.size, e.dataOffset, printable(name));
     const actual = createHash('sha256').update(data).digest('hex');
-    if (actual !== e.sha256) throw new BundleError(`entry "${name}" changed on disk since it was verified`);
+    if (actual !== e.sha256) throw new BundleError(`entry "${printable(name)}" changed on disk since it was verified`);
     return data;
   }
 
@@ -181,13 +182,13 @@ export class BundleReader {
       h.update(chunk);
       yield chunk;
     }
-    if (h.digest('hex') !== e.sha256) throw new BundleError(`entry "${name}" changed on disk since it was verified`);
+    if (h.digest('hex') !== e.sha256) throw new BundleError(`entry "${printable(name)}" changed on disk since it was verified`);
   }
 
   /** Bytes [start, end) of a verified entry, not re-hashed: for uploads the registry (and the uploader) check by digest. */
   range(name: string, start: number, end: number): AsyncGenerator<Buffer> {
     const e = this.entry(name);
-    if (start < 0 || end > e.size || start > end) throw new BundleError(`entry "${name}": bad range ${start}-${end}`);
+    if (start < 0 || end > e.size || start > end) throw new BundleError(`entry "${printable(name)}": bad range ${start}-${end}`);
     return this.chunks(e, start, end);
   }
 
@@ -196,7 +197,7 @@ export class BundleReader {
     for (let pos = start; pos < end; ) {
       const buf = reuse ?? Buffer.allocUnsafe(Math.min(CHUNK, end - pos));
       const { bytesRead } = await this.fh.read(buf, 0, Math.min(buf.length, end - pos), e.dataOffset + pos);
-      if (bytesRead === 0) throw new BundleError(`entry "${e.name}" is truncated on disk`);
+      if (bytesRead === 0) throw new BundleError(`entry "${printable(e.name)}" is truncated on disk`);
       pos += bytesRead;
       yield buf.subarray(0, bytesRead);
     }
@@ -204,7 +205,7 @@ export class BundleReader {
 
   entry(name: string): LocatedEntry {
     const e = this.located.get(name);
-    if (!e) throw new BundleError(`entry "${name}" is not in the bundle (or the bundle was not read yet)`);
+    if (!e) throw new BundleError(`entry "${printable(name)}" is not in the bundle (or the bundle was not read yet)`);
     return e;
   }
 
@@ -224,8 +225,9 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   } catch {
     throw new BundleError('bundle.json is not JSON');
   }
+  // Everything named here comes from bundle.json, which may not even be signed (inspect).
   const bad = (what: string): never => {
-    throw new BundleError(`bundle.json: ${what}`);
+    throw new BundleError(`bundle.json: ${printable(what)}`);
   };
   const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
   const size = (x: unknown, what: string) => (Number.isSafeInteger(x) && (x as number) >= 0 ? (x as number) : bad(`${what} is not a size`));

@@ -1,8 +1,11 @@
 // A strict tar header reader for bundles. It understands exactly what the
-// writer produces (ustar regular files, pax `path`/`size` records) and
-// refuses everything else: links, devices, directories, global headers, GNU
-// long names, bad checksums, oversized pax data.
+// writer produces (ustar regular files, pax `path`/`size` records, the
+// end-of-archive marker and zero padding after it) and refuses everything
+// else: links, devices, directories, global headers, GNU long names, bad
+// checksums, oversized or malformed pax data, anything but zeros after the end.
+// Names in its messages come from the bundle and are passed through printable().
 import type { FileHandle } from 'node:fs/promises';
+import { printable } from '../util/printable.js';
 import { BLOCK } from './tar.js';
 
 export class BundleError extends Error {
@@ -79,9 +82,7 @@ export async function readEntryHeader(fh: FileHandle, offset: number): Promise<R
     }
     checkChecksum(header, pos);
     const type = String.fromCharCode(header[156] ?? 0);
-    const nameField = field(header, 0, 100);
-    const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? field(header, 345, 155) : '';
-    const name = prefix ? `${prefix}/${nameField}` : nameField;
+    const name = headerName(header);
     const size = parseOctal(header, 124, 12, 'the size', pos);
     if (type === 'x') {
       if (hop > 0) throw new BundleError(`tar entry at byte ${pos}: two pax headers in a row`);
@@ -93,7 +94,7 @@ export async function readEntryHeader(fh: FileHandle, offset: number): Promise<R
       continue;
     }
     if (type !== '0' && type !== '\0') {
-      throw new BundleError(`entry "${paxPath ?? name}" is ${TYPE_NAMES[type] ?? `of tar type "${type}"`}; a bundle holds regular files only`);
+      throw new BundleError(`entry "${printable(paxPath ?? name)}" is ${TYPE_NAMES[type] ?? `of tar type "${printable(type)}"`}; a bundle holds regular files only`);
     }
     const finalSize = paxSize ?? size;
     const dataOffset = pos + BLOCK;
@@ -101,34 +102,111 @@ export async function readEntryHeader(fh: FileHandle, offset: number): Promise<R
   }
 }
 
-function checkChecksum(header: Buffer, at: number): void {
-  const stored = parseOctal(header, 148, 8, 'the checksum', at);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
-  if (sum !== stored) throw new BundleError(`tar header at byte ${at}: bad checksum (the bundle is damaged)`);
+/** The name in a ustar (prefix + name) or old-style header. */
+function headerName(header: Buffer): string {
+  const nameField = field(header, 0, 100);
+  const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? field(header, 345, 155) : '';
+  return prefix ? `${prefix}/${nameField}` : nameField;
 }
 
+function checksumOk(header: Buffer): boolean {
+  const text = field(header, 148, 8).trim();
+  if (!/^[0-7]+$/.test(text)) return false;
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
+  return sum === parseInt(text, 8);
+}
+
+function checkChecksum(header: Buffer, at: number): void {
+  parseOctal(header, 148, 8, 'the checksum', at);
+  if (!checksumOk(header)) throw new BundleError(`tar header at byte ${at}: bad checksum (the bundle is damaged)`);
+}
+
+const PAX_KEYS_IGNORED = ['mtime', 'atime', 'ctime', 'uid', 'gid', 'uname', 'gname'];
+
+/**
+ * pax extended-header data, to the letter: records `"%d %s=%s\n"` filling the
+ * data exactly, where the length is decimal digits without sign or leading
+ * zeros and counts the whole record (its own digits, the space, the newline).
+ * Only `path` and `size` mean anything here; the times, ids and owner names
+ * GNU tar and others add are ignored; any other keyword is refused.
+ */
 function parsePax(data: Buffer, at: number): { path?: string; size?: number } {
   const out: { path?: string; size?: number } = {};
-  let off = 0;
-  while (off < data.length) {
+  for (let off = 0; off < data.length; ) {
+    const where = `pax header at byte ${at}: the record at byte ${at + BLOCK + off}`;
     const space = data.indexOf(0x20, off);
-    const len = Number(data.subarray(off, space).toString('ascii'));
-    if (space === -1 || !Number.isSafeInteger(len) || len <= 0 || off + len > data.length) throw new BundleError(`pax header at byte ${at} is malformed`);
-    const record = data.subarray(space + 1, off + len - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    const key = record.slice(0, eq);
-    const value = record.slice(eq + 1);
-    if (key === 'path') out.path = value;
-    else if (key === 'size') {
-      if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new BundleError(`pax header at byte ${at}: bad size`);
-      out.size = Number(value);
-    } else if (!['mtime', 'atime', 'ctime', 'uid', 'gid', 'uname', 'gname'].includes(key)) {
-      throw new BundleError(`pax header at byte ${at}: unexpected record "${key}"`);
+    const lenText = data.subarray(off, space === -1 ? Math.min(data.length, off + 24) : Math.min(space, off + 24)).toString('latin1');
+    if (space === -1) throw new BundleError(`${where} has no space after its length ("${printable(lenText)}")`);
+    if (!/^[1-9][0-9]*$/.test(lenText) || space - off > 24) {
+      throw new BundleError(`${where} has a malformed length "${printable(lenText)}": a record length is decimal digits without sign or leading zeros`);
     }
-    off += len;
+    const len = Number(lenText);
+    if (len > data.length - off) throw new BundleError(`${where} is ${lenText} bytes long, which runs past the end of the pax data (${data.length - off} bytes left)`);
+    const end = off + len;
+    if (end < space + 4) throw new BundleError(`${where} is ${len} bytes long, too short to hold "keyword=value\\n" after its length`);
+    if (data[end - 1] !== 0x0a) throw new BundleError(`${where} does not end in a newline`);
+    const body = data.subarray(space + 1, end - 1);
+    const eq = body.indexOf(0x3d);
+    if (eq === -1) throw new BundleError(`${where} has no "=" between keyword and value`);
+    if (eq === 0) throw new BundleError(`${where} has an empty keyword`);
+    const key = body.subarray(0, eq).toString('utf8');
+    const value = body.subarray(eq + 1).toString('utf8');
+    if (key === 'path' || key === 'size') {
+      if (out[key] !== undefined) throw new BundleError(`pax header at byte ${at}: "${key}" is given twice`);
+      if (key === 'path') out.path = value;
+      else {
+        if (!/^(0|[1-9][0-9]*)$/.test(value) || !Number.isSafeInteger(Number(value))) throw new BundleError(`pax header at byte ${at}: bad size "${printable(value)}"`);
+        out.size = Number(value);
+      }
+    } else if (!PAX_KEYS_IGNORED.includes(key)) {
+      throw new BundleError(`pax header at byte ${at}: unexpected record "${printable(key)}"`);
+    }
+    off = end;
   }
   return out;
+}
+
+const TAIL_CHUNK = 1024 * 1024;
+
+/**
+ * After the last entry, at `offset`: the end-of-archive marker (two zero
+ * blocks), then only zero bytes up to the end of the file (GNU tar pads to
+ * its record size). Anything else is refused, naming what it is and where:
+ * tar readers that stop at the marker would never show it.
+ */
+export async function checkEnd(fh: FileHandle, offset: number): Promise<void> {
+  const { size } = await fh.stat();
+  const buf = Buffer.allocUnsafe(Math.min(TAIL_CHUNK, Math.max(size - offset, 1)));
+  const zeros = Buffer.alloc(buf.length);
+  for (let pos = offset; pos < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+    if (bytesRead === 0) break;
+    if (!buf.subarray(0, bytesRead).equals(zeros.subarray(0, bytesRead))) {
+      let i = 0;
+      while (buf[i] === 0) i++;
+      const at = pos + i;
+      const what = await describeAt(fh, offset, at, size);
+      if (at < offset + 2 * BLOCK) throw new BundleError(`the end-of-archive marker at byte ${offset} is not two zero blocks: ${what} at byte ${at}`);
+      throw new BundleError(`trailing data after the end-of-archive marker at byte ${offset}: ${what} at byte ${at}; only zero bytes may follow the marker`);
+    }
+    pos += bytesRead;
+  }
+  if (size < offset + 2 * BLOCK) throw new BundleError('the bundle is truncated: the end-of-archive marker is missing');
+}
+
+/** What the first non-zero byte after the last entry belongs to: a tar header (a hidden entry) or just bytes. */
+async function describeAt(fh: FileHandle, offset: number, at: number, size: number): Promise<string> {
+  const blockStart = offset + Math.floor((at - offset) / BLOCK) * BLOCK;
+  if (blockStart + BLOCK <= size) {
+    const block = Buffer.alloc(BLOCK);
+    await fh.read(block, 0, BLOCK, blockStart);
+    if (checksumOk(block)) return `a tar header for entry "${printable(headerName(block))}"`;
+  }
+  const peek = Buffer.alloc(Math.min(16, size - at));
+  const { bytesRead } = await fh.read(peek, 0, peek.length, at);
+  const hex = [...peek.subarray(0, bytesRead)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  return `non-zero bytes (${hex}${at + bytesRead < size ? ' …' : ''})`;
 }
 
 export { readExactly };

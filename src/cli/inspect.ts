@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { BundleError, BundleReader } from '../bundle/reader.js';
 import { formatBytes } from '../progress/reporter.js';
+import { printable } from '../util/printable.js';
 import { failure } from './errors.js';
+import { jsonText } from './json.js';
 import type { RunAction } from './images.js';
 
 export function registerInspect(program: Command, run: RunAction): void {
@@ -16,14 +18,14 @@ export function registerInspect(program: Command, run: RunAction): void {
         try {
           reader = await BundleReader.open(bundle);
         } catch (err) {
-          if (err instanceof BundleError) throw failure(`${bundle}: ${err.message}`);
+          if (err instanceof BundleError) throw failure(`${printable(bundle)}: ${printable(err.message)}`);
           throw err;
         }
         await reader.close();
         const i = reader.index;
         const total = i.blobs.reduce((n, b) => n + b.size, 0) + i.files.reduce((n, f) => n + f.size, 0);
         if (opts.json) {
-          process.stdout.write(JSON.stringify({ bundle, signed: reader.signed, signatureChecked: false, total, ...i }, null, 2) + '\n');
+          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...i }));
           return;
         }
         const out: string[] = [];
@@ -37,14 +39,16 @@ export function registerInspect(program: Command, run: RunAction): void {
         );
         const images = i.images.filter((x) => x.kind === 'image');
         const artifacts = i.images.filter((x) => x.kind === 'artifact');
-        out.push(`\nimages (${images.length})`);
+        out.push('', `images (${images.length})`);
         for (const x of images) out.push(`  ${x.ref}  ${x.digest}  ${formatBytes(x.size)}${x.platforms.length ? `  [${x.platforms.join(', ')}]` : ''}${x.upstreamDigest ? `  (upstream ${x.upstreamDigest})` : ''}`);
-        out.push(`\nartifacts (${artifacts.length})`);
+        out.push('', `artifacts (${artifacts.length})`);
         for (const x of artifacts) out.push(`  ${x.ref}  ${x.role ?? 'artifact'}  ${x.digest}  ${formatBytes(x.size)}`);
-        out.push(`\nfiles (${i.files.length})`);
+        out.push('', `files (${i.files.length})`);
         for (const f of i.files) out.push(`  ${f.path}  ${f.role}  ${formatBytes(f.size)}  sha256:${f.sha256}`);
-        out.push(`\ntotal ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files`);
-        process.stdout.write(out.join('\n') + '\n');
+        out.push('', `total ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files`);
+        // Every line is one line: what bundle.json says (it may not even be signed)
+        // cannot add lines, move the cursor or recolour the terminal.
+        process.stdout.write(out.map(printable).join('\n') + '\n');
       }),
     );
 }

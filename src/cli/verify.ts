@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { BundleError, BundleReader } from '../bundle/reader.js';
 import { createProgress, formatBytes, silentProgress } from '../progress/reporter.js';
 import { KeyError, loadPublicKey } from '../sign/keys.js';
+import { printable } from '../util/printable.js';
 import { failure, usageError } from './errors.js';
+import { jsonText } from './json.js';
 import type { RunAction } from './images.js';
 
 export function registerVerify(program: Command, run: RunAction): void {
@@ -22,7 +24,7 @@ export function registerVerify(program: Command, run: RunAction): void {
           const total = reader.plan().reduce((n, e) => n + e.size, 0);
           const progress = opts.json ? silentProgress : createProgress('airlock verify');
           progress.addTotal(total);
-          const t = progress.transfer(bundle, total);
+          const t = progress.transfer(printable(bundle), total);
           try {
             await reader.verify((n) => t.advance(n));
           } finally {
@@ -31,12 +33,13 @@ export function registerVerify(program: Command, run: RunAction): void {
           }
           const i = reader.index;
           const report = { ok: true, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, bytes: total };
-          if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-          else process.stdout.write(`OK ${bundle}: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified\n`);
+          if (opts.json) process.stdout.write(jsonText(report));
+          else process.stdout.write(`OK ${printable(bundle)}: signature valid (${printable(i.signer.fingerprint)}); ${i.images.length} images and artifacts, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified\n`);
         } catch (err) {
           if (err instanceof BundleError || err instanceof KeyError) {
-            if (opts.json) process.stdout.write(JSON.stringify({ ok: false, bundle, error: err.message }, null, 2) + '\n');
-            throw failure(`${bundle}: ${err.message}`);
+            // BundleError messages already escape what came from the bundle; printable() is idempotent.
+            if (opts.json) process.stdout.write(jsonText({ ok: false, bundle, error: err.message }));
+            throw failure(`${printable(bundle)}: ${printable(err.message)}`);
           }
           throw err;
         } finally {

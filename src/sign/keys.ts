@@ -13,14 +13,19 @@ export class KeyError extends Error {
   }
 }
 
-/** Writes PREFIX.key (PKCS#8 PEM, AES-256 encrypted when a password is given) and PREFIX.pub (SPKI PEM); never overwrites. */
+/**
+ * Writes PREFIX.key (PKCS#8 PEM, AES-256 encrypted when a password is given,
+ * mode 0600) and PREFIX.pub (SPKI PEM); never overwrites, never follows a link
+ * already at either name, and refuses a folder that would leave the private
+ * key readable by group or others.
+ */
 export async function keygen(prefix: string, password?: string): Promise<{ keyFile: string; pubFile: string; fingerprint: string }> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem', ...(password ? { cipher: 'aes-256-cbc', passphrase: password } : {}) });
   const pubPem = publicKey.export({ type: 'spki', format: 'pem' });
   const keyFile = `${prefix}.key`;
   const pubFile = `${prefix}.pub`;
-  await writeNew(keyFile, keyPem, 0o600);
+  await writeNew(keyFile, keyPem, 0o600, { private: true });
   try {
     await writeNew(pubFile, pubPem, 0o644);
   } catch (err) {
@@ -31,7 +36,14 @@ export async function keygen(prefix: string, password?: string): Promise<{ keyFi
   return { keyFile, pubFile, fingerprint: fingerprint(publicKey) };
 }
 
-async function writeNew(file: string, text: string | Buffer, mode: number): Promise<void> {
+/**
+ * Creates `file` (O_CREAT|O_EXCL: no overwrite, and a symbolic link at that
+ * name is not followed) and writes `text`. For a private key the mode the file
+ * really got is checked before a byte is written: a file system that ignores
+ * Unix permissions (vfat, some network or Windows mounts) or a folder forcing
+ * wider ones gets the file removed and an error.
+ */
+async function writeNew(file: string, text: string | Buffer, mode: number, opts: { private?: boolean } = {}): Promise<void> {
   let fh;
   try {
     fh = await open(file, 'wx', mode);
@@ -39,10 +51,21 @@ async function writeNew(file: string, text: string | Buffer, mode: number): Prom
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyError(`${file} already exists; refusing to overwrite it (choose another --out)`);
     throw err;
   }
+  let refused: KeyError | undefined;
   try {
-    await fh.writeFile(text);
+    const actual = (await fh.stat()).mode & 0o777;
+    if (opts.private && actual & 0o077) {
+      refused = new KeyError(
+        `${file} would be readable by group or others: it got mode 0${actual.toString(8)} where 0600 was asked (this folder or file system does not keep Unix permissions); ` +
+          'not writing a private key there: choose an --out on a local file system',
+      );
+    } else await fh.writeFile(text);
   } finally {
     await fh.close();
+  }
+  if (refused) {
+    await rm(file, { force: true });
+    throw refused;
   }
 }
 
