@@ -1,6 +1,8 @@
 // The manifests and blobs of one image in a bundle, from its verified
-// entries: what unpack pushes and what serve offers under the image's names.
-import { isIndexType } from '../oci/mediatypes.js';
+// entries: what verify checks, unpack pushes and serve offers under the
+// image's names. The walk and its shape rules are build's (src/oci/graph.ts),
+// so a bundle build wrote is one these accept, and nothing else is.
+import { GraphError, walkGraph, type Descriptor } from '../oci/graph.js';
 import { BLOBS_PREFIX, type BundleImage } from './format.js';
 import { BundleError, type BundleReader } from './reader.js';
 
@@ -11,46 +13,28 @@ export interface ImageGraph {
   readonly blobs: Set<string>;
 }
 
-interface ManifestDoc {
-  mediaType?: string;
-  manifests?: Array<{ digest: string; mediaType: string }>;
-  config?: { digest: string };
-  layers?: Array<{ digest: string }>;
-}
+const ADVICE = 'airlock does not use this bundle: build it again with this version of airlock';
 
 export async function readGraph(reader: BundleReader, image: BundleImage): Promise<ImageGraph> {
-  const manifests: ImageGraph['manifests'] = [];
-  const blobs = new Set<string>();
-  const seen = new Set<string>();
-  const visit = async (digest: string, mediaType: string, depth: number): Promise<void> => {
-    if (depth > 4) throw new BundleError(`${image.ref}: manifests nest deeper than airlock follows`);
-    if (seen.has(digest)) return;
-    seen.add(digest);
-    const bytes = await reader.readEntry(BLOBS_PREFIX + digest.slice(7)).catch((err: Error) => {
+  const read = (digest: string): Promise<Buffer> =>
+    reader.readEntry(BLOBS_PREFIX + digest.slice(7)).catch((err: Error) => {
       throw new BundleError(`${image.ref}: manifest ${digest} is not in the bundle (${err.message})`);
     });
-    let doc: ManifestDoc;
-    try {
-      doc = JSON.parse(bytes.toString('utf8')) as ManifestDoc;
-    } catch {
-      throw new BundleError(`${image.ref}: manifest ${digest} is not JSON`);
-    }
-    const type = doc.mediaType ?? mediaType;
-    if (isIndexType(type) || Array.isArray(doc.manifests)) {
-      for (const c of doc.manifests ?? []) await visit(c.digest, c.mediaType, depth + 1);
-    } else {
-      for (const d of [doc.config, ...(doc.layers ?? [])]) {
-        if (!d) continue;
-        try {
-          reader.entry(BLOBS_PREFIX + d.digest.slice(7));
-        } catch {
-          throw new BundleError(`${image.ref}: blob ${d.digest} of manifest ${digest} is not in the bundle`);
-        }
-        blobs.add(d.digest);
+  let graph;
+  try {
+    graph = await walkGraph({ digest: image.digest, bytes: await read(image.digest), mediaType: image.mediaType }, { ref: image.ref, advice: ADVICE, load: (d: Descriptor) => read(d.digest) });
+  } catch (err) {
+    if (err instanceof GraphError) throw new BundleError(err.message);
+    throw err;
+  }
+  for (const m of graph.manifests) {
+    for (const d of m.config ? [m.config, ...m.layers] : m.layers) {
+      try {
+        reader.entry(BLOBS_PREFIX + d.digest.slice(7));
+      } catch {
+        throw new BundleError(`${image.ref}: blob ${d.digest} of manifest ${m.digest} is not in the bundle; ${ADVICE}`);
       }
     }
-    manifests.push({ digest, mediaType: type });
-  };
-  await visit(image.digest, image.mediaType, 0);
-  return { manifests, blobs };
+  }
+  return { manifests: graph.pushOrder.map((m) => ({ digest: m.digest, mediaType: m.mediaType })), blobs: new Set(graph.blobs.map((d) => d.digest)) };
 }

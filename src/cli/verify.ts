@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { readGraph } from '../bundle/graph.js';
 import { BundleError, BundleReader } from '../bundle/reader.js';
 import { createProgress, formatBytes, silentProgress } from '../progress/reporter.js';
 import { KeyError, loadPublicKey } from '../sign/keys.js';
@@ -27,6 +28,8 @@ export function registerVerify(program: Command, run: RunAction): void {
           const t = progress.transfer(printable(bundle), total);
           try {
             await reader.verify((n) => t.advance(n));
+            // The same graph walk unpack and serve make: a bundle verify passes is one they accept.
+            for (const image of reader.index.images) await readGraph(reader, image);
           } finally {
             t.done();
             progress.finish();

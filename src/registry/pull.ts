@@ -4,18 +4,12 @@
 // platforms; the upstream digest is kept alongside.
 import type { ContentStore } from '../cache/store.js';
 import { formatPlatform, parsePlatform, type Platform } from '../oci/platform.js';
-import { isIndexType, isManifestType, OCI_INDEX, OCI_MANIFEST } from '../oci/mediatypes.js';
+import { parseManifest, walkGraph, type Descriptor } from '../oci/graph.js';
+import { isIndexType, isManifestType } from '../oci/mediatypes.js';
 import { formatReference, type Reference } from '../oci/reference.js';
 import { RegistryError, type RegistryClient } from './client.js';
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { os?: string; architecture?: string; variant?: string };
-  annotations?: Record<string, string>;
-  [key: string]: unknown;
-}
+export type { Descriptor };
 
 export interface PulledGraph {
   /** Root in the bundle (the rewritten index when platforms were filtered). */
@@ -53,46 +47,16 @@ export async function pullGraph(
   platforms: readonly string[] | undefined,
 ): Promise<PulledGraph> {
   const repo = reference.repository;
-  const rootRef = reference.digest ?? reference.tag ?? 'latest';
-  const root = await loadManifest(client, repo, rootRef, store, hooks, undefined);
-  const blobs = new Map<string, Descriptor>();
-  const addBlob = (d: Descriptor) => {
-    if (!blobs.has(d.digest)) blobs.set(d.digest, d);
-  };
-  const manifestsFirst: Descriptor[] = [];
-  const seenPlatforms: string[] = [];
+  const ctx = { ref: formatReference(reference), advice: BUILD_ADVICE };
+  const root = await loadRoot(client, repo, reference.digest ?? reference.tag ?? 'latest', store, hooks);
+  const top = parseManifest(root.bytes, root.digest, root.mediaType, ctx);
 
   let digest = root.digest;
   let bytes = root.bytes;
   let upstreamDigest: string | undefined;
   let note: string | undefined;
-
-  const walk = async (m: Loaded, platformHint?: string): Promise<void> => {
-    manifestsFirst.push({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length });
-    const doc = m.json;
-    if (isIndexType(m.mediaType)) {
-      const children = (doc.manifests ?? []) as Descriptor[];
-      for (const c of children) checkDescriptor(c, `${reference.registry}/${repo}@${m.digest}`);
-      // Fetch children in parallel, walk them in index order: the bundle's byte order must not depend on timing.
-      const loaded = await Promise.all(children.map((c) => loadManifest(client, repo, c.digest, store, hooks, c)));
-      for (const [i, child] of loaded.entries()) {
-        const p = children[i]?.platform;
-        await walk(child, p?.os && p.architecture ? formatPlatform(p as Platform) : undefined);
-      }
-      return;
-    }
-    if (platformHint && platformHint !== 'unknown/unknown') seenPlatforms.push(platformHint);
-    const parts: Descriptor[] = [];
-    if (doc.config) parts.push(doc.config as Descriptor);
-    for (const l of (doc.layers ?? []) as Descriptor[]) parts.push(l);
-    for (const d of parts) {
-      checkDescriptor(d, `${reference.registry}/${repo}@${m.digest}`);
-      addBlob(d);
-    }
-  };
-
-  if (isIndexType(root.mediaType) && platforms && platforms.length > 0) {
-    const children = (root.json.manifests ?? []) as Descriptor[];
+  if (top.kind === 'index' && platforms && platforms.length > 0) {
+    const children = top.children;
     const wanted = platforms.map(parsePlatform);
     const keep = children.filter((c) => c.platform && wanted.some((w) => platformMatches(w, c.platform ?? {})));
     if (keep.length === 0) {
@@ -103,33 +67,53 @@ export async function pullGraph(
       note = `kept every platform: the reference pins the index digest ${reference.digest}, which a filtered index could not match`;
     } else if (keep.length < children.length) {
       // The one place airlock writes a manifest: a new index, new digest; the upstream one is recorded.
-      const rewritten = Buffer.from(JSON.stringify({ ...root.json, manifests: keep }, null, 2));
+      bytes = Buffer.from(JSON.stringify({ ...top.json, manifests: keep }, null, 2));
       upstreamDigest = root.digest;
-      digest = await store.putBuffer(rewritten);
-      bytes = rewritten;
-      root.json = { ...root.json, manifests: keep };
+      digest = await store.putBuffer(bytes);
     }
   }
-  const top: Loaded = { ...root, digest, bytes };
-  await walk(top);
+
+  // One walk, the same one verify, unpack and serve make over the bundle: each manifest loaded once, bounded, shapes checked.
+  const graph = await walkGraph(
+    { digest, bytes, mediaType: top.mediaType },
+    {
+      ...ctx,
+      load: async (d) => {
+        if (await store.has(d.digest)) return store.read(d.digest);
+        const m = await hooks.limit(() => client.manifest(repo, d.digest));
+        await store.putBuffer(m.bytes, m.digest);
+        return m.bytes;
+      },
+    },
+  );
+
+  const seenPlatforms: string[] = [];
+  for (const n of graph.manifests) {
+    for (const c of n.children) {
+      const p = c.platform;
+      if (graph.byDigest.get(c.digest)?.kind !== 'manifest' || !p?.os || !p.architecture) continue;
+      const name = formatPlatform(p as Platform);
+      if (name !== 'unknown/unknown') seenPlatforms.push(name);
+    }
+  }
 
   let downloads: Promise<void> = Promise.resolve();
   if (!hooks.dryRun) {
-    const fetches = new Map([...blobs.values()].map((d) => [d.digest, hooks.fetchBlob(client, repo, d)]));
+    const fetches = new Map(graph.blobs.map((d) => [d.digest, hooks.fetchBlob(client, repo, d)]));
     downloads = Promise.all(fetches.values()).then(() => undefined);
     downloads.catch(() => undefined);
-    const config = root.json.config as Descriptor | undefined;
-    if (seenPlatforms.length === 0 && isManifestType(root.mediaType) && config) {
+    const config = graph.root.config;
+    if (seenPlatforms.length === 0 && graph.root.kind === 'manifest' && config) {
       // Only the (small) config is waited for here, to read the platform from it.
       await fetches.get(config.digest);
       const p = await configPlatform(store, config);
       if (p) seenPlatforms.push(p);
     }
   }
-  const all = [...manifestsFirst, ...blobs.values()];
+  const all: Descriptor[] = [...graph.manifests.map((m) => ({ mediaType: m.mediaType, digest: m.digest, size: m.size })), ...graph.blobs];
   return {
     digest,
-    mediaType: root.mediaType,
+    mediaType: graph.root.mediaType,
     size: all.reduce((n, d) => n + d.size, 0),
     ...(upstreamDigest && { upstreamDigest }),
     platforms: [...new Set(seenPlatforms)].sort(),
@@ -139,65 +123,24 @@ export async function pullGraph(
   };
 }
 
-interface Loaded {
-  digest: string;
-  mediaType: string;
-  bytes: Buffer;
-  json: { manifests?: unknown; config?: unknown; layers?: unknown; [k: string]: unknown };
-}
+const BUILD_ADVICE = 'airlock cannot carry it: remove the reference from the build manifest or point it at a well-formed image';
 
-/** A manifest by tag or digest: from the store when we have its digest, else from the registry, stored verified. */
-async function loadManifest(
-  client: RegistryClient,
-  repo: string,
-  ref: string,
-  store: ContentStore,
-  hooks: PullHooks,
-  descriptor: Descriptor | undefined,
-): Promise<Loaded> {
+/** The root manifest by tag or digest: from the store when we know its digest, else from the registry, stored verified. */
+async function loadRoot(client: RegistryClient, repo: string, ref: string, store: ContentStore, hooks: PullHooks): Promise<{ digest: string; bytes: Buffer; mediaType?: string }> {
   let digest = ref.startsWith('sha256:') ? ref : undefined;
-  let mediaType = descriptor?.mediaType;
+  let mediaType: string | undefined;
   if (!digest) {
     const head = await hooks.limit(() => client.resolve(repo, ref));
     if (head) {
       digest = head.digest;
-      mediaType = head.mediaType;
+      // A registry that cannot say answers application/json; the manifest's own mediaType decides then.
+      if (isIndexType(head.mediaType) || isManifestType(head.mediaType)) mediaType = head.mediaType;
     }
   }
-  if (digest && (await store.has(digest))) {
-    const bytes = await store.read(digest);
-    const json = parseJson(bytes, `${client.host}/${repo}@${digest}`);
-    return { digest, bytes, json, mediaType: (typeof json.mediaType === 'string' ? json.mediaType : mediaType) ?? guessType(json) };
-  }
+  if (digest && (await store.has(digest))) return { digest, bytes: await store.read(digest), ...(mediaType && { mediaType }) };
   const m = await hooks.limit(() => client.manifest(repo, digest ?? ref));
-  if (descriptor && m.size !== descriptor.size) {
-    throw new RegistryError(`${client.host}/${repo}@${m.digest}: the manifest is ${m.size} bytes but its index says ${descriptor.size}`);
-  }
   await store.putBuffer(m.bytes, m.digest);
-  return { digest: m.digest, bytes: m.bytes, json: parseJson(m.bytes, `${client.host}/${repo}@${m.digest}`), mediaType: m.mediaType };
-}
-
-function parseJson(bytes: Buffer, what: string): Loaded['json'] {
-  try {
-    const v = JSON.parse(bytes.toString('utf8')) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Loaded['json'];
-  } catch {
-    // fall through
-  }
-  throw new RegistryError(`${what}: the manifest is not a JSON object`);
-}
-
-/** OCI manifests may omit mediaType; their shape says which they are. */
-function guessType(json: Loaded['json']): string {
-  return Array.isArray(json.manifests) ? OCI_INDEX : OCI_MANIFEST;
-}
-
-const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
-
-function checkDescriptor(d: Descriptor, where: string): void {
-  if (!d || typeof d !== 'object' || typeof d.digest !== 'string' || !DIGEST_RE.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) {
-    throw new RegistryError(`${where}: a descriptor has a bad digest or size (${JSON.stringify(d)?.slice(0, 200)}); only sha256 content is supported`);
-  }
+  return { digest: m.digest, bytes: m.bytes, mediaType: m.mediaType };
 }
 
 /** linux/arm64 matches linux/arm64/v8 and a missing variant; a requested variant must match. */
