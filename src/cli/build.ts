@@ -99,11 +99,15 @@ export function registerBuild(program: Command, run: RunAction): void {
         if (result.failed.length > 0) {
           throw failure(
             `${result.failed.length} of ${result.items.length} items failed; no bundle was written:\n` +
-              result.failed.map((f) => `  ${f.kind} ${f.name}: ${f.error ?? 'failed'}`).join('\n'),
+              result.failed.map((f) => `  ${f.kind} ${f.name}: ${withoutPrefix(f.error ?? 'failed', `${f.name}: `)}`).join('\n'),
           );
         }
       }),
     );
+}
+
+function withoutPrefix(text: string, prefix: string): string {
+  return text.startsWith(prefix) ? text.slice(prefix.length) : text;
 }
 
 async function checkWritableDir(output: string): Promise<void> {

@@ -302,7 +302,8 @@ function networkError(what: string, err: unknown, origin?: string): Error {
   if (err instanceof RegistryError || err instanceof StatusError) return err;
   const e = err as { origin?: string };
   if (origin && !e?.origin && err && typeof err === 'object') e.origin = origin;
-  return new RegistryError(`${what}: ${describeNetworkError(err)}`, (err as { statusCode?: number })?.statusCode, err instanceof HttpError ? err.code : undefined, { cause: err });
+  const text = describeNetworkError(err);
+  return new RegistryError(text.startsWith(what) ? text : `${what}: ${text}`, (err as { statusCode?: number })?.statusCode, err instanceof HttpError ? err.code : undefined, { cause: err });
 }
 
 function pushScopes(repo: string): string[] {
