@@ -5,6 +5,7 @@
 // comes from the bundle goes through printable() before it is in a message.
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
@@ -185,11 +186,19 @@ export class BundleReader {
     if (h.digest('hex') !== e.sha256) throw new BundleError(`entry "${printable(name)}" changed on disk since it was verified`);
   }
 
-  /** Bytes [start, end) of a verified entry, not re-hashed: for uploads the registry (and the uploader) check by digest. */
-  range(name: string, start: number, end: number): AsyncGenerator<Buffer> {
+  /**
+   * Bytes [start, end) of a verified entry, not re-hashed: for uploads the registry (and the uploader) check by digest.
+   * With `reuse`, every chunk is a view of that one buffer (serve: little memory per slow client): done with each before the next.
+   */
+  range(name: string, start: number, end: number, reuse?: Buffer): AsyncGenerator<Buffer> {
     const e = this.entry(name);
     if (start < 0 || end > e.size || start > end) throw new BundleError(`entry "${printable(name)}": bad range ${start}-${end}`);
-    return this.chunks(e, start, end);
+    return this.chunks(e, start, end, reuse);
+  }
+
+  /** The open bundle file's status (fstat of the handle every read uses), to tell whether it changed. */
+  stat(): Promise<BigIntStats> {
+    return this.fh.stat({ bigint: true });
   }
 
   /** Positioned reads of an entry's data; with `reuse`, every chunk is a view of that one buffer. */

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { BundleError, BundleReader } from '../bundle/reader.js';
+import { LIMITS_HELP, limitsFromEnv } from '../serve/limits.js';
 import { serve } from '../serve/server.js';
 import { KeyError, loadPublicKey } from '../sign/keys.js';
 import { failure, usageError } from './errors.js';
@@ -23,12 +24,14 @@ export function registerServe(program: Command, run: RunAction): void {
     .option('--files-listen <addr:port>', 'file server address', '127.0.0.1:8080')
     .option('--tls-cert <file>', 'TLS certificate (PEM) for both servers')
     .option('--tls-key <file>', 'TLS key (PEM)')
+    .addHelpText('after', LIMITS_HELP)
     .action((bundle: string, opts: { pub?: string; listen: string; filesListen: string; tlsCert?: string; tlsKey?: string }) =>
       run('serve', async () => {
         if (!opts.pub) throw usageError('give the public key with --pub PUB');
         if (!opts.tlsCert !== !opts.tlsKey) throw usageError('give both --tls-cert and --tls-key, or neither');
         const listen = parseListen('--listen', opts.listen);
         const filesListen = parseListen('--files-listen', opts.filesListen);
+        const limits = limitsFromEnv(process.env, usageError);
         let reader: BundleReader;
         try {
           reader = await BundleReader.open(bundle, { pub: await loadPublicKey(opts.pub) });
@@ -39,7 +42,7 @@ export function registerServe(program: Command, run: RunAction): void {
         const log = (line: string) => process.stderr.write(`${line}\n`);
         let serving;
         try {
-          serving = await serve({ reader, listen, filesListen, log, ...(opts.tlsCert && opts.tlsKey && { tls: { cert: opts.tlsCert, key: opts.tlsKey } }) });
+          serving = await serve({ reader, listen, filesListen, log, limits, ...(opts.tlsCert && opts.tlsKey && { tls: { cert: opts.tlsCert, key: opts.tlsKey } }) });
         } catch (err) {
           await reader.close();
           if (err instanceof BundleError) throw failure(`${bundle}: ${err.message}`);

@@ -1,18 +1,23 @@
 // `airlock serve`: a bundle as a read-only OCI registry (pull API) and a file
 // server, straight from the tarball with positioned reads. The signature is
-// checked at start and the headers indexed; every entry is hashed whole once
-// before its first byte goes out, and full reads are hashed again while they
-// stream, so a byte that does not match the signed digest is never served.
+// checked at start and the headers indexed; every entry is hashed whole before
+// its first byte goes out, and again whenever the bundle file changed since
+// (guard.ts). Responses stream in small reads with backpressure and hold back
+// their last chunk until the bytes are known good: a whole entry until it hashed
+// to the signed digest on the way out, a range until the file is seen unchanged
+// since the entry was verified. Otherwise the connection is cut before that
+// chunk, so a client never gets a complete response with wrong bytes.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BLOBS_PREFIX, FILES_PREFIX } from '../bundle/format.js';
-import type { BundleReader } from '../bundle/reader.js';
+import { BundleError, type BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { Catalog, type Repo } from './catalog.js';
+import { EntryGuard } from './guard.js';
+import { DEFAULT_LIMITS, KEEP_ALIVE_MS, READ_CHUNK, type ServeLimits } from './limits.js';
 import { parseRange } from './range.js';
 
 export interface ServeOptions {
@@ -21,6 +26,7 @@ export interface ServeOptions {
   readonly filesListen: { host: string; port: number };
   readonly tls?: { cert: string; key: string };
   readonly log: (line: string) => void;
+  readonly limits?: ServeLimits;
 }
 
 export interface Serving {
@@ -31,43 +37,34 @@ export interface Serving {
 
 const NAME_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*$/;
 
-class EntryGuard {
-  private readonly checks = new Map<string, Promise<void>>();
-  constructor(private readonly reader: BundleReader) {}
-
-  /** Resolves once the entry hashed to its signed digest; the same answer for every later caller. */
-  ensure(name: string): Promise<void> {
-    let p = this.checks.get(name);
-    if (!p) {
-      p = this.reader.verifyEntry(name);
-      this.checks.set(name, p);
-      p.catch(() => undefined);
-    }
-    return p;
-  }
-
-  markVerified(name: string): void {
-    this.checks.set(name, Promise.resolve());
-  }
-}
-
 function ociError(res: ServerResponse, status: number, code: string, message: string, head: boolean): void {
   const body = Buffer.from(JSON.stringify({ errors: [{ code, message, detail: null }] }));
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(body.length), 'docker-distribution-api-version': 'registry/2.0' });
   res.end(head ? undefined : body);
 }
 
-/** Sends [start, end] of an entry; a whole-entry read is hashed again and cut off if it does not match. */
-async function sendEntry(reader: BundleReader, name: string, res: ServerResponse, start: number, end: number, whole: boolean): Promise<void> {
-  await pipeline(Readable.from(whole ? reader.stream(name) : reader.range(name, start, end + 1)), res);
+/** Yields `src` (`total` bytes) as it comes, but the last chunk only once `check` passed. */
+async function* holdLast(src: AsyncIterable<Buffer>, total: number, seen: (chunk: Buffer) => void, check: () => Promise<void>): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of src) {
+    seen(chunk);
+    n += chunk.length;
+    if (n >= total) await check();
+    yield chunk;
+  }
 }
+
+/** Bytes that turned out not to be the signed ones while they were going out. */
+class MismatchError extends BundleError {}
 
 export async function serve(opts: ServeOptions): Promise<Serving> {
   const { reader, log } = opts;
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   await reader.scan();
-  const catalog = await Catalog.build(reader);
   const guard = new EntryGuard(reader);
-  for (const repo of catalog.repos.values()) for (const d of repo.manifests.keys()) guard.markVerified(BLOBS_PREFIX + d.slice(7));
+  const stamp = await guard.stamp();
+  const catalog = await Catalog.build(reader);
+  for (const repo of catalog.repos.values()) for (const d of repo.manifests.keys()) guard.markVerified(BLOBS_PREFIX + d.slice(7), stamp);
   const files = new Map(reader.index.files.map((f) => [f.path, f]));
   let registryAddr = '';
 
@@ -106,11 +103,11 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       const tags = [...repo.tags.keys()].sort();
       return sendJson(res, head, { name, tags: page(tags, url) }, link(url, tags));
     }
-    if (kind === 'manifests') return manifest(res, head, repo, name, ref, url.searchParams.get('ns'));
+    if (kind === 'manifests') return manifest(req, res, head, repo, name, ref, url.searchParams.get('ns'));
     return blob(req, res, head, repo, ref);
   };
 
-  const manifest = async (res: ServerResponse, head: boolean, repo: Repo, name: string, ref: string, ns: string | null) => {
+  const manifest = async (req: IncomingMessage, res: ServerResponse, head: boolean, repo: Repo, name: string, ref: string, ns: string | null) => {
     let digest: string | undefined;
     let mediaType: string | undefined;
     if (ref.startsWith('sha256:')) {
@@ -123,9 +120,8 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       mediaType = pick ? (repo.manifests.get(pick.digest) ?? pick.mediaType) : undefined;
     }
     if (!digest || !mediaType) return ociError(res, 404, 'MANIFEST_UNKNOWN', `manifest ${name}:${ref} is not in this bundle`, head);
-    const bytes = await reader.readEntry(BLOBS_PREFIX + digest.slice(7));
-    res.writeHead(200, { 'content-type': mediaType, 'content-length': String(bytes.length), 'docker-content-digest': digest, etag: `"${digest}"` });
-    res.end(head ? undefined : bytes);
+    const entryName = BLOBS_PREFIX + digest.slice(7);
+    return sendChecked(req, res, head, entryName, reader.entry(entryName).size, { 'content-type': mediaType, 'docker-content-digest': digest, etag: `"${digest}"` }, false);
   };
 
   const blob = async (req: IncomingMessage, res: ServerResponse, head: boolean, repo: Repo, digest: string) => {
@@ -135,15 +131,20 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     return sendChecked(req, res, head, entryName, e.size, { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, etag: `"${digest}"` });
   };
 
-  /** Verify once, then send the whole entry or the requested range. */
-  const sendChecked = async (req: IncomingMessage, res: ServerResponse, head: boolean, entryName: string, size: number, headers: Record<string, string>) => {
+  /** Verified since the file last changed, then the whole entry or (when `ranges`) the requested range. */
+  const sendChecked = async (req: IncomingMessage, res: ServerResponse, head: boolean, entryName: string, size: number, headers: Record<string, string>, ranges = true) => {
+    let verifiedAt: string;
+    // Hashing a large entry (or waiting for another) is the server's work, not an idle client.
+    req.socket.setTimeout(0);
     try {
-      await guard.ensure(entryName);
+      verifiedAt = await guard.ensure(entryName);
     } catch (err) {
       log(`refusing ${entryName}: ${(err as Error).message}`);
       return ociError(res, 500, 'BLOB_UNKNOWN', `${entryName} does not match its signed digest; the bundle is damaged`, head);
+    } finally {
+      if (!req.socket.destroyed) req.socket.setTimeout(limits.idleTimeoutMs);
     }
-    const range = parseRange(req.headers.range, size);
+    const range = parseRange(ranges ? req.headers.range : undefined, size);
     if (range.kind === 'unsatisfiable') {
       res.writeHead(416, { 'content-range': `bytes */${size}` });
       return res.end();
@@ -156,7 +157,39 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       ...(range.kind === 'partial' && { 'content-range': `bytes ${start}-${end}/${size}` }),
     });
     if (head || size === 0) return res.end();
-    await sendEntry(reader, entryName, res, start, end, range.kind === 'full');
+    await sendEntry(req, res, entryName, start, end, range.kind === 'full' ? undefined : verifiedAt);
+  };
+
+  /**
+   * Streams [start, end] of an entry. The whole entry (no `verifiedAt`) is hashed
+   * on the way and its last chunk sent only if the hash matches; a range's last
+   * chunk only if the file is unchanged since the stamp the entry was verified at.
+   * One READ_CHUNK buffer per response, refilled only once the socket has taken
+   * the last chunk: a client that stops reading holds that and nothing more.
+   */
+  const sendEntry = async (req: IncomingMessage, res: ServerResponse, name: string, start: number, end: number, verifiedAt?: string) => {
+    const e = reader.entry(name);
+    const h = verifiedAt === undefined ? createHash('sha256') : undefined;
+    const check = async () => {
+      if (verifiedAt !== undefined) return guard.unchangedSince(name, verifiedAt);
+      const actual = h?.digest('hex');
+      if (actual !== e.sha256) throw new MismatchError(`entry "${name}" changed on disk since it was verified: its sha256 is now ${actual}, bundle.json says ${e.sha256}`);
+    };
+    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - start + 1));
+    const closed = new Promise<void>((resolve) => res.once('close', resolve));
+    try {
+      for await (const chunk of holdLast(reader.range(name, start, end + 1, buf), end - start + 1, (c) => h?.update(c), check)) {
+        if (res.destroyed) return;
+        await Promise.race([new Promise<void>((resolve) => res.write(chunk, () => resolve())), closed]);
+      }
+      if (!res.destroyed) res.end();
+    } catch (err) {
+      if (!(err instanceof BundleError)) throw err;
+      // Destroying the response destroys the socket: the client sees a short body, never a complete one.
+      res.destroy();
+      guard.forget(name);
+      log(`cut off ${req.method} ${req.url} before its last bytes: ${err.message}`);
+    }
   };
 
   const fileServer = async (req: IncomingMessage, res: ServerResponse) => {
@@ -202,11 +235,34 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     });
   };
 
-  const make = (handler: ReturnType<typeof wrap>) =>
-    opts.tls ? https.createServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, handler) : http.createServer(handler);
-  const regServer = make(wrap(registry));
-  const fileSrv = make(wrap(fileServer));
-  for (const s of [regServer, fileSrv]) s.keepAliveTimeout = 30_000;
+  const serverOptions: http.ServerOptions = {
+    // The request line and headers (and the whole request: GET and HEAD have no body) within this, or 408 and closed.
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.headersTimeoutMs,
+    // How often Node looks for requests over those timeouts (its default, 30 s, would let them live that much longer).
+    connectionsCheckingInterval: Math.min(5_000, Math.max(100, Math.floor(limits.headersTimeoutMs / 4))),
+    keepAliveTimeout: Math.min(KEEP_ALIVE_MS, limits.idleTimeoutMs),
+  };
+  const make = (handler: ReturnType<typeof wrap>, label: string) => {
+    const s = opts.tls
+      ? https.createServer({ ...serverOptions, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key), handshakeTimeout: limits.headersTimeoutMs }, handler)
+      : http.createServer(serverOptions, handler);
+    // No byte read or written for this long (a client that stopped reading, or sends nothing): the socket is destroyed.
+    s.timeout = limits.idleTimeoutMs;
+    s.maxConnections = limits.maxConnections;
+    let dropped = 0;
+    let lastReport = 0;
+    s.on('drop', () => {
+      dropped++;
+      if (Date.now() - lastReport < 10_000) return;
+      lastReport = Date.now();
+      log(`${label}: ${limits.maxConnections} connections open (the limit); refused ${dropped} since the last report`);
+      dropped = 0;
+    });
+    return s;
+  };
+  const regServer = make(wrap(registry), 'registry');
+  const fileSrv = make(wrap(fileServer), 'files');
   await listen(regServer, opts.listen);
   await listen(fileSrv, opts.filesListen);
   const scheme = opts.tls ? 'https' : 'http';

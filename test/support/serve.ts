@@ -13,8 +13,12 @@ export interface Served {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export async function startServe(bundle: string, pub: string, extra: string[] = []): Promise<Served> {
-  const child = spawn(process.execPath, [AIRLOCK, 'serve', bundle, '--pub', pub, '--listen', '127.0.0.1:0', '--files-listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `env` is added to this process's environment (e.g. AIRLOCK_SERVE_* limits). */
+export async function startServe(bundle: string, pub: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Served> {
+  const child = spawn(process.execPath, [AIRLOCK, 'serve', bundle, '--pub', pub, '--listen', '127.0.0.1:0', '--files-listen', '127.0.0.1:0', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let out = '';
   let err = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
