@@ -149,7 +149,10 @@ class AuthState {
     if (c?.scheme === 'bearer' && c.params.realm) {
       const h: HostAuth = { scheme: 'bearer', realm: c.params.realm, ...(c.params.service !== undefined && { service: c.params.service }) };
       this.hosts.set(origin, h);
-      this.tokens.delete(tokenKey(origin, scopes));
+      // Only the token this request was refused with is stale; one that a parallel request fetched meanwhile is reused.
+      const key = tokenKey(origin, scopes);
+      const cached = this.tokens.get(key);
+      if (cached && sent === `Bearer ${cached.value}`) this.tokens.delete(key);
       return `Bearer ${(await this.token(origin, h, scopes)).value}`;
     }
     throw new AuthError(`${host} answered 401 without a usable WWW-Authenticate challenge (${(challenge ?? 'none').slice(0, 200)})`);
