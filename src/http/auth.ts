@@ -236,6 +236,8 @@ class AuthHandler extends Forward {
   private challenge: string | undefined;
   private dropped = 0;
   private answered = false;
+  /** The URL the current attempt went to, after redirects. */
+  private answering: string | undefined;
 
   constructor(
     private readonly state: AuthState,
@@ -249,8 +251,15 @@ class AuthHandler extends Forward {
     super(handler);
   }
 
+  override onRequestStart(controller: Controller, context: unknown): void {
+    this.answering = (context as { url?: string } | undefined)?.url;
+    super.onRequestStart(controller, context);
+  }
+
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    if (statusCode === 401 && !this.answered && isReplayable(this.opts.body)) {
+    // A 401 from where a redirect led (a CDN, an object store) is not this origin's challenge: the caller's to see.
+    const ours = this.answering === undefined || new URL(this.answering).origin === this.origin;
+    if (statusCode === 401 && ours && !this.answered && isReplayable(this.opts.body)) {
       this.swallowing = true;
       this.challenge = headerValue(headers, 'www-authenticate');
       return;
