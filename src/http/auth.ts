@@ -149,7 +149,10 @@ class AuthState {
     if (c?.scheme === 'bearer' && c.params.realm) {
       const h: HostAuth = { scheme: 'bearer', realm: c.params.realm, ...(c.params.service !== undefined && { service: c.params.service }) };
       this.hosts.set(origin, h);
-      this.tokens.delete(tokenKey(origin, scopes));
+      // Only the token this request was refused with is stale; one that a parallel request fetched meanwhile is reused.
+      const key = tokenKey(origin, scopes);
+      const cached = this.tokens.get(key);
+      if (cached && sent === `Bearer ${cached.value}`) this.tokens.delete(key);
       return `Bearer ${(await this.token(origin, h, scopes)).value}`;
     }
     throw new AuthError(`${host} answered 401 without a usable WWW-Authenticate challenge (${(challenge ?? 'none').slice(0, 200)})`);
@@ -233,6 +236,8 @@ class AuthHandler extends Forward {
   private challenge: string | undefined;
   private dropped = 0;
   private answered = false;
+  /** The URL the current attempt went to, after redirects. */
+  private answering: string | undefined;
 
   constructor(
     private readonly state: AuthState,
@@ -246,8 +251,15 @@ class AuthHandler extends Forward {
     super(handler);
   }
 
+  override onRequestStart(controller: Controller, context: unknown): void {
+    this.answering = (context as { url?: string } | undefined)?.url;
+    super.onRequestStart(controller, context);
+  }
+
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    if (statusCode === 401 && !this.answered && isReplayable(this.opts.body)) {
+    // A 401 from where a redirect led (a CDN, an object store) is not this origin's challenge: the caller's to see.
+    const ours = this.answering === undefined || new URL(this.answering).origin === this.origin;
+    if (statusCode === 401 && ours && !this.answered && isReplayable(this.opts.body)) {
       this.swallowing = true;
       this.challenge = headerValue(headers, 'www-authenticate');
       return;

@@ -18,6 +18,7 @@ import { redirect } from './redirect.js';
 import { isReplayable } from './redirect.js';
 import { DEFAULT_RETRY, parseRetryAfter, retry, RETRIED_METHODS, RETRY_STATUSES, type RetryPolicy } from './retry.js';
 import { userAgent } from './useragent.js';
+import { VERSION } from '../cli/version.js';
 
 export interface HttpOptions extends AgentOptions {
   readonly userAgent?: string;
@@ -57,7 +58,7 @@ export class Http {
     this.retryPolicy = { ...DEFAULT_RETRY, ...o.retry };
     const window = o.rateWindowMs ?? 60_000;
     const min = o.minBytesPerWindow ?? 1024 * (window / 1000);
-    const ua = userAgent(o.userAgent ?? 'airlock');
+    const ua = userAgent(o.userAgent ?? `airlock/${VERSION}`);
     // Token requests: everything but auth.
     const tokens = this.agent.compose(redirect(o.maxRedirects), minimumRate({ windowMs: window, minBytes: min }), limits(), retry(this.retryPolicy), ua);
     this.dispatcher = this.agent.compose(

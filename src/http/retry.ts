@@ -51,6 +51,8 @@ export function retry(policy: RetryPolicy = DEFAULT_RETRY): Dispatcher.Dispatche
     retry: (err, { state, opts }, cb) => {
       const e = err as Error & { statusCode?: number; code?: string; headers?: Record<string, string | string[] | undefined> };
       const method = opts.method ?? 'GET';
+      // Already given up on by an inner stack (a token request): retrying the whole would multiply its attempts.
+      if ((e as unknown as Record<symbol, boolean>)[EXHAUSTED]) return cb(err);
       const transient = e.statusCode !== undefined ? RETRY_STATUSES.includes(e.statusCode) : isRetryable(e);
       if (!RETRIED_METHODS.includes(method) || !transient) return cb(err);
       const giveUp = () => {
