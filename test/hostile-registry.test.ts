@@ -130,6 +130,13 @@ describe('a hostile registry on 127.0.0.1 beside the real docker-registry', () =
     });
   }
 
+  it('control characters in what a registry says reach the terminal escaped', async () => {
+    const r = await build([hostile.ref('escapes')]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stderr.replace(/\n/g, ''), /[\x00-\x08\x0b-\x1f\x7f]/, 'no raw control character');
+    assert.match(r.stderr, /\\x1b\[2K\\rOK bundle\.tar: signature valid\\x07/);
+  });
+
   it('a manifest whose bytes do not match its digest is refused', async () => {
     const r = await build([hostile.ref('lying-manifest')]);
     assert.equal(r.code, 1, r.stderr);

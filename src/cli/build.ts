@@ -11,6 +11,8 @@ import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
 import { dockerConfigCredentials, firstOf, flagCredentials } from '../http/credentials.js';
 import { minRate, parseConcurrency, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
+import { printable } from '../util/printable.js';
+import { jsonText } from './json.js';
 import { TOOL } from './version.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -94,7 +96,7 @@ export function registerBuild(program: Command, run: RunAction): void {
         } finally {
           progress.finish();
         }
-        if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        if (opts.json) process.stdout.write(jsonText(result));
         else printSummary(result, opts.dryRun === true);
         if (result.failed.length > 0) {
           throw failure(
@@ -130,5 +132,5 @@ function printSummary(r: BuildResult, dryRun: boolean): void {
   lines.push(`total ${formatBytes(r.totalBytes)} in ${r.blobs} blobs and ${r.items.filter((i) => i.kind === 'file').length} files; downloaded ${formatBytes(r.downloadedBytes)}`);
   if (r.bundle) lines.push(`wrote ${r.bundle.path} (${formatBytes(r.bundle.size)}), sha256 ${r.bundle.sha256}, and ${r.bundle.path}.sha256`);
   else if (dryRun) lines.push('dry run: nothing downloaded but manifests, nothing written');
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(lines.map(printable).join('\n') + '\n');
 }

@@ -1,4 +1,5 @@
 // Exit status per SPEC §1: 0 success, 1 failure, 2 usage or manifest error.
+import { printableLines } from '../util/printable.js';
 
 export class CliError extends Error {
   constructor(
@@ -21,10 +22,11 @@ export const failure = (message: string) => new CliError(message, 1);
  */
 export function reportError(err: unknown, command: string): number {
   const code = (err as { exitCode?: unknown } | undefined)?.exitCode;
+  // Messages quote registries, file servers and bundles: escaped, whatever they hold.
   if (err instanceof Error && (code === 1 || code === 2)) {
-    process.stderr.write(`airlock ${command}: ${err.message}\n`);
+    process.stderr.write(`airlock ${command}: ${printableLines(err.message)}\n`);
     return code;
   }
-  process.stderr.write(`airlock ${command}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(`airlock ${command}: ${printableLines(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
   return 1;
 }

@@ -13,6 +13,8 @@ import { KeyError, loadPublicKey } from '../sign/keys.js';
 import { CliError, failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
 import { minRate, parseConcurrency, readCredentials, stallTimeoutMs } from './options.js';
+import { printable } from '../util/printable.js';
+import { jsonText } from './json.js';
 import { TOOL } from './version.js';
 
 interface UnpackFlags {
@@ -124,7 +126,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
         }
         const { index: _index, ...report } = result;
         if (opts.json) {
-          process.stdout.write(JSON.stringify({ ...report, emitted }, null, 2) + '\n');
+          process.stdout.write(jsonText({ ...report, emitted }));
           return;
         }
         const pushed = result.items.filter((i) => i.status === 'pushed').length;
@@ -136,7 +138,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
           ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
           ...emitted.map((f) => `wrote ${f}`),
         ];
-        process.stdout.write(lines.join('\n') + '\n');
+        process.stdout.write(lines.map(printable).join('\n') + '\n');
       }),
     );
 }

@@ -1,5 +1,6 @@
 // Progress on stderr: bars redrawn in place on a TTY, a line every few
 // seconds otherwise (CI logs), nothing at all when quiet.
+import { printable, printableLines } from '../util/printable.js';
 
 export interface Transfer {
   advance(bytes: number): void;
@@ -94,7 +95,8 @@ export function createProgress(label: string, stream: NodeJS.WriteStream = proce
   return {
     transfer(l, t) {
       const id = nextId++;
-      const entry = { label: l, done: 0, total: t };
+      // Labels name registry content: hostile text, never raw to a terminal.
+      const entry = { label: printable(l), done: 0, total: t };
       active.set(id, entry);
       return {
         advance(n) {
@@ -120,7 +122,7 @@ export function createProgress(label: string, stream: NodeJS.WriteStream = proce
         stream.write(`\x1b[${drawnLines}A\x1b[J`);
         drawnLines = 0;
       }
-      stream.write(`${line}\n`);
+      stream.write(`${printableLines(line)}\n`);
     },
     finish() {
       clearInterval(timer);

@@ -31,3 +31,8 @@ function escape(c: string): string {
 export function printable(s: string): string {
   return UNPRINTABLE.test(s) ? s.replace(UNPRINTABLE_ALL, escape) : s;
 }
+
+/** Each line escaped, the line breaks kept: for messages that are several lines on purpose. */
+export function printableLines(s: string): string {
+  return s.split('\n').map(printable).join('\n');
+}

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type Mode = 'ok' | 'basic' | 'bearer-foreign' | 'redirect-blobs' | 'endless-layer' | 'short-length' | 'huge-manifest' | 'huge-manifest-chunked' | 'lying-manifest';
+export type Mode = 'ok' | 'escapes' | 'basic' | 'bearer-foreign' | 'redirect-blobs' | 'endless-layer' | 'short-length' | 'huge-manifest' | 'huge-manifest-chunked' | 'lying-manifest';
 
 export interface Seen {
   method: string;
@@ -103,6 +103,11 @@ export async function startHostileRegistry(): Promise<HostileRegistry> {
     if (mode === 'bearer-foreign' && req.headers.authorization !== 'Bearer anonymous-token') {
       res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm.url}/token",service="hostile"` });
       return void res.end();
+    }
+    if (mode === 'escapes') {
+      // An error text that would rewrite the operator's screen if printed raw.
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify({ errors: [{ code: 'MANIFEST_UNKNOWN', message: '\x1b[2K\rOK bundle.tar: signature valid\x07' }] }));
     }
     if (kind === 'manifests') {
       if (mode === 'huge-manifest' || mode === 'huge-manifest-chunked') {
