@@ -18,10 +18,10 @@ test('--help lists every SPEC §1 command', async () => {
 test('each command documents the SPEC §1 options', async () => {
   const want: Record<string, string[]> = {
     keygen: ['--out'],
-    build: ['--output', '--key', '--cache', '--concurrency', '--set', '--platform', '--username', '--password-stdin', '--dry-run', '--json'],
+    build: ['--output', '--key', '--cache', '--concurrency', '--set', '--platform', '--username', '--password-stdin', '--auth-host', '--dry-run', '--json'],
     verify: ['--pub', '--json'],
     inspect: ['--json'],
-    unpack: ['--pub', '--registry', '--files-dir', '--files-url', '--layout', '--fileserver-url', '--emit-config', '--plain-http', '--insecure', '--ca-file', '--username', '--password-stdin', '--concurrency', '--json'],
+    unpack: ['--pub', '--registry', '--files-dir', '--files-url', '--layout', '--fileserver-url', '--emit-config', '--plain-http', '--insecure', '--ca-file', '--username', '--password-stdin', '--concurrency', '--create-projects', '--json'],
     serve: ['--pub', '--listen', '--files-listen', '--tls-cert', '--tls-key'],
   };
   for (const [cmd, options] of Object.entries(want)) {

@@ -12,14 +12,15 @@
 import pLimit from 'p-limit';
 import type { KeyObject } from 'node:crypto';
 import type { Progress } from '../progress/reporter.js';
-import { RegistryClient } from '../registry/client.js';
+import { RegistryClient, RegistryError } from '../registry/client.js';
+import { HarborApi, harborProject } from '../registry/harbor.js';
 import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleImage } from './format.js';
 import type { FileTarget } from './files-target.js';
 import { readGraph, type ImageGraph } from './graph.js';
 import { BundleReader } from './reader.js';
-import { planTargets, type Layout, type TargetName, type TargetRegistry } from './targets.js';
+import { planTargets, TargetConflictError, type Layout, type TargetName, type TargetRegistry } from './targets.js';
 
 export interface UnpackOptions {
   readonly bundle: string;
@@ -32,6 +33,8 @@ export interface UnpackOptions {
   readonly concurrency: number;
   readonly progress: Progress;
   readonly chunkSize?: number;
+  /** Create missing Harbor projects (--create-projects). */
+  readonly createProjects?: boolean;
 }
 
 export interface UnpackItem {
@@ -73,6 +76,7 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
 async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackResult> {
   const { index } = reader;
   const targets = planTargets(index.images, opts.registry, opts.layout);
+  await checkHarborProjects(targets, opts);
   const client = new RegistryClient(opts.registry.host, opts.http);
   const limit = pLimit(opts.concurrency);
   const falcoEntries = falcoIndexEntries(index, opts.registry, opts.layout);
@@ -221,5 +225,37 @@ async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => v
   for await (const c of source) {
     onBytes(c.length);
     yield c;
+  }
+}
+
+/**
+ * On Harbor, every repository must sit inside a project that exists: checked
+ * before anything is pushed, and missing projects created only when asked.
+ */
+async function checkHarborProjects(targets: readonly TargetName[], opts: UnpackOptions): Promise<void> {
+  const harbor = await HarborApi.detect(opts.http, opts.registry.host);
+  if (!harbor) return;
+  const outside = [...new Set(targets.filter((t) => !harborProject(t.repository)).map((t) => t.repository))];
+  if (outside.length) {
+    throw new TargetConflictError(
+      outside.map(
+        (r) =>
+          `${opts.registry.host}/${r} (from ${targets.find((t) => t.repository === r)?.source}) would land outside a Harbor project, which Harbor cannot hold; ` +
+          `give a project as prefix (--registry ${opts.registry.host}/PROJECT, e.g. ${opts.registry.host}/library) or use --layout host`,
+      ),
+    );
+  }
+  const projects = [...new Set(targets.map((t) => harborProject(t.repository) ?? ''))].sort();
+  const missing: string[] = [];
+  for (const p of projects) if (!(await harbor.projectExists(p))) missing.push(p);
+  if (missing.length === 0) return;
+  if (!opts.createProjects) {
+    throw new RegistryError(
+      `Harbor at ${opts.registry.host} has no project ${missing.join(', ')}; nothing was pushed. Create ${missing.length > 1 ? 'them' : 'it'} in Harbor, or rerun with --create-projects (with credentials allowed to create projects)`,
+    );
+  }
+  for (const p of missing) {
+    await harbor.createProject(p);
+    opts.progress.log(`created Harbor project ${p} at ${opts.registry.host}`);
   }
 }

@@ -31,6 +31,7 @@ interface UnpackFlags {
   username?: string;
   passwordStdin?: boolean;
   concurrency?: string;
+  createProjects?: boolean;
   json?: boolean;
 }
 
@@ -52,6 +53,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
     .option('--username <user>', 'registry user name (with --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
     .option('--concurrency <n>', 'parallel uploads (default 8)')
+    .option('--create-projects', 'on Harbor: create the projects the images land in when they are missing')
     .option('--json', 'print a JSON report on stdout')
     .action((bundle: string, opts: UnpackFlags) =>
       run('unpack', async () => {
@@ -100,7 +102,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
         let result: UnpackResult;
         try {
           const chunkSize = uploadChunkSize();
-          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }) });
+          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), createProjects: opts.createProjects === true });
         } catch (err) {
           if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
           if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);

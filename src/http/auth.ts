@@ -103,6 +103,10 @@ export function auth(o: AuthOptions): Dispatcher.DispatcherComposeInterceptor {
     const scopes = opts.airlock?.scope ?? scopesFor(opts.method, opts.path);
     const send = (authorization: string | undefined) =>
       dispatch(authorization ? { ...opts, headers: setHeaders(opts.headers, { authorization }) } : opts, new AuthHandler(state, dispatch, opts, handler, origin, scopes, authorization));
+    if (opts.airlock?.basic) {
+      state.basic(origin).then(send, (err: Error) => handler.onResponseError?.(NO_CONTROLLER, withOrigin(err, origin)));
+      return true;
+    }
     const known = state.cached(origin, scopes);
     if (known !== null) return send(known);
     state.authorization(origin, scopes).then(send, (err: Error) => handler.onResponseError?.(NO_CONTROLLER, withOrigin(err, origin)));
@@ -133,6 +137,11 @@ class AuthState {
     if (!h) return undefined;
     if (h.scheme === 'basic') return basicHeader(await this.credential(origin));
     return `Bearer ${(await this.token(origin, h, scopes)).value}`;
+  }
+
+  /** The host's basic credentials as a header, when it has any. */
+  async basic(origin: string): Promise<string | undefined> {
+    return basicHeader(await this.credential(origin));
   }
 
   /** Learns from a 401 how `origin` wants to be spoken to; returns the header to send again with. */

@@ -51,6 +51,8 @@ export interface AirlockRequest {
   readonly maxBody?: number;
   /** Exact size of the whole content (blobs, files): a 200 must carry this many bytes, a 206 the rest from its start. */
   readonly size?: number;
+  /** Send the host's basic credentials up front (Harbor's API answers 401 without a challenge). */
+  readonly basic?: boolean;
 }
 
 export type DispatchOptions = Dispatcher.DispatchOptions & { airlock?: AirlockRequest };
