@@ -102,6 +102,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
               source: { open: (offset) => client.blob(repo, d.digest, offset, d.size) },
               retry: http.retryPolicy,
               onBytes: (n) => t.advance(n),
+              onWait: (pid) => progress.log(`${what}: another airlock (pid ${pid}) is fetching it into the same cache; waiting for it`),
             });
             downloaded += got.downloaded;
           } finally {

@@ -2,16 +2,20 @@
 // (--files-dir) or a server that takes HTTP PUT (--files-url, e.g. nginx
 // WebDAV). A file becomes visible under its name only after its digest
 // matched; a `<name>.sha256` beside it (sha256sum -c format) records what was
-// put there, so a rerun can skip it without reading it back.
+// put there, so a rerun can skip it without reading it back. In a folder,
+// every write goes through src/fsx/atomic.ts: a link or FIFO planted at a
+// name is replaced, never written through.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { header, statusError, type Http, type HttpResponse } from '../http/client.js';
 import { describeNetworkError } from '../http/errors.js';
 import { withRetry } from '../http/retry.js';
 import { BundleError } from './tarread.js';
+import { withAtomic, writeAtomic } from '../fsx/atomic.js';
+import { isRegularFile, readRegular, resolveInside } from '../fsx/safe.js';
 
 export interface FileTarget {
   /** For messages: the folder or URL. */
@@ -44,31 +48,16 @@ export class DirTarget implements FileTarget {
    * folder (a symbolic link in it, say). The nearest existing folder is checked
    * before any folder is created, so a link cannot make mkdir write elsewhere.
    */
-  private async resolve(p: string, create = true): Promise<string> {
-    const root = await realpath(this.root);
-    const full = path.join(root, ...p.split('/'));
-    const inside = (x: string) => x === root || x.startsWith(root + path.sep);
-    let existing = path.dirname(full);
-    for (;;) {
-      try {
-        existing = await realpath(existing);
-        break;
-      } catch {
-        existing = path.dirname(existing);
-      }
-    }
-    if (!inside(existing)) throw new BundleError(`file ${p} would be written under ${existing}, outside ${this.root} (a symbolic link in the folder?); refusing`);
-    if (create) await mkdir(path.dirname(full), { recursive: true });
-    const parent = await realpath(path.dirname(full)).catch(() => path.dirname(full));
-    if (!inside(parent)) throw new BundleError(`file ${p} would be written to ${parent}, outside ${this.root} (a symbolic link in the folder?); refusing`);
-    return path.join(parent, path.basename(full));
+  private resolve(p: string, create = true): Promise<string> {
+    return resolveInside(this.root, p, { create, what: `file ${p}`, error: (m) => new BundleError(m) });
   }
 
   async has(p: string, sha256: string, size: number): Promise<boolean> {
     try {
       const full = await this.resolve(p, false);
-      const [s, side] = await Promise.all([stat(full), readFile(`${full}.sha256`, 'utf8')]);
-      return s.isFile() && s.size === size && sidecarMatches(side, p, sha256);
+      // lstat and a no-follow read: a link or FIFO planted at either name is not "present" (and is never waited on).
+      const [ok, side] = await Promise.all([isRegularFile(full, size), readRegular(`${full}.sha256`)]);
+      return ok && sidecarMatches(side.toString('utf8'), p, sha256);
     } catch {
       return false;
     }
@@ -76,37 +65,22 @@ export class DirTarget implements FileTarget {
 
   async put(p: string, chunks: AsyncIterable<Buffer>, sha256: string, size: number): Promise<void> {
     const full = await this.resolve(p);
-    const tmp = `${full}.airlock-partial`;
-    const fh = await open(tmp, 'w');
     const h = createHash('sha256');
     let n = 0;
-    try {
+    await withAtomic(full, async (out) => {
       for await (const c of chunks) {
         h.update(c);
         n += c.length;
-        await fh.write(c);
+        await out.write(c);
       }
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    await fh.close();
-    const actual = h.digest('hex');
-    if (actual !== sha256 || n !== size) {
-      await rm(tmp, { force: true });
-      throw new BundleError(`file ${p}: sha256 ${actual} (${n} bytes) is not ${sha256} (${size} bytes); not written`);
-    }
-    await rename(tmp, full);
+      const actual = h.digest('hex');
+      if (actual !== sha256 || n !== size) throw new BundleError(`file ${p}: sha256 ${actual} (${n} bytes) is not ${sha256} (${size} bytes); not written`);
+    });
     await this.putBytes(`${p}.sha256`, sidecar(p, sha256));
   }
 
   async putBytes(p: string, bytes: Buffer): Promise<void> {
-    const full = await this.resolve(p);
-    const tmp = `${full}.airlock-partial`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, full);
+    await writeAtomic(await this.resolve(p), bytes);
   }
 }
 

@@ -1,8 +1,7 @@
 // Writes the bundle tar in SPEC §4 order, streaming every blob and file from
 // the content store (verified against its digest on the way), hashing the
 // whole tar for the .sha256 sidecar as it goes, into a temp file renamed at
-// the end. Nothing is held in memory but small JSON documents.
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+// the end (src/fsx/atomic.ts). Nothing is held in memory but small JSON documents.
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { ContentStore } from '../cache/store.js';
@@ -21,6 +20,7 @@ import {
   type BundleIndex,
 } from './format.js';
 import { TarWriter } from './tar.js';
+import { createAtomic, type AtomicFile } from '../fsx/atomic.js';
 
 export interface WriteInput {
   readonly output: string;
@@ -67,10 +67,10 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
   const bundleJson = Buffer.from(JSON.stringify(full, null, 2) + '\n');
   const signature = Buffer.from(signBytes(bundleJson, input.key));
 
-  const dir = path.dirname(path.resolve(input.output));
-  const tmp = path.join(dir, `.${path.basename(input.output)}.partial-${process.pid}`);
-  const out = await open(tmp, 'w');
-  const tar = new TarWriter(out, input.onBytes);
+  // A new temp file beside the bundle, renamed over it at the end: a link or
+  // FIFO planted at either name is replaced, never written through.
+  const out = await createAtomic(input.output);
+  const tar = new TarWriter(out.handle, input.onBytes);
   let sha256: string;
   try {
     await tar.addBuffer(BUNDLE_JSON, bundleJson, input.mtime);
@@ -83,23 +83,28 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
     }
     for (const f of index.files) await addFromStore(tar, FILES_PREFIX + f.path, store, { digest: `sha256:${f.sha256}`, size: f.size }, input.mtime);
     sha256 = await tar.finish();
-    await out.close();
   } catch (err) {
-    await out.close().catch(() => undefined);
-    await rm(tmp, { force: true });
+    await out.abort();
     throw err;
   }
-
-  const sidecarTmp = `${tmp}.sha256`;
-  await writeFile(sidecarTmp, `${sha256}  ${path.basename(input.output)}\n`);
-  await rename(tmp, input.output);
-  await rename(sidecarTmp, `${input.output}.sha256`);
+  // The sidecar is written before the bundle takes its name, and takes its own right after.
+  let sidecar: AtomicFile | undefined;
+  try {
+    sidecar = await createAtomic(`${input.output}.sha256`);
+    await sidecar.write(Buffer.from(`${sha256}  ${path.basename(input.output)}\n`));
+    await out.commit();
+  } catch (err) {
+    await out.abort();
+    await sidecar?.abort();
+    throw err;
+  }
+  await sidecar.commit();
   return { path: input.output, sha256, size: tar.bytes, bundleJson };
 }
 
 /** Copies one stored blob into the tar, checking it hashes to its digest (the store is not trusted blindly). */
 async function addFromStore(tar: TarWriter, name: string, store: ContentStore, blob: BundleBlob, mtime: Date): Promise<void> {
-  const source = await open(store.pathOf(blob.digest), 'r');
+  const source = await store.open(blob.digest);
   let actual: string;
   try {
     actual = `sha256:${await tar.addFile(name, source, blob.size, mtime)}`;

@@ -1,17 +1,22 @@
 // Content-addressed store, after npm's cacache: content lives under its
 // sha256, is written to a partial file, and is renamed into place only after
 // its digest matched. A partial file survives a crash or SIGKILL and is
-// resumed with a Range request on the next run.
+// resumed with a Range request on the next run. One process at a time works
+// on a partial file (a lock per entry, under locks/); whoever waited for it
+// finds the content in place afterwards and fetches nothing.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
-import { once } from 'node:events';
 import { sha256Hex, splitDigest, type Algorithm } from '../oci/digest.js';
 import { withRetry, type RetryPolicy } from '../http/retry.js';
+import { writeAtomic } from '../fsx/atomic.js';
+import { acquireLock, removeStaleLocks } from '../fsx/lock.js';
+import { explain, isRegularFile, notRegular, openRegular, readRegular, UnsafeFileError } from '../fsx/safe.js';
+
+const { O_CREAT, O_RDONLY, O_RDWR } = constants;
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
@@ -41,11 +46,13 @@ export interface IngestRequest {
   /** Expected digest, `sha256:…` or `sha512:…`; undefined trusts what arrives (pinned at build). */
   readonly expected?: string;
   readonly size?: number;
-  /** Key for the partial file when no digest is expected (e.g. the URL). */
+  /** Key for the partial file when no digest is expected (e.g. the URL); also the key of the url index entry recorded for it. */
   readonly partialKey?: string;
   readonly source: Source;
   readonly retry?: RetryPolicy;
   readonly onBytes?: (n: number) => void;
+  /** Called when another process is fetching the same content into this cache, and this one waits for it. */
+  readonly onWait?: (pid: number) => void;
 }
 
 export interface Ingested {
@@ -57,11 +64,20 @@ export interface Ingested {
   readonly sha512?: string;
 }
 
+const FOLDERS = ['blobs/sha256', 'partial', 'locks', 'index/sha512', 'index/url'] as const;
+
 export class ContentStore {
   constructor(readonly root: string) {}
 
+  /** Makes the folders; each must be a real folder (not a link to one elsewhere: partial files are renamed into blobs/). */
   async init(): Promise<void> {
-    for (const d of ['blobs/sha256', 'partial', 'index/sha512', 'index/url', 'tmp']) await mkdir(path.join(this.root, d), { recursive: true });
+    for (const d of FOLDERS) {
+      const dir = path.join(this.root, d);
+      await mkdir(dir, { recursive: true });
+      const s = await lstat(dir);
+      if (!s.isDirectory()) throw new UnsafeFileError(`cache folder ${dir} is ${s.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}; remove it (airlock makes it) or use another --cache`, dir);
+    }
+    await removeStaleLocks(path.join(this.root, 'locks'));
   }
 
   pathOf(digest: string): string {
@@ -70,18 +86,18 @@ export class ContentStore {
     return path.join(this.root, 'blobs', 'sha256', hex);
   }
 
-  /** True when the content is present (and has `size` bytes, when given). */
+  /** True when the content is present as a regular file (and has `size` bytes, when given). */
   async has(digest: string, size?: number): Promise<boolean> {
-    try {
-      const s = await stat(this.pathOf(digest));
-      return size === undefined || s.size === size;
-    } catch {
-      return false;
-    }
+    return isRegularFile(this.pathOf(digest), size);
+  }
+
+  /** Opens stored content for reading; a link or FIFO in its place is refused, never followed. */
+  async open(digest: string): Promise<FileHandle> {
+    return openRegular(this.pathOf(digest), O_RDONLY);
   }
 
   async read(digest: string): Promise<Buffer> {
-    const bytes = await readFile(this.pathOf(digest));
+    const bytes = await readRegular(this.pathOf(digest));
     const actual = `sha256:${sha256Hex(bytes)}`;
     if (actual !== digest) {
       await this.remove(digest);
@@ -95,9 +111,7 @@ export class ContentStore {
     const digest = `sha256:${sha256Hex(bytes)}`;
     if (expected && expected !== digest) throw new DigestMismatchError('content', expected, digest);
     if (await this.has(digest, bytes.length)) return digest;
-    const tmp = path.join(this.root, 'tmp', `${process.pid}-${Math.random().toString(36).slice(2)}`);
-    await writeFile(tmp, bytes);
-    await rename(tmp, this.pathOf(digest));
+    await writeAtomic(this.pathOf(digest), bytes);
     return digest;
   }
 
@@ -108,7 +122,7 @@ export class ContentStore {
   /** Small lookup tables: sha512 → sha256 for files, URL → sha256 for files pinned at build. */
   async lookup(table: 'sha512' | 'url', key: string): Promise<{ digest: string; size: number; sha512?: string } | undefined> {
     try {
-      const entry = JSON.parse(await readFile(this.indexPath(table, key), 'utf8')) as { digest: string; size: number; sha512?: string };
+      const entry = JSON.parse((await readRegular(this.indexPath(table, key))).toString('utf8')) as { digest: string; size: number; sha512?: string };
       return (await this.has(entry.digest, entry.size)) ? entry : undefined;
     } catch {
       return undefined;
@@ -116,9 +130,7 @@ export class ContentStore {
   }
 
   async record(table: 'sha512' | 'url', key: string, entry: { digest: string; size: number; sha512?: string }): Promise<void> {
-    const tmp = path.join(this.root, 'tmp', `${process.pid}-${Math.random().toString(36).slice(2)}`);
-    await writeFile(tmp, JSON.stringify(entry));
-    await rename(tmp, this.indexPath(table, key));
+    await writeAtomic(this.indexPath(table, key), JSON.stringify(entry));
   }
 
   private indexPath(table: 'sha512' | 'url', key: string): string {
@@ -126,63 +138,92 @@ export class ContentStore {
   }
 
   /**
-   * Downloads into the store: resumes a partial file left by an earlier run,
-   * hashes while writing, retries transient failures from where it stopped,
-   * and renames into place only when the digest matches.
+   * Downloads into the store: takes the entry's lock (waiting while another
+   * process holds it), resumes a partial file left by an earlier run, hashes
+   * while writing, retries transient failures from where it stopped, and
+   * renames into place only when the digest matches. Files found by sha512
+   * or by URL get their index entry recorded before the lock is let go.
    */
   async ingest(req: IngestRequest): Promise<Ingested> {
     const expected = req.expected ? splitDigest(req.expected) : undefined;
-    if (expected?.algorithm === 'sha256' && (await this.has(req.expected ?? '', req.size))) {
-      return { digest: req.expected ?? '', size: req.size ?? (await stat(this.pathOf(req.expected ?? ''))).size, downloaded: 0 };
+    if (expected?.algorithm === 'sha256') {
+      const hit = await this.stored(req, expected);
+      if (hit) return hit;
     }
-    const algorithms: Algorithm[] = expected?.algorithm === 'sha512' ? ['sha256', 'sha512'] : ['sha256'];
     const key = expected ? `${expected.algorithm}-${expected.hex}` : `url-${sha256Hex(req.partialKey ?? req.what)}`;
+    const lock = await acquireLock(path.join(this.root, 'locks', key), { ...(req.onWait && { onWait: req.onWait }) });
+    try {
+      // Whoever held the lock before may have stored it meanwhile.
+      return (await this.stored(req, expected)) ?? (await this.download(req, expected, key));
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** The content `req` asks for, when the store has it already. */
+  private async stored(req: IngestRequest, expected: { algorithm: Algorithm; hex: string } | undefined): Promise<Ingested | undefined> {
+    if (!expected || expected.algorithm === 'sha512') {
+      const entry = expected ? await this.lookup('sha512', expected.hex) : await this.lookup('url', req.partialKey ?? req.what);
+      if (!entry || (req.size !== undefined && entry.size !== req.size)) return undefined;
+      return { digest: entry.digest, size: entry.size, downloaded: 0, ...(expected && { sha512: expected.hex }) };
+    }
+    const digest = `sha256:${expected.hex}`;
+    if (!(await this.has(digest, req.size))) return undefined;
+    return { digest, size: req.size ?? (await lstat(this.pathOf(digest))).size, downloaded: 0 };
+  }
+
+  private async download(req: IngestRequest, expected: { algorithm: Algorithm; hex: string } | undefined, key: string): Promise<Ingested> {
+    const algorithms: Algorithm[] = expected?.algorithm === 'sha512' ? ['sha256', 'sha512'] : ['sha256'];
     const partial = path.join(this.root, 'partial', key);
     let downloaded = 0;
     let restarted = false;
 
     for (;;) {
       const result = await withRetry(async () => {
-        const have = await sizeOf(partial);
-        const hashes = have > 0 ? await hashFile(partial, algorithms) : undefined;
-        if (hashes && have === req.size) {
-          // Killed after the last byte but before the rename: nothing left to fetch.
-          const hex = (a: Algorithm) => hashes.get(a)?.digest('hex');
-          return { size: have, sha256: hex('sha256') ?? '', sha512: hex('sha512'), resumed: true };
-        }
-        const opened = await req.source.open(have);
-        let flags = 'a';
-        let seed = hashes;
-        if (opened.offset === 0 && have > 0) {
-          // The server sent everything again: start the file over.
-          flags = 'w';
-          seed = undefined;
-        }
-        const start = opened.offset;
-        if (req.size !== undefined && opened.size !== undefined && opened.size !== req.size) {
-          await discard(opened.body);
-          throw new DigestMismatchError(req.what, `${req.size} bytes`, `${opened.size} bytes announced`);
-        }
-        const running = seed ?? new Map(algorithms.map((a) => [a, createHash(a)]));
-        let got = 0;
-        // Written by hand, not with pipeline(): when the connection fails, what
-        // arrived is still flushed to the partial file, so the retry resumes after it.
-        const out = createWriteStream(partial, { flags });
+        // Never through a link, never blocking on a FIFO: only a regular file is resumed.
+        const fh = await openRegular(partial, O_RDWR | O_CREAT);
         try {
+          const have = (await fh.stat()).size;
+          const hashes = have > 0 ? await hashHandle(fh, have, algorithms) : undefined;
+          if (hashes && have === req.size) {
+            // Killed after the last byte but before the rename: nothing left to fetch.
+            const hex = (a: Algorithm) => hashes.get(a)?.digest('hex');
+            return { size: have, sha256: hex('sha256') ?? '', sha512: hex('sha512'), resumed: true };
+          }
+          const opened = await req.source.open(have);
+          let seed = hashes;
+          const start = opened.offset;
+          if (start !== have) {
+            if (start !== 0) {
+              await discard(opened.body);
+              throw new Error(`${req.what}: asked for the bytes from ${have}, got them from ${start}`);
+            }
+            // The server sent everything again: start the file over.
+            await fh.truncate(0);
+            seed = undefined;
+          }
+          if (req.size !== undefined && opened.size !== undefined && opened.size !== req.size) {
+            await discard(opened.body);
+            throw new DigestMismatchError(req.what, `${req.size} bytes`, `${opened.size} bytes announced`);
+          }
+          const running = seed ?? new Map(algorithms.map((a) => [a, createHash(a)]));
+          let got = 0;
+          // Each chunk is on disk before the next is read: when the connection
+          // fails, what arrived is in the partial file and the retry resumes after it.
           for await (const chunk of opened.body) {
             const c = chunk as Buffer;
             for (const h of running.values()) h.update(c);
+            await writeAll(fh, c, start + got);
             got += c.length;
             downloaded += c.length;
             req.onBytes?.(c.length);
-            if (!out.write(c)) await once(out, 'drain');
           }
+          await fh.sync();
+          const hex = (a: Algorithm) => running.get(a)?.digest('hex');
+          return { size: start + got, sha256: hex('sha256') ?? '', sha512: algorithms.includes('sha512') ? hex('sha512') : undefined, resumed: start > 0 };
         } finally {
-          out.end();
-          await finished(out).catch(() => undefined);
+          await fh.close();
         }
-        const hex = (a: Algorithm) => running.get(a)?.digest('hex');
-        return { size: start + got, sha256: hex('sha256') ?? '', sha512: algorithms.includes('sha512') ? hex('sha512') : undefined, resumed: start > 0 };
       }, req.retry);
 
       const actualExpectedAlg = expected ? (expected.algorithm === 'sha512' ? result.sha512 : result.sha256) : undefined;
@@ -198,8 +239,17 @@ export class ContentStore {
         throw new DigestMismatchError(req.what, `${expected.algorithm}:${expected.hex}`, got);
       }
       const digest = `sha256:${result.sha256}`;
-      await rename(partial, this.pathOf(digest));
-      return { digest, size: result.size, downloaded, ...(result.sha512 && { sha512: result.sha512 }) };
+      const final = this.pathOf(digest);
+      // rename() replaces a link or FIFO at the final name; it cannot replace a folder.
+      const there = await lstat(final).catch(() => undefined);
+      if (there?.isDirectory()) throw notRegular(final, there);
+      await rename(partial, final).catch(async (err: unknown) => {
+        throw await explain(err, final);
+      });
+      const entry = { digest, size: result.size };
+      if (expected?.algorithm === 'sha512' && result.sha512) await this.record('sha512', result.sha512, entry);
+      if (!expected) await this.record('url', req.partialKey ?? req.what, entry);
+      return { ...entry, downloaded, ...(result.sha512 && { sha512: result.sha512 }) };
     }
   }
 }
@@ -210,16 +260,23 @@ async function discard(body: Readable & { dump?: () => Promise<unknown> }): Prom
   else body.destroy();
 }
 
-async function sizeOf(file: string): Promise<number> {
-  try {
-    return (await stat(file)).size;
-  } catch {
-    return 0;
+async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
+    off += bytesWritten;
   }
 }
 
-async function hashFile(file: string, algorithms: readonly Algorithm[]): Promise<Map<Algorithm, Hash>> {
+/** Hashes the first `size` bytes of an open file. */
+async function hashHandle(fh: FileHandle, size: number, algorithms: readonly Algorithm[]): Promise<Map<Algorithm, Hash>> {
   const hashes = new Map(algorithms.map((a) => [a, createHash(a)]));
-  for await (const chunk of createReadStream(file)) for (const h of hashes.values()) h.update(chunk as Buffer);
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  for (let done = 0; done < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - done), done);
+    if (bytesRead === 0) break;
+    for (const h of hashes.values()) h.update(buf.subarray(0, bytesRead));
+    done += bytesRead;
+  }
   return hashes;
 }

@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { build, type BuildResult } from '../bundle/build.js';
@@ -119,6 +119,7 @@ async function checkWritableDir(output: string): Promise<void> {
   } catch {
     throw usageError(`-o ${output}: folder ${dir} does not exist`);
   }
+  if ((await lstat(output).catch(() => undefined))?.isDirectory()) throw usageError(`-o ${output} is a folder; give the name of the bundle file to write`);
 }
 
 function printSummary(r: BuildResult, dryRun: boolean): void {

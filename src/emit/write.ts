@@ -1,9 +1,12 @@
-// --emit-config DIR: every config file for what the bundle holds, each written atomically.
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+// --emit-config DIR: every config file for what the bundle holds, each written
+// atomically (src/fsx/atomic.ts) and only inside DIR.
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { containerdHosts, kubesprayMirrors } from './containerd.js';
 import type { EmitContext } from './context.js';
 import { welkinCommonConfig, welkinScConfig } from './welkin.js';
+import { writeAtomic } from '../fsx/atomic.js';
+import { resolveInside } from '../fsx/safe.js';
 
 export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[]> {
   const files = new Map<string, string>();
@@ -15,13 +18,12 @@ export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[
   const kubespray = kubesprayMirrors(ctx);
   if (kubespray) files.set('kubespray/containerd-mirrors.yaml', kubespray);
   const written: string[] = [];
+  await mkdir(dir, { recursive: true });
   for (const [rel, text] of files) {
-    const full = path.join(dir, ...rel.split('/'));
-    await mkdir(path.dirname(full), { recursive: true });
-    const tmp = `${full}.airlock-partial`;
-    await writeFile(tmp, text);
-    await rename(tmp, full);
-    written.push(full);
+    // Inside DIR (a link in it to a folder elsewhere is refused); a link or FIFO at the name itself is replaced.
+    const full = await resolveInside(dir, rel, { create: true, what: `config file ${rel}` });
+    await writeAtomic(full, text);
+    written.push(path.join(dir, ...rel.split('/')));
   }
   return written;
 }

@@ -53,10 +53,9 @@ export async function pullFile(item: FileItem, ctx: FileContext): Promise<Pulled
         source: httpSource(ctx.http, item.url),
         retry: ctx.http.retryPolicy,
         onBytes: (n) => t.advance(n),
+        onWait: (pid) => ctx.progress.log(`${item.url}: another airlock (pid ${pid}) is fetching it into the same cache; waiting for it`),
       });
       ctx.progress.addTotal(got.size);
-      if (expected?.algorithm === 'sha512' && got.sha512) await ctx.store.record('sha512', got.sha512, { digest: got.digest, size: got.size });
-      if (!expected) await ctx.store.record('url', item.url, { digest: got.digest, size: got.size });
       return { sha256: got.digest.slice('sha256:'.length), size: got.size, checksum, downloaded: got.downloaded, cached: false };
     } finally {
       t.done();
