@@ -104,7 +104,11 @@ export function auth(o: AuthOptions): Dispatcher.DispatcherComposeInterceptor {
     const send = (authorization: string | undefined) =>
       dispatch(authorization ? { ...opts, headers: setHeaders(opts.headers, { authorization }) } : opts, new AuthHandler(state, dispatch, opts, handler, origin, scopes, authorization));
     if (opts.airlock?.basic) {
-      state.basic(origin).then(send, (err: Error) => handler.onResponseError?.(NO_CONTROLLER, withOrigin(err, origin)));
+      // Up front and once: a 401 here goes to the caller, who knows what the API wanted.
+      state.basic(origin).then(
+        (authorization) => dispatch(authorization ? { ...opts, headers: setHeaders(opts.headers, { authorization }) } : opts, handler),
+        (err: Error) => handler.onResponseError?.(NO_CONTROLLER, withOrigin(err, origin)),
+      );
       return true;
     }
     const known = state.cached(origin, scopes);
