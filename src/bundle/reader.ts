@@ -175,17 +175,6 @@ export class BundleReader {
     return data;
   }
 
-  /** Streams a verified entry's bytes, hashing again; the iterator throws at the end if they changed. */
-  async *stream(name: string): AsyncGenerator<Buffer> {
-    const e = this.entry(name);
-    const h = createHash('sha256');
-    for await (const chunk of this.range(name, 0, e.size)) {
-      h.update(chunk);
-      yield chunk;
-    }
-    if (h.digest('hex') !== e.sha256) throw new BundleError(`entry "${printable(name)}" changed on disk since it was verified`);
-  }
-
   /**
    * Bytes [start, end) of a verified entry, not re-hashed: for uploads the registry (and the uploader) check by digest.
    * With `reuse`, every chunk is a view of that one buffer (serve: little memory per slow client): done with each before the next.
