@@ -20,6 +20,7 @@ import type { FileTarget } from './files-target.js';
 import { readGraph, type ImageGraph } from './graph.js';
 import { BundleReader } from './reader.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from './targets.js';
+import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from './trivydb.js';
 
 export interface UnpackOptions {
   readonly bundle: string;
@@ -32,6 +33,8 @@ export interface UnpackOptions {
   readonly concurrency: number;
   readonly progress: Progress;
   readonly chunkSize?: number;
+  /** `--max-db-age`: warn when a Trivy DB in the bundle is older; undefined turns the check off. */
+  readonly maxDbAge?: MaxDbAge;
 }
 
 export interface UnpackItem {
@@ -76,6 +79,8 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
   const client = new RegistryClient(opts.registry.host, opts.http);
   const limit = pLimit(opts.concurrency);
   const falcoEntries = falcoIndexEntries(index, opts.registry, opts.layout);
+  const dbAdvice = 'Trivy in the air gap scans with this DB: build and carry a newer bundle';
+  for (const w of trivyDbWarnings(trivyDbReports(index.images, opts.maxDbAge), opts.maxDbAge, dbAdvice)) opts.progress.log(w);
 
   // Quick look: which images (by digest, and by tag) and files are there already?
   const present = await Promise.all(
