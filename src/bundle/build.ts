@@ -3,6 +3,7 @@
 // several images are fetched once), failures are collected rather than
 // stopping the others, and the bundle is written only when all succeeded.
 import type { KeyObject } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import pLimit from 'p-limit';
 import { ContentStore } from '../cache/store.js';
 import { pullFile, type PulledFile } from '../fetch/pull.js';
@@ -14,7 +15,8 @@ import type { HostSettings } from '../http/agent.js';
 import { Http } from '../http/client.js';
 import type { CredentialLookup } from '../http/credentials.js';
 import type { RetryPolicy } from '../http/retry.js';
-import { BUNDLE_SCHEMA_VERSION, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex } from './format.js';
+import { BUNDLE_SCHEMA_VERSION, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex, type TrivyDbInfo } from './format.js';
+import { isTrivyDbRole, readTrivyDbInfo, TRIVY_DB_LAYER, trivyDbLayer, trivyDbReports, trivyDbWarnings, type MaxDbAge, type TrivyDbReport } from './trivydb.js';
 import { writeBundle } from './writer.js';
 import { fingerprint } from '../sign/keys.js';
 
@@ -38,6 +40,8 @@ export interface BuildOptions {
   readonly minBytesPerSecond?: number;
   readonly warn?: (message: string) => void;
   readonly tool: string;
+  /** `--max-db-age`: warn when a Trivy DB is older; undefined turns the check off. */
+  readonly maxDbAge?: MaxDbAge;
 }
 
 export interface ItemReport {
@@ -63,6 +67,8 @@ export interface BuildResult {
   readonly totalBytes: number;
   readonly blobs: number;
   readonly bundle?: { path: string; sha256: string; size: number };
+  /** The Trivy DBs' dates from their metadata.json (when a bundle is written). */
+  readonly trivyDbs?: TrivyDbReport[];
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -152,8 +158,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const resolved = graphResults.every((r) => r.graph) && fileResults.every((r) => r.file);
   const blobs = uniqueBlobs(graphResults.flatMap((r) => r.graph?.blobs ?? []));
   const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + fileResults.reduce((n, r) => n + (r.file?.size ?? 0), 0);
+  let trivyDbs: TrivyDbReport[] | undefined;
   if (resolved && !opts.dryRun) {
     if (!opts.output || !opts.key) throw new Error('build: output and key are required unless --dry-run');
+    // bundle.json comes first in the tar and carries the DBs' dates: the DB layers are read before writing starts.
+    const dbInfo = new Map<string, TrivyDbInfo>();
+    await Promise.all(
+      graphResults.map(async ({ item, graph }) => {
+        const info = graph && (await readDbInfo(item, graph, store, (d) => blobFetches.get(d)));
+        if (info) dbInfo.set(item.ref, info);
+      }),
+    );
     const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : new Date();
     const index: Omit<BundleIndex, 'layout'> = {
       schemaVersion: BUNDLE_SCHEMA_VERSION,
@@ -173,6 +188,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
           ...(g.upstreamDigest && { upstreamDigest: g.upstreamDigest }),
           platforms: g.platforms,
           size: g.size,
+          ...(dbInfo.has(item.ref) && { trivyDb: dbInfo.get(item.ref) }),
         };
       }),
       files: fileResults.map(({ item, file }): BundleFile => {
@@ -181,6 +197,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       }),
       blobs,
     };
+    trivyDbs = trivyDbReports(index.images, opts.maxDbAge);
+    for (const w of trivyDbWarnings(trivyDbs, opts.maxDbAge, BUILD_DB_ADVICE)) progress.log(w);
     progress.addTotal(totalBytes);
     const t = progress.transfer(`writing ${opts.output}`, totalBytes);
     try {
@@ -221,7 +239,25 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const base = { items: reports, failed, downloadedBytes: downloaded, totalBytes, blobs: blobs.length };
   if (writeError && failed.length === 0) throw writeError;
   if (!written || failed.length > 0) return base;
-  return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size } };
+  return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size }, ...(trivyDbs && { trivyDbs }) };
+}
+
+const BUILD_DB_ADVICE = 'Trivy publishes a new DB every 6 hours (the Java DB daily): check that the source is not a stale mirror or a pinned digest';
+
+/**
+ * A Trivy DB's metadata.json dates, streamed from its layer in the cache once
+ * the download is done; undefined for anything that is not a Trivy DB. A failed
+ * download leaves it unknown (the failure itself is reported with the item).
+ */
+async function readDbInfo(item: ImageItem | ArtifactItem, graph: PulledGraph, store: ContentStore, fetched: (digest: string) => Promise<void> | undefined): Promise<TrivyDbInfo | undefined> {
+  const layer = trivyDbLayer(graph.blobs);
+  if (!layer) return item.kind === 'artifact' && isTrivyDbRole(item.role) ? { problem: `it has no layer of type ${TRIVY_DB_LAYER} (or the Java DB's)` } : undefined;
+  try {
+    await (fetched(layer.digest) ?? graph.downloads);
+  } catch {
+    return { problem: 'its layer was not downloaded' };
+  }
+  return readTrivyDbInfo(createReadStream(store.pathOf(layer.digest)));
 }
 
 function hostSettings(plan: Plan, host: string): HostSettings {

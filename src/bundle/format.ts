@@ -24,6 +24,20 @@ export interface BundleImage {
   platforms: string[];
   /** Bytes of every blob of this image (manifests included), shared ones counted. */
   size: number;
+  /** A Trivy DB (trivy-db, trivy-java-db): what its metadata.json said at build. */
+  trivyDb?: TrivyDbInfo;
+}
+
+/** From a Trivy DB layer's metadata.json: either `updatedAt` (and maybe the others) or `problem`. */
+export interface TrivyDbInfo {
+  /** UpdatedAt, as an ISO 8601 UTC time. */
+  updatedAt?: string;
+  /** NextUpdate, as an ISO 8601 UTC time. */
+  nextUpdate?: string;
+  /** metadata.json's Version (the DB schema). */
+  version?: number;
+  /** Why the dates could not be read (no metadata.json, not JSON, no UpdatedAt, …). */
+  problem?: string;
 }
 
 export interface BundleFile {

@@ -11,6 +11,7 @@ import { landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
 import { printable } from '../util/printable.js';
+import { parseTime } from './trivydb.js';
 import {
   BLOBS_PREFIX,
   BUNDLE_JSON,
@@ -269,6 +270,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     if (ii.kind !== 'image' && ii.kind !== 'artifact') bad(`image ${String(ii.ref)} has an unknown kind`);
     if (ii.role !== undefined && !['trivy-db', 'trivy-java-db', 'falco-rules', 'falco-plugin'].includes(ii.role as string)) bad(`image ${String(ii.ref)} has an unknown role`);
     if (!Array.isArray(ii.platforms)) bad(`image ${String(ii.ref)} has no platforms list`);
+    if (ii.trivyDb !== undefined) checkTrivyDb(ii.trivyDb, `image ${String(ii.ref)}: trivyDb`, bad);
   }
   const layout = v.layout as Record<string, unknown>;
   for (const k of ['oci-layout', 'index.json']) {
@@ -279,3 +281,18 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   if (!isObj(v.signer) || typeof v.signer.fingerprint !== 'string') bad('signer is missing');
   return v as unknown as BundleIndex;
 }
+
+/** A Trivy DB's recorded dates: ISO times (UTC, as build writes them), a whole Version, a short problem; nothing else. */
+function checkTrivyDb(v: unknown, what: string, bad: (what: string) => never): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad(`${what} is not an object`);
+  const db = v as Record<string, unknown>;
+  for (const k of Object.keys(db)) if (!['updatedAt', 'nextUpdate', 'version', 'problem'].includes(k)) bad(`${what} has an unknown field ${JSON.stringify(k)}`);
+  for (const k of ['updatedAt', 'nextUpdate'] as const) {
+    if (db[k] !== undefined && (typeof db[k] !== 'string' || !ISO_UTC.test(db[k]) || parseTime(db[k]) === undefined)) bad(`${what}.${k} is not a UTC time`);
+  }
+  if (db.version !== undefined && !(Number.isSafeInteger(db.version) && (db.version as number) >= 0)) bad(`${what}.version is not a whole number`);
+  if (db.problem !== undefined && (typeof db.problem !== 'string' || db.problem.length > 500)) bad(`${what}.problem is not a short text`);
+  if ((db.updatedAt === undefined) === (db.problem === undefined)) bad(`${what} needs exactly one of updatedAt and problem`);
+}
+
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;

@@ -21,6 +21,7 @@ import type { FileTarget } from './files-target.js';
 import { readGraph, type ImageGraph } from './graph.js';
 import { BundleReader } from './reader.js';
 import { planTargets, TargetConflictError, type Layout, type TargetName, type TargetRegistry } from './targets.js';
+import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from './trivydb.js';
 
 export interface UnpackOptions {
   readonly bundle: string;
@@ -35,6 +36,8 @@ export interface UnpackOptions {
   readonly chunkSize?: number;
   /** Create missing Harbor projects (--create-projects). */
   readonly createProjects?: boolean;
+  /** `--max-db-age`: warn when a Trivy DB in the bundle is older; undefined turns the check off. */
+  readonly maxDbAge?: MaxDbAge;
 }
 
 export interface UnpackItem {
@@ -80,6 +83,8 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
   const client = new RegistryClient(opts.registry.host, opts.http);
   const limit = pLimit(opts.concurrency);
   const falcoEntries = falcoIndexEntries(index, opts.registry, opts.layout);
+  const dbAdvice = 'Trivy in the air gap scans with this DB: build and carry a newer bundle';
+  for (const w of trivyDbWarnings(trivyDbReports(index.images, opts.maxDbAge), opts.maxDbAge, dbAdvice)) opts.progress.log(w);
 
   // Quick look: which images (by digest, and by tag) and files are there already?
   const present = await Promise.all(

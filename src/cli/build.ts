@@ -10,7 +10,8 @@ import { loadPrivateKey } from '../sign/keys.js';
 import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
 import { dockerConfigCredentials, firstOf, flagCredentials } from '../http/credentials.js';
-import { minRate, parseConcurrency, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
+import { minRate, parseConcurrency, parseMaxDbAge, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
+import { describeDb } from '../bundle/trivydb.js';
 import { printable } from '../util/printable.js';
 import { jsonText } from './json.js';
 import { TOOL } from './version.js';
@@ -29,6 +30,7 @@ interface BuildFlags {
   authHost: string[];
   dryRun?: boolean;
   json?: boolean;
+  maxDbAge?: string;
 }
 
 export function registerBuild(program: Command, run: RunAction): void {
@@ -45,6 +47,7 @@ export function registerBuild(program: Command, run: RunAction): void {
     .option('--username <user>', 'registry user name (with --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
     .option('--auth-host <host>', 'a registry host that --username/--password-stdin are for (repeatable; required with --username)', collect, [])
+    .option('--max-db-age <age>', 'warn when a Trivy DB is older than this: 7d, 36h; 0 turns the check off (default 7d)')
     .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
     .option('--json', 'print a JSON summary on stdout')
     .action((manifest: string, opts: BuildFlags) =>
@@ -57,6 +60,7 @@ export function registerBuild(program: Command, run: RunAction): void {
         }
         const concurrency = parseConcurrency(opts.concurrency, 8);
         const platforms = parsePlatformList(opts.platform);
+        const maxDbAge = parseMaxDbAge(opts.maxDbAge);
         const epoch = sourceDateEpoch();
         const stall = stallTimeoutMs();
         const rate = minRate();
@@ -92,6 +96,7 @@ export function registerBuild(program: Command, run: RunAction): void {
             ...(epoch !== undefined && { sourceDateEpoch: epoch }),
             ...(stall !== undefined && { bodyTimeoutMs: stall }),
             tool: TOOL,
+            ...(maxDbAge && { maxDbAge }),
           });
         } finally {
           progress.finish();
@@ -129,6 +134,8 @@ function printSummary(r: BuildResult, dryRun: boolean): void {
     const size = i.size !== undefined ? formatBytes(i.size) : 'size unknown';
     const plat = i.platforms && i.platforms.length ? ` [${i.platforms.join(', ')}]` : '';
     lines.push(`${i.kind.padEnd(8)} ${i.name}  ${size}${plat}${i.digest ? `  ${i.digest}` : ''}`);
+    const db = r.trivyDbs?.find((d) => d.ref === i.name);
+    if (db) lines.push(`         ${describeDb(db)}`);
   }
   lines.push(`total ${formatBytes(r.totalBytes)} in ${r.blobs} blobs and ${r.items.filter((i) => i.kind === 'file').length} files; downloaded ${formatBytes(r.downloadedBytes)}`);
   if (r.bundle) lines.push(`wrote ${r.bundle.path} (${formatBytes(r.bundle.size)}), sha256 ${r.bundle.sha256}, and ${r.bundle.path}.sha256`);

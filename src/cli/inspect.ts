@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { BundleError, BundleReader } from '../bundle/reader.js';
 import { formatBytes } from '../progress/reporter.js';
 import { printable } from '../util/printable.js';
+import { describeDb, trivyDbReports } from '../bundle/trivydb.js';
 import { failure } from './errors.js';
 import { jsonText } from './json.js';
 import type { RunAction } from './images.js';
@@ -24,8 +25,9 @@ export function registerInspect(program: Command, run: RunAction): void {
         await reader.close();
         const i = reader.index;
         const total = i.blobs.reduce((n, b) => n + b.size, 0) + i.files.reduce((n, f) => n + f.size, 0);
+        const dbs = trivyDbReports(i.images);
         if (opts.json) {
-          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...i }));
+          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...i, trivyDbs: dbs }));
           return;
         }
         const out: string[] = [];
@@ -42,7 +44,11 @@ export function registerInspect(program: Command, run: RunAction): void {
         out.push('', `images (${images.length})`);
         for (const x of images) out.push(`  ${x.ref}  ${x.digest}  ${formatBytes(x.size)}${x.platforms.length ? `  [${x.platforms.join(', ')}]` : ''}${x.upstreamDigest ? `  (upstream ${x.upstreamDigest})` : ''}`);
         out.push('', `artifacts (${artifacts.length})`);
-        for (const x of artifacts) out.push(`  ${x.ref}  ${x.role ?? 'artifact'}  ${x.digest}  ${formatBytes(x.size)}`);
+        for (const x of artifacts) {
+          out.push(`  ${x.ref}  ${x.role ?? 'artifact'}  ${x.digest}  ${formatBytes(x.size)}`);
+          const db = dbs.find((d) => d.ref === x.ref);
+          if (db) out.push(`    ${describeDb(db)}`);
+        }
         out.push('', `files (${i.files.length})`);
         for (const f of i.files) out.push(`  ${f.path}  ${f.role}  ${formatBytes(f.size)}  sha256:${f.sha256}`);
         out.push('', `total ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files`);

@@ -1,6 +1,7 @@
 // Option parsing shared by commands: numbers, platform lists, credentials.
 import { parsePlatform } from '../oci/platform.js';
 import type { Credential } from '../http/credentials.js';
+import type { MaxDbAge } from '../bundle/trivydb.js';
 import { usageError } from './errors.js';
 
 export function parseConcurrency(value: string | undefined, fallback: number): number {
@@ -63,4 +64,16 @@ export function stallTimeoutMs(env: NodeJS.ProcessEnv = process.env): number | u
   if (v === undefined || v === '') return undefined;
   if (!/^\d+(\.\d+)?$/.test(v) || Number(v) <= 0) throw usageError(`AIRLOCK_STALL_TIMEOUT=${v}: give seconds, e.g. 60`);
   return Math.round(Number(v) * 1000);
+}
+
+/**
+ * `--max-db-age`: how old a Trivy DB may be before build and unpack warn
+ * (default 7d); whole days (`7d`) or hours (`36h`); `0` turns the check off.
+ */
+export function parseMaxDbAge(value: string | undefined): MaxDbAge | undefined {
+  const v = value ?? '7d';
+  const m = /^(\d{1,6})([dh])$/.exec(v);
+  if (v === '0' || (m && Number(m[1]) === 0)) return undefined;
+  if (!m) throw usageError(`--max-db-age ${v}: give days or hours, e.g. 7d or 36h (0 turns the check off)`);
+  return { ms: Number(m[1]) * (m[2] === 'd' ? 86_400_000 : 3_600_000), label: v };
 }

@@ -12,7 +12,8 @@ import { dockerConfigCredentials, firstOf, flagCredentials } from '../http/crede
 import { KeyError, loadPublicKey } from '../sign/keys.js';
 import { CliError, failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { minRate, parseConcurrency, readCredentials, stallTimeoutMs } from './options.js';
+import { minRate, parseConcurrency, parseMaxDbAge, readCredentials, stallTimeoutMs } from './options.js';
+import { trivyDbReports } from '../bundle/trivydb.js';
 import { printable } from '../util/printable.js';
 import { jsonText } from './json.js';
 import { TOOL } from './version.js';
@@ -33,6 +34,7 @@ interface UnpackFlags {
   concurrency?: string;
   createProjects?: boolean;
   json?: boolean;
+  maxDbAge?: string;
 }
 
 export function registerUnpack(program: Command, run: RunAction): void {
@@ -54,6 +56,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
     .option('--password-stdin', 'read the registry password from standard input')
     .option('--concurrency <n>', 'parallel uploads (default 8)')
     .option('--create-projects', 'on Harbor: create the projects the images land in when they are missing')
+    .option('--max-db-age <age>', 'warn when a Trivy DB is older than this: 7d, 36h; 0 turns the check off (default 7d)')
     .option('--json', 'print a JSON report on stdout')
     .action((bundle: string, opts: UnpackFlags) =>
       run('unpack', async () => {
@@ -74,6 +77,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
         }
         if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
         const concurrency = parseConcurrency(opts.concurrency, 8);
+        const maxDbAge = parseMaxDbAge(opts.maxDbAge);
         const credentials = await readCredentials(opts.username, opts.passwordStdin);
         const pub = await loadPublicKey(opts.pub).catch((e: Error) => Promise.reject(failure(e.message)));
 
@@ -102,7 +106,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
         let result: UnpackResult;
         try {
           const chunkSize = uploadChunkSize();
-          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), createProjects: opts.createProjects === true });
+          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true });
         } catch (err) {
           if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
           if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
@@ -128,7 +132,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
         }
         const { index: _index, ...report } = result;
         if (opts.json) {
-          process.stdout.write(jsonText({ ...report, emitted }));
+          process.stdout.write(jsonText({ ...report, emitted, trivyDbs: trivyDbReports(result.index.images, maxDbAge) }));
           return;
         }
         const pushed = result.items.filter((i) => i.status === 'pushed').length;
