@@ -257,7 +257,7 @@ async function readDbInfo(item: ImageItem | ArtifactItem, graph: PulledGraph, st
   } catch {
     return { problem: 'its layer was not downloaded' };
   }
-  return readTrivyDbInfo(createReadStream(store.pathOf(layer.digest)));
+  return store.derived('trivydb', layer.digest, () => readTrivyDbInfo(createReadStream(store.pathOf(layer.digest))));
 }
 
 function hostSettings(plan: Plan, host: string): HostSettings {

@@ -64,7 +64,7 @@ export interface Ingested {
   readonly sha512?: string;
 }
 
-const FOLDERS = ['blobs/sha256', 'partial', 'locks', 'index/sha512', 'index/url'] as const;
+const FOLDERS = ['blobs/sha256', 'partial', 'locks', 'index/sha512', 'index/url', 'index/derived'] as const;
 
 export class ContentStore {
   constructor(readonly root: string) {}
@@ -131,6 +131,21 @@ export class ContentStore {
 
   async record(table: 'sha512' | 'url', key: string, entry: { digest: string; size: number; sha512?: string }): Promise<void> {
     await writeAtomic(this.indexPath(table, key), JSON.stringify(entry));
+  }
+
+  /**
+   * A small fact derived from stored content (a Trivy DB's dates), computed
+   * once per digest: a warm rebuild does not decompress the layer again.
+   */
+  async derived<T>(name: string, digest: string, derive: () => Promise<T>): Promise<T> {
+    const file = path.join(this.root, 'index', 'derived', `${name}-${splitDigest(digest).hex}`);
+    try {
+      return JSON.parse((await readRegular(file)).toString('utf8')) as T;
+    } catch {
+      const value = await derive();
+      await writeAtomic(file, JSON.stringify(value)).catch(() => undefined);
+      return value;
+    }
   }
 
   private indexPath(table: 'sha512' | 'url', key: string): string {
