@@ -4,10 +4,9 @@
 // stores what is pushed.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Agent, request } from 'undici';
 import { runAirlock } from './support/cli.js';
+import { buildUpstreamBundle } from './support/fixture.js';
 import { startHarborStandIn, type HarborStandIn } from './support/harbor.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -15,7 +14,6 @@ import { ACCEPT_ALL_MANIFESTS } from './support/seed.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
 
 let up: Upstream;
-let work: string;
 let bundle: string;
 let pub: string;
 let reg: TestRegistry;
@@ -23,13 +21,7 @@ let harbor: HarborStandIn;
 
 before(async () => {
   up = await startUpstream();
-  work = await makeTempDir('airlock-harbor-');
-  assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k')])).code, 0);
-  pub = path.join(work, 'k.pub');
-  await writeFile(path.join(work, 'm.yaml'), up.manifest());
-  bundle = path.join(work, 'b.tar');
-  const b = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', bundle, '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache')]);
-  assert.equal(b.code, 0, b.stderr);
+  ({ bundle, pub } = await buildUpstreamBundle(up, 'airlock-harbor-'));
   reg = await startRegistry();
   harbor = await startHarborStandIn(reg.url, { user: 'admin', password: 'Harbor12345' });
 });

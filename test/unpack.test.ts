@@ -16,6 +16,7 @@ import { startRegistry, type TestRegistry } from './support/registry.js';
 import { ACCEPT_ALL_MANIFESTS, makeLayer } from './support/seed.js';
 import { skopeoOk } from './support/skopeo.js';
 import { startUpstream, TRIVY_DB_LAYER, type Upstream } from './support/upstream.js';
+import { buildUpstreamBundle } from './support/fixture.js';
 import { makeCA } from './support/tls.js';
 
 let up: Upstream;
@@ -25,13 +26,7 @@ let pub: string;
 
 before(async () => {
   up = await startUpstream();
-  work = await makeTempDir('airlock-unpack-');
-  assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k')])).code, 0);
-  pub = path.join(work, 'k.pub');
-  await writeFile(path.join(work, 'm.yaml'), up.manifest());
-  bundle = path.join(work, 'b.tar');
-  const b = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', bundle, '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache')]);
-  assert.equal(b.code, 0, b.stderr);
+  ({ work, bundle, pub } = await buildUpstreamBundle(up, 'airlock-unpack-'));
 });
 after(async () => up?.stop());
 

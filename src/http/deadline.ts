@@ -5,7 +5,7 @@
 // resumes from what it kept (and gives up after its attempts).
 import type { Dispatcher } from 'undici';
 import { SlowBodyError, withOrigin } from './errors.js';
-import { Forward, type Controller, type DispatchOptions, type Headers } from './handler.js';
+import { Tracked, type Controller, type DispatchOptions, type Headers } from './handler.js';
 
 export interface RateOptions {
   windowMs: number;
@@ -17,24 +17,15 @@ export function minimumRate(o: RateOptions): Dispatcher.DispatcherComposeInterce
     (opts.method === 'HEAD' || o.minBytes <= 0 ? dispatch(opts, handler) : dispatch(opts, new RateHandler(opts as DispatchOptions, handler, o)));
 }
 
-class RateHandler extends Forward {
+class RateHandler extends Tracked {
   private timer: NodeJS.Timeout | undefined;
   private bytes = 0;
-  private url: string;
-
   constructor(
-    private readonly opts: DispatchOptions,
+    opts: DispatchOptions,
     handler: Dispatcher.DispatchHandler,
     private readonly o: RateOptions,
   ) {
-    super(handler);
-    this.url = new URL(opts.path, String(opts.origin)).toString();
-  }
-
-  override onRequestStart(controller: Controller, context: unknown): void {
-    const url = (context as { url?: string } | undefined)?.url;
-    if (url) this.url = url;
-    super.onRequestStart(controller, context);
+    super(opts, handler);
   }
 
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {

@@ -41,6 +41,25 @@ export class Forward implements Dispatcher.DispatchHandler {
   }
 }
 
+/** A handler that knows the URL its request went to (after redirects: the one that answered), to name it in errors. */
+export class Tracked extends Forward {
+  protected url: string;
+
+  constructor(
+    protected readonly opts: DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+  ) {
+    super(handler);
+    this.url = new URL(opts.path, String(opts.origin)).toString();
+  }
+
+  override onRequestStart(controller: Controller, context: unknown): void {
+    const url = (context as { url?: string } | undefined)?.url;
+    if (url) this.url = url;
+    super.onRequestStart(controller, context);
+  }
+}
+
 /** Per-request settings the interceptors read; undici passes unknown dispatch options through untouched. */
 export interface AirlockRequest {
   /** What the request is for, for error messages (a reference, a URL). */

@@ -7,7 +7,7 @@
 // a body that ends short is a retryable error, so the retry layer resumes it.
 import type { Dispatcher } from 'undici';
 import { BodyLimitError, HttpError, ShortBodyError, withOrigin } from './errors.js';
-import { Forward, headerValue, type Controller, type DispatchOptions, type Headers } from './handler.js';
+import { Tracked, headerValue, type Controller, type DispatchOptions, type Headers } from './handler.js';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Token answers and error bodies. */
@@ -17,26 +17,11 @@ export function limits(): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (opts, handler) => dispatch(opts, new LimitsHandler(opts as DispatchOptions, handler));
 }
 
-class LimitsHandler extends Forward {
+class LimitsHandler extends Tracked {
   private bound = Infinity;
   private exact = false;
   private read = 0;
   private failed = false;
-  private url: string;
-
-  constructor(
-    private readonly opts: DispatchOptions,
-    handler: Dispatcher.DispatchHandler,
-  ) {
-    super(handler);
-    this.url = new URL(opts.path, String(opts.origin)).toString();
-  }
-
-  override onRequestStart(controller: Controller, context: unknown): void {
-    const url = (context as { url?: string } | undefined)?.url;
-    if (url) this.url = url;
-    super.onRequestStart(controller, context);
-  }
 
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     if (statusCode < 200 || this.opts.method === 'HEAD') {
