@@ -85,7 +85,7 @@ function pauseImage(ctx: EmitContext): { repo: string; tags: string[] } | undefi
   };
 }
 
-export function kubesprayVars(ctx: EmitContext, notes: Notes): string | undefined {
+export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undefined {
   const es = entries(ctx);
   if (es.length === 0) return undefined;
   const vars: Record<string, unknown> = {

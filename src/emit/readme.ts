@@ -1,8 +1,9 @@
 // DIR/README.md: what --emit-config wrote, for which target, what was left out
-// and why, and every manual step still needed.
+// and why, and every manual step still needed; and the CA for the nodes.
+import { readFile } from 'node:fs/promises';
 import { CA_FILE, KUBESPRAY_FILE, NODE_CA_PATH } from './containerd.js';
 import { TRUST_WORDS, registryTrust, type EmitContext } from './context.js';
-import type { Notes } from './notes.js';
+import { Notes } from './notes.js';
 import { COMMON_FILE, SC_FILE, WELKIN_SOURCE } from './welkin.js';
 
 function describe(file: string): string {
@@ -62,4 +63,17 @@ export function readme(ctx: EmitContext, written: string[], notes: Notes): strin
   steps.push('Keep what the bundle carries fresh: build and unpack a new bundle (the Trivy DB is rebuilt upstream every 6 hours).');
   out.push('## Manual steps', '', ...steps.map((s, i) => `${i + 1}. ${s}`), '');
   return out.join('\n');
+}
+
+export { Notes };
+
+/**
+ * The files written beside the config: `containerd/airlock-registry-ca.crt` (the
+ * --ca-file, for the path containerd and Kubespray are told) and `README.md`.
+ */
+export async function readmeFiles(ctx: EmitContext, written: string[], notes: Notes): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (ctx.caFile && written.some((f) => f.startsWith('containerd/') || f === KUBESPRAY_FILE)) out.set(`containerd/${CA_FILE}`, await readFile(ctx.caFile, 'utf8'));
+  out.set('README.md', readme(ctx, [...written, ...out.keys()], notes));
+  return out;
 }

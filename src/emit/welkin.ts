@@ -33,11 +33,6 @@ export function upstreamHosts(ctx: EmitContext): string[] {
   return [...new Set(ctx.index.images.map((i) => parseReference(i.ref).registry))].sort();
 }
 
-export interface WelkinFiles {
-  common?: string;
-  sc?: string;
-}
-
 interface Held {
   trivyDb?: BundleImage;
   javaDb?: BundleImage;
@@ -64,16 +59,21 @@ function held(ctx: EmitContext): Held {
 const repositoryOf = (ctx: EmitContext, img: BundleImage) => targetRepository(parseReference(img.ref), ctx.registry, ctx.layout);
 const uniq = <T>(xs: T[]) => [...new Set(xs)];
 
-export function welkinConfig(ctx: EmitContext, notes: Notes): WelkinFiles {
+const header = (ctx: EmitContext, file: string) => `# Welkin ${file} overrides written by airlock unpack for bundle ${ctx.index.name} ${ctx.index.version}; see ../README.md.\n`;
+
+/** Welkin's own `set-me-if-…` network policy placeholders these consumers still need filled. */
+function welkinOwnStep(notes: Notes, welkinOwn: string[]): void {
+  if (welkinOwn.length) notes.step(`Welkin's own placeholders (set-me-if-…) for these consumers want IP/32 netmasks too: ${welkinOwn.join('; ')}.`);
+}
+
+/** common-config.yaml (both clusters): trivy-operator, Falco, and their network policies. */
+export function welkinCommonConfig(ctx: EmitContext, notes: Notes): string | undefined {
   const h = held(ctx);
   const trust = registryTrust(ctx);
   const regPort = registryPort(ctx);
   const fsPort = ctx.fileserverUrl ? urlPort(ctx.fileserverUrl) : undefined;
   const common: Record<string, unknown> = {};
   const commonNetpol: Record<string, unknown> = {};
-  const sc: Record<string, unknown> = {};
-  const scNetpol: Record<string, unknown> = {};
-  /** Welkin's own `set-me-if-…` network policy placeholders these consumers still need filled. */
   const welkinOwn: string[] = [];
 
   // trivy-operator: where its scan jobs get the databases and the scanned images.
@@ -176,6 +176,19 @@ export function welkinConfig(ctx: EmitContext, notes: Notes): WelkinFiles {
   }
   if (Object.keys(falco).length) common.falco = falco;
   if (Object.keys(commonNetpol).length) common.networkPolicies = commonNetpol;
+  welkinOwnStep(notes, welkinOwn);
+  crossplaneStep(ctx, notes, regPort);
+  return Object.keys(common).length ? header(ctx, 'common-config.yaml') + stringify(common) : undefined;
+}
+
+/** sc-config.yaml (service cluster): OpenSearch's plugins, Harbor's scanner, and their network policies. */
+export function welkinScConfig(ctx: EmitContext, notes: Notes): string | undefined {
+  const h = held(ctx);
+  const trust = registryTrust(ctx);
+  const regPort = registryPort(ctx);
+  const sc: Record<string, unknown> = {};
+  const scNetpol: Record<string, unknown> = {};
+  const welkinOwn: string[] = [];
 
   // OpenSearch's plugin installer, on the service cluster.
   if (h.pluginPaths.length && ctx.fileserverUrl) {
@@ -211,14 +224,8 @@ export function welkinConfig(ctx: EmitContext, notes: Notes): WelkinFiles {
     if (trust !== 'public') notes.warn(harborScannerWarning(ctx, trust));
   }
   if (Object.keys(scNetpol).length) sc.networkPolicies = scNetpol;
-  if (welkinOwn.length) notes.step(`Welkin's own placeholders (set-me-if-…) for these consumers want IP/32 netmasks too: ${welkinOwn.join('; ')}.`);
-  crossplaneStep(ctx, notes, regPort);
-
-  const header = (file: string) => `# Welkin ${file} overrides written by airlock unpack for bundle ${ctx.index.name} ${ctx.index.version}; see ../README.md.\n`;
-  const files: WelkinFiles = {};
-  if (Object.keys(common).length) files.common = header('common-config.yaml') + stringify(common);
-  if (Object.keys(sc).length) files.sc = header('sc-config.yaml') + stringify(sc);
-  return files;
+  welkinOwnStep(notes, welkinOwn);
+  return Object.keys(sc).length ? header(ctx, 'sc-config.yaml') + stringify(sc) : undefined;
 }
 
 /**

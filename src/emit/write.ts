@@ -1,23 +1,22 @@
 // --emit-config DIR: every config file for what the bundle holds, each written atomically.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CA_FILE, containerdHosts, kubesprayVars, KUBESPRAY_FILE } from './containerd.js';
+import { Notes, readmeFiles } from './readme.js';
+import { containerdHosts, kubesprayMirrors } from './containerd.js';
 import type { EmitContext } from './context.js';
-import { Notes } from './notes.js';
-import { readme } from './readme.js';
-import { COMMON_FILE, SC_FILE, welkinConfig } from './welkin.js';
+import { welkinCommonConfig, welkinScConfig } from './welkin.js';
 
 export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[]> {
   const notes = new Notes();
-  const files = new Map<string, string | Buffer>();
-  const welkin = welkinConfig(ctx, notes);
-  if (welkin.common) files.set(COMMON_FILE, welkin.common);
-  if (welkin.sc) files.set(SC_FILE, welkin.sc);
+  const files = new Map<string, string>();
+  const common = welkinCommonConfig(ctx, notes);
+  if (common) files.set('welkin/common-config.yaml', common);
+  const sc = welkinScConfig(ctx, notes);
+  if (sc) files.set('welkin/sc-config.yaml', sc);
   for (const [host, text] of containerdHosts(ctx)) files.set(`containerd/certs.d/${host}/hosts.toml`, text);
-  if (ctx.caFile && [...files.keys()].some((f) => f.startsWith('containerd/'))) files.set(`containerd/${CA_FILE}`, await readFile(ctx.caFile));
-  const kubespray = kubesprayVars(ctx, notes);
-  if (kubespray) files.set(KUBESPRAY_FILE, kubespray);
-  files.set('README.md', readme(ctx, [...files.keys()], notes));
+  const kubespray = kubesprayMirrors(ctx, notes);
+  if (kubespray) files.set('kubespray/containerd-mirrors.yaml', kubespray);
+  for (const [rel, text] of await readmeFiles(ctx, [...files.keys()], notes)) files.set(rel, text);
   const written: string[] = [];
   for (const [rel, text] of files) {
     const full = path.join(dir, ...rel.split('/'));
