@@ -18,6 +18,7 @@ import { skopeoOk } from './support/skopeo.js';
 import { startUpstream, TRIVY_DB_LAYER, type Upstream } from './support/upstream.js';
 import { buildUpstreamBundle } from './support/fixture.js';
 import { makeCA } from './support/tls.js';
+import { welkinSchemaErrors, withPlaceholdersFilled } from './support/welkin-schema.js';
 
 let up: Upstream;
 let work: string;
@@ -137,32 +138,52 @@ describe('round trip: build, then unpack into a fresh registry and folder', () =
     assert.ok(entries.every((e) => !('signature' in e)));
   });
 
-  it('emits Welkin, containerd and Kubespray config that parses and names the registry and file server', async () => {
+  it('emits Welkin, containerd and Kubespray config that parses, passes Welkin\'s schema and names the registry and file server', async () => {
     const common = parseYaml(await readFile(path.join(cfg, 'welkin/common-config.yaml'), 'utf8')) as {
       trivy: { scanner: Record<string, unknown> & { registry: { mirror: Record<string, string> } } };
-      falco: { artifact: { install: { enabled: boolean } }; customIndexes: Array<{ name: string; url: string }>; driver: { kind: string; module: { repoURL: string } } };
+      falco: { artifact?: unknown; customIndexes?: unknown; driver: { kind: string; module?: unknown } };
+      networkPolicies: { additional: string };
     };
+    assert.deepEqual(welkinSchemaErrors(withPlaceholdersFilled(common)), []);
     assert.equal(common.trivy.scanner.offlineScanEnabled, true);
     assert.equal(common.trivy.scanner.dbRegistry, target.host);
     assert.equal(common.trivy.scanner.dbRepository, 'aquasecurity/trivy-db');
     assert.equal(common.trivy.scanner.javaDbRegistry, undefined, 'no Java DB in this bundle, so no Java DB keys');
     assert.equal(common.trivy.scanner.dbRepositoryInsecure, true, 'plain HTTP registry');
     assert.equal(common.trivy.scanner.registry.mirror['docker.io'], target.host);
-    assert.equal(common.trivy.scanner.registry.mirror[up.registry.host], target.host);
-    assert.equal(common.falco.artifact.install.enabled, true);
-    assert.deepEqual(common.falco.customIndexes, [{ name: 'airlock', url: 'http://fileserver.internal:8080/falco/index.yaml' }]);
-    assert.deepEqual(common.falco.driver, { kind: 'kmod', module: { repoURL: 'http://fileserver.internal:8080/falco/driver' } });
+    assert.equal(common.trivy.scanner.registry.mirror[up.registry.host], undefined, 'a host with a port is no valid ConfigMap key');
+    // falcoctl cannot pull from a plain-HTTP registry, and Welkin's repoURL is miswired: both left out.
+    assert.equal(common.falco.artifact, undefined);
+    assert.equal(common.falco.customIndexes, undefined);
+    assert.deepEqual(common.falco.driver, { kind: 'modern_ebpf' });
+    const port = Number(target.host.split(':')[1]);
+    assert.match(common.networkPolicies.additional, new RegExp(`port: ${port}\\b`), 'Trivy may reach the registry port');
 
-    const sc = parseYaml(await readFile(path.join(cfg, 'welkin/sc-config.yaml'), 'utf8')) as { opensearch: { plugins: { installExternalObjectStoragePlugin: boolean; additionalPlugins: string[] } } };
+    const sc = parseYaml(await readFile(path.join(cfg, 'welkin/sc-config.yaml'), 'utf8')) as {
+      opensearch: { plugins: { installExternalObjectStoragePlugin: boolean; additionalPlugins: string[] } };
+      harbor: { trivy: { extraEnvVars: Array<{ name: string; value: string }> } };
+      networkPolicies: Record<string, unknown>;
+    };
+    assert.deepEqual(welkinSchemaErrors(withPlaceholdersFilled(sc)), []);
     assert.deepEqual(sc.opensearch.plugins, { installExternalObjectStoragePlugin: false, additionalPlugins: ['http://fileserver.internal:8080/opensearch/repository-s3-2.19.4.zip'] });
+    assert.deepEqual(sc.harbor.trivy.extraEnvVars, [{ name: 'SCANNER_TRIVY_DB_REPOSITORY', value: `${target.host}/aquasecurity/trivy-db` }]);
+    assert.deepEqual(sc.networkPolicies, { opensearch: { plugins: { ips: ['set-me'], ports: [8080] } }, harbor: { trivy: { ips: ['set-me'], ports: [port] } } });
 
     const hosts = parseToml(await readFile(path.join(cfg, 'containerd/certs.d', up.registry.host, 'hosts.toml'), 'utf8')) as { server: string; host: Record<string, { capabilities: string[] }> };
     assert.equal(hosts.server, `https://${up.registry.host}`);
     assert.deepEqual(Object.keys(hosts.host), [`http://${target.host}`]);
     assert.deepEqual(hosts.host[`http://${target.host}`]?.capabilities, ['pull', 'resolve']);
+    assert.ok(existsSync(path.join(cfg, 'containerd/certs.d', target.host, 'hosts.toml')), 'containerd is told the registry itself speaks HTTP');
 
-    const ks = parseYaml(await readFile(path.join(cfg, 'kubespray/containerd-mirrors.yaml'), 'utf8')) as { containerd_registries_mirrors: Array<{ prefix: string; mirrors: Array<{ host: string }> }> };
-    assert.deepEqual(ks.containerd_registries_mirrors.map((m) => [m.prefix, m.mirrors[0]?.host]), [[up.registry.host, `http://${target.host}`]]);
+    const ks = parseYaml(await readFile(path.join(cfg, 'kubespray/containerd-mirrors.yaml'), 'utf8')) as { containerd_registries_mirrors: Array<{ prefix: string; mirrors: Array<{ host: string }> }>; pod_infra_image_repo: string; pod_infra_image_tag: string };
+    assert.deepEqual(ks.containerd_registries_mirrors.map((m) => [m.prefix, m.mirrors[0]?.host]), [[up.registry.host, `http://${target.host}`], [target.host, `http://${target.host}`]]);
+    assert.equal(ks.pod_infra_image_repo, `${target.host}/pause`, 'the pause image where it was pushed');
+    assert.equal(ks.pod_infra_image_tag, '3.9');
+
+    const readme = await readFile(path.join(cfg, 'README.md'), 'utf8');
+    for (const f of ['welkin/common-config.yaml', 'welkin/sc-config.yaml', 'kubespray/containerd-mirrors.yaml']) assert.ok(readme.includes(`\`${f}\``), `README lists ${f}`);
+    assert.match(readme, /## Left out, and why[\s\S]*falco\.artifact\.install\.enabled[\s\S]*FALCOCTL_DRIVER_REPOS/);
+    assert.ok((JSON.parse(first.stdout) as { emitted: string[] }).emitted.some((f) => f.endsWith('README.md')), '--json lists README.md');
   });
 
   it('a second unpack finds everything in place and uploads nothing', async () => {
@@ -274,15 +295,20 @@ describe('a target with basic auth over TLS, and a WebDAV file server', () => {
       assert.equal(createHash('sha256').update(data).digest('hex'), f.sha256, `${f.landing} on the WebDAV server`);
     }
     assert.ok(existsSync(path.join(web.root, 'airgap/falco/index.yaml')));
-    const common = parseYaml(await readFile(path.join(cfg, 'welkin/common-config.yaml'), 'utf8')) as { trivy: { scanner: Record<string, unknown> }; falco: { customIndexes: Array<{ url: string }> } };
+    const common = parseYaml(await readFile(path.join(cfg, 'welkin/common-config.yaml'), 'utf8')) as { trivy: { scanner: Record<string, unknown> }; falco: { customIndexes?: unknown } };
+    assert.deepEqual(welkinSchemaErrors(withPlaceholdersFilled(common)), []);
     assert.equal(common.trivy.scanner.dbRepositoryInsecure, false, 'HTTPS with a CA is not insecure');
     assert.equal(common.trivy.scanner.dbRepository, 'welkin/aquasecurity/trivy-db');
-    assert.equal(common.falco.customIndexes[0]?.url, `${web.url}/airgap/falco/index.yaml`, '--fileserver-url defaults to --files-url');
+    assert.equal(common.falco.customIndexes, undefined, 'falcoctl has no way to trust a private CA');
+    const sc = parseYaml(await readFile(path.join(cfg, 'welkin/sc-config.yaml'), 'utf8')) as { opensearch: { plugins: { additionalPlugins: string[] } } };
+    assert.deepEqual(sc.opensearch.plugins.additionalPlugins, [`${web.url}/airgap/opensearch/repository-s3-2.19.4.zip`], '--fileserver-url defaults to --files-url');
     const hosts = parseToml(await readFile(path.join(cfg, 'containerd/certs.d', up.registry.host, 'hosts.toml'), 'utf8')) as { host: Record<string, { ca?: string; override_path?: boolean }> };
     const entry = hosts.host[`https://${target.host}/v2/welkin`];
     assert.ok(entry, 'the mirror URL carries the project prefix');
     assert.equal(entry.override_path, true);
-    assert.equal(entry.ca, target.caFile);
+    assert.equal(entry.ca, '/etc/containerd/airlock-registry-ca.crt', 'a path on the node');
+    assert.equal(await readFile(path.join(cfg, 'containerd/airlock-registry-ca.crt'), 'utf8'), await readFile(target.caFile ?? '', 'utf8'), 'the CA to put there');
+    assert.match(await readFile(path.join(cfg, 'README.md'), 'utf8'), /no setting for a CA/);
 
     // The file server's copy is served back with the right bytes, + in the path included.
     const agent = new Agent();

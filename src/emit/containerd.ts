@@ -1,54 +1,120 @@
 // containerd registry mirrors: certs.d/<upstream host>/hosts.toml per upstream
-// registry, and the same as Kubespray's containerd_registries_mirrors.
+// registry, and the same as Kubespray inventory variables
+// (containerd_registries_mirrors, checked against kubespray's
+// roles/container-engine/containerd/templates/hosts.toml.j2), plus Kubespray's
+// pause image (pod_infra_image_repo/_tag) when the bundle holds it.
 import { stringify } from 'yaml';
-import { apiHost } from '../oci/reference.js';
-import { hostComponent } from '../bundle/targets.js';
-import type { EmitContext } from './context.js';
+import { apiHost, parseReference } from '../oci/reference.js';
+import { hostComponent, targetRepository } from '../bundle/targets.js';
+import { registryTrust, type EmitContext } from './context.js';
+import type { Notes } from './notes.js';
 import { upstreamHosts } from './welkin.js';
 
-interface Mirror {
+/** The CA's file name in DIR/containerd/ and in /etc/containerd/ on the nodes (DIR/containerd/ mirrors /etc/containerd/). */
+export const CA_FILE = 'airlock-registry-ca.crt';
+export const NODE_CA_PATH = `/etc/containerd/${CA_FILE}`;
+export const KUBESPRAY_FILE = 'kubespray/containerd-mirrors.yaml';
+
+interface Entry {
+  /** The registry host images are named with (containerd's namespace, Kubespray's `prefix`). */
+  prefix: string;
+  /** containerd's fallback server. */
+  server: string;
   /** URL containerd talks to, with the path prefix when the layout needs one. */
   url: string;
   overridePath: boolean;
+  comment: string;
 }
 
-function mirror(ctx: EmitContext, upstream: string): Mirror {
+function upstreamEntry(ctx: EmitContext, upstream: string): Entry {
   const pathPart = [ctx.registry.prefix, ctx.layout === 'host' ? hostComponent(upstream) : ''].filter(Boolean).join('/');
   const base = `${ctx.registryScheme}://${ctx.registry.host}`;
-  // With a path, containerd must be told the URL already holds the API root.
-  return pathPart ? { url: `${base}/v2/${pathPart}`, overridePath: true } : { url: base, overridePath: false };
+  return {
+    prefix: upstream,
+    server: `https://${apiHost(upstream)}`,
+    // With a path, containerd must be told the URL already holds the API root.
+    ...(pathPart ? { url: `${base}/v2/${pathPart}`, overridePath: true } : { url: base, overridePath: false }),
+    comment: `pull ${upstream} images from the private registry`,
+  };
 }
 
+/**
+ * Every upstream registry in the bundle, and the private registry itself when
+ * containerd's default (HTTPS, system trust store) cannot reach it: images named
+ * with it, such as Kubespray's pod_infra_image_repo, are pulled from it directly.
+ */
+function entries(ctx: EmitContext): Entry[] {
+  const hosts = upstreamHosts(ctx);
+  if (hosts.length === 0) return [];
+  const out = hosts.map((h) => upstreamEntry(ctx, h));
+  if (registryTrust(ctx) !== 'public' && !hosts.includes(ctx.registry.host)) {
+    const url = `${ctx.registryScheme}://${ctx.registry.host}`;
+    out.push({ prefix: ctx.registry.host, server: url, url, overridePath: false, comment: 'how to reach the private registry itself (pod_infra_image_repo and images named with it)' });
+  }
+  return out;
+}
+
+const skipVerify = (ctx: EmitContext) => ctx.registryScheme === 'https' && ctx.registryInsecure;
 const toml = (s: string) => JSON.stringify(s);
 
-export function hostsToml(ctx: EmitContext, upstream: string): string {
-  const m = mirror(ctx, upstream);
-  const lines = [
-    `# written by airlock unpack: pull ${upstream} images from the private registry`,
-    `server = ${toml(`https://${apiHost(upstream)}`)}`,
-    '',
-    `[host.${toml(m.url)}]`,
-    '  capabilities = ["pull", "resolve"]',
-  ];
-  if (m.overridePath) lines.push('  override_path = true');
-  if (ctx.registryScheme === 'https' && ctx.registryInsecure) lines.push('  skip_verify = true');
-  if (ctx.caFile) lines.push(`  ca = ${toml(ctx.caFile)}`);
+function hostsToml(ctx: EmitContext, e: Entry): string {
+  const lines = [`# written by airlock unpack: ${e.comment}`, `server = ${toml(e.server)}`, '', `[host.${toml(e.url)}]`, '  capabilities = ["pull", "resolve"]'];
+  if (e.overridePath) lines.push('  override_path = true');
+  if (skipVerify(ctx)) lines.push('  skip_verify = true');
+  // A path on the node; DIR/containerd/ holds the file to put there.
+  if (ctx.caFile) lines.push(`  ca = ${toml(NODE_CA_PATH)}`);
   return lines.join('\n') + '\n';
 }
 
+/** `certs.d/<host>` folder name → hosts.toml text. */
 export function containerdHosts(ctx: EmitContext): Map<string, string> {
-  return new Map(upstreamHosts(ctx).map((h) => [h, hostsToml(ctx, h)]));
+  return new Map(entries(ctx).map((e) => [e.prefix, hostsToml(ctx, e)]));
 }
 
-export function kubesprayMirrors(ctx: EmitContext): string | undefined {
-  const hosts = upstreamHosts(ctx);
-  if (hosts.length === 0) return undefined;
-  const entries = hosts.map((h) => {
-    const m = mirror(ctx, h);
-    return {
-      prefix: h,
-      mirrors: [{ host: m.url, capabilities: ['pull', 'resolve'], skip_verify: ctx.registryScheme === 'https' && ctx.registryInsecure, ...(m.overridePath && { override_path: true }) }],
-    };
-  });
-  return `# Kubespray inventory variables written by airlock unpack.\n${stringify({ containerd_registries_mirrors: entries })}`;
+/** Kubespray's pause image: a single-component `pause` repository, registry.k8s.io's first. */
+function pauseImage(ctx: EmitContext): { repo: string; tags: string[] } | undefined {
+  const pauses = ctx.index.images.map((i) => parseReference(i.ref)).filter((r) => r.repository === 'pause');
+  if (pauses.length === 0) return undefined;
+  const host = pauses.some((r) => r.registry === 'registry.k8s.io') ? 'registry.k8s.io' : (pauses[0]?.registry ?? '');
+  const chosen = pauses.filter((r) => r.registry === host);
+  const first = chosen[0];
+  if (!first) return undefined;
+  return {
+    repo: `${ctx.registry.host}/${targetRepository(first, ctx.registry, ctx.layout)}`,
+    tags: [...new Set(chosen.flatMap((r) => (r.tag !== undefined ? [r.tag] : [])))].sort(),
+  };
+}
+
+export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undefined {
+  const es = entries(ctx);
+  if (es.length === 0) return undefined;
+  const vars: Record<string, unknown> = {
+    containerd_registries_mirrors: es.map((e) => ({
+      prefix: e.prefix,
+      mirrors: [
+        {
+          host: e.url,
+          capabilities: ['pull', 'resolve'],
+          skip_verify: skipVerify(ctx),
+          ...(e.overridePath && { override_path: true }),
+          ...(ctx.caFile && { ca: [NODE_CA_PATH] }),
+        },
+      ],
+    })),
+  };
+  if (es.some((e) => e.overridePath)) notes.step(`${KUBESPRAY_FILE}: override_path needs Kubespray v2.24.0 or later.`);
+  if (ctx.caFile) {
+    notes.step(
+      `${KUBESPRAY_FILE}: Kubespray writes \`ca = ["${NODE_CA_PATH}"]\` into each hosts.toml (Kubespray v2.28.0 or later) but does not copy the file: put containerd/${CA_FILE} at ${NODE_CA_PATH} on every node before running cluster.yml, ` +
+        'or add the CA to the nodes\' system trust store (then `ca` may go).',
+    );
+  }
+  const pause = pauseImage(ctx);
+  if (pause) {
+    vars.pod_infra_image_repo = pause.repo;
+    if (pause.tags.length === 1) vars.pod_infra_image_tag = pause.tags[0];
+    else if (pause.tags.length > 1) notes.step(`${KUBESPRAY_FILE}: pod_infra_image_tag is not set, as the bundle holds pause ${pause.tags.join(', ')}: Kubespray's default tag (pod_infra_version, by Kubernetes version) must be one of them.`);
+    else notes.step(`${KUBESPRAY_FILE}: pod_infra_image_tag is not set, as the bundle holds the pause image by digest only: Kubespray pulls it by tag (pod_infra_version), so carry it with that tag.`);
+  }
+  return `# Kubespray inventory variables written by airlock unpack for bundle ${ctx.index.name} ${ctx.index.version}; see ../README.md.\n${stringify(vars)}`;
 }

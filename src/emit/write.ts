@@ -2,6 +2,7 @@
 // atomically (src/fsx/atomic.ts) and only inside DIR.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Notes, readmeFiles } from './readme.js';
 import { containerdHosts, kubesprayMirrors } from './containerd.js';
 import type { EmitContext } from './context.js';
 import { welkinCommonConfig, welkinScConfig } from './welkin.js';
@@ -9,14 +10,16 @@ import { writeAtomic } from '../fsx/atomic.js';
 import { resolveInside } from '../fsx/safe.js';
 
 export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[]> {
+  const notes = new Notes();
   const files = new Map<string, string>();
-  const common = welkinCommonConfig(ctx);
+  const common = welkinCommonConfig(ctx, notes);
   if (common) files.set('welkin/common-config.yaml', common);
-  const sc = welkinScConfig(ctx);
+  const sc = welkinScConfig(ctx, notes);
   if (sc) files.set('welkin/sc-config.yaml', sc);
   for (const [host, text] of containerdHosts(ctx)) files.set(`containerd/certs.d/${host}/hosts.toml`, text);
-  const kubespray = kubesprayMirrors(ctx);
+  const kubespray = kubesprayMirrors(ctx, notes);
   if (kubespray) files.set('kubespray/containerd-mirrors.yaml', kubespray);
+  for (const [rel, text] of await readmeFiles(ctx, [...files.keys()], notes)) files.set(rel, text);
   const written: string[] = [];
   await mkdir(dir, { recursive: true });
   for (const [rel, text] of files) {

@@ -1,0 +1,79 @@
+// DIR/README.md: what --emit-config wrote, for which target, what was left out
+// and why, and every manual step still needed; and the CA for the nodes.
+import { readFile } from 'node:fs/promises';
+import { CA_FILE, KUBESPRAY_FILE, NODE_CA_PATH } from './containerd.js';
+import { TRUST_WORDS, registryTrust, type EmitContext } from './context.js';
+import { Notes } from './notes.js';
+import { COMMON_FILE, SC_FILE, WELKIN_SOURCE } from './welkin.js';
+
+function describe(file: string): string {
+  if (file === COMMON_FILE) return 'Welkin overrides: merge into `$CK8S_CONFIG_PATH/common-config.yaml` (both clusters).';
+  if (file === SC_FILE) return 'Welkin overrides: merge into `$CK8S_CONFIG_PATH/sc-config.yaml` (service cluster).';
+  if (file === `containerd/${CA_FILE}`) return `the registry's CA (from --ca-file), for \`${NODE_CA_PATH}\` on every node.`;
+  if (file === KUBESPRAY_FILE) return 'Kubespray inventory variables (e.g. `inventory/<cluster>/group_vars/all/airlock.yml`).';
+  const host = /^containerd\/certs\.d\/(.+)\/hosts\.toml$/.exec(file)?.[1];
+  if (host) return `containerd mirror for images named \`${host}/…\`, for \`/etc/containerd/certs.d/${host}/hosts.toml\` on every node.`;
+  return '';
+}
+
+const bullet = (s: string) => `- ${s}`;
+
+export function readme(ctx: EmitContext, written: string[], notes: Notes): string {
+  const trust = registryTrust(ctx);
+  const out: string[] = [
+    '# Configuration written by airlock unpack',
+    '',
+    `Bundle \`${ctx.index.name}\` ${ctx.index.version}, built ${ctx.index.created}.`,
+    '',
+    '## Target',
+    '',
+    bullet(`Registry: \`${ctx.registry.host}\`${ctx.registry.prefix ? `, prefix \`${ctx.registry.prefix}\`` : ''}, layout \`${ctx.layout}\`, ${TRUST_WORDS[trust]}.`),
+    bullet(ctx.fileserverUrl ? `File server, as the cluster sees it: \`${ctx.fileserverUrl}\`.` : 'File server: none given (no --fileserver-url or --files-url), so nothing that needs one was written (OpenSearch plugins, Falco index and drivers).'),
+    bullet(`Welkin settings checked against ${WELKIN_SOURCE} (config/schemas/config.yaml and the charts' values); containerd hosts.toml (config_path); Kubespray containerd_registries_mirrors.`),
+    '',
+    '## Files',
+    '',
+    ...written.filter((f) => f !== 'README.md').map((f) => bullet(`\`${f}\`: ${describe(f)}`)),
+    '',
+  ];
+  if (notes.omitted.length) {
+    out.push('## Left out, and why', '', 'A setting that would break its consumer as this target is set up is not written.', '');
+    for (const o of notes.omitted) out.push(bullet(`\`${o.setting}\``), `  - Why: ${o.why}`, `  - Instead: ${o.todo}`);
+    out.push('');
+  }
+  if (notes.warnings.length) {
+    out.push('## Written, but will not work as the target is set up', '', ...notes.warnings.map(bullet), '');
+  }
+  const steps: string[] = [];
+  if (written.includes(COMMON_FILE) || written.includes(SC_FILE)) {
+    steps.push('Merge the files under `welkin/` into your config (`$CK8S_CONFIG_PATH`): a list in them replaces the list in yours.');
+  }
+  for (const [file, keys] of notes.placeholders) {
+    steps.push(`Replace \`set-me\` in \`${file}\` with IP/32 netmasks: ${keys.join('; ')}.`);
+  }
+  steps.push(...notes.steps);
+  if (written.some((f) => f.startsWith('containerd/'))) {
+    steps.push(
+      'Without Kubespray: copy `containerd/` to `/etc/containerd/` on every node (`cp -r containerd/. /etc/containerd/`), with `config_path = "/etc/containerd/certs.d"` in containerd\'s registry configuration. With Kubespray, use `' +
+        KUBESPRAY_FILE +
+        '` instead: it writes the same hosts.toml files.',
+    );
+  }
+  steps.push('Run `./bin/ck8s validate sc` and `./bin/ck8s validate wc`: they must report no `set-me` left and no schema failure.');
+  steps.push('Keep what the bundle carries fresh: build and unpack a new bundle (the Trivy DB is rebuilt upstream every 6 hours).');
+  out.push('## Manual steps', '', ...steps.map((s, i) => `${i + 1}. ${s}`), '');
+  return out.join('\n');
+}
+
+export { Notes };
+
+/**
+ * The files written beside the config: `containerd/airlock-registry-ca.crt` (the
+ * --ca-file, for the path containerd and Kubespray are told) and `README.md`.
+ */
+export async function readmeFiles(ctx: EmitContext, written: string[], notes: Notes): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (ctx.caFile && written.some((f) => f.startsWith('containerd/') || f === KUBESPRAY_FILE)) out.set(`containerd/${CA_FILE}`, await readFile(ctx.caFile, 'utf8'));
+  out.set('README.md', readme(ctx, [...written, ...out.keys()], notes));
+  return out;
+}
