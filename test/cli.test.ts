@@ -5,7 +5,7 @@ import path from 'node:path';
 import { makeTempDir } from './support/proc.js';
 import { runAirlock } from './support/cli.js';
 
-const COMMANDS = ['keygen', 'build', 'verify', 'inspect', 'unpack', 'serve', 'images'];
+const COMMANDS = ['keygen', 'build', 'diff', 'verify', 'inspect', 'unpack', 'serve', 'images'];
 
 test('--help lists every SPEC §1 command', async () => {
   const r = await runAirlock(['--help']);
@@ -21,7 +21,8 @@ test('each command documents the SPEC §1 options', async () => {
     build: ['--output', '--key', '--cache', '--concurrency', '--set', '--platform', '--username', '--password-stdin', '--auth-host', '--dry-run', '--json'],
     verify: ['--pub', '--json'],
     inspect: ['--json'],
-    unpack: ['--pub', '--registry', '--files-dir', '--files-url', '--layout', '--fileserver-url', '--emit-config', '--plain-http', '--insecure', '--ca-file', '--username', '--password-stdin', '--concurrency', '--create-projects', '--json'],
+    diff: ['--json'],
+    unpack: ['--pub', '--registry', '--files-dir', '--files-url', '--layout', '--fileserver-url', '--emit-config', '--plain-http', '--insecure', '--ca-file', '--username', '--password-stdin', '--concurrency', '--create-projects', '--receipt', '--json'],
     serve: ['--pub', '--listen', '--files-listen', '--tls-cert', '--tls-key'],
   };
   for (const [cmd, options] of Object.entries(want)) {

@@ -26,7 +26,7 @@ import { BundleError, checkEnd, readEntryHeader, readExactly } from './tarread.j
 
 export { BundleError };
 
-const MAX_BUNDLE_JSON = 64 * 1024 * 1024;
+export const MAX_BUNDLE_JSON = 64 * 1024 * 1024;
 const MAX_SIG = 4096;
 const CHUNK = 1024 * 1024;
 

@@ -16,6 +16,7 @@ import { RegistryClient, RegistryError } from '../registry/client.js';
 import { HarborApi, harborProject } from '../registry/harbor.js';
 import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
+import { makeReceipt, type HeldImage, type Receipt } from '../delta/receipt.js';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleImage } from './format.js';
 import type { FileTarget } from './files-target.js';
 import { readGraph, type ImageGraph } from './graph.js';
@@ -38,6 +39,8 @@ export interface UnpackOptions {
   readonly createProjects?: boolean;
   /** `--max-db-age`: warn when a Trivy DB in the bundle is older; undefined turns the check off. */
   readonly maxDbAge?: MaxDbAge;
+  /** Work out the receipt (SPEC §6) of what the target holds once the unpack succeeded (--receipt). */
+  readonly receipt?: boolean;
 }
 
 export interface UnpackItem {
@@ -56,10 +59,15 @@ export interface UnpackResult {
   readonly blobsPresent: number;
   readonly bytesUploaded: number;
   readonly filesWritten: number;
-  /** True when the quick check found everything in place and the tar was not read past bundle.json. */
+  /**
+   * True when the quick check found everything in place and the tar was not read past bundle.json
+   * (with `receipt`, its headers and the manifests are read besides: small).
+   */
   readonly upToDate: boolean;
   readonly falcoIndex?: string;
   readonly index: BundleReader['index'];
+  /** With `receipt: true`: what the target now holds from this bundle. */
+  readonly receipt?: Receipt;
 }
 
 interface Graph extends ImageGraph {
@@ -115,7 +123,9 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
     if (falcoEntries.length) await opts.files.putBytes('falco/index.yaml', falcoIndexYaml(falcoEntries));
     targets.forEach((t, i) => items.push(imageItem(t, index.images[i]!, 'present')));
     index.files.forEach((_f, i) => items.push(fileItem(i, 'present')));
-    return { items, blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0, filesWritten: 0, upToDate: true, index, ...(falcoEntries.length && { falcoIndex: 'falco/index.yaml' }) };
+    // The receipt needs each image's manifests: the tar's headers are walked and the manifests read (small), nothing else.
+    const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(), false) : undefined;
+    return { items, blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0, filesWritten: 0, upToDate: true, index, ...(falcoEntries.length && { falcoIndex: 'falco/index.yaml' }), ...(receipt && { receipt }) };
   }
 
   // Every byte is verified before anything is pushed.
@@ -223,7 +233,24 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
   );
   if (falcoEntries.length) await opts.files.putBytes('falco/index.yaml', falcoIndexYaml(falcoEntries));
 
-  return { items, blobsPushed, blobsMounted, blobsPresent, bytesUploaded, filesWritten, upToDate: false, index, ...(falcoEntries.length && { falcoIndex: 'falco/index.yaml' }) };
+  const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(graphs.map((g) => [g.image.ref, g])), true) : undefined;
+  return { items, blobsPushed, blobsMounted, blobsPresent, bytesUploaded, filesWritten, upToDate: false, index, ...(falcoEntries.length && { falcoIndex: 'falco/index.yaml' }), ...(receipt && { receipt }) };
+}
+
+/**
+ * The receipt once every image and file is at the target: each image's
+ * manifests and blobs from the bundle (graphs already read are reused; the
+ * others are read from their verified, re-hashed manifest entries, after a
+ * walk over the tar's headers when the tar was not read yet).
+ */
+async function receiptFor(reader: BundleReader, opts: UnpackOptions, targets: readonly TargetName[], known: ReadonlyMap<string, ImageGraph>, scanned: boolean): Promise<Receipt> {
+  if (!scanned) await reader.scan();
+  const held: HeldImage[] = [];
+  for (const [i, image] of reader.index.images.entries()) {
+    const g = known.get(image.ref) ?? (await readGraph(reader, image));
+    held.push({ target: targets[i]!, manifests: g.manifests.map((m) => m.digest), blobs: g.blobs });
+  }
+  return makeReceipt({ bundleJson: reader.bundleJson, index: reader.index, registry: opts.registry, layout: opts.layout, held });
 }
 
 async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {

@@ -1,6 +1,7 @@
 // The command line: commander wiring only; each command lives in its own file.
 import { Command, CommanderError } from 'commander';
 import { registerBuild } from './build.js';
+import { registerDiff } from './diff.js';
 import { reportError } from './errors.js';
 import { registerImages, type RunAction } from './images.js';
 import { registerInspect } from './inspect.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   };
   registerKeygen(program, run);
   registerBuild(program, run);
+  registerDiff(program, run);
   registerVerify(program, run);
   registerInspect(program, run);
   registerUnpack(program, run);

@@ -1,10 +1,12 @@
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { DirTarget, UrlTarget, type FileTarget } from '../bundle/files-target.js';
 import { BundleError } from '../bundle/reader.js';
 import { parseTargetRegistry, TargetConflictError, type Layout } from '../bundle/targets.js';
 import { unpack, type UnpackResult } from '../bundle/unpack.js';
 import { emitConfig } from '../emit/write.js';
+import { writeReceipt } from '../delta/receipt.js';
 import { createProgress, formatBytes } from '../progress/reporter.js';
 import { schemeFor, type HostSettings } from '../http/agent.js';
 import { Http } from '../http/client.js';
@@ -35,6 +37,7 @@ interface UnpackFlags {
   createProjects?: boolean;
   json?: boolean;
   maxDbAge?: string;
+  receipt?: string;
 }
 
 export function registerUnpack(program: Command, run: RunAction): void {
@@ -49,6 +52,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
     .option('--layout <layout>', 'flat (REGISTRY/PATH) or host (REGISTRY/HOST/PATH)', 'flat')
     .option('--fileserver-url <url>', 'file server URL as the cluster sees it, for the emitted config (default --files-url)')
     .option('--emit-config <dir>', 'write Welkin, containerd and Kubespray config here')
+    .option('--receipt <file>', 'after a successful unpack, write a JSON receipt of what the target holds from this bundle (for diff and deltas)')
     .option('--plain-http', 'speak plain HTTP to the registry')
     .option('--insecure', 'HTTPS without certificate verification')
     .option('--ca-file <file>', 'CA bundle (PEM) for the registry')
@@ -75,6 +79,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
         for (const [flag, url] of [['--files-url', opts.filesUrl], ['--fileserver-url', opts.fileserverUrl]] as const) {
           if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw usageError(`${flag} ${url}: write an http:// or https:// URL`);
         }
+        if (opts.receipt !== undefined) await checkReceiptPath(opts.receipt);
         if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
         const concurrency = parseConcurrency(opts.concurrency, 8);
         const maxDbAge = parseMaxDbAge(opts.maxDbAge);
@@ -106,7 +111,7 @@ export function registerUnpack(program: Command, run: RunAction): void {
         let result: UnpackResult;
         try {
           const chunkSize = uploadChunkSize();
-          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true });
+          result = await unpack({ bundle, pub, registry, layout: opts.layout as Layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true, receipt: opts.receipt !== undefined });
         } catch (err) {
           if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
           if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
@@ -130,9 +135,14 @@ export function registerUnpack(program: Command, run: RunAction): void {
           });
           if (!fileserverUrl) progress.log('note: no --fileserver-url (or --files-url): the config has no file server URLs (OpenSearch plugins, Falco index and drivers)');
         }
-        const { index: _index, ...report } = result;
+        // Last, once everything else succeeded: a receipt claims the target holds all of it.
+        if (opts.receipt !== undefined && result.receipt) {
+          const file = opts.receipt;
+          await writeReceipt(file, result.receipt).catch((err: Error) => Promise.reject(failure(`--receipt ${file}: ${err.message}`)));
+        }
+        const { index: _index, receipt: _receipt, ...report } = result;
         if (opts.json) {
-          process.stdout.write(jsonText({ ...report, emitted, trivyDbs: trivyDbReports(result.index.images, maxDbAge) }));
+          process.stdout.write(jsonText({ ...report, emitted, trivyDbs: trivyDbReports(result.index.images, maxDbAge), ...(opts.receipt !== undefined && { receipt: opts.receipt }) }));
           return;
         }
         const pushed = result.items.filter((i) => i.status === 'pushed').length;
@@ -143,10 +153,20 @@ export function registerUnpack(program: Command, run: RunAction): void {
             : `${pushed} items pushed, ${result.items.length - pushed} already present; blobs: ${result.blobsPushed} uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsPresent} present; ${result.filesWritten} files written`,
           ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
           ...emitted.map((f) => `wrote ${f}`),
+          ...(opts.receipt !== undefined ? [`wrote receipt ${opts.receipt}`] : []),
         ];
         process.stdout.write(lines.map(printable).join('\n') + '\n');
       }),
     );
+}
+
+/** Refuses, before anything is pushed, a receipt path whose folder is missing or that names a folder. */
+async function checkReceiptPath(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const d = await stat(dir).catch(() => undefined);
+  if (!d?.isDirectory()) throw usageError(`--receipt ${file}: no such folder ${dir}; create it first`);
+  const f = await stat(file).catch(() => undefined);
+  if (f?.isDirectory()) throw usageError(`--receipt ${file}: is a folder; give a file name`);
 }
 
 /**

@@ -1,0 +1,162 @@
+// "What the other side holds", from any of the three files that can say it
+// (SPEC §6): a bundle tar, its bare bundle.json, or a receipt. diff compares
+// two of them; build --base leaves out what its bases hold. All three are
+// hostile input: a tar goes through the strict reader (bundle.json only, no
+// key: its signature is not checked here), a bare bundle.json through the
+// reader's own bundle.json checks, a receipt through the receipt's.
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { BundleError, BundleReader, MAX_BUNDLE_JSON, parseIndex } from '../bundle/reader.js';
+import type { BundleIndex } from '../bundle/format.js';
+import type { Layout } from '../bundle/targets.js';
+import { printable } from '../util/printable.js';
+import { checkReceipt, MAX_RECEIPT_BYTES, readBounded, ReceiptError, type Receipt } from './receipt.js';
+
+export interface BaseImage {
+  ref: string;
+  digest: string;
+  /** Receipts only: where the image is at the target. */
+  target?: string;
+}
+
+export interface BaseBlob {
+  digest: string;
+  size: number;
+  /** Receipts only: a repository at the target that holds it. */
+  repository?: string;
+}
+
+export interface BaseFile {
+  path: string;
+  /** Hex. */
+  sha256: string;
+  size: number;
+}
+
+export interface Base {
+  /** As SPEC §6 records bases: a bundle (a tar or its bundle.json) or a receipt. */
+  kind: 'bundle' | 'receipt';
+  /** What the file was. */
+  form: 'tar' | 'bundle.json' | 'receipt';
+  file: string;
+  name: string;
+  version: string;
+  created: string;
+  /** Hex sha256 of the bundle's bundle.json (tar, bundle.json) or of the receipt file. */
+  sha256: string;
+  /** A tar with a bundle.json.sig. Nothing here checks a signature: use verify --pub for that. */
+  signed?: boolean;
+  /** Receipts only: the target the receipt describes. */
+  registry?: string;
+  layout?: Layout;
+  images: BaseImage[];
+  blobs: BaseBlob[];
+  files: BaseFile[];
+}
+
+/** A file that is none of the three, or fails its checks. */
+export class BaseError extends Error {
+  readonly exitCode = 1;
+  constructor(message: string) {
+    super(message);
+    this.name = 'BaseError';
+  }
+}
+
+/** Reads `file` as a bundle tar, a bundle.json or a receipt, telling them apart by content. */
+export async function loadBase(file: string): Promise<Base> {
+  if (!(await startsLikeJson(file))) return fromTar(file);
+  const max = Math.max(MAX_BUNDLE_JSON, MAX_RECEIPT_BYTES);
+  const bytes = await readBounded(file, max, 'a bundle.json or a receipt', (m) => new BaseError(m));
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new BaseError(`${printable(file)} starts like JSON but is not JSON; give a bundle, its bundle.json or a receipt`);
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const o = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  if ('apiVersion' in o || 'kind' in o) {
+    try {
+      return fromReceipt(file, checkReceipt(v, file), sha256);
+    } catch (err) {
+      if (err instanceof ReceiptError) throw new BaseError(err.message);
+      throw err;
+    }
+  }
+  if ('schemaVersion' in o) {
+    try {
+      return fromIndex(file, 'bundle.json', parseIndex(bytes), sha256);
+    } catch (err) {
+      if (err instanceof BundleError) throw new BaseError(`${printable(file)}: ${err.message}`);
+      throw err;
+    }
+  }
+  throw new BaseError(`${printable(file)} is JSON but neither a bundle.json (no schemaVersion) nor a receipt (no apiVersion and kind); give a bundle, its bundle.json or a receipt`);
+}
+
+/** A tar starts with a header naming bundle.json; JSON starts with "{" (after white space). */
+async function startsLikeJson(file: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new BaseError(`cannot open ${printable(file)}: ${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)}`);
+  }
+  try {
+    const s = await fh.stat();
+    if (!s.isFile()) throw new BaseError(`${printable(file)} is not a regular file; give a bundle, its bundle.json or a receipt`);
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const text = head.subarray(0, bytesRead).toString('latin1');
+    return /^\s*\{/.test(text);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fromTar(file: string): Promise<Base> {
+  let reader: BundleReader;
+  try {
+    reader = await BundleReader.open(file);
+  } catch (err) {
+    if (err instanceof BundleError) throw new BaseError(`${printable(file)} (read as a bundle tar, as it is not JSON): ${err.message}`);
+    throw err;
+  }
+  await reader.close();
+  const base = fromIndex(file, 'tar', reader.index, createHash('sha256').update(reader.bundleJson).digest('hex'));
+  return { ...base, signed: reader.signed };
+}
+
+function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sha256: string): Base {
+  return {
+    kind: 'bundle',
+    form,
+    file,
+    name: i.name,
+    version: i.version,
+    created: i.created,
+    sha256,
+    images: i.images.map((x) => ({ ref: x.ref, digest: x.digest })),
+    blobs: i.blobs.map((b) => ({ digest: b.digest, size: b.size })),
+    files: i.files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size })),
+  };
+}
+
+function fromReceipt(file: string, r: Receipt, sha256: string): Base {
+  return {
+    kind: 'receipt',
+    form: 'receipt',
+    file,
+    name: r.bundle.name,
+    version: r.bundle.version,
+    created: r.bundle.created,
+    sha256,
+    registry: r.registry,
+    layout: r.layout,
+    images: r.images.map((x) => ({ ref: x.ref, digest: x.digest, target: x.target })),
+    blobs: r.blobs.map((b) => ({ digest: b.digest, size: b.size, repository: b.repository })),
+    files: r.files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size })),
+  };
+}
