@@ -18,6 +18,8 @@ let up: Upstream;
 let target: TestRegistry;
 let work: string;
 let good: string;
+/** A delta of the same manifest against `good`: everything external, the tar holds bundle.json, its signature and the layout. */
+let delta: string;
 let pub: string;
 let keyFile: string;
 /** Where traversal entries would land if anything followed them. */
@@ -36,6 +38,9 @@ before(async () => {
   good = path.join(work, 'good.tar');
   const b = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', good, '--key', keyFile, '--cache', path.join(work, 'cache')]);
   assert.equal(b.code, 0, b.stderr);
+  delta = path.join(work, 'delta.tar');
+  const d = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', delta, '--key', keyFile, '--cache', path.join(work, 'cache'), '--base', good]);
+  assert.equal(d.code, 0, d.stderr);
 });
 after(async () => {
   await up?.stop();
@@ -254,6 +259,59 @@ const cases: Case[] = [
   },
 ];
 
+/** bundle.json of a delta, edited and written back unsigned-over (the old signature stays). */
+function editDelta(es: TarEntry[], edit: (bj: { blobs: Array<Record<string, unknown>>; files: Array<Record<string, unknown>>; bases: Array<Record<string, unknown>> }) => void): HostileEntry[] {
+  return es.map((e) => {
+    if (e.name !== 'bundle.json') return same(e);
+    const bj = JSON.parse(e.data.toString('utf8')) as Parameters<typeof edit>[0];
+    edit(bj);
+    return { name: e.name, data: Buffer.from(JSON.stringify(bj, null, 2) + '\n') };
+  });
+}
+
+const deltaCases: Case[] = [
+  {
+    name: 'a delta whose bundle.json no longer marks a blob external',
+    reason: /signature of bundle\.json does not verify/,
+    make: (es) => ({ entries: editDelta(es, (bj) => void delete bj.blobs[0]!.external) }),
+  },
+  {
+    name: 'a delta whose bundle.json marks a file not external',
+    reason: /signature of bundle\.json does not verify/,
+    make: (es) => ({ entries: editDelta(es, (bj) => void delete bj.files[0]!.external) }),
+  },
+  {
+    name: 'a delta whose bases were edited',
+    reason: /signature of bundle\.json does not verify/,
+    make: (es) => ({ entries: editDelta(es, (bj) => void (bj.bases[0]!.sha256 = '0'.repeat(64))) }),
+  },
+  {
+    name: 'a delta whose bases were removed and re-signed with another key',
+    reason: /signature of bundle\.json does not verify/,
+    make: (es) => {
+      const entries = editDelta(es, (bj) => void (bj.bases = []));
+      const bj = entries[0]!.data!;
+      return { entries: entries.map((e) => (e.name === 'bundle.json.sig' ? { name: e.name, data: resign(bj, otherKey) } : e)) };
+    },
+  },
+  {
+    name: 'a delta tar that carries a blob bundle.json marks external',
+    reason: /entry "blobs\/sha256\/[a-f0-9]{64}" is not named in bundle\.json/,
+    make: async (es) => {
+      const layer = (await readTar(good)).find(isLayer)!;
+      return { entries: [...es.map(same), { name: layer.name, data: layer.data }] };
+    },
+  },
+  {
+    name: 'a delta tar that carries a file bundle.json marks external',
+    reason: /entry "files\/.*" is not named in bundle\.json/,
+    make: async (es) => {
+      const file = (await readTar(good)).find(isFile)!;
+      return { entries: [...es.map(same), { name: file.name, data: file.data }] };
+    },
+  },
+];
+
 async function catalog(): Promise<string[]> {
   const agent = new Agent();
   try {
@@ -301,6 +359,29 @@ describe('tamper matrix', () => {
       assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
       assert.deepEqual(await readdir(outside), [], 'nothing written outside it');
       assert.equal(existsSync(path.join(work, 'x', 'escape.bin')), false);
+    });
+  }
+
+  it('the delta itself verifies (the control for the delta cases)', async () => {
+    const r = await runAirlock(['verify', delta, '--pub', pub]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /a delta: \d+ entries external/);
+  });
+
+  for (const [n, c] of deltaCases.entries()) {
+    it(`refuses: ${c.name}`, async () => {
+      const file = path.join(work, `hostile-delta-${n}.tar`);
+      const { entries, ...tail } = await c.make(await readTar(delta));
+      await writeEntries(file, entries, tail);
+      const v = await runAirlock(['verify', file, '--pub', pub]);
+      assert.equal(v.code, 1, `verify exit code; stderr: ${v.stderr}`);
+      assert.match(v.stderr, c.reason);
+      const dest = path.join(work, 'x', 'y', `delta-files-${n}`);
+      await mkdir(dest, { recursive: true });
+      const u = await runAirlock(['unpack', file, '--pub', pub, '--registry', `${target.host}/delta${n}`, '--files-dir', dest]);
+      assert.equal(u.code, 1, `unpack exit code; stderr: ${u.stderr}`);
+      assert.match(u.stderr, c.reason);
+      assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
     });
   }
 

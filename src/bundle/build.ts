@@ -15,7 +15,8 @@ import type { HostSettings } from '../http/agent.js';
 import { Http } from '../http/client.js';
 import type { CredentialLookup } from '../http/credentials.js';
 import type { RetryPolicy } from '../http/retry.js';
-import { BUNDLE_SCHEMA_VERSION, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex, type TrivyDbInfo } from './format.js';
+import type { Base } from '../delta/base.js';
+import { BUNDLE_SCHEMA_VERSION, type BlobFrom, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex, type TrivyDbInfo } from './format.js';
 import { isTrivyDbRole, readTrivyDbInfo, TRIVY_DB_LAYER, trivyDbLayer, trivyDbReports, trivyDbWarnings, type MaxDbAge, type TrivyDbReport } from './trivydb.js';
 import { writeBundle } from './writer.js';
 import { fingerprint } from '../sign/keys.js';
@@ -42,6 +43,8 @@ export interface BuildOptions {
   readonly tool: string;
   /** `--max-db-age`: warn when a Trivy DB is older; undefined turns the check off. */
   readonly maxDbAge?: MaxDbAge;
+  /** `--base`: a delta; what these hold is marked external and left out of the tar (SPEC §6). */
+  readonly bases?: readonly Base[];
 }
 
 export interface ItemReport {
@@ -66,6 +69,8 @@ export interface BuildResult {
   /** Bytes of all blobs and files, counted once. */
   readonly totalBytes: number;
   readonly blobs: number;
+  /** A delta: blobs and files the bases hold, left out of the tar. */
+  readonly external?: { blobs: number; files: number; bytes: number };
   readonly bundle?: { path: string; sha256: string; size: number };
   /** The Trivy DBs' dates from their metadata.json (when a bundle is written). */
   readonly trivyDbs?: TrivyDbReport[];
@@ -85,8 +90,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const limit = pLimit(opts.concurrency);
   let downloaded = 0;
   const blobFetches = new Map<string, Promise<void>>();
+  const held = heldByBases(opts.bases ?? []);
 
   const fetchBlob = (client: RegistryClient, repo: string, d: Descriptor): Promise<void> => {
+    // A base holds it: it stays out of the tar, so it is not downloaded (manifests are: the walk needs them).
+    if (held.blobs.has(d.digest)) return Promise.resolve();
     let p = blobFetches.get(d.digest);
     if (!p) {
       p = (async () => {
@@ -159,13 +167,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const blobs = uniqueBlobs(graphResults.flatMap((r) => r.graph?.blobs ?? []));
   const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + fileResults.reduce((n, r) => n + (r.file?.size ?? 0), 0);
   let trivyDbs: TrivyDbReport[] | undefined;
+  let external: BuildResult['external'];
   if (resolved && !opts.dryRun) {
     if (!opts.output || !opts.key) throw new Error('build: output and key are required unless --dry-run');
     // bundle.json comes first in the tar and carries the DBs' dates: the DB layers are read before writing starts.
     const dbInfo = new Map<string, TrivyDbInfo>();
     await Promise.all(
       graphResults.map(async ({ item, graph }) => {
-        const info = graph && (await readDbInfo(item, graph, store, (d) => blobFetches.get(d)));
+        const info = graph && (await readDbInfo(item, graph, store, (d) => blobFetches.get(d), held.blobs));
         if (info) dbInfo.set(item.ref, info);
       }),
     );
@@ -193,14 +202,24 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       }),
       files: fileResults.map(({ item, file }): BundleFile => {
         const f = file as PulledFile;
-        return { path: item.path, sha256: f.sha256 ?? '', size: f.size ?? 0, source: item.url, role: item.role, checksum: f.checksum };
+        const sha256 = f.sha256 ?? '';
+        const size = f.size ?? 0;
+        return { path: item.path, sha256, size, source: item.url, role: item.role, checksum: f.checksum, ...(held.files.has(fileKey(item.path, sha256, size)) && { external: true as const }) };
       }),
-      blobs,
+      blobs: blobs.map((b): BundleBlob => {
+        const from = held.blobs.get(b.digest);
+        return from ? { ...b, external: true, from } : b;
+      }),
+      ...(opts.bases?.length && { bases: opts.bases.map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 })) }),
     };
+    const extBlobs = index.blobs.filter((b) => b.external);
+    const extFiles = index.files.filter((f) => f.external);
+    if (opts.bases?.length) external = { blobs: extBlobs.length, files: extFiles.length, bytes: extBlobs.reduce((n, b) => n + b.size, 0) + extFiles.reduce((n, f) => n + f.size, 0) };
     trivyDbs = trivyDbReports(index.images, opts.maxDbAge);
     for (const w of trivyDbWarnings(trivyDbs, opts.maxDbAge, BUILD_DB_ADVICE)) progress.log(w);
-    progress.addTotal(totalBytes);
-    const t = progress.transfer(`writing ${opts.output}`, totalBytes);
+    const inTar = totalBytes - (external?.bytes ?? 0);
+    progress.addTotal(inTar);
+    const t = progress.transfer(`writing ${opts.output}`, inTar);
     try {
       written = await writeBundle({
         output: opts.output,
@@ -236,7 +255,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ...fileResults.map((r): ItemReport => reportFile(r.item, r.file, r.error)),
   ];
   const failed = reports.filter((r) => !r.ok);
-  const base = { items: reports, failed, downloadedBytes: downloaded, totalBytes, blobs: blobs.length };
+  const base = { items: reports, failed, downloadedBytes: downloaded, totalBytes, blobs: blobs.length, ...(external && { external }) };
   if (writeError && failed.length === 0) throw writeError;
   if (!written || failed.length > 0) return base;
   return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size }, ...(trivyDbs && { trivyDbs }) };
@@ -249,9 +268,16 @@ const BUILD_DB_ADVICE = 'Trivy publishes a new DB every 6 hours (the Java DB dai
  * the download is done; undefined for anything that is not a Trivy DB. A failed
  * download leaves it unknown (the failure itself is reported with the item).
  */
-async function readDbInfo(item: ImageItem | ArtifactItem, graph: PulledGraph, store: ContentStore, fetched: (digest: string) => Promise<void> | undefined): Promise<TrivyDbInfo | undefined> {
+async function readDbInfo(
+  item: ImageItem | ArtifactItem,
+  graph: PulledGraph,
+  store: ContentStore,
+  fetched: (digest: string) => Promise<void> | undefined,
+  held: ReadonlyMap<string, unknown>,
+): Promise<TrivyDbInfo | undefined> {
   const layer = trivyDbLayer(graph.blobs);
   if (!layer) return item.kind === 'artifact' && isTrivyDbRole(item.role) ? { problem: `it has no layer of type ${TRIVY_DB_LAYER} (or the Java DB's)` } : undefined;
+  if (held.has(layer.digest) && !(await store.has(layer.digest, layer.size))) return { problem: 'its layer is held by a base and was not downloaded' };
   try {
     await (fetched(layer.digest) ?? graph.downloads);
   } catch {
@@ -268,6 +294,25 @@ function hostSettings(plan: Plan, host: string): HostSettings {
     ...(r.caFile !== undefined && { caFile: r.caFile }),
     ...(r.insecureSkipTLSVerify !== undefined && { insecure: r.insecureSkipTLSVerify }),
   };
+}
+
+/** What the bases hold: each blob with where the inside finds it (the first base that holds it), each file by path, sha256 and size. */
+function heldByBases(bases: readonly Base[]): { blobs: Map<string, BlobFrom>; files: Set<string> } {
+  const blobs = new Map<string, BlobFrom>();
+  const files = new Set<string>();
+  for (const [n, b] of bases.entries()) {
+    for (const x of b.blobs) {
+      if (blobs.has(x.digest)) continue;
+      const image = b.imageOf?.get(x.digest);
+      blobs.set(x.digest, { base: n, ...(x.repository !== undefined && { repository: x.repository }), ...(image !== undefined && { image }) });
+    }
+    for (const f of b.files) files.add(fileKey(f.path, f.sha256, f.size));
+  }
+  return { blobs, files };
+}
+
+function fileKey(path: string, sha256: string, size: number): string {
+  return `${path}\0${sha256}\0${size}`;
 }
 
 function uniqueBlobs(all: Descriptor[]): BundleBlob[] {

@@ -49,11 +49,36 @@ export interface BundleFile {
   role: FileRole;
   /** How the checksum was known at build: declared in the manifest, fetched from a checksum URL, or pinned at build. */
   checksum: 'manifest' | 'checksum-url' | 'pinned-at-build';
+  /** A delta (SPEC §6): a base holds it; it is not in the tar. */
+  external?: true;
 }
 
 export interface BundleBlob {
   digest: string;
   size: number;
+  /** A delta (SPEC §6): a base holds it; it is not in the tar. */
+  external?: true;
+  /** Where the inside finds an external blob. */
+  from?: BlobFrom;
+}
+
+/** Where an external blob is at the target: which base held it, and where that base put it. */
+export interface BlobFrom {
+  /** Index into `bases`. */
+  base: number;
+  /** A receipt base: the repository (below the registry host) it names for the blob. */
+  repository?: string;
+  /** A bundle base: the ref of the base image that held it (this unpack's layout and prefix place it). */
+  image?: string;
+}
+
+/** An earlier bundle or receipt a delta was built against. */
+export interface BundleBase {
+  kind: 'bundle' | 'receipt';
+  name: string;
+  version: string;
+  /** Hex sha256 of the base's bundle.json bytes (a bundle) or of the receipt file. */
+  sha256: string;
 }
 
 export interface EntryDigest {
@@ -71,7 +96,9 @@ export interface BundleIndex {
   signer: { fingerprint: string };
   images: BundleImage[];
   files: BundleFile[];
-  /** In tar order. */
+  /** In tar order (external ones are not in the tar). */
   blobs: BundleBlob[];
+  /** A delta: the bases its external entries come from. */
+  bases?: BundleBase[];
   layout: { 'oci-layout': EntryDigest; 'index.json': EntryDigest };
 }

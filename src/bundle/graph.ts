@@ -9,26 +9,39 @@ import { BundleError, type BundleReader } from './reader.js';
 export interface ImageGraph {
   /** Every manifest and index, children before their parents, the root last. */
   readonly manifests: Array<{ digest: string; mediaType: string }>;
-  /** Configs and layers. */
+  /** Configs and layers (external ones included). */
   readonly blobs: Set<string>;
+  /**
+   * A delta's external manifests met in the walk (the root, or index children):
+   * not in the tar, not walked; the target must hold them (and so what they list).
+   */
+  readonly externalManifests: Array<{ digest: string; mediaType: string }>;
 }
 
 const ADVICE = 'airlock does not use this bundle: build it again with this version of airlock';
 
 export async function readGraph(reader: BundleReader, image: BundleImage): Promise<ImageGraph> {
+  const external = new Set(reader.index.blobs.filter((b) => b.external).map((b) => b.digest));
+  if (external.has(image.digest)) return { manifests: [], blobs: new Set(), externalManifests: [{ digest: image.digest, mediaType: image.mediaType }] };
   const read = (digest: string): Promise<Buffer> =>
     reader.readEntry(BLOBS_PREFIX + digest.slice(7)).catch((err: Error) => {
       throw new BundleError(`${image.ref}: manifest ${digest} is not in the bundle (${err.message})`);
     });
   let graph;
   try {
-    graph = await walkGraph({ digest: image.digest, bytes: await read(image.digest), mediaType: image.mediaType }, { ref: image.ref, advice: ADVICE, load: (d: Descriptor) => read(d.digest) });
+    graph = await walkGraph({ digest: image.digest, bytes: await read(image.digest), mediaType: image.mediaType }, {
+      ref: image.ref,
+      advice: ADVICE,
+      load: (d: Descriptor) => read(d.digest),
+      skip: (d: Descriptor) => external.has(d.digest),
+    });
   } catch (err) {
     if (err instanceof GraphError) throw new BundleError(err.message);
     throw err;
   }
   for (const m of graph.manifests) {
     for (const d of m.config ? [m.config, ...m.layers] : m.layers) {
+      if (external.has(d.digest)) continue;
       try {
         reader.entry(BLOBS_PREFIX + d.digest.slice(7));
       } catch {
@@ -36,5 +49,9 @@ export async function readGraph(reader: BundleReader, image: BundleImage): Promi
       }
     }
   }
-  return { manifests: graph.pushOrder.map((m) => ({ digest: m.digest, mediaType: m.mediaType })), blobs: new Set(graph.blobs.map((d) => d.digest)) };
+  return {
+    manifests: graph.pushOrder.map((m) => ({ digest: m.digest, mediaType: m.mediaType })),
+    blobs: new Set(graph.blobs.map((d) => d.digest)),
+    externalManifests: graph.skipped.map((d) => ({ digest: d.digest, mediaType: d.mediaType })),
+  };
 }

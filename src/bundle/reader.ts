@@ -112,8 +112,8 @@ export class BundleReader {
     return [
       { name: OCI_LAYOUT_FILE, kind: 'oci-layout', sha256: i.layout['oci-layout'].sha256, size: i.layout['oci-layout'].size },
       { name: INDEX_JSON, kind: 'index.json', sha256: i.layout['index.json'].sha256, size: i.layout['index.json'].size },
-      ...i.blobs.map((b): PlannedEntry => ({ name: BLOBS_PREFIX + b.digest.slice(7), kind: 'blob', sha256: b.digest.slice(7), size: b.size })),
-      ...i.files.map((f): PlannedEntry => ({ name: FILES_PREFIX + f.path, kind: 'file', sha256: f.sha256, size: f.size })),
+      ...i.blobs.filter((b) => !b.external).map((b): PlannedEntry => ({ name: BLOBS_PREFIX + b.digest.slice(7), kind: 'blob', sha256: b.digest.slice(7), size: b.size })),
+      ...i.files.filter((f) => !f.external).map((f): PlannedEntry => ({ name: FILES_PREFIX + f.path, kind: 'file', sha256: f.sha256, size: f.size })),
     ];
   }
 
@@ -215,6 +215,8 @@ export class BundleReader {
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const HEX = /^[a-f0-9]{64}$/;
+/** A registry repository name (OCI distribution spec), bounded. */
+const REPOSITORY = /^(?=.{1,255}$)[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 
 /** bundle.json is hostile input too: check its shape before anything uses it. */
 export function parseIndex(bytes: Buffer): BundleIndex {
@@ -234,13 +236,49 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   if (v.schemaVersion !== BUNDLE_SCHEMA_VERSION) bad(`schemaVersion ${String(v.schemaVersion)} is not ${BUNDLE_SCHEMA_VERSION}; use a matching airlock`);
   for (const k of ['name', 'version', 'created', 'tool'] as const) if (typeof v[k] !== 'string') bad(`${k} is not a string`);
   if (!Array.isArray(v.images) || !Array.isArray(v.files) || !Array.isArray(v.blobs) || !isObj(v.layout)) bad('images, files, blobs or layout missing');
+  let bases = 0;
+  if (v.bases !== undefined) {
+    if (!Array.isArray(v.bases)) bad('bases is not a list');
+    for (const [n, x] of (v.bases as unknown[]).entries()) {
+      if (!isObj(x)) return bad(`base ${n} is not an object`);
+      for (const k of Object.keys(x)) if (!['kind', 'name', 'version', 'sha256'].includes(k)) bad(`base ${n} has an unknown field ${JSON.stringify(k)}`);
+      if (x.kind !== 'bundle' && x.kind !== 'receipt') bad(`base ${n} has an unknown kind`);
+      if (typeof x.name !== 'string' || typeof x.version !== 'string') bad(`base ${n} has no name or version`);
+      if (typeof x.sha256 !== 'string' || !HEX.test(x.sha256)) bad(`base ${n} has no sha256`);
+    }
+    bases = (v.bases as unknown[]).length;
+  }
+  /** `external` is absent or true; an external entry needs a base to come from. */
+  const external = (x: Record<string, unknown>, what: string): boolean => {
+    if (x.external === undefined) return false;
+    if (x.external !== true) bad(`${what}: external is not true`);
+    if (bases === 0) bad(`${what} is external but bundle.json lists no bases`);
+    return true;
+  };
   const blobs = new Set<string>();
   for (const b of v.blobs as unknown[]) {
     if (!isObj(b) || typeof b.digest !== 'string' || !DIGEST.test(b.digest)) bad(`blob ${JSON.stringify(b)} has no sha256 digest`);
-    const bb = b as { digest: string; size: unknown };
+    const bb = b as { digest: string; size: unknown } & Record<string, unknown>;
     size(bb.size, `blob ${bb.digest} size`);
     if (blobs.has(bb.digest)) bad(`blob ${bb.digest} is listed twice`);
     blobs.add(bb.digest);
+    const ext = external(bb, `blob ${bb.digest}`);
+    if (bb.from !== undefined) {
+      if (!ext) bad(`blob ${bb.digest} has "from" but is not external`);
+      const f = bb.from;
+      if (!isObj(f)) return bad(`blob ${bb.digest}: from is not an object`);
+      for (const k of Object.keys(f)) if (!['base', 'repository', 'image'].includes(k)) bad(`blob ${bb.digest}: from has an unknown field ${JSON.stringify(k)}`);
+      if (!Number.isSafeInteger(f.base) || (f.base as number) < 0 || (f.base as number) >= bases) bad(`blob ${bb.digest}: from.base is not one of the ${bases} bases`);
+      if (f.repository !== undefined && (typeof f.repository !== 'string' || !REPOSITORY.test(f.repository))) bad(`blob ${bb.digest}: from.repository is not a repository name`);
+      if (f.image !== undefined) {
+        if (typeof f.image !== 'string') bad(`blob ${bb.digest}: from.image is not a reference`);
+        try {
+          parseReference(f.image as string);
+        } catch (err) {
+          bad(`blob ${bb.digest}: from.image: ${(err as Error).message}`);
+        }
+      }
+    }
   }
   const paths = new Set<string>();
   for (const f of v.files as unknown[]) {
@@ -253,6 +291,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     if (typeof ff.sha256 !== 'string' || !HEX.test(ff.sha256)) bad(`file ${String(ff.path)} has no sha256`);
     size(ff.size, `file ${String(ff.path)} size`);
     if (!['opensearch-plugin', 'falco-driver', 'file'].includes(ff.role as string)) bad(`file ${String(ff.path)} has an unknown role`);
+    external(ff, `file ${String(ff.path)}`);
   }
   const refs = new Set<string>();
   for (const i of v.images as unknown[]) {

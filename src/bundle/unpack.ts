@@ -17,11 +17,13 @@ import { HarborApi, harborProject } from '../registry/harbor.js';
 import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { makeReceipt, type HeldImage, type Receipt } from '../delta/receipt.js';
-import { BLOBS_PREFIX, FILES_PREFIX, type BundleImage } from './format.js';
+import { BLOBS_PREFIX, FILES_PREFIX, type BlobFrom, type BundleImage, type BundleIndex } from './format.js';
 import type { FileTarget } from './files-target.js';
 import { readGraph, type ImageGraph } from './graph.js';
 import { BundleReader } from './reader.js';
-import { planTargets, TargetConflictError, type Layout, type TargetName, type TargetRegistry } from './targets.js';
+import { parseReference } from '../oci/reference.js';
+import { printable } from '../util/printable.js';
+import { planTargets, targetRepository, TargetConflictError, type Layout, type TargetName, type TargetRegistry } from './targets.js';
 import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from './trivydb.js';
 
 export interface UnpackOptions {
@@ -68,6 +70,19 @@ export interface UnpackResult {
   readonly index: BundleReader['index'];
   /** With `receipt: true`: what the target now holds from this bundle. */
   readonly receipt?: Receipt;
+}
+
+/** A delta whose external entries are not all at the target: nothing was pushed. */
+export class MissingBaseError extends Error {
+  readonly exitCode = 1;
+  constructor(readonly missing: string[]) {
+    super(
+      `the target lacks ${missing.length} item${missing.length === 1 ? '' : 's'} this delta leaves to its bases; nothing was pushed. ` +
+        `Unpack the base named first (or build a full bundle, or a delta against a receipt of this target):\n` +
+        missing.map((m) => `  ${m}`).join('\n'),
+    );
+    this.name = 'MissingBaseError';
+  }
 }
 
 interface Graph extends ImageGraph {
@@ -143,6 +158,8 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
     }
     graphs.push({ image, target: targets[i]!, ...(await readGraph(reader, image)) });
   }
+  // A delta: every external entry must be at the target before anything is pushed.
+  const mountFrom = await checkExternals(index, graphs, filesPresent, client, opts, limit);
 
   // Blobs: each repository needs every blob of its images. The first repository
   // to need a digest uploads it; the others mount it from there.
@@ -163,6 +180,15 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
     const size = sizeOf.get(digest) ?? 0;
     if (await limit(() => client.hasBlob(repo, digest))) {
       blobsPresent++;
+      return;
+    }
+    const external = mountFrom.get(digest);
+    if (external !== undefined) {
+      // Not in the tar: a base put it in another repository, checked above.
+      if (!(await limit(() => client.mountBlob(repo, digest, external)))) {
+        throw new RegistryError(`${opts.registry.host} did not mount ${digest} from ${external} into ${repo}, and the delta does not carry it; unpack the base into ${repo} first`);
+      }
+      blobsMounted++;
       return;
     }
     const first = uploads.get(digest);
@@ -198,6 +224,11 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
   await Promise.all(
     graphs.map((g) =>
       limit(async () => {
+        if (g.manifests.length === 0 && g.target.tag !== undefined) {
+          // The root is external, at the target by digest (checked above): only the tag is new. Its bytes come from there, checked against the digest.
+          const m = await client.manifest(g.target.repository, g.image.digest);
+          await client.putManifest(g.target.repository, g.target.tag, m.bytes, m.mediaType);
+        }
         for (const [i, m] of g.manifests.entries()) {
           const bytes = await reader.readEntry(BLOBS_PREFIX + m.digest.slice(7));
           const isRoot = i === g.manifests.length - 1;
@@ -248,9 +279,90 @@ async function receiptFor(reader: BundleReader, opts: UnpackOptions, targets: re
   const held: HeldImage[] = [];
   for (const [i, image] of reader.index.images.entries()) {
     const g = known.get(image.ref) ?? (await readGraph(reader, image));
-    held.push({ target: targets[i]!, manifests: g.manifests.map((m) => m.digest), blobs: g.blobs });
+    held.push({ target: targets[i]!, manifests: [...g.manifests, ...g.externalManifests].map((m) => m.digest), blobs: g.blobs });
   }
-  return makeReceipt({ bundleJson: reader.bundleJson, index: reader.index, registry: opts.registry, layout: opts.layout, held });
+  // A delta's external blobs below external manifests are not walked: they are where their base put them.
+  const elsewhere = new Map<string, string>();
+  for (const b of reader.index.blobs) {
+    const repo = b.from && fromRepository(b.from, opts);
+    if (b.external && repo !== undefined) elsewhere.set(b.digest, repo);
+  }
+  return makeReceipt({ bundleJson: reader.bundleJson, index: reader.index, registry: opts.registry, layout: opts.layout, held, elsewhere });
+}
+
+/** Where a base put an external blob at this target: the receipt's repository, or where this unpack's layout puts the base image that held it. */
+function fromRepository(from: BlobFrom, opts: Pick<UnpackOptions, 'registry' | 'layout'>): string | undefined {
+  if (from.repository !== undefined) return from.repository;
+  if (from.image === undefined) return undefined;
+  try {
+    return targetRepository(parseReference(from.image), opts.registry, opts.layout);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A delta's external entries, checked at the target before anything is pushed:
+ * each external manifest (HEAD by digest in the image's repository), each
+ * external config and layer (in the image's repository, else where its base put
+ * it: then it is mounted from there), each external file not at the file
+ * server. Throws MissingBaseError naming every one missing and its base;
+ * returns, for the blobs to mount, the repository to mount them from.
+ */
+async function checkExternals(
+  index: BundleIndex,
+  graphs: readonly Graph[],
+  filesPresent: readonly boolean[],
+  client: RegistryClient,
+  opts: UnpackOptions,
+  limit: <T>(fn: () => Promise<T>) => Promise<T>,
+): Promise<Map<string, string>> {
+  const mountFrom = new Map<string, string>();
+  const blobs = new Map(index.blobs.map((b) => [b.digest, b]));
+  const baseName = (n: number | undefined): string => {
+    const b = n !== undefined ? index.bases?.[n] : undefined;
+    if (b) return `${b.kind} ${b.name}${b.version ? ` ${b.version}` : ''}`;
+    return (index.bases ?? []).map((x) => `${x.kind} ${x.name}${x.version ? ` ${x.version}` : ''}`).join(' or ');
+  };
+  const missing: string[] = [];
+  const checks: Array<Promise<void>> = [];
+  const seen = new Set<string>();
+  for (const g of graphs) {
+    const repo = g.target.repository;
+    for (const m of g.externalManifests) {
+      if (seen.has(`m ${repo} ${m.digest}`)) continue;
+      seen.add(`m ${repo} ${m.digest}`);
+      checks.push(
+        limit(async () => {
+          const r = await client.resolve(repo, m.digest);
+          if (r?.digest === m.digest) return;
+          missing.push(`manifest ${m.digest} of ${g.image.ref}, not in ${opts.registry.host}/${repo}; held by ${baseName(blobs.get(m.digest)?.from?.base)}`);
+        }),
+      );
+    }
+    for (const d of g.blobs) {
+      const b = blobs.get(d);
+      if (!b?.external || seen.has(`b ${repo} ${d}`)) continue;
+      seen.add(`b ${repo} ${d}`);
+      checks.push(
+        limit(async () => {
+          if (await client.hasBlob(repo, d)) return;
+          const from = b.from && fromRepository(b.from, opts);
+          if (from !== undefined && from !== repo && (await client.hasBlob(from, d))) {
+            mountFrom.set(d, from);
+            return;
+          }
+          missing.push(`blob ${d} of ${g.image.ref}, in neither ${opts.registry.host}/${repo}${from !== undefined && from !== repo ? ` nor ${opts.registry.host}/${from}` : ''}; held by ${baseName(b.from?.base)}`);
+        }),
+      );
+    }
+  }
+  await Promise.all(checks);
+  index.files.forEach((f, i) => {
+    if (f.external && !filesPresent[i]) missing.push(`file ${f.path} (sha256:${f.sha256}), not at ${opts.files.describe}; held by ${baseName(undefined)}`);
+  });
+  if (missing.length > 0) throw new MissingBaseError(missing.sort().map((m) => printable(m)));
+  return mountFrom;
 }
 
 async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {

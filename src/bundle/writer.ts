@@ -78,10 +78,11 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
     await tar.addBuffer(OCI_LAYOUT_FILE, layoutBytes, input.mtime);
     await tar.addBuffer(INDEX_JSON, indexBytes, input.mtime);
     for (const b of index.blobs) {
+      if (b.external) continue; // a base holds it (a delta)
       await input.ready?.(b.digest);
       await addFromStore(tar, BLOBS_PREFIX + b.digest.slice('sha256:'.length), store, b, input.mtime);
     }
-    for (const f of index.files) await addFromStore(tar, FILES_PREFIX + f.path, store, { digest: `sha256:${f.sha256}`, size: f.size }, input.mtime);
+    for (const f of index.files) if (!f.external) await addFromStore(tar, FILES_PREFIX + f.path, store, { digest: `sha256:${f.sha256}`, size: f.size }, input.mtime);
     sha256 = await tar.finish();
   } catch (err) {
     await out.abort();

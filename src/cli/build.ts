@@ -6,6 +6,9 @@ import { defaultCacheDir } from '../cache/store.js';
 import { loadManifest } from '../manifest/load.js';
 import { parseSetArgs } from '../manifest/vars.js';
 import { createProgress, formatBytes } from '../progress/reporter.js';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { loadBase, type Base } from '../delta/base.js';
+import { BundleError, BundleReader } from '../bundle/reader.js';
 import { loadPrivateKey } from '../sign/keys.js';
 import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
@@ -31,6 +34,7 @@ interface BuildFlags {
   dryRun?: boolean;
   json?: boolean;
   maxDbAge?: string;
+  base: string[];
 }
 
 export function registerBuild(program: Command, run: RunAction): void {
@@ -48,6 +52,7 @@ export function registerBuild(program: Command, run: RunAction): void {
     .option('--password-stdin', 'read the registry password from standard input')
     .option('--auth-host <host>', 'a registry host that --username/--password-stdin are for (repeatable; required with --username)', collect, [])
     .option('--max-db-age <age>', 'warn when a Trivy DB is older than this: 7d, 36h; 0 turns the check off (default 7d)')
+    .option('--base <file>', 'a delta: leave out what this earlier bundle, its bundle.json or a receipt holds (repeatable)', collect, [])
     .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
     .option('--json', 'print a JSON summary on stdout')
     .action((manifest: string, opts: BuildFlags) =>
@@ -74,10 +79,16 @@ export function registerBuild(program: Command, run: RunAction): void {
         const plan = await loadManifest(manifest, { set });
         const key = opts.key && !opts.dryRun ? await loadPrivateKey(opts.key).catch((e: Error) => Promise.reject(failure(e.message))) : undefined;
         if (opts.output) await checkWritableDir(opts.output);
+        const bases: Base[] = [];
+        for (const file of opts.base) bases.push(await loadBase(file));
         const credentials = await readCredentials(opts.username, opts.passwordStdin);
 
         const progress = createProgress('airlock build');
         const warn = (m: string) => progress.log(m);
+        for (const b of bases) {
+          const w = key && (await baseSignatureWarning(b, key));
+          if (w) warn(w);
+        }
         const lookup = firstOf(flagCredentials(credentials, opts.authHost), dockerConfigCredentials({ warn }));
         let result: BuildResult;
         try {
@@ -97,6 +108,7 @@ export function registerBuild(program: Command, run: RunAction): void {
             ...(stall !== undefined && { bodyTimeoutMs: stall }),
             tool: TOOL,
             ...(maxDbAge && { maxDbAge }),
+            ...(bases.length > 0 && { bases }),
           });
         } finally {
           progress.finish();
@@ -111,6 +123,29 @@ export function registerBuild(program: Command, run: RunAction): void {
         }
       }),
     );
+}
+
+/**
+ * A bundle base is taken on its word about what the inside holds (a wrong
+ * claim only makes the delta's unpack stop before pushing anything); its
+ * signature is checked with the build key's public half where it can be, and
+ * the warning says when it cannot.
+ */
+async function baseSignatureWarning(b: Base, key: KeyObject): Promise<string | undefined> {
+  if (b.kind !== 'bundle') return undefined;
+  const name = `--base ${printable(b.file)} (${printable(b.name)} ${printable(b.version)})`;
+  if (b.form === 'bundle.json') return `${name}: a bare bundle.json, whose signature cannot be checked here; used as it is`;
+  if (!b.signed) return `${name}: the bundle is not signed; used as it is`;
+  let reader: BundleReader | undefined;
+  try {
+    reader = await BundleReader.open(b.file, { pub: createPublicKey(key) });
+    return undefined;
+  } catch (err) {
+    if (err instanceof BundleError) return `${name}: its signature cannot be checked with the public half of --key (signed with another key, or changed); used as it is`;
+    throw err;
+  } finally {
+    await reader?.close();
+  }
 }
 
 function withoutPrefix(text: string, prefix: string): string {
@@ -138,6 +173,7 @@ function printSummary(r: BuildResult, dryRun: boolean): void {
     if (db) lines.push(`         ${describeDb(db)}`);
   }
   lines.push(`total ${formatBytes(r.totalBytes)} in ${r.blobs} blobs and ${r.items.filter((i) => i.kind === 'file').length} files; downloaded ${formatBytes(r.downloadedBytes)}`);
+  if (r.external) lines.push(`delta: ${r.external.blobs} blobs and ${r.external.files} files (${formatBytes(r.external.bytes)}) are held by the bases, marked external and left out of the tar`);
   if (r.bundle) lines.push(`wrote ${r.bundle.path} (${formatBytes(r.bundle.size)}), sha256 ${r.bundle.sha256}, and ${r.bundle.path}.sha256`);
   else if (dryRun) lines.push('dry run: nothing downloaded but manifests, nothing written');
   process.stdout.write(lines.map(printable).join('\n') + '\n');

@@ -27,10 +27,13 @@ export function registerInspect(program: Command, run: RunAction): void {
         const total = i.blobs.reduce((n, b) => n + b.size, 0) + i.files.reduce((n, f) => n + f.size, 0);
         const dbs = trivyDbReports(i.images);
         if (opts.json) {
-          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...i, trivyDbs: dbs }));
+          const external = { blobs: i.blobs.filter((b) => b.external).length, files: i.files.filter((f) => f.external).length };
+          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...i, ...(i.bases?.length && { external }), trivyDbs: dbs }));
           return;
         }
         const out: string[] = [];
+        const extBlobs = i.blobs.filter((b) => b.external);
+        const extFiles = i.files.filter((f) => f.external);
         out.push(`bundle   ${bundle}`);
         out.push(`name     ${i.name}${i.version ? ` ${i.version}` : ''}`);
         out.push(`created  ${i.created} by ${i.tool}`);
@@ -52,6 +55,11 @@ export function registerInspect(program: Command, run: RunAction): void {
         out.push('', `files (${i.files.length})`);
         for (const f of i.files) out.push(`  ${f.path}  ${f.role}  ${formatBytes(f.size)}  sha256:${f.sha256}`);
         out.push('', `total ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files`);
+        if (i.bases?.length) {
+          const extBytes = extBlobs.reduce((n, b) => n + b.size, 0) + extFiles.reduce((n, f) => n + f.size, 0);
+          out.push('', `a delta: ${extBlobs.length} blobs and ${extFiles.length} files (${formatBytes(extBytes)}) are external (held by a base, not in the tar)`, `bases (${i.bases.length})`);
+          for (const b of i.bases) out.push(`  ${b.kind}  ${b.name}${b.version ? ` ${b.version}` : ''}  sha256:${b.sha256}`);
+        }
         // Every line is one line: what bundle.json says (it may not even be signed)
         // cannot add lines, move the cursor or recolour the terminal.
         process.stdout.write(out.map(printable).join('\n') + '\n');

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { printable } from '../util/printable.js';
 import { BundleError, BundleReader } from '../bundle/reader.js';
 import { LIMITS_HELP, limitsFromEnv } from '../serve/limits.js';
 import { serve } from '../serve/server.js';
@@ -38,6 +39,12 @@ export function registerServe(program: Command, run: RunAction): void {
         } catch (err) {
           if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
           throw err;
+        }
+        if (reader.index.bases?.length) {
+          // A delta leaves what its bases hold out of the tar: serving it alone would offer images it cannot complete.
+          const bases = reader.index.bases.map((b) => `${b.kind} ${b.name} ${b.version}`).join(', ');
+          await reader.close();
+          throw failure(printable(`${bundle} is a delta: what ${bases} holds is not in it, and serve --base (serving it with its bases) is not available yet; unpack it into the registry and file server that hold its bases, or serve a full bundle`));
         }
         const log = (line: string) => process.stderr.write(`${line}\n`);
         let serving;

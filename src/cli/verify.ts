@@ -35,9 +35,16 @@ export function registerVerify(program: Command, run: RunAction): void {
             progress.finish();
           }
           const i = reader.index;
-          const report = { ok: true, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, bytes: total };
+          const external = i.blobs.filter((b) => b.external).length + i.files.filter((f) => f.external).length;
+          const bases = (i.bases ?? []).map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 }));
+          const report = { ok: true, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, external, bases, bytes: total };
           if (opts.json) process.stdout.write(jsonText(report));
-          else process.stdout.write(`OK ${printable(bundle)}: signature valid (${printable(i.signer.fingerprint)}); ${i.images.length} images and artifacts, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified\n`);
+          else {
+            const ext = i.bases?.length
+              ? `; a delta: ${external} entries external (held by ${i.bases.map((b) => `${b.kind} ${b.name} ${b.version}`).join(', ')}; not in the tar, unpack checks them at the target)`
+              : '';
+            process.stdout.write(printable(`OK ${bundle}: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified${ext}`) + '\n');
+          }
         } catch (err) {
           if (err instanceof BundleError || err instanceof KeyError) {
             // BundleError messages already escape what came from the bundle; printable() is idempotent.

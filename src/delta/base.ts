@@ -6,6 +6,7 @@
 // reader's own bundle.json checks, a receipt through the receipt's.
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { readGraph } from '../bundle/graph.js';
 import { BundleError, BundleReader, MAX_BUNDLE_JSON, parseIndex } from '../bundle/reader.js';
 import type { BundleIndex } from '../bundle/format.js';
 import type { Layout } from '../bundle/targets.js';
@@ -52,6 +53,8 @@ export interface Base {
   images: BaseImage[];
   blobs: BaseBlob[];
   files: BaseFile[];
+  /** Bundle tars only: for each blob (manifests included), the ref of the first image (bundle.json order) whose graph holds it. */
+  imageOf?: Map<string, string>;
 }
 
 /** A file that is none of the three, or fails its checks. */
@@ -124,9 +127,29 @@ async function fromTar(file: string): Promise<Base> {
     if (err instanceof BundleError) throw new BaseError(`${printable(file)} (read as a bundle tar, as it is not JSON): ${err.message}`);
     throw err;
   }
-  await reader.close();
+  // Which image held each blob: the manifests are read from the tar (headers walked, manifests re-hashed), so a delta
+  // unpack can find a blob where this unpack's layout puts that image. A graph that cannot be read leaves its blobs unplaced.
+  const imageOf = new Map<string, string>();
+  try {
+    await reader.scan();
+    for (const image of reader.index.images) {
+      let g;
+      try {
+        g = await readGraph(reader, image);
+      } catch (err) {
+        if (err instanceof BundleError) continue;
+        throw err;
+      }
+      for (const d of [...g.manifests.map((m) => m.digest), ...g.externalManifests.map((m) => m.digest), ...g.blobs]) if (!imageOf.has(d)) imageOf.set(d, image.ref);
+    }
+  } catch (err) {
+    if (err instanceof BundleError) throw new BaseError(`${printable(file)} (read as a bundle tar, as it is not JSON): ${err.message}`);
+    throw err;
+  } finally {
+    await reader.close();
+  }
   const base = fromIndex(file, 'tar', reader.index, createHash('sha256').update(reader.bundleJson).digest('hex'));
-  return { ...base, signed: reader.signed };
+  return { ...base, signed: reader.signed, imageOf };
 }
 
 function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sha256: string): Base {

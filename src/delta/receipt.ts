@@ -100,11 +100,20 @@ export interface HeldImage {
  * The receipt for a bundle whose images (`held`, in bundle.json order, one per
  * image) and files are all at the target.
  */
-export function makeReceipt(input: { bundleJson: Buffer; index: BundleIndex; registry: TargetRegistry; layout: Layout; held: readonly HeldImage[] }): Receipt {
+export function makeReceipt(input: {
+  bundleJson: Buffer;
+  index: BundleIndex;
+  registry: TargetRegistry;
+  layout: Layout;
+  held: readonly HeldImage[];
+  /** A delta: external blobs no held image reaches (below external manifests), where their base put them. */
+  elsewhere?: ReadonlyMap<string, string>;
+}): Receipt {
   const { index, registry, held } = input;
   if (held.length !== index.images.length) throw new Error(`receipt: ${held.length} images held, bundle.json lists ${index.images.length}`);
   const repositoryOf = new Map<string, string>();
   for (const h of held) for (const d of [...h.manifests, ...h.blobs]) if (!repositoryOf.has(d)) repositoryOf.set(d, h.target.repository);
+  for (const [d, repo] of input.elsewhere ?? []) if (!repositoryOf.has(d)) repositoryOf.set(d, repo);
   const blobs: ReceiptBlob[] = [];
   for (const b of index.blobs) {
     const repository = repositoryOf.get(b.digest);

@@ -71,6 +71,8 @@ export interface Graph {
   readonly byDigest: ReadonlyMap<string, GraphNode>;
   /** Configs and layers, each once, in the order first met. */
   readonly blobs: Descriptor[];
+  /** Index children `skip` said not to load (a delta's external manifests), each once. */
+  readonly skipped: Descriptor[];
 }
 
 export interface GraphContext {
@@ -83,6 +85,8 @@ export interface GraphContext {
 export interface WalkOptions extends GraphContext {
   /** The bytes of the manifest `d` names, checked against its digest (the walker checks the size). */
   load(d: Descriptor): Promise<Buffer>;
+  /** True for a child manifest not to load or walk (a delta's external manifest: the target holds it and what it lists). */
+  skip?(d: Descriptor): boolean;
 }
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
@@ -162,6 +166,7 @@ export async function walkGraph(root: { digest: string; bytes: Buffer; mediaType
   const manifests: GraphNode[] = [];
   const pushOrder: GraphNode[] = [];
   const blobs = new Map<string, Descriptor>();
+  const skipped = new Map<string, Descriptor>();
 
   const visit = async (digest: string, bytes: Buffer, declared: string | undefined, depth: number): Promise<number> => {
     const m = parseManifest(bytes, digest, declared, ctx);
@@ -172,6 +177,10 @@ export async function walkGraph(root: { digest: string; bytes: Buffer; mediaType
     if (m.kind === 'index' && m.children.length > 0) {
       if (depth >= MAX_DEPTH) fail(`index ${digest}, ${depth} levels below the root, lists further manifests; airlock follows manifests at most ${MAX_DEPTH} levels below the root`);
       for (const c of m.children) {
+        if (opts.skip?.(c)) {
+          if (!skipped.has(c.digest)) skipped.set(c.digest, c);
+          continue;
+        }
         if (known.has(c.digest)) continue;
         if (known.size >= MAX_MANIFESTS) fail(`index ${digest} takes the graph past ${MAX_MANIFESTS} manifests, more than airlock follows`);
         known.add(c.digest);
@@ -180,6 +189,7 @@ export async function walkGraph(root: { digest: string; bytes: Buffer; mediaType
         pending.set(c.digest, p);
       }
       for (const c of m.children) {
+        if (skipped.has(c.digest)) continue;
         if (onPath.has(c.digest)) fail(`index ${digest} lists ${c.digest}, which contains it: the graph has a cycle`);
         let seen = done.get(c.digest);
         if (!seen) {
@@ -209,5 +219,5 @@ export async function walkGraph(root: { digest: string; bytes: Buffer; mediaType
   await visit(root.digest, root.bytes, root.mediaType, 0);
   const rootNode = done.get(root.digest)?.node;
   if (!rootNode) throw new Error('graph walk: the root was not recorded');
-  return { root: rootNode, manifests, pushOrder, byDigest: new Map([...done].map(([d, v]) => [d, v.node])), blobs: [...blobs.values()] };
+  return { root: rootNode, manifests, pushOrder, byDigest: new Map([...done].map(([d, v]) => [d, v.node])), blobs: [...blobs.values()], skipped: [...skipped.values()] };
 }

@@ -1,0 +1,327 @@
+// Deltas (SPEC §6) against real registries: v1 is built and unpacked with a
+// receipt; upstream changes (x:1 gets a new layer on the same base, z:1 is
+// added on that base, y:1 is unchanged, the file is unchanged); a delta is
+// built against the receipt and one against the v1 bundle. Each carries
+// exactly the blobs v1 does not hold, verifies, and unpacks into the target
+// that holds v1 (mounting the shared base layer into the new repository);
+// into an empty target it stops before pushing anything, naming what is
+// missing and which base held it.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { runAirlock } from './support/cli.js';
+import { startFileServer, type TestFileServer } from './support/fileserver.js';
+import { makeTempDir } from './support/proc.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+import { ACCEPT_ALL_MANIFESTS, makeLayer, pseudoRandomBytes, Seeder, type PushedImage } from './support/seed.js';
+import { flip, rewrite } from './support/tamper.js';
+import { entry, readTar } from './support/tarball.js';
+
+interface BundleJson {
+  images: Array<{ ref: string; digest: string }>;
+  blobs: Array<{ digest: string; size: number; external?: true; from?: { base: number; repository?: string; image?: string } }>;
+  files: Array<{ path: string; sha256: string; size: number; external?: true }>;
+  bases?: Array<{ kind: string; name: string; version: string; sha256: string }>;
+}
+
+const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const agent = new Agent();
+
+let upstream: TestRegistry;
+let web: TestFileServer;
+let seeder: Seeder;
+let work: string;
+let key: string;
+let pub: string;
+let v1: string;
+let v1Index: BundleJson;
+let x2: PushedImage;
+let y1: PushedImage;
+let z: PushedImage;
+let baseLayer: Buffer;
+let extraLayer: Buffer;
+let zLayer: Buffer;
+let fileA: Buffer;
+/** The target that holds v1 (unpacked with --receipt), and its file folder. */
+let target: TestRegistry;
+let files: string;
+let receipt: string;
+let deltaR: string;
+let deltaB: string;
+const ref = (repo: string) => `${upstream.host}/${repo}:1`;
+
+function manifest(images: string[]): string {
+  return `apiVersion: airlock/v1
+kind: Bundle
+metadata:
+  name: delta-test
+  version: "VERSION"
+spec:
+  images:
+${images.map((i) => `    - ${i}\n`).join('')}  files:
+    - url: ${web.url}/tools/tool.bin
+      path: tools/tool.bin
+      sha256: ${hex(fileA)}
+`;
+}
+
+async function build(name: string, version: string, images: string[], bases: string[] = []): Promise<{ file: string; stdout: string; stderr: string }> {
+  const m = path.join(work, `${name}.yaml`);
+  await writeFile(m, manifest(images).replace('VERSION', version));
+  const file = path.join(work, `${name}.tar`);
+  const r = await runAirlock(['build', m, '-o', file, '--key', key, '--cache', path.join(work, `cache-${name}`), ...bases.flatMap((b) => ['--base', b])], undefined, {
+    env: { ...process.env, SOURCE_DATE_EPOCH: '1767225600' },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  return { file, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function indexOf(file: string): Promise<BundleJson> {
+  return JSON.parse(entry(await readTar(file), 'bundle.json').data.toString('utf8')) as BundleJson;
+}
+
+async function headTag(reg: TestRegistry, repo: string, tag: string): Promise<string | undefined> {
+  const res = await request(`${reg.url}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: ACCEPT_ALL_MANIFESTS }, dispatcher: agent });
+  await res.body.dump();
+  return res.statusCode === 200 ? (res.headers['docker-content-digest'] as string) : undefined;
+}
+
+async function catalog(reg: TestRegistry): Promise<string[]> {
+  const res = await request(`${reg.url}/v2/_catalog`, { dispatcher: agent });
+  return (JSON.parse(Buffer.from(await res.body.arrayBuffer()).toString('utf8')) as { repositories: string[] }).repositories;
+}
+
+/** A target holding v1: unpacked from the v1 bundle (with a receipt when asked). */
+async function targetWithV1(receiptFile?: string): Promise<{ reg: TestRegistry; dir: string }> {
+  const reg = await startRegistry();
+  const dir = await makeTempDir('airlock-delta-files-');
+  const u = await runAirlock(['unpack', v1, '--pub', pub, '--registry', reg.host, '--files-dir', dir, ...(receiptFile ? ['--receipt', receiptFile] : [])]);
+  assert.equal(u.code, 0, u.stderr);
+  return { reg, dir };
+}
+
+before(async () => {
+  upstream = await startRegistry();
+  web = await startFileServer();
+  seeder = new Seeder({ url: upstream.url });
+  work = await makeTempDir('airlock-delta-');
+  assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k')])).code, 0);
+  key = path.join(work, 'k.key');
+  pub = path.join(work, 'k.pub');
+  await mkdir(path.join(web.root, 'tools'));
+  fileA = pseudoRandomBytes('tool-a', 20_000);
+  await writeFile(path.join(web.root, 'tools/tool.bin'), fileA);
+
+  // v1: x:1 (a base layer), y:1, and a file.
+  baseLayer = await makeLayer('x-base', 60_000);
+  await seeder.pushImage('team/x', '1', { layers: [baseLayer], format: 'oci' });
+  y1 = await seeder.pushImage('team/y', '1', { layers: [await makeLayer('y', 30_000)], format: 'docker' });
+  v1 = (await build('v1', '1', [ref('team/x'), ref('team/y')])).file;
+  v1Index = await indexOf(v1);
+  receipt = path.join(work, 'receipt-v1.json');
+  ({ reg: target, dir: files } = await targetWithV1(receipt));
+
+  // v2 upstream: x:1 gets a layer on the same base, z:1 is new on that base, y:1 and the file are unchanged.
+  extraLayer = await makeLayer('x-extra', 25_000);
+  x2 = await seeder.pushImage('team/x', '1', { layers: [baseLayer, extraLayer], format: 'oci' });
+  zLayer = await makeLayer('z', 35_000);
+  z = await seeder.pushImage('team/z', '1', { layers: [baseLayer, zLayer], format: 'oci' });
+  const images = [ref('team/x'), ref('team/y'), ref('team/z')];
+  deltaR = (await build('delta-r', '2', images, [receipt])).file;
+  deltaB = (await build('delta-b', '2', images, [v1])).file;
+});
+after(async () => {
+  await seeder?.close();
+  await agent.close();
+  await target?.stop();
+  await upstream?.stop();
+  await web?.stop();
+});
+
+describe('build --base', () => {
+  for (const [name, file, kind] of [
+    ['a receipt', () => deltaR, 'receipt'],
+    ['the v1 bundle', () => deltaB, 'bundle'],
+  ] as const) {
+    it(`against ${name}: the tar holds exactly the blobs v1 does not; bundle.json lists all, the rest external, with the base`, async () => {
+      const es = await readTar(file());
+      const idx = JSON.parse(entry(es, 'bundle.json').data.toString('utf8')) as BundleJson;
+      const inV1 = new Set(v1Index.blobs.map((b) => b.digest));
+      const fresh = idx.blobs.filter((b) => !inV1.has(b.digest)).map((b) => `blobs/sha256/${b.digest.slice(7)}`);
+      assert.deepEqual(
+        es.map((e) => e.name).filter((n) => !['bundle.json', 'bundle.json.sig', 'oci-layout', 'index.json'].includes(n)),
+        fresh,
+        'in bundle.json (tar) order, no files (the file is unchanged)',
+      );
+      // x2: manifest, config, the new layer; z: manifest, config, its layer.
+      assert.equal(fresh.length, 6);
+      for (const l of [extraLayer, zLayer]) assert.ok(fresh.includes(`blobs/sha256/${hex(l)}`));
+      assert.ok(!fresh.includes(`blobs/sha256/${hex(baseLayer)}`), 'the shared base layer is not carried');
+      for (const b of idx.blobs) assert.equal(b.external === true, inV1.has(b.digest), b.digest);
+      assert.deepEqual(idx.files.map((f) => f.external), [true]);
+      assert.deepEqual(idx.images.map((i) => [i.ref, i.digest]), [
+        [ref('team/x'), x2.digest],
+        [ref('team/y'), y1.digest],
+        [ref('team/z'), z.digest],
+      ]);
+      const base = kind === 'receipt' ? await readFile(receipt) : entry(await readTar(v1), 'bundle.json').data;
+      assert.deepEqual(idx.bases, [{ kind, name: 'delta-test', version: '1', sha256: hex(base) }]);
+      const fromBase = idx.blobs.find((b) => b.digest === `sha256:${hex(baseLayer)}`)?.from;
+      assert.deepEqual(fromBase, kind === 'receipt' ? { base: 0, repository: 'team/x' } : { base: 0, image: ref('team/x') });
+    });
+  }
+
+  it('is reproducible with SOURCE_DATE_EPOCH, and the summary says what was left out', async () => {
+    const again = await build('delta-r2', '2', [ref('team/x'), ref('team/y'), ref('team/z')], [receipt]);
+    assert.equal(hex(await readFile(again.file)), hex(await readFile(deltaR)));
+    assert.match(again.stdout, /delta: 4 blobs and 1 files \(.*\) are held by the bases/);
+  });
+
+  it('a bare bundle.json base cannot have its signature checked: accepted with a warning', async () => {
+    const bj = path.join(work, 'v1-bundle.json');
+    await writeFile(bj, entry(await readTar(v1), 'bundle.json').data);
+    const r = await build('delta-j', '2', [ref('team/y')], [bj]);
+    assert.match(r.stderr, /v1-bundle\.json \(delta-test 1\): a bare bundle\.json, whose signature cannot be checked here; used as it is/);
+    // y is unchanged: everything is external, the tar holds bundle.json, its signature and the layout only.
+    assert.deepEqual((await readTar(r.file)).map((e) => e.name), ['bundle.json', 'bundle.json.sig', 'oci-layout', 'index.json']);
+  });
+
+  it('a hostile base is refused before anything is fetched', async () => {
+    const bad = path.join(work, 'bad-receipt.json');
+    const rec = JSON.parse(await readFile(receipt, 'utf8')) as { blobs: Array<{ digest: string }> };
+    rec.blobs[0]!.digest = 'sha256:nothex';
+    await writeFile(bad, JSON.stringify(rec));
+    const m = path.join(work, 'bad.yaml');
+    await writeFile(m, manifest([ref('team/y')]).replace('VERSION', '2'));
+    const r = await runAirlock(['build', m, '-o', path.join(work, 'bad.tar'), '--key', key, '--base', bad]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad-receipt\.json/);
+  });
+});
+
+describe('verify and inspect of a delta', () => {
+  it('verify passes and reports the external count (text and --json)', async () => {
+    const j = await runAirlock(['verify', deltaR, '--pub', pub, '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    const report = JSON.parse(j.stdout) as { ok: boolean; external: number; bases: unknown[] };
+    assert.equal(report.ok, true);
+    assert.equal(report.external, 5, 'x base layer, y manifest, config and layer, the file');
+    assert.equal(report.bases.length, 1);
+    const t = await runAirlock(['verify', deltaB, '--pub', pub]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /a delta: 5 entries external \(held by bundle delta-test 1;/);
+  });
+
+  it('inspect shows the bases and counts external', async () => {
+    const r = await runAirlock(['inspect', deltaR]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /a delta: 4 blobs and 1 files \(.*\) are external/);
+    assert.match(r.stdout, /^bases \(1\)\n {2}receipt {2}delta-test 1 {2}sha256:[a-f0-9]{64}$/m);
+  });
+});
+
+describe('serve of a delta', () => {
+  it('refuses to start: serve --base is not available yet', async () => {
+    const r = await runAirlock(['serve', deltaR, '--pub', pub, '--listen', '127.0.0.1:0', '--files-listen', '127.0.0.1:0']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /delta-r\.tar is a delta: what receipt delta-test 1 holds is not in it, and serve --base .* is not available yet/);
+  });
+});
+
+describe('unpack of a delta', () => {
+  async function assertV2(reg: TestRegistry): Promise<void> {
+    assert.equal(await headTag(reg, 'team/x', '1'), x2.digest);
+    assert.equal(await headTag(reg, 'team/y', '1'), y1.digest);
+    assert.equal(await headTag(reg, 'team/z', '1'), z.digest);
+  }
+
+  it('against the receipt, into the target that holds v1: every v2 image with its upstream digest, the base layer mounted; the receipt lists external items too', async () => {
+    const rec2 = path.join(work, 'receipt-v2.json');
+    const u = await runAirlock(['unpack', deltaR, '--pub', pub, '--registry', target.host, '--files-dir', files, '--receipt', rec2, '--json']);
+    assert.equal(u.code, 0, u.stderr);
+    const report = JSON.parse(u.stdout) as { blobsMounted: number };
+    assert.equal(report.blobsMounted, 1, 'the base layer, into team/z from team/x');
+    await assertV2(target);
+    const r = JSON.parse(await readFile(rec2, 'utf8')) as { blobs: Array<{ digest: string; repository: string }>; files: unknown[] };
+    const idx = await indexOf(deltaR);
+    assert.deepEqual(r.blobs.map((b) => b.digest).sort(), idx.blobs.map((b) => b.digest).sort(), 'every blob of v2, external ones included');
+    assert.equal(r.files.length, 1);
+    // The new receipt is enough for the next delta: against it, nothing new is carried.
+    const next = await build('delta-next', '3', [ref('team/x'), ref('team/y'), ref('team/z')], [rec2]);
+    assert.equal((await readTar(next.file)).length, 4);
+  });
+
+  it('against the v1 bundle, into another target that holds v1: every v2 image with its upstream digest', async () => {
+    const t = await targetWithV1();
+    try {
+      const u = await runAirlock(['unpack', deltaB, '--pub', pub, '--registry', t.reg.host, '--files-dir', t.dir]);
+      assert.equal(u.code, 0, u.stderr);
+      await assertV2(t.reg);
+    } finally {
+      await t.reg.stop();
+    }
+  });
+
+  it('into an empty target: exit 1 naming each missing item and its base, nothing pushed', async () => {
+    const empty = await startRegistry();
+    try {
+      const dir = await makeTempDir('airlock-delta-empty-');
+      for (const [file, base] of [
+        [deltaR, 'receipt delta-test 1'],
+        [deltaB, 'bundle delta-test 1'],
+      ] as const) {
+        const u = await runAirlock(['unpack', file, '--pub', pub, '--registry', empty.host, '--files-dir', dir]);
+        assert.equal(u.code, 1, u.stderr);
+        assert.match(u.stderr, /the target lacks 4 items this delta leaves to its bases; nothing was pushed/);
+        assert.ok(u.stderr.includes(`blob sha256:${hex(baseLayer)} of ${ref('team/x')}, in neither ${empty.host}/team/x; held by ${base}`), u.stderr);
+        assert.ok(u.stderr.includes(`manifest ${y1.digest} of ${ref('team/y')}, not in ${empty.host}/team/y; held by ${base}`), u.stderr);
+        assert.ok(u.stderr.includes(`file tools/tool.bin (sha256:${hex(fileA)}), not at`), u.stderr);
+        assert.deepEqual(await catalog(empty), []);
+        assert.deepEqual(await readdir(dir), []);
+      }
+    } finally {
+      await empty.stop();
+    }
+  });
+
+  it('a tampered delta is refused: external flag flipped, bases edited, an entry bundle.json marks external', async () => {
+    const tampered = path.join(work, 'tampered.tar');
+    const edits: Array<[string, (bj: BundleJson) => void]> = [
+      ['flip external', (bj) => void delete bj.blobs.find((b) => b.external)!.external],
+      ['edit bases', (bj) => void (bj.bases![0]!.version = '0')],
+    ];
+    for (const [what, edit] of edits) {
+      await rewrite(deltaR, tampered, (es) =>
+        es.map((e) => {
+          if (e.name !== 'bundle.json') return { name: e.name, data: e.data };
+          const bj = JSON.parse(e.data.toString('utf8')) as BundleJson;
+          edit(bj);
+          return { name: e.name, data: Buffer.from(JSON.stringify(bj, null, 2) + '\n') };
+        }),
+      );
+      const v = await runAirlock(['verify', tampered, '--pub', pub]);
+      assert.equal(v.code, 1, what);
+      assert.match(v.stderr, /signature of bundle\.json does not verify/, what);
+    }
+    // The base layer (external) carried anyway, after index.json: an entry bundle.json does not name.
+    const layer = { name: `blobs/sha256/${hex(baseLayer)}`, data: baseLayer };
+    await rewrite(deltaR, tampered, (es) => [...es.slice(0, 4).map((e) => ({ name: e.name, data: e.data })), layer, ...es.slice(4).map((e) => ({ name: e.name, data: e.data }))]);
+    const v = await runAirlock(['verify', tampered, '--pub', pub]);
+    assert.equal(v.code, 1);
+    assert.match(v.stderr, /entry "blobs\/sha256\/[a-f0-9]{64}" is not named in bundle\.json; expected/);
+    // A flipped byte in a carried layer, unpacked into the target: refused, nothing changes.
+    await rewrite(deltaR, tampered, (es) => es.map((e) => ({ name: e.name, data: e.name === `blobs/sha256/${hex(zLayer)}` ? flip(e.data) : e.data })));
+    const empty = await startRegistry();
+    try {
+      const u = await runAirlock(['unpack', tampered, '--pub', pub, '--registry', empty.host, '--files-dir', await makeTempDir('airlock-delta-t-')]);
+      assert.equal(u.code, 1);
+      assert.match(u.stderr, /is corrupt/);
+      assert.deepEqual(await catalog(empty), []);
+    } finally {
+      await empty.stop();
+    }
+  });
+});
