@@ -9,9 +9,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent, request } from 'undici';
+import { parseIndex } from '../src/bundle/reader.js';
 import { runAirlock } from './support/cli.js';
 import { startFileServer, type TestFileServer } from './support/fileserver.js';
 import { makeTempDir } from './support/proc.js';
@@ -322,6 +324,84 @@ describe('unpack of a delta', () => {
       assert.deepEqual(await catalog(empty), []);
     } finally {
       await empty.stop();
+    }
+  });
+});
+
+describe('delta bundle.json checks and downloads', () => {
+  it('parseIndex refuses a malformed external, from or bases', async () => {
+    const good = JSON.parse(entry(await readTar(deltaR), 'bundle.json').data.toString('utf8')) as BundleJson & Record<string, unknown>;
+    assert.ok(parseIndex(Buffer.from(JSON.stringify(good))));
+    const ext = () => good.blobs.findIndex((b) => b.external);
+    const cases: Array<[string, (bj: BundleJson & Record<string, unknown>) => void, RegExp]> = [
+      ['external false', (bj) => void ((bj.blobs[ext()] as Record<string, unknown>).external = false), /external is not true/],
+      ['external on a file is "yes"', (bj) => void ((bj.files[0] as Record<string, unknown>).external = 'yes'), /file tools\/tool\.bin: external is not true/],
+      ['no bases', (bj) => void delete bj.bases, /is external but bundle\.json lists no bases/],
+      ['empty bases', (bj) => void (bj.bases = []), /from\.base is not one of the 0 bases|lists no bases/],
+      ['bases not a list', (bj) => void ((bj as Record<string, unknown>).bases = {}), /bases is not a list/],
+      ['a base of unknown kind', (bj) => void (bj.bases![0]!.kind = 'tarball'), /base 0 has an unknown kind/],
+      ['a base without sha256', (bj) => void (bj.bases![0]!.sha256 = 'abc'), /base 0 has no sha256/],
+      ['a base with an unknown field', (bj) => void ((bj.bases![0] as Record<string, unknown>).url = 'x'), /base 0 has an unknown field "url"/],
+      ['from.base out of range', (bj) => void (bj.blobs[ext()]!.from!.base = 1), /from\.base is not one of the 1 bases/],
+      ['from.base negative', (bj) => void (bj.blobs[ext()]!.from!.base = -1), /from\.base is not one of the 1 bases/],
+      ['from.base not a number', (bj) => void ((bj.blobs[ext()]!.from as Record<string, unknown>).base = '0'), /from\.base is not one of the 1 bases/],
+      ['from on a blob in the tar', (bj) => void (bj.blobs.find((b) => !b.external)!.from = { base: 0 }), /has "from" but is not external/],
+      ['from.repository not a repository', (bj) => void (bj.blobs[ext()]!.from!.repository = '../etc'), /from\.repository is not a repository name/],
+      ['from.image not a reference', (bj) => void (bj.blobs[ext()]!.from!.image = 'Not A Ref'), /from\.image/],
+      ['from with an unknown field', (bj) => void ((bj.blobs[ext()]!.from as Record<string, unknown>).url = 'x'), /from has an unknown field "url"/],
+    ];
+    for (const [what, edit, why] of cases) {
+      const bj = structuredClone(good);
+      edit(bj);
+      assert.throws(() => parseIndex(Buffer.from(JSON.stringify(bj))), why, what);
+    }
+  });
+
+  it('blobs a base holds are not downloaded (the delta builds had their own empty caches)', () => {
+    for (const name of ['delta-r', 'delta-b']) {
+      const blobs = path.join(work, `cache-${name}`, 'blobs', 'sha256');
+      assert.equal(existsSync(path.join(blobs, hex(baseLayer))), false, `${name}: the base layer`);
+      assert.equal(existsSync(path.join(blobs, hex(zLayer))), true, `${name}: a new layer`);
+    }
+  });
+});
+
+describe('a delta of a multi-platform index: an external child manifest', () => {
+  it('the walk stops at the external child; unpack checks it at the target and pushes the new index over it', async () => {
+    const pa = await seeder.pushImage('team/m', undefined, { layers: [await makeLayer('m-amd64', 20_000)], format: 'oci', platform: { os: 'linux', architecture: 'amd64' } });
+    const pb = await seeder.pushImage('team/m', undefined, { layers: [await makeLayer('m-arm64', 20_000)], format: 'oci', platform: { os: 'linux', architecture: 'arm64' } });
+    await seeder.pushIndex('team/m', '1', [pa.descriptor, pb.descriptor], 'oci');
+    const m1 = (await build('m1', '1', [ref('team/m')])).file;
+    const reg = await startRegistry();
+    try {
+      const dir = await makeTempDir('airlock-delta-m-');
+      const rec = path.join(work, 'receipt-m1.json');
+      assert.equal((await runAirlock(['unpack', m1, '--pub', pub, '--registry', reg.host, '--files-dir', dir, '--receipt', rec])).code, 0);
+      // Upstream: arm64 rebuilt, amd64 unchanged.
+      const pc = await seeder.pushImage('team/m', undefined, { layers: [await makeLayer('m-arm64-2', 20_000)], format: 'oci', platform: { os: 'linux', architecture: 'arm64' } });
+      const i2 = await seeder.pushIndex('team/m', '1', [pa.descriptor, pc.descriptor], 'oci');
+      for (const base of [m1, rec]) {
+        const d = (await build(`m2-${path.basename(base)}`, '2', [ref('team/m')], [base])).file;
+        const idx = await indexOf(d);
+        assert.deepEqual(idx.blobs.filter((b) => b.external).map((b) => b.digest).sort(), [pa.digest, pa.configDescriptor.digest, pa.layerDescriptors[0]!.digest].sort());
+        assert.equal((await runAirlock(['verify', d, '--pub', pub])).code, 0);
+        const empty = await startRegistry();
+        try {
+          const u = await runAirlock(['unpack', d, '--pub', pub, '--registry', empty.host, '--files-dir', await makeTempDir('airlock-delta-m-e-')]);
+          assert.equal(u.code, 1);
+          assert.ok(u.stderr.includes(`manifest ${pa.digest} of ${ref('team/m')}, not in ${empty.host}/team/m; held by`), u.stderr);
+          assert.deepEqual(await catalog(empty), []);
+        } finally {
+          await empty.stop();
+        }
+        if (base === m1) {
+          const u = await runAirlock(['unpack', d, '--pub', pub, '--registry', reg.host, '--files-dir', dir]);
+          assert.equal(u.code, 0, u.stderr);
+          assert.equal(await headTag(reg, 'team/m', '1'), i2.digest);
+        }
+      }
+    } finally {
+      await reg.stop();
     }
   });
 });
