@@ -191,6 +191,23 @@ describe('build --base', () => {
     assert.deepEqual((await readTar(r.file)).map((e) => e.name), ['bundle.json', 'bundle.json.sig', 'oci-layout', 'index.json']);
   });
 
+  it('a base bundle signed with another key, or whose entries do not check out, is used with a warning saying so', async () => {
+    assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k2')])).code, 0);
+    const m = path.join(work, 'other.yaml');
+    await writeFile(m, manifest([ref('team/y')]).replace('VERSION', '2'));
+    const other = await runAirlock(['build', m, '-o', path.join(work, 'other.tar'), '--key', path.join(work, 'k2.key'), '--cache', path.join(work, 'cache-other'), '--base', v1]);
+    assert.equal(other.code, 0, other.stderr);
+    assert.match(other.stderr, /v1\.tar \(delta-test 1\): its signature cannot be checked with the public half of --key \(signed with another key, or changed\); used as it is/);
+
+    const cut = path.join(work, 'v1-cut.tar');
+    const bytes = await readFile(v1);
+    await writeFile(cut, bytes.subarray(0, bytes.length - 4096));
+    const r = await build('delta-cut', '2', [ref('team/y')], [cut]);
+    assert.match(r.stderr, /v1-cut\.tar \(delta-test 1\): cannot tell which of its images held each blob \(.*\); a delta's unpack looks for those blobs only in the repository/);
+    const idx = await indexOf(r.file);
+    assert.ok(idx.blobs.every((b) => b.external && b.from?.base === 0 && b.from.image === undefined));
+  });
+
   it('a hostile base is refused before anything is fetched', async () => {
     const bad = path.join(work, 'bad-receipt.json');
     const rec = JSON.parse(await readFile(receipt, 'utf8')) as { blobs: Array<{ digest: string }> };

@@ -85,10 +85,7 @@ export function registerBuild(program: Command, run: RunAction): void {
 
         const progress = createProgress('airlock build');
         const warn = (m: string) => progress.log(m);
-        for (const b of bases) {
-          const w = key && (await baseSignatureWarning(b, key));
-          if (w) warn(w);
-        }
+        for (const b of bases) for (const w of key ? await baseWarnings(b, key) : []) warn(w);
         const lookup = firstOf(flagCredentials(credentials, opts.authHost), dockerConfigCredentials({ warn }));
         let result: BuildResult;
         try {
@@ -131,21 +128,25 @@ export function registerBuild(program: Command, run: RunAction): void {
  * signature is checked with the build key's public half where it can be, and
  * the warning says when it cannot.
  */
-async function baseSignatureWarning(b: Base, key: KeyObject): Promise<string | undefined> {
-  if (b.kind !== 'bundle') return undefined;
+async function baseWarnings(b: Base, key: KeyObject): Promise<string[]> {
+  if (b.kind !== 'bundle') return [];
   const name = `--base ${printable(b.file)} (${printable(b.name)} ${printable(b.version)})`;
-  if (b.form === 'bundle.json') return `${name}: a bare bundle.json, whose signature cannot be checked here; used as it is`;
-  if (!b.signed) return `${name}: the bundle is not signed; used as it is`;
+  const out: string[] = [];
+  if (b.unplaced !== undefined) {
+    out.push(`${name}: cannot tell which of its images held each blob (${printable(b.unplaced)}); a delta's unpack looks for those blobs only in the repository of the image that needs them`);
+  }
+  if (b.form === 'bundle.json') return [...out, `${name}: a bare bundle.json, whose signature cannot be checked here; used as it is`];
+  if (!b.signed) return [...out, `${name}: the bundle is not signed; used as it is`];
   let reader: BundleReader | undefined;
   try {
     reader = await BundleReader.open(b.file, { pub: createPublicKey(key) });
-    return undefined;
   } catch (err) {
-    if (err instanceof BundleError) return `${name}: its signature cannot be checked with the public half of --key (signed with another key, or changed); used as it is`;
-    throw err;
+    if (!(err instanceof BundleError)) throw err;
+    out.push(`${name}: its signature cannot be checked with the public half of --key (signed with another key, or changed); used as it is`);
   } finally {
     await reader?.close();
   }
+  return out;
 }
 
 function withoutPrefix(text: string, prefix: string): string {

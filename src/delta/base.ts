@@ -55,6 +55,8 @@ export interface Base {
   files: BaseFile[];
   /** Bundle tars only: for each blob (manifests included), the ref of the first image (bundle.json order) whose graph holds it. */
   imageOf?: Map<string, string>;
+  /** Bundle tars only: why `imageOf` could not be worked out (the tar's entries or manifests did not check out). */
+  unplaced?: string;
 }
 
 /** A file that is none of the three, or fails its checks. */
@@ -128,28 +130,24 @@ async function fromTar(file: string): Promise<Base> {
     throw err;
   }
   // Which image held each blob: the manifests are read from the tar (headers walked, manifests re-hashed), so a delta
-  // unpack can find a blob where this unpack's layout puts that image. A graph that cannot be read leaves its blobs unplaced.
+  // unpack can find a blob where this unpack's layout puts that image. Only a hint: a tar whose entries cannot be
+  // walked (cut short, changed) still says what it holds through its bundle.json, and its blobs are left unplaced.
   const imageOf = new Map<string, string>();
+  let unplaced: string | undefined;
   try {
     await reader.scan();
     for (const image of reader.index.images) {
-      let g;
-      try {
-        g = await readGraph(reader, image);
-      } catch (err) {
-        if (err instanceof BundleError) continue;
-        throw err;
-      }
+      const g = await readGraph(reader, image);
       for (const d of [...g.manifests.map((m) => m.digest), ...g.externalManifests.map((m) => m.digest), ...g.blobs]) if (!imageOf.has(d)) imageOf.set(d, image.ref);
     }
   } catch (err) {
-    if (err instanceof BundleError) throw new BaseError(`${printable(file)} (read as a bundle tar, as it is not JSON): ${err.message}`);
-    throw err;
+    if (!(err instanceof BundleError)) throw err;
+    unplaced = err.message;
   } finally {
     await reader.close();
   }
   const base = fromIndex(file, 'tar', reader.index, createHash('sha256').update(reader.bundleJson).digest('hex'));
-  return { ...base, signed: reader.signed, imageOf };
+  return { ...base, signed: reader.signed, ...(unplaced === undefined ? { imageOf } : { unplaced }) };
 }
 
 function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sha256: string): Base {
