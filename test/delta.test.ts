@@ -374,11 +374,12 @@ describe('delta bundle.json checks and downloads', () => {
     }
   });
 
-  it('blobs a base holds are not downloaded (the delta builds had their own empty caches)', () => {
+  it('blobs a base holds, and files it holds whose sha256 the manifest gives, are not downloaded (the delta builds had their own empty caches)', () => {
     for (const name of ['delta-r', 'delta-b']) {
       const blobs = path.join(work, `cache-${name}`, 'blobs', 'sha256');
       assert.equal(existsSync(path.join(blobs, hex(baseLayer))), false, `${name}: the base layer`);
       assert.equal(existsSync(path.join(blobs, hex(zLayer))), true, `${name}: a new layer`);
+      assert.equal(existsSync(path.join(blobs, hex(fileA))), false, `${name}: the file (its sha256 is in the manifest)`);
     }
   });
 });

@@ -23,6 +23,8 @@ export interface FileContext {
   limit<T>(fn: () => Promise<T>): Promise<T>;
   readonly progress: Progress;
   readonly dryRun: boolean;
+  /** A delta: the size of the file a base holds at this path with this sha256 (it is not downloaded then). */
+  held?(path: string, sha256: string): number | undefined;
 }
 
 export async function pullFile(item: FileItem, ctx: FileContext): Promise<PulledFile> {
@@ -37,6 +39,8 @@ export async function pullFile(item: FileItem, ctx: FileContext): Promise<Pulled
 
   const cached = await lookup(ctx.store, item, expected);
   if (cached) return { sha256: cached.digest.slice('sha256:'.length), size: cached.size, checksum, downloaded: 0, cached: true };
+  const heldSize = expected?.algorithm === 'sha256' ? ctx.held?.(item.path, expected.hex) : undefined;
+  if (expected && heldSize !== undefined) return { sha256: expected.hex, size: heldSize, checksum, downloaded: 0, cached: false };
   if (ctx.dryRun) {
     const size = await ctx.limit(() => headSize(ctx.http, item.url));
     ctx.progress.addTotal(size ?? 0);
