@@ -423,3 +423,19 @@ describe('a delta of a multi-platform index: an external child manifest', () => 
     }
   });
 });
+
+describe('an external manifest its base put in another repository', () => {
+  it('is named as missing, with where it is, and nothing is pushed', async () => {
+    // team/w:1 is byte for byte team/y:1 (the seeder is deterministic): the receipt holds its manifest in team/y only.
+    const w = await seeder.pushImage('team/w', '1', { layers: [await makeLayer('y', 30_000)], format: 'docker' });
+    assert.equal(w.digest, y1.digest);
+    const d = (await build('delta-w', '2', [ref('team/w')], [receipt])).file;
+    const u = await runAirlock(['unpack', d, '--pub', pub, '--registry', target.host, '--files-dir', files]);
+    assert.equal(u.code, 1, u.stderr);
+    assert.ok(
+      u.stderr.includes(`manifest ${y1.digest} of ${ref('team/w')}, not in ${target.host}/team/w; held by receipt delta-test 1 (it is in ${target.host}/team/y, but an unpack does not copy manifests between repositories`),
+      u.stderr,
+    );
+    assert.ok(!(await catalog(target)).includes('team/w'));
+  });
+});

@@ -336,7 +336,14 @@ async function checkExternals(
         limit(async () => {
           const r = await client.resolve(repo, m.digest);
           if (r?.digest === m.digest) return;
-          missing.push(`manifest ${m.digest} of ${g.image.ref}, not in ${opts.registry.host}/${repo}; held by ${baseName(blobs.get(m.digest)?.from?.base)}`);
+          const b = blobs.get(m.digest);
+          const from = b?.from && fromRepository(b.from, opts);
+          // Manifests are not mounted: one its base put in another repository would need copying with all it lists.
+          const elsewhere = from !== undefined && from !== repo && (await client.resolve(from, m.digest))?.digest === m.digest;
+          missing.push(
+            `manifest ${m.digest} of ${g.image.ref}, not in ${opts.registry.host}/${repo}; held by ${baseName(b?.from?.base)}` +
+              (elsewhere ? ` (it is in ${opts.registry.host}/${from}, but an unpack does not copy manifests between repositories: build this image without that --base)` : ''),
+          );
         }),
       );
     }
