@@ -53,6 +53,7 @@ let files: string;
 let receipt: string;
 let deltaR: string;
 let deltaB: string;
+let receiptV2: string;
 const ref = (repo: string) => `${upstream.host}/${repo}:1`;
 
 function manifest(images: string[]): string {
@@ -134,6 +135,7 @@ before(async () => {
   const images = [ref('team/x'), ref('team/y'), ref('team/z')];
   deltaR = (await build('delta-r', '2', images, [receipt])).file;
   deltaB = (await build('delta-b', '2', images, [v1])).file;
+  receiptV2 = path.join(work, 'receipt-v2.json');
 });
 after(async () => {
   await seeder?.close();
@@ -258,7 +260,7 @@ describe('unpack of a delta', () => {
   }
 
   it('against the receipt, into the target that holds v1: every v2 image with its upstream digest, the base layer mounted; the receipt lists external items too', async () => {
-    const rec2 = path.join(work, 'receipt-v2.json');
+    const rec2 = receiptV2;
     const u = await runAirlock(['unpack', deltaR, '--pub', pub, '--registry', target.host, '--files-dir', files, '--receipt', rec2, '--json']);
     assert.equal(u.code, 0, u.stderr);
     const report = JSON.parse(u.stdout) as { blobsMounted: number };
@@ -271,6 +273,17 @@ describe('unpack of a delta', () => {
     // The new receipt is enough for the next delta: against it, nothing new is carried.
     const next = await build('delta-next', '3', [ref('team/x'), ref('team/y'), ref('team/z')], [rec2]);
     assert.equal((await readTar(next.file)).length, 4);
+  });
+
+  it('the receipt of a delta whose unchanged image is all external names that image\'s repository for what it lists, and reads back', async () => {
+    // z alone, against the v2 receipt: its manifest is external, and the base layer below it was recorded in team/x, not an image of this delta.
+    const d = (await build('delta-z', '3', [ref('team/z')], [receiptV2])).file;
+    const rec = path.join(work, 'receipt-z.json');
+    const u = await runAirlock(['unpack', d, '--pub', pub, '--registry', target.host, '--files-dir', files, '--receipt', rec]);
+    assert.equal(u.code, 0, u.stderr);
+    const r = JSON.parse(await readFile(rec, 'utf8')) as { blobs: Array<{ digest: string; repository: string }> };
+    assert.deepEqual(r.blobs.map((b) => [b.digest, b.repository]).sort(), [z.digest, z.configDescriptor.digest, ...z.layerDescriptors.map((l) => l.digest)].map((x) => [x, 'team/z']).sort());
+    assert.equal((await runAirlock(['diff', rec, deltaR])).code, 0, 'the receipt passes its own checks');
   });
 
   it('against the v1 bundle, into another target that holds v1: every v2 image with its upstream digest', async () => {

@@ -21,6 +21,7 @@ import { BLOBS_PREFIX, FILES_PREFIX, type BlobFrom, type BundleImage, type Bundl
 import type { FileTarget } from './files-target.js';
 import { readGraph, type ImageGraph } from './graph.js';
 import { BundleReader } from './reader.js';
+import { walkGraph } from '../oci/graph.js';
 import { parseReference } from '../oci/reference.js';
 import { printable } from '../util/printable.js';
 import { planTargets, targetRepository, TargetConflictError, type Layout, type TargetName, type TargetRegistry } from './targets.js';
@@ -276,18 +277,38 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
  */
 async function receiptFor(reader: BundleReader, opts: UnpackOptions, targets: readonly TargetName[], known: ReadonlyMap<string, ImageGraph>, scanned: boolean): Promise<Receipt> {
   if (!scanned) await reader.scan();
-  const held: HeldImage[] = [];
-  for (const [i, image] of reader.index.images.entries()) {
-    const g = known.get(image.ref) ?? (await readGraph(reader, image));
-    held.push({ target: targets[i]!, manifests: [...g.manifests, ...g.externalManifests].map((m) => m.digest), blobs: g.blobs });
-  }
-  // A delta's external blobs below external manifests are not walked: they are where their base put them.
+  const inIndex = new Set(reader.index.blobs.map((b) => b.digest));
+  const client = new RegistryClient(opts.registry.host, opts.http);
+  const limit = pLimit(opts.concurrency);
+  const held: HeldImage[] = await Promise.all(
+    reader.index.images.map(async (image, i) => {
+      const g = known.get(image.ref) ?? (await readGraph(reader, image));
+      const target = targets[i]!;
+      // A delta's external manifests are at the target (checked before pushing): what they list is read from there, so
+      // the receipt names this image's repository for it too.
+      const below = await Promise.all(g.externalManifests.map((m) => limit(() => belowAtTarget(client, target.repository, image.ref, m))));
+      return { target, manifests: [...g.manifests, ...g.externalManifests].map((m) => m.digest), blobs: [...g.blobs, ...below.flat().filter((d) => inIndex.has(d))] };
+    }),
+  );
+  // What still has no repository (a manifest the target would not serve again): where its base put it, when that is one of this bundle's repositories.
+  const repositories = new Set(targets.map((t) => t.repository));
   const elsewhere = new Map<string, string>();
   for (const b of reader.index.blobs) {
     const repo = b.from && fromRepository(b.from, opts);
-    if (b.external && repo !== undefined) elsewhere.set(b.digest, repo);
+    if (b.external && repo !== undefined && repositories.has(repo)) elsewhere.set(b.digest, repo);
   }
   return makeReceipt({ bundleJson: reader.bundleJson, index: reader.index, registry: opts.registry, layout: opts.layout, held, elsewhere });
+}
+
+/** Every manifest, config and layer below an external manifest, walked at the target (each manifest checked against its digest); none when that fails. */
+async function belowAtTarget(client: RegistryClient, repo: string, ref: string, m: { digest: string; mediaType: string }): Promise<string[]> {
+  try {
+    const root = await client.manifest(repo, m.digest);
+    const graph = await walkGraph({ digest: m.digest, bytes: root.bytes, mediaType: m.mediaType }, { ref, advice: 'left out of the receipt', load: async (d) => (await client.manifest(repo, d.digest)).bytes });
+    return [...graph.manifests.map((n) => n.digest), ...graph.blobs.map((d) => d.digest)];
+  } catch {
+    return [];
+  }
 }
 
 /** Where a base put an external blob at this target: the receipt's repository, or where this unpack's layout puts the base image that held it. */
