@@ -1,10 +1,10 @@
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { DirTarget, UrlTarget, type FileTarget } from '../bundle/files-target.js';
+import { DirTarget, UrlTarget, type FileTarget } from '../unpack/files-target.js';
 import { BundleError } from '../bundle/reader.js';
 import { parseTargetRegistry, TargetConflictError, type Layout } from '../bundle/targets.js';
-import { unpack, type UnpackResult } from '../bundle/unpack.js';
+import { unpack, type UnpackResult } from '../unpack/unpack.js';
 import { emitConfig } from '../emit/write.js';
 import { writeReceipt } from '../delta/receipt.js';
 import { createProgress, formatBytes } from '../progress/reporter.js';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { header, statusError, type Http, type HttpResponse } from '../http/client.js';
 import { describeNetworkError } from '../http/errors.js';
 import { withRetry } from '../http/retry.js';
-import { BundleError } from './tarread.js';
+import { BundleError } from '../bundle/tarread.js';
 import { withAtomic, writeAtomic } from '../fsx/atomic.js';
 import { isRegularFile, readRegular, resolveInside } from '../fsx/safe.js';
 

@@ -1,0 +1,55 @@
+// The receipt of an unpack (SPEC §6): what the target holds from this bundle
+// and its bases, worked out from the bundle's graphs (and, for a delta's
+// external manifests, from the target).
+import pLimit from 'p-limit';
+import { makeReceipt, type HeldImage, type Receipt } from '../delta/receipt.js';
+import { walkGraph } from '../oci/graph.js';
+import { RegistryClient } from '../registry/client.js';
+import { readGraph, type ImageGraph } from '../bundle/graph.js';
+import type { BundleReader } from '../bundle/reader.js';
+import type { TargetName } from '../bundle/targets.js';
+import { fromRepository } from './externals.js';
+import type { UnpackOptions } from './unpack.js';
+
+/**
+ * The receipt once every image and file is at the target: each image's
+ * manifests and blobs from the bundle (graphs already read are reused; the
+ * others are read from their verified, re-hashed manifest entries, after a
+ * walk over the tar's headers when the tar was not read yet).
+ */
+export async function receiptFor(reader: BundleReader, opts: UnpackOptions, targets: readonly TargetName[], known: ReadonlyMap<string, ImageGraph>, scanned: boolean): Promise<Receipt> {
+  if (!scanned) await reader.scan();
+  const inIndex = new Set(reader.index.blobs.map((b) => b.digest));
+  const client = new RegistryClient(opts.registry.host, opts.http);
+  const limit = pLimit(opts.concurrency);
+  const held: HeldImage[] = await Promise.all(
+    reader.index.images.map(async (image, i) => {
+      const g = known.get(image.ref) ?? (await readGraph(reader, image));
+      const target = targets[i]!;
+      // A delta's external manifests are at the target (checked before pushing): what they list is read from there, so
+      // the receipt names this image's repository for it too.
+      const below = await Promise.all(g.externalManifests.map((m) => limit(() => belowAtTarget(client, target.repository, image.ref, m))));
+      return { target, manifests: [...g.manifests, ...g.externalManifests].map((m) => m.digest), blobs: [...g.blobs, ...below.flat().filter((d) => inIndex.has(d))] };
+    }),
+  );
+  // What still has no repository (a manifest the target would not serve again): where its base put it, when that is one of this bundle's repositories.
+  const repositories = new Set(targets.map((t) => t.repository));
+  const elsewhere = new Map<string, string>();
+  for (const b of reader.index.blobs) {
+    const repo = b.from && fromRepository(b.from, opts);
+    if (b.external && repo !== undefined && repositories.has(repo)) elsewhere.set(b.digest, repo);
+  }
+  return makeReceipt({ bundleJson: reader.bundleJson, index: reader.index, registry: opts.registry, layout: opts.layout, held, elsewhere });
+}
+
+/** Every manifest, config and layer below an external manifest, walked at the target (each manifest checked against its digest); none when that fails. */
+async function belowAtTarget(client: RegistryClient, repo: string, ref: string, m: { digest: string; mediaType: string }): Promise<string[]> {
+  try {
+    const root = await client.manifest(repo, m.digest);
+    const graph = await walkGraph({ digest: m.digest, bytes: root.bytes, mediaType: m.mediaType }, { ref, advice: 'left out of the receipt', load: async (d) => (await client.manifest(repo, d.digest)).bytes });
+    return [...graph.manifests.map((n) => n.digest), ...graph.blobs.map((d) => d.digest)];
+  } catch {
+    return [];
+  }
+}
+

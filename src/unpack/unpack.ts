@@ -1,0 +1,198 @@
+// `airlock unpack`: from a signed bundle to the private registry and file
+// server, same digests as upstream, as a short sequence of named steps.
+//
+// The signature is checked first; then a quick look at the target decides
+// whether anything is missing at all (a rerun usually finds nothing to do and
+// reads no further). Otherwise one pass verifies every entry of the tar, and
+// only then does anything get pushed, concurrently, with positioned reads.
+// Manifests go after their blobs, children before parents, tags last; a tag
+// never points at anything that was not verified.
+import pLimit from 'p-limit';
+import type { KeyObject } from 'node:crypto';
+import type { Progress } from '../progress/reporter.js';
+import { RegistryClient } from '../registry/client.js';
+import type { Http } from '../http/client.js';
+import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
+import type { Receipt } from '../delta/receipt.js';
+import type { BundleImage, BundleIndex } from '../bundle/format.js';
+import { readGraph, type ImageGraph } from '../bundle/graph.js';
+import { BundleReader } from '../bundle/reader.js';
+import { planTargets, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
+import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from '../bundle/trivydb.js';
+import { checkExternals } from './externals.js';
+import type { FileTarget } from './files-target.js';
+import { checkHarborProjects } from './harbor.js';
+import { pushBlobs, pushManifests, putFiles, type BlobStats } from './push.js';
+import { receiptFor } from './receipt.js';
+
+export { MissingBaseError } from './externals.js';
+
+export interface UnpackOptions {
+  readonly bundle: string;
+  readonly pub: KeyObject;
+  readonly registry: TargetRegistry;
+  readonly layout: Layout;
+  readonly files: FileTarget;
+  /** The dispatcher, with the target's TLS settings and credentials scoped to it. */
+  readonly http: Http;
+  readonly concurrency: number;
+  readonly progress: Progress;
+  readonly chunkSize?: number;
+  /** Create missing Harbor projects (--create-projects). */
+  readonly createProjects?: boolean;
+  /** `--max-db-age`: warn when a Trivy DB in the bundle is older; undefined turns the check off. */
+  readonly maxDbAge?: MaxDbAge;
+  /** Work out the receipt (SPEC §6) of what the target holds once the unpack succeeded (--receipt). */
+  readonly receipt?: boolean;
+}
+
+export interface UnpackItem {
+  readonly kind: 'image' | 'artifact' | 'file';
+  readonly source: string;
+  /** Where it landed: registry/repo[:tag][@digest] or the file path. */
+  readonly target: string;
+  readonly digest: string;
+  readonly status: 'pushed' | 'present';
+}
+
+export interface UnpackResult {
+  readonly items: UnpackItem[];
+  readonly blobsPushed: number;
+  readonly blobsMounted: number;
+  readonly blobsPresent: number;
+  readonly bytesUploaded: number;
+  readonly filesWritten: number;
+  /**
+   * True when the quick check found everything in place and the tar was not read past bundle.json
+   * (with `receipt`, its headers and the manifests are read besides: small).
+   */
+  readonly upToDate: boolean;
+  readonly falcoIndex?: string;
+  readonly index: BundleReader['index'];
+  /** With `receipt: true`: what the target now holds from this bundle. */
+  readonly receipt?: Receipt;
+}
+
+export interface Graph extends ImageGraph {
+  readonly image: BundleImage;
+  readonly target: TargetName;
+}
+
+type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
+
+export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
+  const reader = await BundleReader.open(opts.bundle, { pub: opts.pub });
+  try {
+    return await run(reader, opts);
+  } finally {
+    await reader.close();
+  }
+}
+
+async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackResult> {
+  const { index } = reader;
+  const targets = planTargets(index.images, opts.registry, opts.layout);
+  await checkHarborProjects(targets, opts);
+  warnAboutStaleDbs(index, opts);
+  const client = new RegistryClient(opts.registry.host, opts.http);
+  const limit = pLimit(opts.concurrency);
+  const items = new Items(index, targets, opts);
+
+  const look = await quickLook(index, targets, client, opts, limit);
+  if (look.images.every(Boolean) && look.files.every(Boolean)) {
+    await writeFalcoIndex(index, opts);
+    items.allPresent();
+    // The receipt needs each image's manifests: the tar's headers are walked and the manifests read (small), nothing else.
+    const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(), false) : undefined;
+    return result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt);
+  }
+
+  await verifyEveryByte(reader, opts);
+  const graphs = await readMissingGraphs(reader, targets, look.images, items);
+  const mountFrom = await checkExternals(index, graphs, look.files, client, opts, limit);
+  const stats = await pushBlobs(graphs, reader, client, mountFrom, opts, limit);
+  await pushManifests(graphs, reader, client, limit, (g) => items.image(g.target, g.image, 'pushed'));
+  const filesWritten = await putFiles(index, look.files, reader, opts, limit, (i, status) => items.file(i, status));
+  await writeFalcoIndex(index, opts);
+  const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(graphs.map((g) => [g.image.ref, g])), true) : undefined;
+  return result(items, stats, filesWritten, false, index, opts, receipt);
+}
+
+function warnAboutStaleDbs(index: BundleIndex, opts: UnpackOptions): void {
+  const advice = 'Trivy in the air gap scans with this DB: build and carry a newer bundle';
+  for (const w of trivyDbWarnings(trivyDbReports(index.images, opts.maxDbAge), opts.maxDbAge, advice)) opts.progress.log(w);
+}
+
+/** Which images (by digest, and by tag) and files are at the target already. */
+async function quickLook(index: BundleIndex, targets: readonly TargetName[], client: RegistryClient, opts: UnpackOptions, limit: Limit): Promise<{ images: boolean[]; files: boolean[] }> {
+  const images = await Promise.all(
+    targets.map((t) =>
+      limit(async () => {
+        const byDigest = await client.resolve(t.repository, t.digest);
+        if (!byDigest || byDigest.digest !== t.digest) return false;
+        if (t.tag === undefined) return true;
+        return (await client.resolve(t.repository, t.tag))?.digest === t.digest;
+      }),
+    ),
+  );
+  const files = await Promise.all(index.files.map((f) => limit(() => opts.files.has(f.path, f.sha256, f.size))));
+  return { images, files };
+}
+
+/** One pass over the whole tar before anything is pushed. */
+async function verifyEveryByte(reader: BundleReader, opts: UnpackOptions): Promise<void> {
+  const total = reader.plan().reduce((n, e) => n + e.size, 0);
+  opts.progress.addTotal(total);
+  const t = opts.progress.transfer(`verifying ${opts.bundle}`, total);
+  try {
+    await reader.verify((n) => t.advance(n));
+  } finally {
+    t.done();
+  }
+}
+
+async function readMissingGraphs(reader: BundleReader, targets: readonly TargetName[], present: readonly boolean[], items: Items): Promise<Graph[]> {
+  const graphs: Graph[] = [];
+  for (const [i, image] of reader.index.images.entries()) {
+    if (present[i]) items.image(targets[i]!, image, 'present');
+    else graphs.push({ image, target: targets[i]!, ...(await readGraph(reader, image)) });
+  }
+  return graphs;
+}
+
+async function writeFalcoIndex(index: BundleIndex, opts: UnpackOptions): Promise<void> {
+  const entries = falcoIndexEntries(index, opts.registry, opts.layout);
+  if (entries.length) await opts.files.putBytes(FALCO_INDEX, falcoIndexYaml(entries));
+}
+
+const FALCO_INDEX = 'falco/index.yaml';
+
+/** The report's lines, one per image and file, as they settle. */
+class Items {
+  readonly list: UnpackItem[] = [];
+
+  constructor(
+    private readonly index: BundleIndex,
+    private readonly targets: readonly TargetName[],
+    private readonly opts: UnpackOptions,
+  ) {}
+
+  image(t: TargetName, img: BundleImage, status: UnpackItem['status']): void {
+    this.list.push({ kind: img.kind, source: img.ref, target: `${this.opts.registry.host}/${t.repository}${t.tag !== undefined ? `:${t.tag}` : ''}@${t.digest}`, digest: t.digest, status });
+  }
+
+  file(i: number, status: UnpackItem['status']): void {
+    const f = this.index.files[i]!;
+    this.list.push({ kind: 'file', source: f.source, target: `${this.opts.files.describe}/${f.path}`, digest: `sha256:${f.sha256}`, status });
+  }
+
+  allPresent(): void {
+    this.targets.forEach((t, i) => this.image(t, this.index.images[i]!, 'present'));
+    this.index.files.forEach((_f, i) => this.file(i, 'present'));
+  }
+}
+
+function result(items: Items, stats: BlobStats, filesWritten: number, upToDate: boolean, index: BundleIndex, opts: UnpackOptions, receipt: Receipt | undefined): UnpackResult {
+  const falco = falcoIndexEntries(index, opts.registry, opts.layout).length > 0;
+  return { items: items.list, ...stats, filesWritten, upToDate, index, ...(falco && { falcoIndex: FALCO_INDEX }), ...(receipt && { receipt }) };
+}
