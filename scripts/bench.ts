@@ -27,8 +27,13 @@ interface Timed {
   peakRssMB: number;
 }
 
-/** Runs a command, sampling the peak resident set (VmHWM) from /proc while it runs. */
-async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Timed> {
+interface Ran extends Timed {
+  code: number | null;
+  stderr: string;
+}
+
+/** Runs a command, sampling the peak resident set (VmHWM) from /proc while it runs; returns its exit code. */
+async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ran> {
   const start = process.hrtime.bigint();
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
@@ -45,8 +50,14 @@ async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): 
   const timer = setInterval(sample, 20);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearInterval(timer);
-  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${stderr}`);
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, peakRssMB: peak };
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, peakRssMB: peak, code, stderr };
+}
+
+/** As run, but a non-zero exit stops the bench. */
+async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Timed> {
+  const r = await run(cmd, args, env);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return { seconds: r.seconds, peakRssMB: r.peakRssMB };
 }
 
 async function seedImages(reg: TestRegistry): Promise<{ refs: string[]; bytes: number }> {
@@ -139,6 +150,67 @@ async function benchUnpack(refs: string[], dir: string): Promise<void> {
   }
 }
 
+/**
+ * The delta for one changed image: the full bundle unpacked into a fresh
+ * registry with --receipt, one image changed upstream (its top layer replaced
+ * by a new 3 MiB one on the same base, same tag), a delta built with --base
+ * RECEIPT and one with --base FULL_BUNDLE, each unpacked into a registry that
+ * holds the full bundle. The upstream tag is put back afterwards.
+ */
+async function benchDelta(reg: TestRegistry, dir: string, fullBuildSeconds: number): Promise<void> {
+  const bundle = path.join(dir, 'b.tar');
+  const pub = path.join(dir, 'k.pub');
+  const key = path.join(dir, 'k.key');
+  const receipt = path.join(dir, 'receipt.json');
+  const tR = await startRegistry();
+  const tB = await startRegistry();
+  const seeder = new Seeder({ url: reg.url });
+  const original = await seeder.getManifest('bench/app0', 'v1');
+  if (original.status !== 200) throw new Error(`GET bench/app0:v1: HTTP ${original.status}`);
+  try {
+    const unpackArgs = (b: string, t: TestRegistry, files: string, extra: string[] = []) => [AIRLOCK, 'unpack', b, '--pub', pub, '--registry', t.host, '--files-dir', files, ...extra];
+    const filesR = await makeTempDir('airlock-bench-files-');
+    const filesB = await makeTempDir('airlock-bench-files-');
+    const fullR = await timed(process.execPath, unpackArgs(bundle, tR, filesR, ['--receipt', receipt]));
+    const fullB = await timed(process.execPath, unpackArgs(bundle, tB, filesB));
+
+    // app0 rebuilt upstream: same base and first two layers, a new 3 MiB top layer, retagged v1.
+    const layers = [await makeLayer('base-a', 8 * MB), await makeLayer('img0-1', 2 * MB), await makeLayer('img0-2', 3 * MB), await makeLayer('img0-new', 3 * MB)];
+    await seeder.pushImage('bench/app0', 'v1', { layers, format: 'oci' });
+
+    const buildDelta = (out: string, base: string, cache: string) =>
+      timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', out, '--key', key, '--cache', cache, '--base', base]);
+    const dR = path.join(dir, 'delta-receipt.tar');
+    const dB = path.join(dir, 'delta-bundle.tar');
+    const buildR = await buildDelta(dR, receipt, path.join(dir, 'cache-delta-r'));
+    const buildB = await buildDelta(dB, bundle, path.join(dir, 'cache-delta-b'));
+    const unpackR = await run(process.execPath, unpackArgs(dR, tR, filesR));
+    const unpackB = await run(process.execPath, unpackArgs(dB, tB, filesB));
+
+    const mib = (f: string) => statSync(f).size / MB;
+    const row = (label: string, value: string) => console.log(`  ${label.padEnd(38)}${value}`);
+    const unpackRow = (label: string, u: Ran, full: Timed) =>
+      u.code === 0
+        ? row(label, `${u.seconds.toFixed(2)} s  ratio delta/full unpack = ${(u.seconds / full.seconds).toFixed(3)}`)
+        : row(label, `FAILED: exited ${u.code} after ${u.seconds.toFixed(2)} s\n${u.stderr.trimEnd().replace(/^/gm, '    ')}`);
+    console.log(`\ndelta for one changed image out of ${IMAGES} (its top layer replaced by a new 3 MiB one on the same base, same tag):`);
+    row('full bundle', `${mib(bundle).toFixed(2)} MiB`);
+    row('delta --base RECEIPT', `${mib(dR).toFixed(2)} MiB  (${((mib(dR) / mib(bundle)) * 100).toFixed(2)} % of the full bundle)`);
+    row('delta --base FULL_BUNDLE', `${mib(dB).toFixed(2)} MiB  (${((mib(dB) / mib(bundle)) * 100).toFixed(2)} % of the full bundle)`);
+    row('airlock build --base RECEIPT', `${buildR.seconds.toFixed(2)} s  (cold cache; ratio to the full cold build ${(buildR.seconds / fullBuildSeconds).toFixed(3)})`);
+    row('airlock build --base FULL_BUNDLE', `${buildB.seconds.toFixed(2)} s  (cold cache; ratio to the full cold build ${(buildB.seconds / fullBuildSeconds).toFixed(3)})`);
+    row('airlock unpack, full, --receipt R', `${fullR.seconds.toFixed(2)} s  (fresh registry)`);
+    unpackRow('airlock unpack, delta from R', unpackR, fullR);
+    row('airlock unpack, full', `${fullB.seconds.toFixed(2)} s  (another fresh registry)`);
+    unpackRow('airlock unpack, delta from the bundle', unpackB, fullB);
+  } finally {
+    await seeder.pushManifest('bench/app0', 'v1', original.body, original.headers['content-type'] ?? MediaTypes.ociManifest);
+    await seeder.close();
+    await tR.stop();
+    await tB.stop();
+  }
+}
+
 async function skopeoLoop(refs: string[], ociDir: string): Promise<number> {
   const start = process.hrtime.bigint();
   for (const [i, r] of refs.entries()) {
@@ -174,6 +246,7 @@ async function main(): Promise<void> {
     console.log(`  ratio build/skopeo = ${(build.seconds / skopeoSeconds).toFixed(2)} (target ≤ 0.5)`);
 
     await benchUnpack(refs, dir);
+    await benchDelta(reg, dir, build.seconds);
 
     // A registry across a network: every request answered 30 ms late (a proxy in front of the same registry).
     const proxy = await startFaultProxy(reg.url, { rules: [{ kind: 'delay', ms: 30, match: /./, times: Number.MAX_SAFE_INTEGER }] });
