@@ -1,7 +1,7 @@
 import { access, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { build, type BuildResult } from '../bundle/build.js';
+import { build, type BuildResult } from '../build/build.js';
 import { defaultCacheDir } from '../cache/store.js';
 import { loadManifest } from '../manifest/load.js';
 import { parseSetArgs } from '../manifest/vars.js';

@@ -1,0 +1,215 @@
+// `airlock build`: from a validated Plan to a signed bundle, as a short
+// sequence of named steps. Every item is pulled into the content store with
+// bounded concurrency (blobs shared by several images are fetched once),
+// failures are collected rather than stopping the others, and the bundle is
+// written only when all succeeded, in order, while layers still arrive.
+import type { KeyObject } from 'node:crypto';
+import pLimit from 'p-limit';
+import { ContentStore } from '../cache/store.js';
+import { pullFile, type PulledFile } from '../fetch/pull.js';
+import type { FileItem, ImageItem, ArtifactItem, Plan } from '../manifest/types.js';
+import type { Progress } from '../progress/reporter.js';
+import { RegistryClient } from '../registry/client.js';
+import { pullGraph, type PulledGraph } from '../registry/pull.js';
+import type { Http } from '../http/client.js';
+import type { CredentialLookup } from '../http/credentials.js';
+import type { RetryPolicy } from '../http/retry.js';
+import type { Base } from '../delta/base.js';
+import type { TrivyDbInfo } from '../bundle/format.js';
+import { trivyDbReports, trivyDbWarnings, type MaxDbAge, type TrivyDbReport } from '../bundle/trivydb.js';
+import { writeBundle } from '../bundle/writer.js';
+import { heldByBases } from './bases.js';
+import { composeIndex, externalOf, uniqueBlobs } from './compose.js';
+import { BlobFetcher, createHttp, hostSettings } from './fetch.js';
+import { errorText, reportFile, reportGraph } from './report.js';
+import { BUILD_DB_ADVICE, readDbInfo } from './trivy.js';
+
+export interface BuildOptions {
+  readonly plan: Plan;
+  readonly output?: string;
+  readonly key?: KeyObject;
+  readonly cacheDir: string;
+  readonly concurrency: number;
+  /** `--platform`: replaces every image's platform filter. */
+  readonly platforms?: string[];
+  /** Credentials per host (flags for --auth-host hosts, then docker config.json). */
+  readonly credentials?: CredentialLookup;
+  readonly dryRun?: boolean;
+  readonly progress: Progress;
+  /** Seconds since the epoch (SOURCE_DATE_EPOCH): fixes `created` and tar mtimes. */
+  readonly sourceDateEpoch?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly bodyTimeoutMs?: number;
+  /** Minimum rate per window (AIRLOCK_MIN_RATE bytes/s over AIRLOCK_STALL_TIMEOUT). */
+  readonly minBytesPerSecond?: number;
+  readonly warn?: (message: string) => void;
+  readonly tool: string;
+  /** `--max-db-age`: warn when a Trivy DB is older; undefined turns the check off. */
+  readonly maxDbAge?: MaxDbAge;
+  /** `--base`: a delta; what these hold is marked external and left out of the tar (SPEC §6). */
+  readonly bases?: readonly Base[];
+}
+
+export interface ItemReport {
+  readonly kind: 'image' | 'artifact' | 'file';
+  /** Reference for images and artifacts, landing path for files. */
+  readonly name: string;
+  readonly source?: string;
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly note?: string;
+  readonly digest?: string;
+  readonly upstreamDigest?: string;
+  readonly size?: number;
+  readonly platforms?: string[];
+}
+
+export interface BuildResult {
+  readonly items: ItemReport[];
+  readonly failed: ItemReport[];
+  /** Bytes fetched from the network by this run (blobs, manifests excluded, and files). */
+  readonly downloadedBytes: number;
+  /** Bytes of all blobs and files, counted once. */
+  readonly totalBytes: number;
+  readonly blobs: number;
+  /** A delta: blobs and files the bases hold, left out of the tar. */
+  readonly external?: { blobs: number; files: number; bytes: number };
+  readonly bundle?: { path: string; sha256: string; size: number };
+  /** The Trivy DBs' dates from their metadata.json (when a bundle is written). */
+  readonly trivyDbs?: TrivyDbReport[];
+}
+
+type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
+type GraphResult = { item: ImageItem | ArtifactItem; graph?: PulledGraph; error?: string };
+type FileResult = { item: FileItem; file?: PulledFile; error?: string };
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const { plan, progress } = opts;
+  const store = new ContentStore(opts.cacheDir);
+  await store.init();
+  const http = createHttp(opts, (host) => hostSettings(plan, host));
+  const limit = pLimit(opts.concurrency);
+  const held = heldByBases(opts.bases ?? []);
+  const fetcher = new BlobFetcher(store, http, progress, limit, held.blobs);
+  progress.itemsTotal(plan.items.length);
+
+  const graphs = await resolveImages(opts, store, http, fetcher, limit);
+  const files = await resolveFiles(opts, store, http, limit, held.fileSizes);
+  const blobs = uniqueBlobs(graphs.flatMap((r) => r.graph?.blobs ?? []));
+  const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + files.reduce((n, r) => n + (r.file?.size ?? 0), 0);
+
+  let written: Awaited<ReturnType<typeof writeBundle>> | undefined;
+  let writeError: unknown;
+  let trivyDbs: TrivyDbReport[] | undefined;
+  let external: BuildResult['external'];
+  if (graphs.every((r) => r.graph) && files.every((r) => r.file) && !opts.dryRun) {
+    if (!opts.output || !opts.key) throw new Error('build: output and key are required unless --dry-run');
+    // bundle.json comes first in the tar and carries the DBs' dates: the DB layers are read before writing starts.
+    const dbInfo = await readDbDates(graphs, store, fetcher, held.blobs);
+    const created = opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : new Date();
+    const index = composeIndex({
+      plan,
+      tool: opts.tool,
+      key: opts.key,
+      created,
+      graphs: graphs as Array<{ item: ImageItem | ArtifactItem; graph: PulledGraph }>,
+      files: files as Array<{ item: FileItem; file: PulledFile }>,
+      blobs,
+      dbInfo,
+      held,
+      ...(opts.bases && { bases: opts.bases }),
+    });
+    if (opts.bases?.length) external = externalOf(index);
+    trivyDbs = trivyDbReports(index.images, opts.maxDbAge);
+    for (const w of trivyDbWarnings(trivyDbs, opts.maxDbAge, BUILD_DB_ADVICE)) progress.log(w);
+    // Layers may still be arriving: the bundle is written in order while they do.
+    const inTar = totalBytes - (external?.bytes ?? 0);
+    progress.addTotal(inTar);
+    const t = progress.transfer(`writing ${opts.output}`, inTar);
+    try {
+      written = await writeBundle({ output: opts.output, store, index, key: opts.key, mtime: created, onBytes: (n) => t.advance(n), ready: (digest) => fetcher.pending(digest) ?? Promise.resolve() });
+    } catch (err) {
+      writeError = err;
+    } finally {
+      t.done();
+    }
+  }
+  const settled = await settleDownloads(graphs);
+  await http.close();
+
+  const reports: ItemReport[] = [...settled.map((r) => reportGraph(r.item, r.graph, r.error)), ...files.map((r) => reportFile(r.item, r.file, r.error))];
+  const failed = reports.filter((r) => !r.ok);
+  const base = { items: reports, failed, downloadedBytes: fetcher.downloaded + files.reduce((n, r) => n + (r.file?.downloaded ?? 0), 0), totalBytes, blobs: blobs.length, ...(external && { external }) };
+  if (writeError && failed.length === 0) throw writeError;
+  if (!written || failed.length > 0) return base;
+  return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size }, ...(trivyDbs && { trivyDbs }) };
+}
+
+/** Every image and artifact: its manifests resolved and walked; its blobs on their way into the cache. */
+async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit): Promise<GraphResult[]> {
+  const clients = new Map<string, RegistryClient>();
+  const clientFor = (host: string) => {
+    let c = clients.get(host);
+    if (!c) clients.set(host, (c = new RegistryClient(host, http)));
+    return c;
+  };
+  const refs = opts.plan.items.filter((i): i is ImageItem | ArtifactItem => i.kind !== 'file');
+  return Promise.all(
+    refs.map(async (item): Promise<GraphResult> => {
+      const platforms = item.kind === 'image' ? (opts.platforms ?? item.platforms) : undefined;
+      try {
+        const hooks = { limit, fetchBlob: (c: RegistryClient, repo: string, d: Parameters<BlobFetcher['fetch']>[2]) => fetcher.fetch(c, repo, d), dryRun: opts.dryRun === true };
+        const g = await pullGraph(clientFor(item.reference.registry), item.reference, store, hooks, platforms);
+        if (g.note) opts.progress.log(`${item.ref}: ${g.note}`);
+        return { item, graph: g };
+      } catch (err) {
+        return { item, error: errorText(err, item.ref) };
+      } finally {
+        opts.progress.itemDone();
+      }
+    }),
+  );
+}
+
+/** Every file, verified into the cache (or left to a base that holds it). */
+async function resolveFiles(opts: BuildOptions, store: ContentStore, http: Http, limit: Limit, heldSizes: ReadonlyMap<string, number>): Promise<FileResult[]> {
+  const files = opts.plan.items.filter((i): i is FileItem => i.kind === 'file');
+  return Promise.all(
+    files.map(async (item): Promise<FileResult> => {
+      try {
+        const f = await pullFile(item, { http, store, limit, progress: opts.progress, dryRun: opts.dryRun === true, held: (path, sha256) => heldSizes.get(`${path}\0${sha256}`) });
+        return { item, file: f };
+      } catch (err) {
+        return { item, error: errorText(err, item.url) };
+      } finally {
+        opts.progress.itemDone();
+      }
+    }),
+  );
+}
+
+async function readDbDates(graphs: readonly GraphResult[], store: ContentStore, fetcher: BlobFetcher, held: ReadonlyMap<string, unknown>): Promise<Map<string, TrivyDbInfo>> {
+  const dbInfo = new Map<string, TrivyDbInfo>();
+  await Promise.all(
+    graphs.map(async ({ item, graph }) => {
+      const info = graph && (await readDbInfo(item, graph, store, (d) => fetcher.pending(d), held));
+      if (info) dbInfo.set(item.ref, info);
+    }),
+  );
+  return dbInfo;
+}
+
+/** Every download has settled before anything is reported, so every failure is named. */
+async function settleDownloads(graphs: readonly GraphResult[]): Promise<GraphResult[]> {
+  return Promise.all(
+    graphs.map(async (r) => {
+      if (!r.graph) return r;
+      try {
+        await r.graph.downloads;
+        return r;
+      } catch (err) {
+        return { item: r.item, error: errorText(err, r.item.ref) };
+      }
+    }),
+  );
+}
