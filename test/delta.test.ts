@@ -331,6 +331,25 @@ describe('serve --base: a delta served with its bases', () => {
     assert.match(full.stderr, /v1\.tar is not a delta/);
   });
 
+  it('a delta of a delta: served with both bases; with the delta base alone, refuses naming what that base leaves to its own', async () => {
+    const d3 = (await build('delta-3', '3', [ref('team/x'), ref('team/y'), ref('team/z')], [deltaB])).file;
+    assert.equal((await readTar(d3)).length, 4, 'everything is external');
+    const alone = await runAirlock(serveArgs(d3, '--base', deltaB));
+    assert.equal(alone.code, 1);
+    assert.ok(alone.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes); bundle.json says bundle delta-test 2 holds it, which ${deltaB} (itself a delta) leaves to bundle delta-test 1; give that with --base too`), alone.stderr);
+    assert.match(alone.stderr, /file tools\/tool\.bin \(sha256:[a-f0-9]{64}, 20000 bytes\), which \S*delta-b\.tar \(itself a delta\) leaves to bundle delta-test 1/);
+    const s = await startServe(d3, pub, ['--base', deltaB, '--base', v1]);
+    try {
+      const m = await get(`${s.registry}/v2/team/z/manifests/1`, { accept: ACCEPT_ALL_MANIFESTS });
+      assert.equal(`sha256:${hex(m.body)}`, z.digest, 'from the delta base');
+      const b = await get(`${s.registry}/v2/team/z/blobs/sha256:${hex(baseLayer)}`);
+      assert.ok(b.body.equals(baseLayer), 'from its base');
+      assert.ok((await get(`${s.files}/tools/tool.bin`)).body.equals(fileA));
+    } finally {
+      await s.stop();
+    }
+  });
+
   it('a base signed with another key is refused, naming it', async () => {
     assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k3')])).code, 0);
     const resigned = path.join(work, 'v1-k3.tar');

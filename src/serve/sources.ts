@@ -2,7 +2,8 @@
 // its own; a delta (SPEC §6) leaves out what its bases hold, and `serve --base`
 // reads those from the base bundles. Every base is opened with the same strict
 // reader and key as the delta and matched to the delta's `bases` by the sha256
-// of its bundle.json; every external blob and file must be in one of them with
+// of its bundle.json (a base given may also be a base of a base given: a delta
+// of a delta); every external blob and file must be in one of them with
 // the same digest and size before anything is served. Each tar keeps its own
 // EntryGuard, so an entry from a base is hashed and watched exactly like one
 // from the delta.
@@ -45,18 +46,35 @@ export async function openBases(delta: BundleReader, files: readonly string[], p
   }
   const opened: BundleReader[] = [];
   try {
-    const given = new Map<string, string>();
+    const given = new Map<string, BundleReader>();
+    const shaOf = new Map<BundleReader, string>();
     for (const file of files) {
       const base = await openBase(file, pub);
       opened.push(base);
       const sha256 = createHash('sha256').update(base.bundleJson).digest('hex');
-      const which = `${printable(file)} (bundle ${printable(`${base.index.name} ${base.index.version}`)}, bundle.json sha256:${sha256})`;
-      if (!listed.some((b) => b.sha256 === sha256)) {
-        throw new BaseMismatchError(`--base ${which} is not a base of ${what}, which was built against ${listed.map((b) => `${describe(b)} (sha256:${b.sha256})`).join(', ')}`);
-      }
       const twice = given.get(sha256);
-      if (twice !== undefined) throw new BaseMismatchError(`--base ${which} is given twice (also as ${printable(twice)})`);
-      given.set(sha256, file);
+      if (twice !== undefined) throw new BaseMismatchError(`--base ${printable(file)} is given twice (also as ${printable(twice.path)})`);
+      given.set(sha256, base);
+      shaOf.set(base, sha256);
+    }
+    // The delta's bases, and (a delta of a delta) the bases of a base given: what the delta leaves out may be left out there too.
+    const allowed = new Set(listed.map((b) => b.sha256));
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [sha256, base] of given) {
+        if (!allowed.has(sha256)) continue;
+        for (const b of base.index.bases ?? []) {
+          if (allowed.has(b.sha256)) continue;
+          allowed.add(b.sha256);
+          grew = true;
+        }
+      }
+    }
+    for (const base of opened) {
+      const sha256 = shaOf.get(base) ?? '';
+      if (allowed.has(sha256)) continue;
+      const which = `${printable(base.path)} (bundle ${printable(`${base.index.name} ${base.index.version}`)}, bundle.json sha256:${sha256})`;
+      throw new BaseMismatchError(`--base ${which} is not a base of ${what}, which was built against ${listed.map((b) => `${describe(b)} (sha256:${b.sha256})`).join(', ')}`);
     }
     const missing = listed.filter((b) => !given.has(b.sha256));
     if (missing.length > 0) {
@@ -99,6 +117,13 @@ async function startsLikeJson(file: string): Promise<boolean> {
   }
 }
 
+/** ", which BASE (a delta itself) leaves to its own bases X; give X with --base too", for the first base that does. */
+function leftOut(bases: readonly BundleReader[], leaves: (r: BundleReader) => boolean): string {
+  const r = bases.find(leaves);
+  if (!r) return '';
+  return `, which ${r.path} (itself a delta) leaves to ${(r.index.bases ?? []).map(describe).join(', ')}; give that with --base too`;
+}
+
 /** Every entry the served bundle names, resolved to the tar that holds it. */
 export class EntrySources implements EntryReader {
   private constructor(
@@ -133,7 +158,7 @@ export class EntrySources implements EntryReader {
       const name = BLOBS_PREFIX + b.digest.slice(7);
       const base = bases.find((r) => r.has(name) && r.entry(name).size === b.size);
       if (base) external.set(name, at(base, name));
-      else missing.push(`blob ${b.digest} (${b.size} bytes)${heldBy(b.from?.base)}`);
+      else missing.push(`blob ${b.digest} (${b.size} bytes)${heldBy(b.from?.base)}${leftOut(bases, (r) => r.index.blobs.some((x) => x.external && x.digest === b.digest))}`);
     }
     for (const f of reader.index.files) {
       if (!f.external) continue;
@@ -141,7 +166,7 @@ export class EntrySources implements EntryReader {
       const candidates = bases.flatMap((r) => r.index.files.filter((g) => !g.external && g.sha256 === f.sha256 && g.size === f.size).map((g) => ({ r, path: g.path })));
       const found = candidates.find((c) => c.path === f.path) ?? candidates[0];
       if (found && found.r.has(FILES_PREFIX + found.path)) external.set(FILES_PREFIX + f.path, at(found.r, FILES_PREFIX + found.path));
-      else missing.push(`file ${f.path} (sha256:${f.sha256}, ${f.size} bytes)`);
+      else missing.push(`file ${f.path} (sha256:${f.sha256}, ${f.size} bytes)${leftOut(bases, (r) => r.index.files.some((g) => g.external && g.sha256 === f.sha256 && g.size === f.size))}`);
     }
     if (missing.length > 0) {
       throw new BaseMismatchError(
