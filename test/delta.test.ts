@@ -5,7 +5,9 @@
 // exactly the blobs v1 does not hold, verifies, and unpacks into the target
 // that holds v1 (mounting the shared base layer into the new repository);
 // into an empty target it stops before pushing anything, naming what is
-// missing and which base held it.
+// missing and which base held it. serve --base serves the bundle delta with
+// v1 (every v2 manifest, blob and file, those only v1 holds included), refuses
+// to start without it or with a wrong base, and never sends a flipped byte of v1.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -18,6 +20,8 @@ import { runAirlock } from './support/cli.js';
 import { startFileServer, type TestFileServer } from './support/fileserver.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
+import { startServe } from './support/serve.js';
+import { skopeo, skopeoOk } from './support/skopeo.js';
 import { ACCEPT_ALL_MANIFESTS, makeLayer, pseudoRandomBytes, Seeder, type PushedImage } from './support/seed.js';
 import { flip, rewrite } from './support/tamper.js';
 import { entry, readTar } from './support/tarball.js';
@@ -244,11 +248,142 @@ describe('verify and inspect of a delta', () => {
   });
 });
 
-describe('serve of a delta', () => {
-  it('refuses to start: serve --base is not available yet', async () => {
-    const r = await runAirlock(['serve', deltaR, '--pub', pub, '--listen', '127.0.0.1:0', '--files-listen', '127.0.0.1:0']);
+describe('serve --base: a delta served with its bases', () => {
+  const serveArgs = (bundle: string, ...more: string[]) => ['serve', bundle, '--pub', pub, '--listen', '127.0.0.1:0', '--files-listen', '127.0.0.1:0', ...more];
+  async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; complete: boolean }> {
+    const res = await request(url, { headers, dispatcher: agent });
+    try {
+      return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()), complete: true };
+    } catch {
+      return { status: res.statusCode, headers: res.headers, body: Buffer.alloc(0), complete: false };
+    }
+  }
+  interface Manifest {
+    config: { digest: string; size: number };
+    layers: Array<{ digest: string; size: number }>;
+  }
+
+  it('with its v1 bundle base: every v2 manifest and blob, with the right bytes, those only v1 holds included, and the file only v1 holds', async () => {
+    const s = await startServe(deltaB, pub, ['--base', v1]);
+    try {
+      const cat = JSON.parse((await get(`${s.registry}/v2/_catalog`)).body.toString('utf8')) as { repositories: string[] };
+      for (const r of ['team/x', 'team/y', 'team/z']) assert.ok(cat.repositories.includes(r), r);
+      const external = new Set((await indexOf(deltaB)).blobs.filter((b) => b.external).map((b) => b.digest));
+      const seenExternal = new Set<string>();
+      for (const [repo, img] of [['team/x', x2], ['team/y', y1], ['team/z', z]] as const) {
+        const m = await get(`${s.registry}/v2/${repo}/manifests/1`, { accept: ACCEPT_ALL_MANIFESTS });
+        assert.equal(m.status, 200, repo);
+        assert.equal(m.headers['docker-content-digest'], img.digest);
+        assert.equal(`sha256:${hex(m.body)}`, img.digest, `${repo}: manifest bytes`);
+        if (external.has(img.digest)) seenExternal.add(img.digest);
+        const man = JSON.parse(m.body.toString('utf8')) as Manifest;
+        for (const d of [man.config, ...man.layers]) {
+          const b = await get(`${s.registry}/v2/${repo}/blobs/${d.digest}`);
+          assert.equal(b.status, 200, `${repo} ${d.digest}`);
+          assert.equal(b.body.length, d.size);
+          assert.equal(`sha256:${hex(b.body)}`, d.digest, `${repo} ${d.digest}: blob bytes`);
+          if (external.has(d.digest)) seenExternal.add(d.digest);
+        }
+      }
+      assert.deepEqual([...seenExternal].sort(), [...external].sort(), 'every blob only v1 holds was served');
+      assert.ok(seenExternal.has(`sha256:${hex(baseLayer)}`) && seenExternal.has(y1.digest));
+      // A range of a blob only v1 holds, in the repository of the delta that uses it.
+      const r = await get(`${s.registry}/v2/team/z/blobs/sha256:${hex(baseLayer)}`, { range: 'bytes=100-199' });
+      assert.equal(r.status, 206);
+      assert.ok(r.body.equals(baseLayer.subarray(100, 200)));
+      // The file only v1 holds.
+      const f = await get(`${s.files}/tools/tool.bin`);
+      assert.equal(f.status, 200);
+      assert.ok(f.body.equals(fileA));
+      // skopeo pulls the image whose base layer only v1 holds, with its upstream digest.
+      const out = await makeTempDir('airlock-delta-pull-');
+      await skopeoOk(['copy', '--preserve-digests', '--src-tls-verify=false', `docker://${s.host}/team/z:1`, `oci:${out}:z`]);
+      const pulled = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+      assert.equal(pulled.manifests[0]?.digest, z.digest);
+      assert.ok((await readFile(path.join(out, 'blobs/sha256', hex(baseLayer)))).equals(baseLayer));
+      assert.match(s.log(), /with its base .*v1\.tar read-only/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('without --base, refuses to start naming the missing base (a bundle base, a receipt base)', async () => {
+    const b = await runAirlock(serveArgs(deltaB));
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, /delta-b\.tar is a delta: what bundle delta-test 1 holds is not in it; give that bundle with --base \(bundle\.json sha256:[a-f0-9]{64}\)/);
+    const r = await runAirlock(serveArgs(deltaR));
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /delta-r\.tar is a delta: what receipt delta-test 1 holds is not in it, and serve --base .* is not available yet/);
+    assert.match(r.stderr, /delta-r\.tar is a delta of receipt delta-test 1: a receipt holds no bytes/);
+  });
+
+  it('refuses a wrong base: another bundle, a receipt, a full bundle given --base', async () => {
+    const other = await runAirlock(serveArgs(deltaB, '--base', deltaR));
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /--base \S*delta-r\.tar \(bundle delta-test 2, bundle\.json sha256:[a-f0-9]{64}\) is not a base of \S*delta-b\.tar, which was built against bundle delta-test 1/);
+    const both = await runAirlock(serveArgs(deltaB, '--base', v1, '--base', deltaR));
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /delta-r\.tar .* is not a base of/);
+    const rec = await runAirlock(serveArgs(deltaB, '--base', receipt));
+    assert.equal(rec.code, 1);
+    assert.match(rec.stderr, /--base \S*receipt-v1\.json is JSON \(a receipt or a bare bundle\.json\): it holds no bytes to serve/);
+    const full = await runAirlock(serveArgs(v1, '--base', v1));
+    assert.equal(full.code, 1);
+    assert.match(full.stderr, /v1\.tar is not a delta/);
+  });
+
+  it('a delta of a delta: served with both bases; with the delta base alone, refuses naming what that base leaves to its own', async () => {
+    const d3 = (await build('delta-3', '3', [ref('team/x'), ref('team/y'), ref('team/z')], [deltaB])).file;
+    assert.equal((await readTar(d3)).length, 4, 'everything is external');
+    const alone = await runAirlock(serveArgs(d3, '--base', deltaB));
+    assert.equal(alone.code, 1);
+    assert.ok(alone.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes); bundle.json says bundle delta-test 2 holds it, which ${deltaB} (itself a delta) leaves to bundle delta-test 1; give that with --base too`), alone.stderr);
+    assert.match(alone.stderr, /file tools\/tool\.bin \(sha256:[a-f0-9]{64}, 20000 bytes\), which \S*delta-b\.tar \(itself a delta\) leaves to bundle delta-test 1/);
+    const s = await startServe(d3, pub, ['--base', deltaB, '--base', v1]);
+    try {
+      const m = await get(`${s.registry}/v2/team/z/manifests/1`, { accept: ACCEPT_ALL_MANIFESTS });
+      assert.equal(`sha256:${hex(m.body)}`, z.digest, 'from the delta base');
+      const b = await get(`${s.registry}/v2/team/z/blobs/sha256:${hex(baseLayer)}`);
+      assert.ok(b.body.equals(baseLayer), 'from its base');
+      assert.ok((await get(`${s.files}/tools/tool.bin`)).body.equals(fileA));
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('a base signed with another key is refused, naming it', async () => {
+    assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k3')])).code, 0);
+    const resigned = path.join(work, 'v1-k3.tar');
+    const m = path.join(work, 'v1-k3.yaml');
+    await writeFile(m, manifest([ref('team/y')]).replace('VERSION', '1'));
+    assert.equal((await runAirlock(['build', m, '-o', resigned, '--key', path.join(work, 'k3.key'), '--cache', path.join(work, 'cache-k3')])).code, 0);
+    const r = await runAirlock(serveArgs(deltaB, '--base', resigned));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--base \S*v1-k3\.tar: the signature of bundle\.json does not verify/);
+  });
+
+  it('a base with a flipped byte in a blob the delta leaves to it: no response completes with wrong bytes; the rest is served', async () => {
+    const bad = path.join(work, 'v1-flipped.tar');
+    const layer = `blobs/sha256/${hex(baseLayer)}`;
+    await rewrite(v1, bad, (es) => es.map((e) => ({ name: e.name, data: e.name === layer ? flip(e.data) : e.data })));
+    const s = await startServe(deltaB, pub, ['--base', bad]);
+    try {
+      for (const [repo, range] of [['team/z', undefined], ['team/x', 'bytes=0-99'], ['team/z', 'bytes=30000-']] as const) {
+        const r = await get(`${s.registry}/v2/${repo}/blobs/sha256:${hex(baseLayer)}`, range ? { range } : {});
+        // Hashed whole before its first byte goes out: refused outright, not even a range of it.
+        assert.equal(r.status, 500, `${repo} ${range ?? ''}: refused`);
+        assert.ok(r.complete && !r.body.includes(baseLayer.subarray(0, 64)), 'an error body, no layer bytes');
+      }
+      assert.match(s.log(), /refusing blobs\/sha256\/[a-f0-9]{64} of base \S*v1-flipped\.tar: entry .* is corrupt/);
+      const ok = await get(`${s.registry}/v2/team/z/blobs/sha256:${hex(zLayer)}`);
+      assert.equal(ok.status, 200);
+      assert.ok(ok.body.equals(zLayer));
+      assert.ok((await get(`${s.files}/tools/tool.bin`)).body.equals(fileA));
+      const out = await makeTempDir('airlock-delta-pull-bad-');
+      const pull = await skopeo(['copy', '--src-tls-verify=false', `docker://${s.host}/team/z:1`, `oci:${out}:z`]);
+      assert.notEqual(pull.code, 0, 'skopeo fails instead of getting wrong data');
+    } finally {
+      await s.stop();
+    }
   });
 });
 

@@ -20,11 +20,19 @@ export interface ImageGraph {
 
 const ADVICE = 'airlock does not use this bundle: build it again with this version of airlock';
 
-export async function readGraph(reader: BundleReader, image: BundleImage): Promise<ImageGraph> {
-  const external = new Set(reader.index.blobs.filter((b) => b.external).map((b) => b.digest));
+/** Where a graph's entries are read from: one bundle, or (serve --base) a delta with its bases. */
+export type EntryReader = Pick<BundleReader, 'readEntry' | 'has'>;
+
+/**
+ * With `entries` (a delta served with its bases), external entries are read
+ * through it and walked like the rest; without, they are skipped and listed.
+ */
+export async function readGraph(reader: BundleReader, image: BundleImage, entries?: EntryReader): Promise<ImageGraph> {
+  const external = new Set(entries ? [] : reader.index.blobs.filter((b) => b.external).map((b) => b.digest));
+  const from: EntryReader = entries ?? reader;
   if (external.has(image.digest)) return { manifests: [], blobs: new Set(), externalManifests: [{ digest: image.digest, mediaType: image.mediaType }] };
   const read = (digest: string): Promise<Buffer> =>
-    reader.readEntry(BLOBS_PREFIX + digest.slice(7)).catch((err: Error) => {
+    from.readEntry(BLOBS_PREFIX + digest.slice(7)).catch((err: Error) => {
       throw new BundleError(`${image.ref}: manifest ${digest} is not in the bundle (${err.message})`);
     });
   let graph;
@@ -42,11 +50,7 @@ export async function readGraph(reader: BundleReader, image: BundleImage): Promi
   for (const m of graph.manifests) {
     for (const d of m.config ? [m.config, ...m.layers] : m.layers) {
       if (external.has(d.digest)) continue;
-      try {
-        reader.entry(BLOBS_PREFIX + d.digest.slice(7));
-      } catch {
-        throw new BundleError(`${image.ref}: blob ${d.digest} of manifest ${m.digest} is not in the bundle; ${ADVICE}`);
-      }
+      if (!from.has(BLOBS_PREFIX + d.digest.slice(7))) throw new BundleError(`${image.ref}: blob ${d.digest} of manifest ${m.digest} is not in the bundle; ${ADVICE}`);
     }
   }
   return {

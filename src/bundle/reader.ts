@@ -202,6 +202,11 @@ export class BundleReader {
     }
   }
 
+  /** Whether the tar holds this entry (after scan). */
+  has(name: string): boolean {
+    return this.located.has(name);
+  }
+
   entry(name: string): LocatedEntry {
     const e = this.located.get(name);
     if (!e) throw new BundleError(`entry "${printable(name)}" is not in the bundle (or the bundle was not read yet)`);

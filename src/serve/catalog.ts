@@ -3,7 +3,7 @@
 // (manifests and blobs) that belong to each repository.
 import { parseReference } from '../oci/reference.js';
 import type { BundleImage } from '../bundle/format.js';
-import { readGraph } from '../bundle/graph.js';
+import { readGraph, type EntryReader } from '../bundle/graph.js';
 import type { BundleReader } from '../bundle/reader.js';
 import { hostComponent } from '../bundle/targets.js';
 
@@ -24,10 +24,13 @@ export interface Repo {
 export class Catalog {
   readonly repos = new Map<string, Repo>();
 
-  /** Reads (and so verifies) every manifest of every image; layers are left for first use. */
-  static async build(reader: BundleReader): Promise<Catalog> {
+  /**
+   * Reads (and so verifies) every manifest of every image; layers are left for first use.
+   * With `entries` (a delta and its bases), external manifests are read from the base that holds them.
+   */
+  static async build(reader: BundleReader, entries?: EntryReader): Promise<Catalog> {
     const c = new Catalog();
-    for (const image of reader.index.images) await c.add(reader, image);
+    for (const image of reader.index.images) await c.add(reader, image, entries);
     return c;
   }
 
@@ -37,10 +40,10 @@ export class Catalog {
     return r;
   }
 
-  private async add(reader: BundleReader, image: BundleImage): Promise<void> {
+  private async add(reader: BundleReader, image: BundleImage, entries?: EntryReader): Promise<void> {
     const ref = parseReference(image.ref);
     const names = [ref.repository, `${hostComponent(ref.registry)}/${ref.repository}`];
-    const graph = await readGraph(reader, image);
+    const graph = await readGraph(reader, image, entries);
     const manifests = new Map(graph.manifests.map((m) => [m.digest, m.mediaType]));
     const blobs = graph.blobs;
     for (const name of names) {

@@ -6,7 +6,9 @@
 // their last chunk until the bytes are known good: a whole entry until it hashed
 // to the signed digest on the way out, a range until the file is seen unchanged
 // since the entry was verified. Otherwise the connection is cut before that
-// chunk, so a client never gets a complete response with wrong bytes.
+// chunk, so a client never gets a complete response with wrong bytes. A delta
+// served with its bases (serve --base) reads what it leaves out from the base
+// that holds it (sources.ts), under that base's own guard: the same rules.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -16,12 +18,14 @@ import { BLOBS_PREFIX, FILES_PREFIX } from '../bundle/format.js';
 import { BundleError, type BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { Catalog, type Repo } from './catalog.js';
-import { EntryGuard } from './guard.js';
 import { DEFAULT_LIMITS, KEEP_ALIVE_MS, READ_CHUNK, type ServeLimits } from './limits.js';
 import { parseRange } from './range.js';
+import { EntrySources, type EntrySource } from './sources.js';
 
 export interface ServeOptions {
   readonly reader: BundleReader;
+  /** A delta's bases (openBases): what it leaves out is served from them. */
+  readonly bases?: readonly BundleReader[];
   readonly listen: { host: string; port: number };
   readonly filesListen: { host: string; port: number };
   readonly tls?: { cert: string; key: string };
@@ -60,11 +64,10 @@ class MismatchError extends BundleError {}
 export async function serve(opts: ServeOptions): Promise<Serving> {
   const { reader, log } = opts;
   const limits = opts.limits ?? DEFAULT_LIMITS;
-  await reader.scan();
-  const guard = new EntryGuard(reader);
-  const stamp = await guard.stamp();
-  const catalog = await Catalog.build(reader);
-  for (const repo of catalog.repos.values()) for (const d of repo.manifests.keys()) guard.markVerified(BLOBS_PREFIX + d.slice(7), stamp);
+  const sources = await EntrySources.open(reader, opts.bases);
+  const stamps = await sources.stamps();
+  const catalog = await Catalog.build(reader, sources);
+  for (const repo of catalog.repos.values()) for (const d of repo.manifests.keys()) sources.markVerified(BLOBS_PREFIX + d.slice(7), stamps);
   const files = new Map(reader.index.files.map((f) => [f.path, f]));
   let registryAddr = '';
 
@@ -120,27 +123,27 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       mediaType = pick ? (repo.manifests.get(pick.digest) ?? pick.mediaType) : undefined;
     }
     if (!digest || !mediaType) return ociError(res, 404, 'MANIFEST_UNKNOWN', `manifest ${name}:${ref} is not in this bundle`, head);
-    const entryName = BLOBS_PREFIX + digest.slice(7);
-    return sendChecked(req, res, head, entryName, reader.entry(entryName).size, { 'content-type': mediaType, 'docker-content-digest': digest, etag: `"${digest}"` }, false);
+    const src = sources.resolve(BLOBS_PREFIX + digest.slice(7));
+    return sendChecked(req, res, head, src, { 'content-type': mediaType, 'docker-content-digest': digest, etag: `"${digest}"` }, false);
   };
 
   const blob = async (req: IncomingMessage, res: ServerResponse, head: boolean, repo: Repo, digest: string) => {
     if (!repo.blobs.has(digest) && !repo.manifests.has(digest)) return ociError(res, 404, 'BLOB_UNKNOWN', `blob ${digest} is not in this repository`, head);
-    const entryName = BLOBS_PREFIX + digest.slice(7);
-    const e = reader.entry(entryName);
-    return sendChecked(req, res, head, entryName, e.size, { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, etag: `"${digest}"` });
+    const src = sources.resolve(BLOBS_PREFIX + digest.slice(7));
+    return sendChecked(req, res, head, src, { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, etag: `"${digest}"` });
   };
 
   /** Verified since the file last changed, then the whole entry or (when `ranges`) the requested range. */
-  const sendChecked = async (req: IncomingMessage, res: ServerResponse, head: boolean, entryName: string, size: number, headers: Record<string, string>, ranges = true) => {
+  const sendChecked = async (req: IncomingMessage, res: ServerResponse, head: boolean, src: EntrySource, headers: Record<string, string>, ranges = true) => {
     let verifiedAt: string;
+    const size = src.reader.entry(src.name).size;
     // Hashing a large entry (or waiting for another) is the server's work, not an idle client.
     req.socket.setTimeout(0);
     try {
-      verifiedAt = await guard.ensure(entryName);
+      verifiedAt = await src.guard.ensure(src.name);
     } catch (err) {
-      log(`refusing ${entryName}: ${(err as Error).message}`);
-      return ociError(res, 500, 'BLOB_UNKNOWN', `${entryName} does not match its signed digest; the bundle is damaged`, head);
+      log(`refusing ${src.name}${src.reader === reader ? '' : ` of base ${src.reader.path}`}: ${(err as Error).message}`);
+      return ociError(res, 500, 'BLOB_UNKNOWN', `${src.name} does not match its signed digest; the bundle${src.reader === reader ? '' : "'s base"} is damaged`, head);
     } finally {
       if (!req.socket.destroyed) req.socket.setTimeout(limits.idleTimeoutMs);
     }
@@ -157,7 +160,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       ...(range.kind === 'partial' && { 'content-range': `bytes ${start}-${end}/${size}` }),
     });
     if (head || size === 0) return res.end();
-    await sendEntry(req, res, entryName, start, end, range.kind === 'full' ? undefined : verifiedAt);
+    await sendEntry(req, res, src, start, end, range.kind === 'full' ? undefined : verifiedAt);
   };
 
   /**
@@ -167,8 +170,9 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
    * One READ_CHUNK buffer per response, refilled only once the socket has taken
    * the last chunk: a client that stops reading holds that and nothing more.
    */
-  const sendEntry = async (req: IncomingMessage, res: ServerResponse, name: string, start: number, end: number, verifiedAt?: string) => {
-    const e = reader.entry(name);
+  const sendEntry = async (req: IncomingMessage, res: ServerResponse, src: EntrySource, start: number, end: number, verifiedAt?: string) => {
+    const { reader: tar, guard, name } = src;
+    const e = tar.entry(name);
     const h = verifiedAt === undefined ? createHash('sha256') : undefined;
     const check = async () => {
       if (verifiedAt !== undefined) return guard.unchangedSince(name, verifiedAt);
@@ -178,7 +182,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - start + 1));
     const closed = new Promise<void>((resolve) => res.once('close', resolve));
     try {
-      for await (const chunk of holdLast(reader.range(name, start, end + 1, buf), end - start + 1, (c) => h?.update(c), check)) {
+      for await (const chunk of holdLast(tar.range(name, start, end + 1, buf), end - start + 1, (c) => h?.update(c), check)) {
         if (res.destroyed) return;
         await Promise.race([new Promise<void>((resolve) => res.write(chunk, () => resolve())), closed]);
       }
@@ -214,7 +218,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       res.writeHead(404, { 'content-type': 'text/plain', 'content-length': '10' });
       return res.end(head ? undefined : 'not found\n');
     }
-    return sendChecked(req, res, head, FILES_PREFIX + f.path, f.size, { 'content-type': 'application/octet-stream', etag: `"sha256:${f.sha256}"` });
+    return sendChecked(req, res, head, sources.resolve(FILES_PREFIX + f.path), { 'content-type': 'application/octet-stream', etag: `"sha256:${f.sha256}"` });
   };
 
   /** The registry as the client can reach it: listening on all addresses, the host the client used, with the registry's port. */
