@@ -28,13 +28,18 @@ export function registerInspect(program: Command, run: RunAction): void {
         const dbs = trivyDbReports(i.images);
         if (opts.json) {
           const external = { blobs: i.blobs.filter((b) => b.external).length, files: i.files.filter((f) => f.external).length };
-          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...i, ...(i.bases?.length && { external }), trivyDbs: dbs }));
+          const parts = reader.parts.length > 1 ? { parts: reader.parts.map((p) => ({ name: p.name, size: p.size })) } : {};
+          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...parts, ...i, ...(i.bases?.length && { external }), trivyDbs: dbs }));
           return;
         }
         const out: string[] = [];
         const extBlobs = i.blobs.filter((b) => b.external);
         const extFiles = i.files.filter((f) => f.external);
         out.push(`bundle   ${bundle}`);
+        if (reader.parts.length > 1) {
+          out.push(`parts    ${reader.parts.length}, ${formatBytes(reader.parts.reduce((n, p) => n + p.size, 0))} in all`);
+          for (const p of reader.parts) out.push(`  ${p.name}  ${formatBytes(p.size)} (${p.size} bytes)`);
+        }
         out.push(`name     ${i.name}${i.version ? ` ${i.version}` : ''}`);
         out.push(`created  ${i.created} by ${i.tool}`);
         out.push(

@@ -26,8 +26,11 @@ export function registerVerify(program: Command, run: RunAction): void {
           const progress = opts.json ? silentProgress : createProgress('airlock verify');
           progress.addTotal(total);
           const t = progress.transfer(printable(bundle), total);
+          const parts = reader.parts;
+          if (parts.length > 1) reader.onPart((p, n) => progress.log(printable(`reading part ${n + 1} of ${parts.length}: ${p.name}`)));
           try {
             await reader.verify((n) => t.advance(n));
+            reader.onPart(undefined);
             // The same graph walk unpack and serve make: a bundle verify passes is one they accept.
             for (const image of reader.index.images) await readGraph(reader, image);
           } finally {
