@@ -12,7 +12,8 @@ import { startRegistry, type TestRegistry } from './support/registry.js';
 import { ACCEPT_ALL_MANIFESTS } from './support/seed.js';
 import { startServe, type Served } from './support/serve.js';
 import { flip } from './support/tamper.js';
-import { runOk } from './support/tools.js';
+import { run, runOk } from './support/tools.js';
+import { AIRLOCK } from './support/cli.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
 
 const SPLIT = 300 * 1024;
@@ -211,4 +212,36 @@ describe('faults in the parts', () => {
       assert.deepEqual(await readdir(files), [], 'nothing written');
     });
   }
+});
+
+describe('verify - and inspect - (standard input, one pass)', () => {
+  const sh = (script: string) => run('sh', ['-c', script], { cwd: path.join(work, 'parts') });
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const airlock = `${q(process.execPath)} ${q(AIRLOCK)}`;
+
+  it('cat BUNDLE.0* | airlock verify - --pub PUB passes', async () => {
+    const r = await sh(`cat b.tar.0* | ${airlock} verify - --pub ${q(pub)}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.toString(), /^OK -: signature valid .* verified from standard input/);
+  });
+
+  it('fails (exit 1) with a byte flipped in a part, naming the entry', async () => {
+    const b = await copyParts();
+    await writeFile(at(b, 3), flip(await readFile(at(b, 3)), 12345));
+    const r = await run('sh', ['-c', `cat b.tar.0* | ${airlock} verify - --pub ${q(pub)}`], { cwd: path.dirname(b) });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /-: entry "\S+" is corrupt/);
+  });
+
+  it('fails (exit 1) with a part left out', async () => {
+    const r = await sh(`cat b.tar.001 b.tar.003 | ${airlock} verify - --pub ${q(pub)}`);
+    assert.equal(r.code, 1, r.stderr);
+  });
+
+  it('inspect - lists the bundle from standard input', async () => {
+    const r = await runAirlock(['inspect', '-'], await readFile(whole));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^bundle {3}-\nname {5}test-bundle/);
+    assert.match(r.stdout, /signed {3}yes/);
+  });
 });

@@ -26,7 +26,7 @@ import { openSource, type Part, type PositionedSource } from './source.js';
 export { BundleError };
 
 export const MAX_BUNDLE_JSON = 64 * 1024 * 1024;
-const MAX_SIG = 4096;
+export const MAX_SIG = 4096;
 const CHUNK = 1024 * 1024;
 
 export interface PlannedEntry {
@@ -102,13 +102,7 @@ export class BundleReader {
 
   /** The entries bundle.json promises after the signature, in order. */
   plan(): PlannedEntry[] {
-    const i = this.index;
-    return [
-      { name: OCI_LAYOUT_FILE, kind: 'oci-layout', sha256: i.layout['oci-layout'].sha256, size: i.layout['oci-layout'].size },
-      { name: INDEX_JSON, kind: 'index.json', sha256: i.layout['index.json'].sha256, size: i.layout['index.json'].size },
-      ...i.blobs.filter((b) => !b.external).map((b): PlannedEntry => ({ name: BLOBS_PREFIX + b.digest.slice(7), kind: 'blob', sha256: b.digest.slice(7), size: b.size })),
-      ...i.files.filter((f) => !f.external).map((f): PlannedEntry => ({ name: FILES_PREFIX + f.path, kind: 'file', sha256: f.sha256, size: f.size })),
-    ];
+    return planEntries(this.index);
   }
 
   /**
@@ -222,6 +216,16 @@ export class BundleReader {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+/** The entries bundle.json promises after the signature, in order. */
+export function planEntries(i: BundleIndex): PlannedEntry[] {
+  return [
+    { name: OCI_LAYOUT_FILE, kind: 'oci-layout', sha256: i.layout['oci-layout'].sha256, size: i.layout['oci-layout'].size },
+    { name: INDEX_JSON, kind: 'index.json', sha256: i.layout['index.json'].sha256, size: i.layout['index.json'].size },
+    ...i.blobs.filter((b) => !b.external).map((b): PlannedEntry => ({ name: BLOBS_PREFIX + b.digest.slice(7), kind: 'blob', sha256: b.digest.slice(7), size: b.size })),
+    ...i.files.filter((f) => !f.external).map((f): PlannedEntry => ({ name: FILES_PREFIX + f.path, kind: 'file', sha256: f.sha256, size: f.size })),
+  ];
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;

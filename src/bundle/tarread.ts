@@ -107,13 +107,13 @@ export async function readEntryHeader(fh: ReadSource, offset: number): Promise<R
 }
 
 /** The name in a ustar (prefix + name) or old-style header. */
-function headerName(header: Buffer): string {
+export function headerName(header: Buffer): string {
   const nameField = field(header, 0, 100);
   const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? field(header, 345, 155) : '';
   return prefix ? `${prefix}/${nameField}` : nameField;
 }
 
-function checksumOk(header: Buffer): boolean {
+export function checksumOk(header: Buffer): boolean {
   const text = field(header, 148, 8).trim();
   if (!/^[0-7]+$/.test(text)) return false;
   let sum = 0;
