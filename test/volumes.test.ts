@@ -245,3 +245,15 @@ describe('verify - and inspect - (standard input, one pass)', () => {
     assert.match(r.stdout, /signed {3}yes/);
   });
 });
+
+describe('a split bundle as a base', () => {
+  it('diff and build --base take BUNDLE of a split bundle', async () => {
+    const d = await runAirlock(['diff', whole, split, '--json']);
+    assert.equal(d.code, 0, d.stderr);
+    const delta = path.join(work, 'delta.tar');
+    const b = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', delta, '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache'), '--base', split, '--json'], undefined, { env });
+    assert.equal(b.code, 0, b.stderr);
+    const report = JSON.parse(b.stdout) as { external?: { blobs: number; files: number } };
+    assert.ok((report.external?.blobs ?? 0) > 0 && report.external?.files === 3, JSON.stringify(report.external));
+  });
+});
