@@ -76,6 +76,21 @@ describe('build --split-size', () => {
     await runOk('sha256sum', ['-c', 'b.tar.sha256'], { cwd: path.join(work, 'parts') });
   });
 
+  it('numbers past 999 with four digits (1K parts), still the same bytes and still verified', async () => {
+    const dir = await makeTempDir('airlock-volumes-many-');
+    const b = path.join(dir, 'b.tar');
+    const r = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', b, '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache'), '--split-size', '1K'], undefined, { env });
+    assert.equal(r.code, 0, r.stderr);
+    const names = (await readdir(dir)).filter((n) => /^b\.tar\.\d+$/.test(n));
+    assert.ok(names.length > 1000, `${names.length} parts`);
+    assert.ok(names.includes('b.tar.999') && names.includes('b.tar.1000') && !names.includes('b.tar.0999'));
+    const ordered = names.sort((x, y) => Number(x.slice(6)) - Number(y.slice(6)));
+    const bytes = Buffer.concat(await Promise.all(ordered.map((n) => readFile(path.join(dir, n)))));
+    assert.ok(bytes.equals(await readFile(whole)));
+    const v = await runAirlock(['verify', b, '--pub', pub]);
+    assert.equal(v.code, 0, v.stderr);
+  });
+
   it('refuses a bad --split-size with exit 2', async () => {
     for (const bad of ['0', '12X', '-1M', '1.5G', 'M']) {
       const r = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', path.join(work, 'bad.tar'), '--key', path.join(work, 'k.key'), '--split-size', bad]);
