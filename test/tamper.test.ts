@@ -350,6 +350,10 @@ describe('tamper matrix', () => {
       const v = await runAirlock(['verify', file, '--pub', pub]);
       assert.equal(v.code, 1, `verify exit code; stderr: ${v.stderr}`);
       assert.match(v.stderr, c.reason);
+      // The same refusal when the bundle streams in on standard input (verify -).
+      const sv = await runAirlock(['verify', '-', '--pub', pub], await readFile(file));
+      assert.equal(sv.code, 1, `verify - exit code; stderr: ${sv.stderr}`);
+      assert.match(sv.stderr, c.reason);
 
       const dest = path.join(work, 'x', 'y', `files-${n}`);
       await mkdir(dest, { recursive: true });

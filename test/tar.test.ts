@@ -6,6 +6,7 @@ import { appendFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { headerBlocks, TarWriter } from '../src/bundle/tar.js';
 import { checkEnd, readEntryHeader } from '../src/bundle/tarread.js';
+import { openSource } from '../src/bundle/source.js';
 import { makeTempDir } from './support/proc.js';
 import { readTar } from './support/tarball.js';
 import { runOk } from './support/tools.js';
@@ -82,7 +83,7 @@ test('a source shorter than the size promised is an error', async () => {
 
 /** Walks a tar with the bundle reader's strict header reader, then checks what follows the end. */
 async function strictWalk(file: string): Promise<Array<{ name: string; size: number }>> {
-  const fh = await open(file, 'r');
+  const fh = await openSource(file);
   try {
     const out: Array<{ name: string; size: number }> = [];
     let offset = 0;

@@ -27,6 +27,8 @@ import { BUILD_DB_ADVICE, readDbInfo } from './trivy.js';
 export interface BuildOptions {
   readonly plan: Plan;
   readonly output?: string;
+  /** `--split-size`: write OUTPUT.001, OUTPUT.002, … of this many bytes. */
+  readonly splitSize?: number;
   readonly key?: KeyObject;
   readonly cacheDir: string;
   readonly concurrency: number;
@@ -74,7 +76,7 @@ export interface BuildResult {
   readonly blobs: number;
   /** A delta: blobs and files the bases hold, left out of the tar. */
   readonly external?: { blobs: number; files: number; bytes: number };
-  readonly bundle?: { path: string; sha256: string; size: number };
+  readonly bundle?: { path: string; sha256: string; size: number; parts?: Array<{ path: string; size: number; sha256: string }> };
   /** The Trivy DBs' dates from their metadata.json (when a bundle is written). */
   readonly trivyDbs?: TrivyDbReport[];
 }
@@ -127,7 +129,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     progress.addTotal(inTar);
     const t = progress.transfer(`writing ${opts.output}`, inTar);
     try {
-      written = await writeBundle({ output: opts.output, store, index, key: opts.key, mtime: created, onBytes: (n) => t.advance(n), ready: (digest) => fetcher.pending(digest) ?? Promise.resolve() });
+      written = await writeBundle({ output: opts.output, store, index, key: opts.key, mtime: created, ...(opts.splitSize !== undefined && { splitSize: opts.splitSize }), onBytes: (n) => t.advance(n), ready: (digest) => fetcher.pending(digest) ?? Promise.resolve() });
     } catch (err) {
       writeError = err;
     } finally {
@@ -142,7 +144,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const base = { items: reports, failed, downloadedBytes: fetcher.downloaded + files.reduce((n, r) => n + (r.file?.downloaded ?? 0), 0), totalBytes, blobs: blobs.length, ...(external && { external }) };
   if (writeError && failed.length === 0) throw writeError;
   if (!written || failed.length > 0) return base;
-  return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size }, ...(trivyDbs && { trivyDbs }) };
+  return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size, ...(opts.splitSize !== undefined && { parts: [...written.parts] }) }, ...(trivyDbs && { trivyDbs }) };
 }
 
 /** Every image and artifact: its manifests resolved and walked; its blobs on their way into the cache. */

@@ -5,8 +5,6 @@
 // comes from the bundle goes through printable() before it is in a message.
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import type { BigIntStats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
@@ -23,11 +21,12 @@ import {
   type BundleIndex,
 } from './format.js';
 import { BundleError, checkEnd, readEntryHeader, readExactly } from './tarread.js';
+import { openSource, type Part, type PositionedSource } from './source.js';
 
 export { BundleError };
 
 export const MAX_BUNDLE_JSON = 64 * 1024 * 1024;
-const MAX_SIG = 4096;
+export const MAX_SIG = 4096;
 const CHUNK = 1024 * 1024;
 
 export interface PlannedEntry {
@@ -52,7 +51,7 @@ export class BundleReader {
 
   private constructor(
     readonly path: string,
-    private readonly fh: FileHandle,
+    private readonly fh: PositionedSource,
     readonly index: BundleIndex,
     readonly bundleJson: Buffer,
     /** True when a signature entry is present; `verified` says whether it checked out. */
@@ -63,12 +62,7 @@ export class BundleReader {
   ) {}
 
   static async open(file: string, opts: OpenOptions = {}): Promise<BundleReader> {
-    let fh: FileHandle;
-    try {
-      fh = await open(file, 'r');
-    } catch (err) {
-      throw new BundleError(`cannot open ${printable(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    const fh = await openSource(file);
     try {
       return await BundleReader.read(file, fh, opts);
     } catch (err) {
@@ -77,7 +71,7 @@ export class BundleReader {
     }
   }
 
-  private static async read(file: string, fh: FileHandle, opts: OpenOptions): Promise<BundleReader> {
+  private static async read(file: string, fh: PositionedSource, opts: OpenOptions): Promise<BundleReader> {
     const first = await readEntryHeader(fh, 0);
     if (!first || first.name !== BUNDLE_JSON) {
       throw new BundleError(`${printable(file)} is not an airlock bundle: the first entry is ${first ? `"${printable(first.name)}"` : 'missing'}, not bundle.json`);
@@ -108,13 +102,7 @@ export class BundleReader {
 
   /** The entries bundle.json promises after the signature, in order. */
   plan(): PlannedEntry[] {
-    const i = this.index;
-    return [
-      { name: OCI_LAYOUT_FILE, kind: 'oci-layout', sha256: i.layout['oci-layout'].sha256, size: i.layout['oci-layout'].size },
-      { name: INDEX_JSON, kind: 'index.json', sha256: i.layout['index.json'].sha256, size: i.layout['index.json'].size },
-      ...i.blobs.filter((b) => !b.external).map((b): PlannedEntry => ({ name: BLOBS_PREFIX + b.digest.slice(7), kind: 'blob', sha256: b.digest.slice(7), size: b.size })),
-      ...i.files.filter((f) => !f.external).map((f): PlannedEntry => ({ name: FILES_PREFIX + f.path, kind: 'file', sha256: f.sha256, size: f.size })),
-    ];
+    return planEntries(this.index);
   }
 
   /**
@@ -149,6 +137,7 @@ export class BundleReader {
     }
     const tail = await readEntryHeader(this.fh, offset);
     if (tail) throw new BundleError(`entry "${printable(tail.name)}" is not named in bundle.json; refusing the bundle`);
+    this.fh.checkArchiveEnd(offset + 1024);
     await checkEnd(this.fh, offset);
     this.located = located;
   }
@@ -186,9 +175,20 @@ export class BundleReader {
     return this.chunks(e, start, end, reuse);
   }
 
-  /** The open bundle file's status (fstat of the handle every read uses), to tell whether it changed. */
-  stat(): Promise<BigIntStats> {
-    return this.fh.stat({ bigint: true });
+  /** The open bundle file's (or parts') state (fstat of the handles every read uses), to tell whether it changed. */
+  stamp(): Promise<string> {
+    return this.fh.stamp();
+  }
+
+  /** The file, or the parts of a split bundle in order, with their sizes. */
+  get parts(): readonly Part[] {
+    return this.fh.parts;
+  }
+
+  /** Tells `fn` each time reading moves on to another part of a split bundle. */
+  onPart(fn: ((part: Part, index: number) => void) | undefined): void {
+    if (fn) this.fh.onPart = fn;
+    else delete this.fh.onPart;
   }
 
   /** Positioned reads of an entry's data; with `reuse`, every chunk is a view of that one buffer. */
@@ -216,6 +216,16 @@ export class BundleReader {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+/** The entries bundle.json promises after the signature, in order. */
+export function planEntries(i: BundleIndex): PlannedEntry[] {
+  return [
+    { name: OCI_LAYOUT_FILE, kind: 'oci-layout', sha256: i.layout['oci-layout'].sha256, size: i.layout['oci-layout'].size },
+    { name: INDEX_JSON, kind: 'index.json', sha256: i.layout['index.json'].sha256, size: i.layout['index.json'].size },
+    ...i.blobs.filter((b) => !b.external).map((b): PlannedEntry => ({ name: BLOBS_PREFIX + b.digest.slice(7), kind: 'blob', sha256: b.digest.slice(7), size: b.size })),
+    ...i.files.filter((f) => !f.external).map((f): PlannedEntry => ({ name: FILES_PREFIX + f.path, kind: 'file', sha256: f.sha256, size: f.size })),
+  ];
 }
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;

@@ -78,6 +78,11 @@ export function padding(size: number): Buffer {
   return rem === 0 ? Buffer.alloc(0) : Buffer.alloc(BLOCK - rem);
 }
 
+/** Where the tar writer's bytes go: a file handle, or the parts of a split bundle (./writer.ts). */
+export interface TarSink {
+  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
+}
+
 /** Writes a tar through a file handle, hashing every byte written (for the .sha256 sidecar). */
 export class TarWriter {
   private readonly hash: Hash = createHash('sha256');
@@ -85,7 +90,7 @@ export class TarWriter {
   bytes = 0;
 
   constructor(
-    private readonly out: FileHandle,
+    private readonly out: TarSink,
     private readonly onBytes?: (n: number) => void,
   ) {}
 

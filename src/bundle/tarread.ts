@@ -4,7 +4,11 @@
 // else: links, devices, directories, global headers, GNU long names, bad
 // checksums, oversized or malformed pax data, anything but zeros after the end.
 // Names in its messages come from the bundle and are passed through printable().
-import type { FileHandle } from 'node:fs/promises';
+/** What the tar reader reads through: a file or the parts of a split bundle (./source.ts). */
+export interface ReadSource {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  size(): Promise<number>;
+}
 import { printable } from '../util/printable.js';
 import { BLOCK } from './tar.js';
 
@@ -55,7 +59,7 @@ function parseOctal(buf: Buffer, off: number, len: number, what: string, at: num
   return n;
 }
 
-async function readExactly(fh: FileHandle, length: number, position: number, what: string): Promise<Buffer> {
+async function readExactly(fh: ReadSource, length: number, position: number, what: string): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   let done = 0;
   while (done < length) {
@@ -70,7 +74,7 @@ async function readExactly(fh: FileHandle, length: number, position: number, wha
  * Reads the entry header at `offset`. Returns undefined at the end-of-archive
  * marker (a zero block). A pax header is folded into the entry it describes.
  */
-export async function readEntryHeader(fh: FileHandle, offset: number): Promise<RawEntry | undefined> {
+export async function readEntryHeader(fh: ReadSource, offset: number): Promise<RawEntry | undefined> {
   let header = await readExactly(fh, BLOCK, offset, 'a tar header');
   let pos = offset;
   let paxPath: string | undefined;
@@ -103,13 +107,13 @@ export async function readEntryHeader(fh: FileHandle, offset: number): Promise<R
 }
 
 /** The name in a ustar (prefix + name) or old-style header. */
-function headerName(header: Buffer): string {
+export function headerName(header: Buffer): string {
   const nameField = field(header, 0, 100);
   const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? field(header, 345, 155) : '';
   return prefix ? `${prefix}/${nameField}` : nameField;
 }
 
-function checksumOk(header: Buffer): boolean {
+export function checksumOk(header: Buffer): boolean {
   const text = field(header, 148, 8).trim();
   if (!/^[0-7]+$/.test(text)) return false;
   let sum = 0;
@@ -175,8 +179,8 @@ const TAIL_CHUNK = 1024 * 1024;
  * its record size). Anything else is refused, naming what it is and where:
  * tar readers that stop at the marker would never show it.
  */
-export async function checkEnd(fh: FileHandle, offset: number): Promise<void> {
-  const { size } = await fh.stat();
+export async function checkEnd(fh: ReadSource, offset: number): Promise<void> {
+  const size = await fh.size();
   const buf = Buffer.allocUnsafe(Math.min(TAIL_CHUNK, Math.max(size - offset, 1)));
   const zeros = Buffer.alloc(buf.length);
   for (let pos = offset; pos < size; ) {
@@ -196,7 +200,7 @@ export async function checkEnd(fh: FileHandle, offset: number): Promise<void> {
 }
 
 /** What the first non-zero byte after the last entry belongs to: a tar header (a hidden entry) or just bytes. */
-async function describeAt(fh: FileHandle, offset: number, at: number, size: number): Promise<string> {
+async function describeAt(fh: ReadSource, offset: number, at: number, size: number): Promise<string> {
   const blockStart = offset + Math.floor((at - offset) / BLOCK) * BLOCK;
   if (blockStart + BLOCK <= size) {
     const block = Buffer.alloc(BLOCK);

@@ -21,6 +21,9 @@ import {
 } from './format.js';
 import { TarWriter } from './tar.js';
 import { createAtomic, type AtomicFile } from '../fsx/atomic.js';
+import { createHash, type Hash } from 'node:crypto';
+import { readdir, rm } from 'node:fs/promises';
+import { partName } from './source.js';
 
 export interface WriteInput {
   readonly output: string;
@@ -32,6 +35,8 @@ export interface WriteInput {
   readonly onBytes?: (n: number) => void;
   /** Resolves when a blob is in the store (its download may still be running); rejects when it failed. */
   readonly ready?: (digest: string) => Promise<void>;
+  /** Split into parts of this many bytes (SPEC §7): OUTPUT.001, OUTPUT.002, …; no OUTPUT. */
+  readonly splitSize?: number;
 }
 
 export interface Written {
@@ -39,6 +44,8 @@ export interface Written {
   readonly sha256: string;
   readonly size: number;
   readonly bundleJson: Buffer;
+  /** The parts written, in order (one, OUTPUT itself, when not split). */
+  readonly parts: ReadonlyArray<{ path: string; size: number; sha256: string }>;
 }
 
 /** The OCI image layout's index.json: one descriptor per image or artifact, named by its full reference. */
@@ -67,10 +74,10 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
   const bundleJson = Buffer.from(JSON.stringify(full, null, 2) + '\n');
   const signature = Buffer.from(signBytes(bundleJson, input.key));
 
-  // A new temp file beside the bundle, renamed over it at the end: a link or
-  // FIFO planted at either name is replaced, never written through.
-  const out = await createAtomic(input.output);
-  const tar = new TarWriter(out.handle, input.onBytes);
+  // A new temp file beside the bundle (or each part), renamed over it at the end:
+  // a link or FIFO planted at either name is replaced, never written through.
+  const out = input.splitSize ? new PartsSink(input.output, input.splitSize) : new PartsSink(input.output);
+  const tar = new TarWriter(out, input.onBytes);
   let sha256: string;
   try {
     await tar.addBuffer(BUNDLE_JSON, bundleJson, input.mtime);
@@ -88,11 +95,12 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
     await out.abort();
     throw err;
   }
-  // The sidecar is written before the bundle takes its name, and takes its own right after.
+  const parts = out.done(sha256);
+  // The sidecar is written before the bundle (its parts) takes its name, and takes its own right after.
   let sidecar: AtomicFile | undefined;
   try {
     sidecar = await createAtomic(`${input.output}.sha256`);
-    await sidecar.write(Buffer.from(`${sha256}  ${path.basename(input.output)}\n`));
+    await sidecar.write(Buffer.from(parts.map((p) => `${p.sha256}  ${path.basename(p.path)}\n`).join('')));
     await out.commit();
   } catch (err) {
     await out.abort();
@@ -100,7 +108,61 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
     throw err;
   }
   await sidecar.commit();
-  return { path: input.output, sha256, size: tar.bytes, bundleJson };
+  return { path: input.output, sha256, size: tar.bytes, bundleJson, parts };
+}
+
+/**
+ * The tar's bytes into one file, or (with a split size) into OUTPUT.001,
+ * OUTPUT.002, … each exactly that size but the last, each hashed as written:
+ * every part is its own atomic temp file, all renamed at commit. Then OUTPUT
+ * (when split) and parts numbered past the last one (all, when not split) left
+ * from an earlier build are removed, so no stale piece reads as part of this bundle.
+ */
+class PartsSink {
+  private readonly parts: Array<{ file: AtomicFile; hash: Hash; size: number }> = [];
+
+  constructor(
+    private readonly output: string,
+    private readonly splitSize?: number,
+  ) {}
+
+  private async next(): Promise<{ file: AtomicFile; hash: Hash; size: number }> {
+    const name = this.splitSize ? partName(this.output, this.parts.length + 1) : this.output;
+    const part = { file: await createAtomic(name), hash: createHash('sha256'), size: 0 };
+    this.parts.push(part);
+    return part;
+  }
+
+  async write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }> {
+    let part = this.parts[this.parts.length - 1];
+    if (!part || (this.splitSize && part.size === this.splitSize)) part = await this.next();
+    const n = this.splitSize ? Math.min(length, this.splitSize - part.size) : length;
+    const chunk = buffer.subarray(offset, offset + n);
+    await part.file.write(chunk);
+    if (this.splitSize) part.hash.update(chunk);
+    part.size += n;
+    return { bytesWritten: n };
+  }
+
+  /** The parts' names, sizes and sha256s (the whole tar's for an unsplit bundle). */
+  done(whole: string): Array<{ path: string; size: number; sha256: string }> {
+    return this.parts.map((p) => ({ path: p.file.path, size: p.size, sha256: this.splitSize ? p.hash.digest('hex') : whole }));
+  }
+
+  async commit(): Promise<void> {
+    for (const p of this.parts) await p.file.commit();
+    const dir = path.dirname(this.output);
+    const base = path.basename(this.output);
+    if (this.splitSize) await rm(this.output, { force: true });
+    for (const name of await readdir(dir)) {
+      const m = /^(.*)\.(\d{3,})$/.exec(name);
+      if (m && m[1] === base && Number(m[2]) > this.parts.length) await rm(path.join(dir, name), { force: true });
+    }
+  }
+
+  async abort(): Promise<void> {
+    for (const p of this.parts) await p.file.abort();
+  }
 }
 
 /** Copies one stored blob into the tar, checking it hashes to its digest (the store is not trusted blindly). */

@@ -13,7 +13,7 @@ import { loadPrivateKey } from '../sign/keys.js';
 import { failure, usageError } from './errors.js';
 import type { RunAction } from './images.js';
 import { dockerConfigCredentials, firstOf, flagCredentials } from '../http/credentials.js';
-import { minRate, parseConcurrency, parseMaxDbAge, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
+import { minRate, parseConcurrency, parseMaxDbAge, parseSplitSize, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from './options.js';
 import { describeDb } from '../bundle/trivydb.js';
 import { printable } from '../util/printable.js';
 import { jsonText } from './json.js';
@@ -35,6 +35,7 @@ interface BuildFlags {
   json?: boolean;
   maxDbAge?: string;
   base: string[];
+  splitSize?: string;
 }
 
 export function registerBuild(program: Command, run: RunAction): void {
@@ -53,6 +54,7 @@ export function registerBuild(program: Command, run: RunAction): void {
     .option('--auth-host <host>', 'a registry host that --username/--password-stdin are for (repeatable; required with --username)', collect, [])
     .option('--max-db-age <age>', 'warn when a Trivy DB is older than this: 7d, 36h; 0 turns the check off (default 7d)')
     .option('--base <file>', 'a delta: leave out what this earlier bundle, its bundle.json or a receipt holds (repeatable)', collect, [])
+    .option('--split-size <size>', 'write the bundle as parts BUNDLE.001, BUNDLE.002, … of this size (700M, 4G; K/M/G are powers of 1024) and no BUNDLE')
     .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
     .option('--json', 'print a JSON summary on stdout')
     .action((manifest: string, opts: BuildFlags) =>
@@ -66,6 +68,7 @@ export function registerBuild(program: Command, run: RunAction): void {
         const concurrency = parseConcurrency(opts.concurrency, 8);
         const platforms = parsePlatformList(opts.platform);
         const maxDbAge = parseMaxDbAge(opts.maxDbAge);
+        const splitSize = parseSplitSize(opts.splitSize);
         const epoch = sourceDateEpoch();
         const stall = stallTimeoutMs();
         const rate = minRate();
@@ -106,6 +109,7 @@ export function registerBuild(program: Command, run: RunAction): void {
             tool: TOOL,
             ...(maxDbAge && { maxDbAge }),
             ...(bases.length > 0 && { bases }),
+            ...(splitSize !== undefined && { splitSize }),
           });
         } finally {
           progress.finish();
@@ -175,7 +179,10 @@ function printSummary(r: BuildResult, dryRun: boolean): void {
   }
   lines.push(`total ${formatBytes(r.totalBytes)} in ${r.blobs} blobs and ${r.items.filter((i) => i.kind === 'file').length} files; downloaded ${formatBytes(r.downloadedBytes)}`);
   if (r.external) lines.push(`delta: ${r.external.blobs} blobs and ${r.external.files} files (${formatBytes(r.external.bytes)}) are held by the bases, marked external and left out of the tar`);
-  if (r.bundle) lines.push(`wrote ${r.bundle.path} (${formatBytes(r.bundle.size)}), sha256 ${r.bundle.sha256}, and ${r.bundle.path}.sha256`);
+  if (r.bundle?.parts && r.bundle.parts.length > 0) {
+    lines.push(`wrote ${r.bundle.path} in ${r.bundle.parts.length} parts (${formatBytes(r.bundle.size)} in all, sha256 ${r.bundle.sha256}), and ${r.bundle.path}.sha256 with one line per part:`);
+    for (const p of r.bundle.parts) lines.push(`  ${p.path}  ${formatBytes(p.size)}`);
+  } else if (r.bundle) lines.push(`wrote ${r.bundle.path} (${formatBytes(r.bundle.size)}), sha256 ${r.bundle.sha256}, and ${r.bundle.path}.sha256`);
   else if (dryRun) lines.push('dry run: nothing downloaded but manifests, nothing written');
   process.stdout.write(lines.map(printable).join('\n') + '\n');
 }

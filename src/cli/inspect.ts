@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { BundleError, BundleReader } from '../bundle/reader.js';
+import { readBundleStream } from '../bundle/stream.js';
 import { formatBytes } from '../progress/reporter.js';
 import { printable } from '../util/printable.js';
 import { describeDb, trivyDbReports } from '../bundle/trivydb.js';
@@ -11,30 +12,45 @@ export function registerInspect(program: Command, run: RunAction): void {
   program
     .command('inspect')
     .description('list what BUNDLE holds (needs no key; says whether it is signed)')
-    .argument('<bundle>', 'bundle tarball')
+    .argument('<bundle>', 'bundle tarball, BUNDLE or BUNDLE.001 of a split one, or - for standard input')
     .option('--json', 'print JSON on stdout')
     .action((bundle: string, opts: { json?: boolean }) =>
       run('inspect', async () => {
-        let reader: BundleReader;
+        let reader: Pick<BundleReader, 'index' | 'signed' | 'parts'>;
         try {
-          reader = await BundleReader.open(bundle);
+          if (bundle === '-') {
+            // Standard input: bundle.json and whether a signature follows it, read as they stream by.
+            try {
+              reader = { ...(await readBundleStream(process.stdin)), parts: [] };
+            } finally {
+              process.stdin.destroy();
+            }
+          } else {
+            const r = await BundleReader.open(bundle);
+            await r.close();
+            reader = r;
+          }
         } catch (err) {
           if (err instanceof BundleError) throw failure(`${printable(bundle)}: ${printable(err.message)}`);
           throw err;
         }
-        await reader.close();
         const i = reader.index;
         const total = i.blobs.reduce((n, b) => n + b.size, 0) + i.files.reduce((n, f) => n + f.size, 0);
         const dbs = trivyDbReports(i.images);
         if (opts.json) {
           const external = { blobs: i.blobs.filter((b) => b.external).length, files: i.files.filter((f) => f.external).length };
-          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...i, ...(i.bases?.length && { external }), trivyDbs: dbs }));
+          const parts = reader.parts.length > 1 ? { parts: reader.parts.map((p) => ({ name: p.name, size: p.size })) } : {};
+          process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...parts, ...i, ...(i.bases?.length && { external }), trivyDbs: dbs }));
           return;
         }
         const out: string[] = [];
         const extBlobs = i.blobs.filter((b) => b.external);
         const extFiles = i.files.filter((f) => f.external);
         out.push(`bundle   ${bundle}`);
+        if (reader.parts.length > 1) {
+          out.push(`parts    ${reader.parts.length}, ${formatBytes(reader.parts.reduce((n, p) => n + p.size, 0))} in all`);
+          for (const p of reader.parts) out.push(`  ${p.name}  ${formatBytes(p.size)} (${p.size} bytes)`);
+        }
         out.push(`name     ${i.name}${i.version ? ` ${i.version}` : ''}`);
         out.push(`created  ${i.created} by ${i.tool}`);
         out.push(

@@ -77,3 +77,12 @@ export function parseMaxDbAge(value: string | undefined): MaxDbAge | undefined {
   if (!m) throw usageError(`--max-db-age ${v}: give days or hours, e.g. 7d or 36h (0 turns the check off)`);
   return { ms: Number(m[1]) * (m[2] === 'd' ? 86_400_000 : 3_600_000), label: v };
 }
+
+/** `--split-size`: `700M`, `4G`, `512K` or bytes; K, M and G are powers of 1024. */
+export function parseSplitSize(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^([1-9][0-9]*)([KMG]?)$/i.exec(value.trim());
+  const n = m ? Number(m[1]) * 1024 ** ['', 'K', 'M', 'G'].indexOf((m[2] ?? '').toUpperCase()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw usageError(`--split-size ${value}: give a size such as 700M or 4G (K, M, G are powers of 1024)`);
+  return n;
+}

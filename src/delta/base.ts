@@ -5,7 +5,7 @@
 // key: its signature is not checked here), a bare bundle.json through the
 // reader's own bundle.json checks, a receipt through the receipt's.
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { readGraph } from '../bundle/graph.js';
 import { BundleError, BundleReader, MAX_BUNDLE_JSON, parseIndex } from '../bundle/reader.js';
 import type { BundleIndex } from '../bundle/format.js';
@@ -107,6 +107,8 @@ async function startsLikeJson(file: string): Promise<boolean> {
     fh = await open(file, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    // A split bundle (SPEC §7): BUNDLE is its parts BUNDLE.001, …, which the bundle reader reads as one.
+    if (code === 'ENOENT' && (await lstat(`${file}.001`).catch(() => undefined))) return false;
     throw new BaseError(`cannot open ${printable(file)}: ${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)}`);
   }
   try {

@@ -29,7 +29,7 @@ export class EntryGuard {
   constructor(private readonly reader: BundleReader) {}
 
   async stamp(): Promise<string> {
-    return fileStamp(await this.reader.stat());
+    return this.reader.stamp();
   }
 
   /**

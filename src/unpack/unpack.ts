@@ -17,6 +17,7 @@ import type { Receipt } from '../delta/receipt.js';
 import type { BundleImage, BundleIndex } from '../bundle/format.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
 import { BundleReader } from '../bundle/reader.js';
+import { printable } from '../util/printable.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from '../bundle/trivydb.js';
 import { checkExternals } from './externals.js';
@@ -144,9 +145,11 @@ async function verifyEveryByte(reader: BundleReader, opts: UnpackOptions): Promi
   const total = reader.plan().reduce((n, e) => n + e.size, 0);
   opts.progress.addTotal(total);
   const t = opts.progress.transfer(`verifying ${opts.bundle}`, total);
+  if (reader.parts.length > 1) reader.onPart((p, n) => opts.progress.log(`reading part ${n + 1} of ${reader.parts.length}: ${printable(p.name)}`));
   try {
     await reader.verify((n) => t.advance(n));
   } finally {
+    reader.onPart(undefined);
     t.done();
   }
 }

@@ -10,7 +10,7 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runAirlock(args: string[], stdin?: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runAirlock(args: string[], stdin?: string | Buffer, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [AIRLOCK, ...args], { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -19,6 +19,8 @@ export function runAirlock(args: string[], stdin?: string, opts: { cwd?: string;
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // A reader that refuses a bundle on stdin stops reading it: the rest of the write then fails (EPIPE), as it would for cat.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(stdin ?? '');
   });
 }
