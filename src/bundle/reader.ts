@@ -20,7 +20,7 @@ import {
   OCI_LAYOUT_FILE,
   type BundleIndex,
 } from './format.js';
-import { BundleError, checkEnd, readEntryHeader, readExactly } from './tarread.js';
+import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } from './tarread.js';
 import { openSource, type Part, type PositionedSource } from './source.js';
 
 export { BundleError };
@@ -44,6 +44,49 @@ export interface LocatedEntry extends PlannedEntry {
 export interface OpenOptions {
   /** Public key to check the signature with; without one the bundle is read unverified (inspect). */
   readonly pub?: KeyObject;
+}
+
+export interface Head {
+  readonly index: BundleIndex;
+  /** The exact bytes that were signed. */
+  readonly bundleJson: Buffer;
+  readonly signed: boolean;
+  readonly verified: boolean;
+  /** Offset of the first entry after the signature. */
+  readonly next: number;
+}
+
+/**
+ * bundle.json and its signature, the first two entries: the signature is
+ * checked (with `pub`) before a byte of bundle.json is parsed. Shared by the
+ * file reader and the stream reader (`verify -`).
+ */
+export async function readHead(src: ReadSource, what: string, pub: KeyObject | undefined): Promise<Head> {
+  const first = await readEntryHeader(src, 0);
+  if (!first || first.name !== BUNDLE_JSON) {
+    throw new BundleError(`${what} is not an airlock bundle: the first entry is ${first ? `"${printable(first.name)}"` : 'missing'}, not bundle.json`);
+  }
+  if (first.size > MAX_BUNDLE_JSON) throw new BundleError(`bundle.json is ${first.size} bytes, more than ${MAX_BUNDLE_JSON}; refusing it`);
+  const bundleJson = await readExactly(src, first.size, first.dataOffset, 'bundle.json');
+  const second = await readEntryHeader(src, first.nextOffset);
+  let signed = false;
+  let verified = false;
+  let next = first.nextOffset;
+  if (second?.name === BUNDLE_SIG) {
+    if (second.size > MAX_SIG) throw new BundleError(`bundle.json.sig is ${second.size} bytes; a signature is under ${MAX_SIG}`);
+    signed = true;
+    const sig = (await readExactly(src, second.size, second.dataOffset, 'bundle.json.sig')).toString('utf8');
+    if (pub) {
+      verified = verifyBytes(bundleJson, sig, pub);
+      if (!verified) {
+        throw new BundleError(`the signature of bundle.json does not verify with the public key (${fingerprint(pub)}); the bundle was changed or signed with another key: do not use it`);
+      }
+    }
+    next = second.nextOffset;
+  } else if (pub) {
+    throw new BundleError('the bundle is not signed (no bundle.json.sig after bundle.json); refusing it');
+  }
+  return { index: parseIndex(bundleJson), bundleJson, signed, verified, next };
 }
 
 export class BundleReader {
@@ -72,32 +115,8 @@ export class BundleReader {
   }
 
   private static async read(file: string, fh: PositionedSource, opts: OpenOptions): Promise<BundleReader> {
-    const first = await readEntryHeader(fh, 0);
-    if (!first || first.name !== BUNDLE_JSON) {
-      throw new BundleError(`${printable(file)} is not an airlock bundle: the first entry is ${first ? `"${printable(first.name)}"` : 'missing'}, not bundle.json`);
-    }
-    if (first.size > MAX_BUNDLE_JSON) throw new BundleError(`bundle.json is ${first.size} bytes, more than ${MAX_BUNDLE_JSON}; refusing it`);
-    const bundleJson = await readExactly(fh, first.size, first.dataOffset, 'bundle.json');
-    const second = await readEntryHeader(fh, first.nextOffset);
-    let signed = false;
-    let verified = false;
-    let next = first.nextOffset;
-    if (second?.name === BUNDLE_SIG) {
-      if (second.size > MAX_SIG) throw new BundleError(`bundle.json.sig is ${second.size} bytes; a signature is under ${MAX_SIG}`);
-      signed = true;
-      const sig = (await readExactly(fh, second.size, second.dataOffset, 'bundle.json.sig')).toString('utf8');
-      if (opts.pub) {
-        verified = verifyBytes(bundleJson, sig, opts.pub);
-        if (!verified) {
-          throw new BundleError(`the signature of bundle.json does not verify with the public key (${fingerprint(opts.pub)}); the bundle was changed or signed with another key: do not use it`);
-        }
-      }
-      next = second.nextOffset;
-    } else if (opts.pub) {
-      throw new BundleError('the bundle is not signed (no bundle.json.sig after bundle.json); refusing it');
-    }
-    const index = parseIndex(bundleJson);
-    return new BundleReader(file, fh, index, bundleJson, signed, verified, next);
+    const h = await readHead(fh, printable(file), opts.pub);
+    return new BundleReader(file, fh, h.index, h.bundleJson, h.signed, h.verified, h.next);
   }
 
   /** The entries bundle.json promises after the signature, in order. */

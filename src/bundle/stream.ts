@@ -8,12 +8,11 @@
 // for the image graph walk verify makes after the pass.
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { fingerprint, verifyBytes } from '../sign/keys.js';
 import { printable } from '../util/printable.js';
-import { BUNDLE_JSON, BUNDLE_SIG, type BundleIndex } from './format.js';
-import { MAX_BUNDLE_JSON, MAX_SIG, parseIndex, planEntries } from './reader.js';
+import type { BundleIndex } from './format.js';
+import { planEntries, readHead } from './reader.js';
 import { BLOCK } from './tar.js';
-import { BundleError, checksumOk, headerName, readEntryHeader, readExactly, type ReadSource } from './tarread.js';
+import { BundleError, checksumOk, headerName, readEntryHeader, type ReadSource } from './tarread.js';
 
 /** Blobs up to this size that look like JSON are kept for the graph walk. */
 const KEEP_MAX = 4 * 1024 * 1024;
@@ -96,31 +95,9 @@ export interface StreamOptions {
  */
 export async function readBundleStream(stream: AsyncIterable<Buffer | string>, opts: StreamOptions = {}): Promise<StreamResult> {
   const src = new StreamSource(stream);
-  const first = await readEntryHeader(src, 0);
-  if (!first || first.name !== BUNDLE_JSON) {
-    throw new BundleError(`standard input is not an airlock bundle: the first entry is ${first ? `"${printable(first.name)}"` : 'missing'}, not bundle.json`);
-  }
-  if (first.size > MAX_BUNDLE_JSON) throw new BundleError(`bundle.json is ${first.size} bytes, more than ${MAX_BUNDLE_JSON}; refusing it`);
-  const bundleJson = await readExactly(src, first.size, first.dataOffset, 'bundle.json');
-  const second = await readEntryHeader(src, first.nextOffset);
-  let signed = false;
-  let verified = false;
-  let offset = first.nextOffset;
-  if (second?.name === BUNDLE_SIG) {
-    if (second.size > MAX_SIG) throw new BundleError(`bundle.json.sig is ${second.size} bytes; a signature is under ${MAX_SIG}`);
-    signed = true;
-    const sig = (await readExactly(src, second.size, second.dataOffset, 'bundle.json.sig')).toString('utf8');
-    if (opts.pub) {
-      verified = verifyBytes(bundleJson, sig, opts.pub);
-      if (!verified) {
-        throw new BundleError(`the signature of bundle.json does not verify with the public key (${fingerprint(opts.pub)}); the bundle was changed or signed with another key: do not use it`);
-      }
-    }
-    offset = second.nextOffset;
-  } else if (opts.pub) {
-    throw new BundleError('the bundle is not signed (no bundle.json.sig after bundle.json); refusing it');
-  }
-  const index = parseIndex(bundleJson);
+  const head = await readHead(src, 'standard input', opts.pub);
+  const { index, bundleJson, signed, verified } = head;
+  let offset = head.next;
   const kept = new Map<string, Buffer>();
   const seen = new Set<string>();
   const result = (): StreamResult => ({
