@@ -82,8 +82,8 @@ export interface BuildResult {
 }
 
 type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
-type GraphResult = { item: ImageItem | ArtifactItem; graph?: PulledGraph; error?: string };
-type FileResult = { item: FileItem; file?: PulledFile; error?: string };
+export type GraphResult = { item: ImageItem | ArtifactItem; graph?: PulledGraph; error?: string };
+export type FileResult = { item: FileItem; file?: PulledFile; error?: string };
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const { plan, progress } = opts;
@@ -148,7 +148,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 }
 
 /** Every image and artifact: its manifests resolved and walked; its blobs on their way into the cache. */
-async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit): Promise<GraphResult[]> {
+export async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit): Promise<GraphResult[]> {
   const clients = new Map<string, RegistryClient>();
   const clientFor = (host: string) => {
     let c = clients.get(host);
@@ -174,7 +174,7 @@ async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http
 }
 
 /** Every file, verified into the cache (or left to a base that holds it). */
-async function resolveFiles(opts: BuildOptions, store: ContentStore, http: Http, limit: Limit, heldSizes: ReadonlyMap<string, number>): Promise<FileResult[]> {
+export async function resolveFiles(opts: BuildOptions, store: ContentStore, http: Http, limit: Limit, heldSizes: ReadonlyMap<string, number>): Promise<FileResult[]> {
   const files = opts.plan.items.filter((i): i is FileItem => i.kind === 'file');
   return Promise.all(
     files.map(async (item): Promise<FileResult> => {

@@ -12,7 +12,8 @@ import { fileKey } from './bases.js';
 export interface ComposeInput {
   readonly plan: Plan;
   readonly tool: string;
-  readonly key: KeyObject;
+  /** The signing key; sync composes the same index unsigned, for its own steps. */
+  readonly key?: KeyObject;
   readonly created: Date;
   readonly graphs: ReadonlyArray<{ item: ImageItem | ArtifactItem; graph: PulledGraph }>;
   readonly files: ReadonlyArray<{ item: FileItem; file: PulledFile }>;
@@ -29,7 +30,7 @@ export function composeIndex(c: ComposeInput): Omit<BundleIndex, 'layout'> {
     version: c.plan.version ?? '',
     created: c.created.toISOString(),
     tool: c.tool,
-    signer: { fingerprint: fingerprint(c.key) },
+    signer: { fingerprint: c.key ? fingerprint(c.key) : '' },
     images: c.graphs.map(({ item, graph: g }): BundleImage => ({
       ref: item.ref,
       digest: g.digest,

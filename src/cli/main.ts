@@ -7,6 +7,7 @@ import { registerImages, type RunAction } from './images.js';
 import { registerInspect } from './inspect.js';
 import { registerKeygen } from './keygen.js';
 import { registerServe } from './serve.js';
+import { registerSync } from './sync.js';
 import { registerUnpack } from './unpack.js';
 import { registerVerify } from './verify.js';
 import { VERSION } from './version.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerVerify(program, run);
   registerInspect(program, run);
   registerUnpack(program, run);
+  registerSync(program, run);
   registerServe(program, run);
   registerImages(program, run);
   for (const cmd of program.commands) cmd.exitOverride();

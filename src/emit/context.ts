@@ -13,6 +13,8 @@ export interface EmitContext {
   readonly caFile?: string;
   /** File server URL as the cluster sees it, without a trailing slash. */
   readonly fileserverUrl?: string;
+  /** Written by `airlock sync` (from a manifest, no bundle) rather than unpack. */
+  readonly via?: 'sync';
 }
 
 /** `REGISTRY[/PREFIX]` for an upstream host, matching the layout. */

@@ -21,9 +21,9 @@ const bullet = (s: string) => `- ${s}`;
 export function readme(ctx: EmitContext, written: string[], notes: Notes): string {
   const trust = registryTrust(ctx);
   const out: string[] = [
-    '# Configuration written by airlock unpack',
+    `# Configuration written by airlock ${ctx.via ?? 'unpack'}`,
     '',
-    `Bundle \`${ctx.index.name}\` ${ctx.index.version}, built ${ctx.index.created}.`,
+    ctx.via === 'sync' ? `Manifest \`${ctx.index.name}\` ${ctx.index.version}, synced ${ctx.index.created}.` : `Bundle \`${ctx.index.name}\` ${ctx.index.version}, built ${ctx.index.created}.`,
     '',
     '## Target',
     '',
@@ -60,7 +60,11 @@ export function readme(ctx: EmitContext, written: string[], notes: Notes): strin
     );
   }
   steps.push('Run `./bin/ck8s validate sc` and `./bin/ck8s validate wc`: they must report no `set-me` left and no schema failure.');
-  steps.push('Keep what the bundle carries fresh: build and unpack a new bundle (the Trivy DB is rebuilt upstream every 6 hours).');
+  steps.push(
+    ctx.via === 'sync'
+      ? 'Keep it fresh: run the same airlock sync again (the Trivy DB is rebuilt upstream every 6 hours).'
+      : 'Keep what the bundle carries fresh: build and unpack a new bundle (the Trivy DB is rebuilt upstream every 6 hours).',
+  );
   out.push('## Manual steps', '', ...steps.map((s, i) => `${i + 1}. ${s}`), '');
   return out.join('\n');
 }

@@ -5,7 +5,7 @@ import type { RegistryClient } from '../registry/client.js';
 import type { BlobFrom, BundleIndex } from '../bundle/format.js';
 import { targetRepository } from '../bundle/targets.js';
 import { printable } from '../util/printable.js';
-import type { Graph, UnpackOptions } from './unpack.js';
+import type { Graph, TargetOptions } from './unpack.js';
 
 /** A delta whose external entries are not all at the target: nothing was pushed. */
 export class MissingBaseError extends Error {
@@ -21,7 +21,7 @@ export class MissingBaseError extends Error {
 }
 
 /** Where a base put an external blob at this target: the receipt's repository, or where this unpack's layout puts the base image that held it. */
-export function fromRepository(from: BlobFrom, opts: Pick<UnpackOptions, 'registry' | 'layout'>): string | undefined {
+export function fromRepository(from: BlobFrom, opts: Pick<TargetOptions, 'registry' | 'layout'>): string | undefined {
   if (from.repository !== undefined) return from.repository;
   if (from.image === undefined) return undefined;
   try {
@@ -44,7 +44,7 @@ export async function checkExternals(
   graphs: readonly Graph[],
   filesPresent: readonly boolean[],
   client: RegistryClient,
-  opts: UnpackOptions,
+  opts: TargetOptions,
   limit: <T>(fn: () => Promise<T>) => Promise<T>,
 ): Promise<Map<string, string>> {
   const mountFrom = new Map<string, string>();

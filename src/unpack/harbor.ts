@@ -2,13 +2,13 @@
 import { RegistryError } from '../registry/client.js';
 import { HarborApi, harborProject } from '../registry/harbor.js';
 import { TargetConflictError, type TargetName } from '../bundle/targets.js';
-import type { UnpackOptions } from './unpack.js';
+import type { TargetOptions } from './unpack.js';
 
 /**
  * On Harbor, every repository must sit inside a project that exists: checked
  * before anything is pushed, and missing projects created only when asked.
  */
-export async function checkHarborProjects(targets: readonly TargetName[], opts: UnpackOptions): Promise<void> {
+export async function checkHarborProjects(targets: readonly TargetName[], opts: TargetOptions): Promise<void> {
   const harbor = await HarborApi.detect(opts.http, opts.registry.host);
   if (!harbor) return;
   const outside = [...new Set(targets.filter((t) => !harborProject(t.repository)).map((t) => t.repository))];

@@ -1,11 +1,12 @@
 // Pushing what the target lacks: blobs first (each repository gets every blob
 // of its images; the first to need a digest uploads it, the others mount it),
 // then manifests byte for byte, children first, the tag with the root, last;
-// then the files. Every byte read here was verified before the first push.
+// then the files. Every byte read here was verified before it is pushed (from
+// a bundle: all of them, in one pass before the first push).
 import { RegistryError, type RegistryClient } from '../registry/client.js';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleIndex } from '../bundle/format.js';
-import type { BundleReader } from '../bundle/reader.js';
-import type { Graph, UnpackOptions } from './unpack.js';
+import type { UnpackSource } from './source.js';
+import type { Graph, TargetOptions } from './unpack.js';
 
 type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -17,7 +18,7 @@ export interface BlobStats {
 }
 
 /** Every blob of every graph into its repository: present ones skipped, external ones mounted from where their base put them. */
-export async function pushBlobs(graphs: readonly Graph[], reader: BundleReader, client: RegistryClient, mountFrom: ReadonlyMap<string, string>, opts: UnpackOptions, limit: Limit): Promise<BlobStats> {
+export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, client: RegistryClient, mountFrom: ReadonlyMap<string, string>, opts: TargetOptions, limit: Limit): Promise<BlobStats> {
   const stats: BlobStats = { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 };
   const uploads = new Map<string, Promise<string>>();
   const needed = new Map<string, Set<string>>();
@@ -53,9 +54,11 @@ export async function pushBlobs(graphs: readonly Graph[], reader: BundleReader, 
     }
     const upload = (async () => {
       await limit(async () => {
+        const name = BLOBS_PREFIX + digest.slice(7);
+        // Before the upload session opens: a sync fetches the blob from upstream here, while no request waits on it.
+        await reader.ready?.(name);
         const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size);
         try {
-          const name = BLOBS_PREFIX + digest.slice(7);
           await client.uploadBlob(repo, digest, size, (start, end) => counted(reader.range(name, start, end), (n) => t.advance(n)), {
             ...(opts.chunkSize && { chunkSize: opts.chunkSize, monolithicMax: opts.chunkSize }),
           });
@@ -75,7 +78,7 @@ export async function pushBlobs(graphs: readonly Graph[], reader: BundleReader, 
 }
 
 /** Manifests, children first, byte for byte; the tag goes with the root, last. Calls `pushed` per image. */
-export async function pushManifests(graphs: readonly Graph[], reader: BundleReader, client: RegistryClient, limit: Limit, pushed: (g: Graph) => void): Promise<void> {
+export async function pushManifests(graphs: readonly Graph[], reader: UnpackSource, client: RegistryClient, limit: Limit, pushed: (g: Graph) => void): Promise<void> {
   await Promise.all(
     graphs.map((g) =>
       limit(async () => {
@@ -97,7 +100,7 @@ export async function pushManifests(graphs: readonly Graph[], reader: BundleRead
 }
 
 /** Files streamed from the bundle, visible only once their digest matched; returns how many were written. */
-export async function putFiles(index: BundleIndex, present: readonly boolean[], reader: BundleReader, opts: UnpackOptions, limit: Limit, done: (i: number, status: 'pushed' | 'present') => void): Promise<number> {
+export async function putFiles(index: BundleIndex, present: readonly boolean[], reader: UnpackSource, opts: TargetOptions, limit: Limit, done: (i: number, status: 'pushed' | 'present') => void): Promise<number> {
   let written = 0;
   opts.progress.addTotal(index.files.reduce((n, f, i) => n + (present[i] ? 0 : f.size), 0));
   await Promise.all(

@@ -6,10 +6,10 @@ import { makeReceipt, type HeldImage, type Receipt } from '../delta/receipt.js';
 import { walkGraph } from '../oci/graph.js';
 import { RegistryClient } from '../registry/client.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
-import type { BundleReader } from '../bundle/reader.js';
+import type { UnpackSource } from './source.js';
 import type { TargetName } from '../bundle/targets.js';
 import { fromRepository } from './externals.js';
-import type { UnpackOptions } from './unpack.js';
+import type { TargetOptions } from './unpack.js';
 
 /**
  * The receipt once every image and file is at the target: each image's
@@ -17,7 +17,7 @@ import type { UnpackOptions } from './unpack.js';
  * others are read from their verified, re-hashed manifest entries, after a
  * walk over the tar's headers when the tar was not read yet).
  */
-export async function receiptFor(reader: BundleReader, opts: UnpackOptions, targets: readonly TargetName[], known: ReadonlyMap<string, ImageGraph>, scanned: boolean): Promise<Receipt> {
+export async function receiptFor(reader: UnpackSource, opts: TargetOptions, targets: readonly TargetName[], known: ReadonlyMap<string, ImageGraph>, scanned: boolean): Promise<Receipt> {
   if (!scanned) await reader.scan();
   const inIndex = new Set(reader.index.blobs.map((b) => b.digest));
   const client = new RegistryClient(opts.registry.host, opts.http);

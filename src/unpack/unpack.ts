@@ -25,12 +25,14 @@ import type { FileTarget } from './files-target.js';
 import { checkHarborProjects } from './harbor.js';
 import { pushBlobs, pushManifests, putFiles, type BlobStats } from './push.js';
 import { receiptFor } from './receipt.js';
+import type { UnpackSource } from './source.js';
 
 export { MissingBaseError } from './externals.js';
 
-export interface UnpackOptions {
+/** What unpack's steps need (sync runs them too, over the cache). */
+export interface TargetOptions {
+  /** What is read: the bundle file (sync: the manifest), for progress lines. */
   readonly bundle: string;
-  readonly pub: KeyObject;
   readonly registry: TargetRegistry;
   readonly layout: Layout;
   readonly files: FileTarget;
@@ -45,6 +47,10 @@ export interface UnpackOptions {
   readonly maxDbAge?: MaxDbAge;
   /** Work out the receipt (SPEC §6) of what the target holds once the unpack succeeded (--receipt). */
   readonly receipt?: boolean;
+}
+
+export interface UnpackOptions extends TargetOptions {
+  readonly pub: KeyObject;
 }
 
 export interface UnpackItem {
@@ -69,7 +75,7 @@ export interface UnpackResult {
    */
   readonly upToDate: boolean;
   readonly falcoIndex?: string;
-  readonly index: BundleReader['index'];
+  readonly index: BundleIndex;
   /** With `receipt: true`: what the target now holds from this bundle. */
   readonly receipt?: Receipt;
 }
@@ -84,13 +90,14 @@ type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
 export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
   const reader = await BundleReader.open(opts.bundle, { pub: opts.pub });
   try {
-    return await run(reader, opts);
+    return await unpackFrom(reader, opts);
   } finally {
     await reader.close();
   }
 }
 
-async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackResult> {
+/** Unpack's steps over a verified source: a bundle, or (sync) the content store filled from upstream as needed. */
+export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Promise<UnpackResult> {
   const { index } = reader;
   const targets = planTargets(index.images, opts.registry, opts.layout);
   await checkHarborProjects(targets, opts);
@@ -119,13 +126,13 @@ async function run(reader: BundleReader, opts: UnpackOptions): Promise<UnpackRes
   return result(items, stats, filesWritten, false, index, opts, receipt);
 }
 
-function warnAboutStaleDbs(index: BundleIndex, opts: UnpackOptions): void {
+function warnAboutStaleDbs(index: BundleIndex, opts: TargetOptions): void {
   const advice = 'Trivy in the air gap scans with this DB: build and carry a newer bundle';
   for (const w of trivyDbWarnings(trivyDbReports(index.images, opts.maxDbAge), opts.maxDbAge, advice)) opts.progress.log(w);
 }
 
 /** Which images (by digest, and by tag) and files are at the target already. */
-async function quickLook(index: BundleIndex, targets: readonly TargetName[], client: RegistryClient, opts: UnpackOptions, limit: Limit): Promise<{ images: boolean[]; files: boolean[] }> {
+async function quickLook(index: BundleIndex, targets: readonly TargetName[], client: RegistryClient, opts: TargetOptions, limit: Limit): Promise<{ images: boolean[]; files: boolean[] }> {
   const images = await Promise.all(
     targets.map((t) =>
       limit(async () => {
@@ -141,7 +148,7 @@ async function quickLook(index: BundleIndex, targets: readonly TargetName[], cli
 }
 
 /** One pass over the whole tar before anything is pushed. */
-async function verifyEveryByte(reader: BundleReader, opts: UnpackOptions): Promise<void> {
+async function verifyEveryByte(reader: UnpackSource, opts: TargetOptions): Promise<void> {
   const total = reader.plan().reduce((n, e) => n + e.size, 0);
   opts.progress.addTotal(total);
   const t = opts.progress.transfer(`verifying ${opts.bundle}`, total);
@@ -154,7 +161,7 @@ async function verifyEveryByte(reader: BundleReader, opts: UnpackOptions): Promi
   }
 }
 
-async function readMissingGraphs(reader: BundleReader, targets: readonly TargetName[], present: readonly boolean[], items: Items): Promise<Graph[]> {
+async function readMissingGraphs(reader: UnpackSource, targets: readonly TargetName[], present: readonly boolean[], items: Items): Promise<Graph[]> {
   const graphs: Graph[] = [];
   for (const [i, image] of reader.index.images.entries()) {
     if (present[i]) items.image(targets[i]!, image, 'present');
@@ -163,7 +170,7 @@ async function readMissingGraphs(reader: BundleReader, targets: readonly TargetN
   return graphs;
 }
 
-async function writeFalcoIndex(index: BundleIndex, opts: UnpackOptions): Promise<void> {
+async function writeFalcoIndex(index: BundleIndex, opts: TargetOptions): Promise<void> {
   const entries = falcoIndexEntries(index, opts.registry, opts.layout);
   if (entries.length) await opts.files.putBytes(FALCO_INDEX, falcoIndexYaml(entries));
 }
@@ -177,7 +184,7 @@ class Items {
   constructor(
     private readonly index: BundleIndex,
     private readonly targets: readonly TargetName[],
-    private readonly opts: UnpackOptions,
+    private readonly opts: TargetOptions,
   ) {}
 
   image(t: TargetName, img: BundleImage, status: UnpackItem['status']): void {
@@ -195,7 +202,7 @@ class Items {
   }
 }
 
-function result(items: Items, stats: BlobStats, filesWritten: number, upToDate: boolean, index: BundleIndex, opts: UnpackOptions, receipt: Receipt | undefined): UnpackResult {
+function result(items: Items, stats: BlobStats, filesWritten: number, upToDate: boolean, index: BundleIndex, opts: TargetOptions, receipt: Receipt | undefined): UnpackResult {
   const falco = falcoIndexEntries(index, opts.registry, opts.layout).length > 0;
   return { items: items.list, ...stats, filesWritten, upToDate, index, ...(falco && { falcoIndex: FALCO_INDEX }), ...(receipt && { receipt }) };
 }

@@ -1,0 +1,259 @@
+// airlock sync against real registries: build + unpack into registry A and
+// sync into registry B from the same upstream, then compared (every
+// repository, tag, manifest revision and blob link in the registries'
+// storage, skopeo's view of every reference, the files, the emitted config,
+// the receipts). Proxies in front of upstream and of B count what moves.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { AIRLOCK, runAirlock, type CliResult } from './support/cli.js';
+import { startFaultProxy, type TestFaultProxy } from './support/faultproxy.js';
+import { makeTempDir } from './support/proc.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+import { makeLayer } from './support/seed.js';
+import { skopeoOk } from './support/skopeo.js';
+import { startUpstream, type Upstream } from './support/upstream.js';
+
+interface SyncReport {
+  items: Array<{ status: string; kind: string }>;
+  upToDate: boolean;
+  blobsPushed: number;
+  blobsMounted: number;
+  blobsPresent: number;
+  bytesUploaded: number;
+  filesWritten: number;
+  fetched: { blobs: number; files: number; bytes: number };
+  emitted: string[];
+}
+
+let up: Upstream;
+let upProxy: TestFaultProxy;
+let work: string;
+let manifest: string;
+
+before(async () => {
+  up = await startUpstream();
+  // Everything airlock fetches from upstream goes through this proxy, which counts it.
+  upProxy = await startFaultProxy(up.registry.url);
+  work = await makeTempDir('airlock-sync-');
+  manifest = path.join(work, 'm.yaml');
+  await writeFile(manifest, up.manifest({ registryHost: upProxy.host }));
+});
+after(async () => {
+  await upProxy?.stop();
+  await up?.stop();
+});
+
+/** Blob bodies fetched from upstream (GET /v2/…/blobs/sha256:…), by digest. */
+const upstreamBlobGets = () => upProxy.stats.requests.filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.path)).map((r) => /sha256:[a-f0-9]{64}/.exec(r.path)?.[0] ?? '');
+/** Finished blob uploads at a target (the PUT that closes an upload session), as `repo@digest`. */
+const finishedUploads = (p: TestFaultProxy) =>
+  p.stats.requests
+    .filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.status === 201)
+    .map((r) => `${/^\/v2\/(.+)\/blobs\/uploads\//.exec(r.path)?.[1] ?? ''}@${/digest=(sha256(?::|%3A)[a-f0-9]{64})/.exec(r.path)?.[1]?.replace('%3A', ':') ?? ''}`);
+const writes = (p: TestFaultProxy) => p.stats.requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
+
+function syncArgs(target: string, files: string, cache: string, extra: string[] = []): string[] {
+  return ['sync', manifest, '--registry', target, '--files-dir', files, '--cache', cache, '--json', ...extra];
+}
+
+function report(r: CliResult): SyncReport {
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as SyncReport;
+}
+
+/** Every link file below the registry's repositories/ (tags, manifest revisions, layer links), upload sessions left out. */
+async function registryLinks(reg: TestRegistry): Promise<string[]> {
+  const root = path.join(reg.dataDir, 'docker/registry/v2/repositories');
+  const all = (await readdir(root, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.relative(root, path.join(e.parentPath, e.name)));
+  const out: string[] = [];
+  for (const rel of all.filter((r) => !r.split(path.sep).includes('_uploads')).sort()) out.push(`${rel} -> ${(await readFile(path.join(root, rel), 'utf8')).trim()}`);
+  return out;
+}
+
+/** `host` and its port (network policies name the port alone) replaced, so two targets compare. */
+function normalize(text: string, host: string): string {
+  const port = host.split(':')[1] ?? '';
+  return text.replaceAll(host, 'TARGET').replace(new RegExp(`(?<![0-9a-f])${port}(?![0-9a-f])`, 'g'), 'PORT');
+}
+
+/** Every file below `dir` (path → sha256), with `host` replaced so two targets compare. */
+async function tree(dir: string, host: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const e of (await readdir(dir, { recursive: true, withFileTypes: true })).filter((x) => x.isFile())) {
+    const rel = path.relative(dir, path.join(e.parentPath, e.name));
+    const text = normalize((await readFile(path.join(dir, rel))).toString('latin1'), host);
+    out.set(rel.replaceAll(host, 'TARGET'), createHash('sha256').update(text, 'latin1').digest('hex'));
+  }
+  return out;
+}
+
+describe('sync into a fresh registry gives what build + unpack give', () => {
+  let regA: TestRegistry;
+  let regB: TestRegistry;
+  let proxyB: TestFaultProxy;
+  let filesA: string;
+  let filesB: string;
+  let cacheB: string;
+  let first: SyncReport;
+
+  before(async () => {
+    regA = await startRegistry();
+    regB = await startRegistry();
+    proxyB = await startFaultProxy(regB.url);
+    filesA = path.join(work, 'files-a');
+    filesB = path.join(work, 'files-b');
+    await mkdir(filesA);
+    await mkdir(filesB);
+    cacheB = path.join(work, 'cache-b');
+    assert.equal((await runAirlock(['keygen', '--out', path.join(work, 'k')])).code, 0);
+    const b = await runAirlock(['build', manifest, '-o', path.join(work, 'b.tar'), '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache-a')]);
+    assert.equal(b.code, 0, b.stderr);
+    const u = await runAirlock(['unpack', path.join(work, 'b.tar'), '--pub', path.join(work, 'k.pub'), '--registry', regA.host, '--files-dir', filesA, '--fileserver-url', 'http://fileserver.internal:8080', '--emit-config', path.join(work, 'cfg-a'), '--receipt', path.join(work, 'receipt-a.json')]);
+    assert.equal(u.code, 0, u.stderr);
+    upProxy.stats.reset();
+    first = report(await runAirlock(syncArgs(proxyB.host, filesB, cacheB, ['--fileserver-url', 'http://fileserver.internal:8080', '--emit-config', path.join(work, 'cfg-b'), '--receipt', path.join(work, 'receipt-b.json')])));
+  });
+  after(async () => {
+    await proxyB?.stop();
+    await regA?.stop();
+    await regB?.stop();
+  });
+
+  it('pushes every item and fetches each upstream blob once', () => {
+    assert.equal(first.items.length, 10);
+    assert.ok(first.items.every((i) => i.status === 'pushed'));
+    assert.equal(first.upToDate, false);
+    const gets = upstreamBlobGets();
+    assert.equal(new Set(gets).size, gets.length, 'no blob was fetched twice');
+    assert.equal(gets.length, first.fetched.blobs, 'the report counts what was fetched');
+    assert.ok(first.blobsMounted >= 1, 'the layer shared across repositories was mounted, not uploaded twice');
+    assert.ok(!gets.includes(''), 'every blob GET names a digest');
+  });
+
+  it('leaves registry B holding exactly what registry A holds: repositories, tags, manifest revisions, blob links', async () => {
+    const a = await registryLinks(regA);
+    assert.ok(a.length > 30, `${a.length} links in A`);
+    assert.deepEqual(await registryLinks(regB), a);
+  });
+
+  it('serves every reference byte-identical to upstream and to A (skopeo)', async () => {
+    for (const s of Object.values(up.refs)) {
+      const ref = s.path;
+      const fromA = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${regA.host}/${ref}`]);
+      const fromB = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${regB.host}/${ref}`]);
+      assert.ok(fromB.equals(s.pushed.manifest), `${ref}: B has upstream's bytes`);
+      assert.ok(fromB.equals(fromA), `${ref}: A and B agree`);
+    }
+  });
+
+  it('puts the same files (and falcoctl index, naming its own registry)', async () => {
+    const a = await tree(filesA, regA.host);
+    assert.ok(a.has('falco/index.yaml') && a.has('tools/tool.bin.sha256'));
+    assert.deepEqual(await tree(filesB, proxyB.host), a);
+  });
+
+  it('emits the same config, the README saying sync', async () => {
+    const a = await tree(path.join(work, 'cfg-a'), regA.host);
+    const b = await tree(path.join(work, 'cfg-b'), proxyB.host);
+    a.delete('README.md');
+    b.delete('README.md');
+    assert.deepEqual(b, a);
+    const readme = (dir: string, host: string) =>
+      readFile(path.join(work, dir, 'README.md'), 'utf8').then((t) =>
+        normalize(t, host)
+          .split('\n')
+          .filter((l) => !/^# Configuration written by|^(Bundle|Manifest) `|Keep (it|what the bundle carries) fresh/.test(l)),
+      );
+    const readmeB = await readFile(path.join(work, 'cfg-b', 'README.md'), 'utf8');
+    assert.match(readmeB, /^# Configuration written by airlock sync\n\nManifest `test-bundle` 1\.0, synced /);
+    assert.deepEqual(await readme('cfg-b', proxyB.host), await readme('cfg-a', regA.host));
+  });
+
+  it('writes a receipt naming the same images, blobs and files as unpack\'s', async () => {
+    const load = async (f: string, host: string) => {
+      const r = JSON.parse((await readFile(path.join(work, f), 'utf8')).replaceAll(host, 'TARGET')) as Record<string, unknown>;
+      delete r.bundle;
+      return r;
+    };
+    assert.deepEqual(await load('receipt-b.json', proxyB.host), await load('receipt-a.json', regA.host));
+  });
+
+  it('a second sync with nothing changed uploads nothing and fetches no blob, even with an empty cache', async () => {
+    for (const cache of [cacheB, path.join(work, 'cache-empty')]) {
+      upProxy.stats.reset();
+      proxyB.stats.reset();
+      const again = report(await runAirlock(syncArgs(proxyB.host, filesB, cache)));
+      assert.equal(again.upToDate, true);
+      assert.equal(again.bytesUploaded, 0);
+      assert.equal(again.filesWritten, 0);
+      assert.ok(again.items.every((i) => i.status === 'present'));
+      assert.deepEqual(upstreamBlobGets(), [], `no blob fetched from upstream (${cache})`);
+      assert.equal(again.fetched.blobs, 0);
+      assert.deepEqual(writes(proxyB), [], 'nothing but HEAD/GET reached the target');
+      if (cache === cacheB) assert.equal(again.fetched.bytes, 0, 'a warm cache: not a byte from upstream, files included');
+    }
+  });
+
+  it('after one upstream image changes, only its new blobs move', async () => {
+    const layer = await makeLayer('docker-app-v2', 70_000);
+    const shared = await makeLayer('shared-base', 300_000);
+    const changed = await up.seeder.pushImage('team/docker-app', '2.0', { layers: [shared, layer], format: 'docker' });
+    upProxy.stats.reset();
+    proxyB.stats.reset();
+    const r = report(await runAirlock(syncArgs(proxyB.host, filesB, cacheB)));
+    const fresh = [changed.configDescriptor.digest, changed.layerDescriptors[1]!.digest].sort();
+    assert.deepEqual(upstreamBlobGets().sort(), fresh, 'only the new config and layer came from upstream');
+    assert.deepEqual(finishedUploads(proxyB).sort(), fresh.map((d) => `team/docker-app@${d}`).sort(), 'only they were uploaded');
+    assert.equal(r.blobsPushed, 2);
+    assert.deepEqual(r.items.filter((i) => i.status === 'pushed').map((i) => i.kind), ['image']);
+    const bytes = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${regB.host}/team/docker-app:2.0`]);
+    assert.ok(bytes.equals(changed.manifest));
+  });
+});
+
+it('SIGKILL mid-sync, rerun: complete, and nothing uploaded twice', async () => {
+  const reg = await startRegistry();
+  const proxy = await startFaultProxy(reg.url);
+  try {
+    const files = await makeTempDir('airlock-sync-files-');
+    const args = syncArgs(proxy.host, files, path.join(work, 'cache-kill'), ['--concurrency', '4']);
+    // One blob upload hangs; the others go through; then the process is killed.
+    proxy.addRule({ kind: 'delay', ms: 60_000, method: 'PUT', match: /\/blobs\/uploads\//, times: 1 });
+    const child = spawn(process.execPath, [AIRLOCK, ...args], { stdio: 'ignore' });
+    const deadline = Date.now() + 30_000;
+    while (finishedUploads(proxy).length < 6) {
+      if (Date.now() > deadline) throw new Error(`only ${finishedUploads(proxy).length} uploads finished`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    child.kill('SIGKILL');
+    const [, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    assert.equal(signal, 'SIGKILL');
+    const before = new Set(finishedUploads(proxy));
+    proxy.clearRules();
+    proxy.stats.reset();
+
+    const second = report(await runAirlock(args));
+    const again = finishedUploads(proxy);
+    assert.ok(again.length > 0, 'the kill came mid-sync: the rerun had uploads left to do');
+    assert.deepEqual(again.filter((u) => before.has(u)), [], 'no blob finished before the kill was uploaded again to the same repository');
+    assert.ok(second.blobsPresent >= before.size, `${second.blobsPresent} blobs found present (${before.size} finished before the kill)`);
+    for (const s of Object.values(up.refs)) {
+      const bytes = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/${s.path}`]);
+      const upstream = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${up.registry.host}/${s.path}`]);
+      assert.ok(bytes.equals(upstream), `${s.path} complete after the rerun`);
+    }
+
+    proxy.stats.reset();
+    const third = report(await runAirlock(args));
+    assert.equal(third.upToDate, true);
+    assert.deepEqual(writes(proxy), []);
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+  }
+});
