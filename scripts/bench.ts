@@ -223,6 +223,40 @@ function manifestFor(refs: string[]): string {
   return `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: bench}\nspec:\n  images:\n${refs.map((r) => `    - ${r}\n`).join('')}`;
 }
 
+/**
+ * sync against a `skopeo copy docker://… docker://…` loop: each into a fresh
+ * registry from the same upstream, sync with a cold cache; then a second sync
+ * (nothing to do), and a sync into a fresh registry from a warm cache.
+ */
+async function benchSync(refs: string[], dir: string): Promise<void> {
+  const t1 = await startRegistry();
+  const t2 = await startRegistry();
+  const t3 = await startRegistry();
+  try {
+    const files = await makeTempDir('airlock-bench-files-');
+    const args = (t: TestRegistry, cache: string) => [AIRLOCK, 'sync', path.join(dir, 'm.yaml'), '--registry', t.host, '--files-dir', files, '--cache', cache];
+    const first = await timed(process.execPath, args(t1, path.join(dir, 'sync-cache')));
+    const second = await timed(process.execPath, args(t1, path.join(dir, 'sync-cache')));
+    const warm = await timed(process.execPath, args(t3, path.join(dir, 'sync-cache')));
+    const skStart = process.hrtime.bigint();
+    for (const r of refs) {
+      const name = r.slice(r.indexOf('/') + 1);
+      await skopeoOk(['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${r}`, `docker://${t2.host}/${name}`]);
+    }
+    const sk = Number(process.hrtime.bigint() - skStart) / 1e9;
+    console.log('\nsync into a fresh registry vs skopeo copy docker://… docker://… loop, loopback:');
+    console.log(`  airlock sync, cold cache     ${first.seconds.toFixed(2)} s  (peak RSS ${first.peakRssMB.toFixed(0)} MiB)`);
+    console.log(`  skopeo copy × ${IMAGES}            ${sk.toFixed(2)} s`);
+    console.log(`  ratio sync/skopeo = ${(first.seconds / sk).toFixed(2)}`);
+    console.log(`  airlock sync, second         ${second.seconds.toFixed(2)} s  (ratio second/first ${(second.seconds / first.seconds).toFixed(3)})`);
+    console.log(`  airlock sync, warm cache     ${warm.seconds.toFixed(2)} s  (into another fresh registry)`);
+  } finally {
+    await t1.stop();
+    await t2.stop();
+    await t3.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const reg = await startRegistry();
   const dir = await makeTempDir('airlock-bench-');
@@ -246,6 +280,7 @@ async function main(): Promise<void> {
     console.log(`  ratio build/skopeo = ${(build.seconds / skopeoSeconds).toFixed(2)} (target ≤ 0.5)`);
 
     await benchUnpack(refs, dir);
+    await benchSync(refs, dir);
     await benchDelta(reg, dir, build.seconds);
 
     // A registry across a network: every request answered 30 ms late (a proxy in front of the same registry).

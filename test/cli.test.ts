@@ -5,7 +5,7 @@ import path from 'node:path';
 import { makeTempDir } from './support/proc.js';
 import { runAirlock } from './support/cli.js';
 
-const COMMANDS = ['keygen', 'build', 'diff', 'verify', 'inspect', 'unpack', 'serve', 'images'];
+const COMMANDS = ['keygen', 'build', 'diff', 'verify', 'inspect', 'unpack', 'sync', 'serve', 'images'];
 
 test('--help lists every SPEC §1 command', async () => {
   const r = await runAirlock(['--help']);
@@ -24,6 +24,7 @@ test('each command documents the SPEC §1 options', async () => {
     diff: ['--json'],
     unpack: ['--pub', '--registry', '--files-dir', '--files-url', '--layout', '--fileserver-url', '--emit-config', '--plain-http', '--insecure', '--ca-file', '--username', '--password-stdin', '--concurrency', '--create-projects', '--receipt', '--json'],
     serve: ['--pub', '--listen', '--files-listen', '--tls-cert', '--tls-key'],
+    sync: ['--registry', '--files-dir', '--files-url', '--layout', '--fileserver-url', '--emit-config', '--plain-http', '--insecure', '--ca-file', '--username', '--password-stdin', '--concurrency', '--create-projects', '--cache', '--set', '--platform', '--receipt', '--json'],
   };
   for (const [cmd, options] of Object.entries(want)) {
     const r = await runAirlock([cmd, '--help']);

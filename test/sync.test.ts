@@ -257,3 +257,35 @@ it('SIGKILL mid-sync, rerun: complete, and nothing uploaded twice', async () => 
     await reg.stop();
   }
 });
+
+it('usage and manifest errors exit 2 before anything is fetched; an item that cannot be resolved is exit 1 with nothing pushed', async () => {
+  const files = await makeTempDir('airlock-sync-usage-');
+  const noRegistry = await runAirlock(['sync', manifest, '--files-dir', files]);
+  assert.equal(noRegistry.code, 2);
+  assert.match(noRegistry.stderr, /give the private registry with --registry/);
+  const both = await runAirlock(['sync', manifest, '--registry', '127.0.0.1:1', '--files-dir', files, '--files-url', 'http://127.0.0.1:1/']);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /exactly one of --files-dir DIR and --files-url URL/);
+  assert.equal((await runAirlock(['sync', manifest, '--registry', '127.0.0.1:1', '--files-dir', files, '--auth-host', 'x'])).code, 2, "build's --auth-host is no sync option");
+
+  const bad = path.join(work, 'bad.yaml');
+  await writeFile(bad, 'apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: Bad_Name\nspec: {}\n');
+  upProxy.stats.reset();
+  const r = await runAirlock(['sync', bad, '--registry', '127.0.0.1:1', '--files-dir', files]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /bad\.yaml:4:\d+: metadata\.name/);
+
+  const reg = await startRegistry();
+  const proxy = await startFaultProxy(reg.url);
+  try {
+    const missing = path.join(work, 'missing.yaml');
+    await writeFile(missing, up.manifest({ registryHost: upProxy.host, extra: '' }).replace(`${upProxy.host}/pause:3.9`, `${upProxy.host}/pause:no-such-tag`));
+    const m = await runAirlock(['sync', missing, '--registry', proxy.host, '--files-dir', files, '--cache', path.join(work, 'cache-missing')]);
+    assert.equal(m.code, 1, m.stderr);
+    assert.match(m.stderr, /1 of 10 items failed; nothing was pushed:\n {2}image .*pause:no-such-tag: .*not found/);
+    assert.deepEqual(writes(proxy), [], 'nothing was pushed');
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+  }
+});
