@@ -12,9 +12,11 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AIRLOCK, runAirlock, type CliResult } from './support/cli.js';
 import { startFaultProxy, type TestFaultProxy } from './support/faultproxy.js';
+import { startFileServer } from './support/fileserver.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { makeLayer } from './support/seed.js';
+import { ACCEPT_ALL_MANIFESTS, makeLayer } from './support/seed.js';
+import { Agent, request } from 'undici';
 import { skopeoOk } from './support/skopeo.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
 
@@ -196,6 +198,8 @@ describe('sync into a fresh registry gives what build + unpack give', () => {
       assert.equal(again.fetched.blobs, 0);
       assert.deepEqual(writes(proxyB), [], 'nothing but HEAD/GET reached the target');
       if (cache === cacheB) assert.equal(again.fetched.bytes, 0, 'a warm cache: not a byte from upstream, files included');
+      // An empty cache: the file with a declared sha256 is matched at the target unread; the one known by sha512 and the pinned driver are downloaded.
+      else assert.equal(again.fetched.files, 2);
     }
   });
 
@@ -287,5 +291,45 @@ it('usage and manifest errors exit 2 before anything is fetched; an item that ca
   } finally {
     await proxy.stop();
     await reg.stop();
+  }
+});
+
+it('upstream credentials from docker config.json, the target\'s from --username/--password-stdin, each only to its host; files PUT to WebDAV', async () => {
+  const locked = await startUpstream({ registry: { basicAuth: { username: 'reader', password: 'upstream pass' } } });
+  const target = await startRegistry({ basicAuth: { username: 'pusher', password: 'target pass' } });
+  const web = await startFileServer();
+  try {
+    const dir = await makeTempDir('airlock-sync-auth-');
+    const m = path.join(dir, 'm.yaml');
+    await writeFile(m, locked.manifest({ specExtra: `  registries:\n    "${locked.registry.host}": { caFile: "${locked.registry.caFile}" }\n` }));
+    const docker = path.join(dir, 'docker');
+    await mkdir(docker);
+    await writeFile(path.join(docker, 'config.json'), JSON.stringify({ auths: { [locked.registry.host]: { auth: Buffer.from('reader:upstream pass').toString('base64') } } }));
+    const args = ['sync', m, '--registry', `${target.host}/welkin`, '--ca-file', target.caFile ?? '', '--username', 'pusher', '--password-stdin', '--files-url', `${web.url}/airgap`, '--cache', path.join(dir, 'c'), '--json'];
+    const env = { ...process.env, DOCKER_CONFIG: docker };
+    const r = report(await runAirlock(args, 'target pass\n', { env }));
+    assert.ok(r.items.every((i) => i.status === 'pushed'));
+    const agent = new Agent({ connect: { ca: await readFile(target.caFile ?? '') } });
+    try {
+      const res = await request(`${target.url}/v2/welkin/team/app/manifests/1.0`, { headers: { accept: ACCEPT_ALL_MANIFESTS, authorization: `Basic ${Buffer.from('pusher:target pass').toString('base64')}` }, dispatcher: agent });
+      assert.equal(res.statusCode, 200);
+      assert.ok(Buffer.from(await res.body.arrayBuffer()).equals(locked.refs.ociIndex.pushed.manifest));
+    } finally {
+      await agent.close();
+    }
+    for (const f of [locked.opensearch, locked.driver, locked.tool]) {
+      assert.equal(createHash('sha256').update(await readFile(path.join(web.root, 'airgap', f.landing))).digest('hex'), f.sha256, `${f.landing} on the WebDAV server`);
+    }
+
+    // The target's password is not one upstream takes (and the other way round): each went only to its own host.
+    const noDocker = await runAirlock(args, 'target pass\n', { env: { ...process.env, DOCKER_CONFIG: path.join(dir, 'none') } });
+    assert.equal(noDocker.code, 1);
+    assert.match(noDocker.stderr, /asks for a user name and password/);
+    const again = report(await runAirlock(args, 'target pass\n', { env }));
+    assert.equal(again.upToDate, true);
+  } finally {
+    await web.stop();
+    await target.stop();
+    await locked.stop();
   }
 });

@@ -71,8 +71,8 @@ export class BlobFetcher {
   }
 }
 
-/** The one dispatcher of a build: TLS per source host, credentials per host, the minimum rate. */
-export function createHttp(opts: BuildOptions, settings: (host: string) => HostSettings): Http {
+/** The one dispatcher of a build (or a sync): TLS per host, credentials per host, the minimum rate. */
+export function createHttp(opts: Pick<BuildOptions, 'concurrency' | 'bodyTimeoutMs' | 'minBytesPerSecond' | 'tool' | 'credentials' | 'retry' | 'warn'>, settings: (host: string) => HostSettings): Http {
   const window = opts.bodyTimeoutMs ?? 60_000;
   return new Http({
     connections: opts.concurrency,

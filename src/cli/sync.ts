@@ -53,7 +53,7 @@ export function registerSync(program: Command, run: RunAction): void {
         // --username/--password-stdin are for the --registry host only; upstream hosts (and the target too, without them) use docker config.json.
         const credentials = firstOf(flagCredentials(target.credentials, [registry.host]), dockerConfigCredentials({ warn }));
         const settings = (h: string) => (h === registry.host ? target.settings : hostSettings(plan, h));
-        const http = createHttp({ plan, cacheDir: '', concurrency, progress, tool: TOOL, credentials, warn, ...(stall !== undefined && { bodyTimeoutMs: stall }), ...(rate !== undefined && { minBytesPerSecond: rate }) }, settings);
+        const http = createHttp({ concurrency, tool: TOOL, credentials, warn, ...(stall !== undefined && { bodyTimeoutMs: stall }), ...(rate !== undefined && { minBytesPerSecond: rate }) }, settings);
         const files: FileTarget = opts.filesDir ? new DirTarget(opts.filesDir) : new UrlTarget(opts.filesUrl ?? '', http);
         let result: SyncResult;
         try {

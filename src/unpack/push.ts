@@ -53,10 +53,11 @@ export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, 
       }
     }
     const upload = (async () => {
+      const name = BLOBS_PREFIX + digest.slice(7);
+      // Before the upload session opens and outside the upload slots: a sync fetches the blob from upstream here
+      // (under a limit of its own), while no request waits on it and other uploads go on.
+      await reader.ready?.(name);
       await limit(async () => {
-        const name = BLOBS_PREFIX + digest.slice(7);
-        // Before the upload session opens: a sync fetches the blob from upstream here, while no request waits on it.
-        await reader.ready?.(name);
         const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size);
         try {
           await client.uploadBlob(repo, digest, size, (start, end) => counted(reader.range(name, start, end), (n) => t.advance(n)), {
