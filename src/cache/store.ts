@@ -223,16 +223,24 @@ export class ContentStore {
           }
           const running = seed ?? new Map(algorithms.map((a) => [a, createHash(a)]));
           let got = 0;
-          // Each chunk is on disk before the next is read: when the connection
-          // fails, what arrived is in the partial file and the retry resumes after it.
-          for await (const chunk of opened.body) {
-            const c = chunk as Buffer;
-            for (const h of running.values()) h.update(c);
-            await writeAll(fh, c, start + got);
-            got += c.length;
-            downloaded += c.length;
-            req.onBytes?.(c.length);
+          // Chunks are gathered into writes of up to 1 MiB, one in flight while the
+          // next arrives. When the connection fails, what arrived is written out
+          // before the error goes on, so the retry resumes after it.
+          const out = new BatchedWriter(fh, start);
+          try {
+            for await (const chunk of opened.body) {
+              const c = chunk as Buffer;
+              for (const h of running.values()) h.update(c);
+              await out.push(c);
+              got += c.length;
+              downloaded += c.length;
+              req.onBytes?.(c.length);
+            }
+          } catch (err) {
+            await out.flush().catch(() => undefined);
+            throw err;
           }
+          await out.flush();
           await fh.sync();
           const hex = (a: Algorithm) => running.get(a)?.digest('hex');
           return { size: start + got, sha256: hex('sha256') ?? '', sha512: algorithms.includes('sha512') ? hex('sha512') : undefined, resumed: start > 0 };
@@ -275,11 +283,60 @@ async function discard(body: Readable & { dump?: () => Promise<unknown> }): Prom
   else body.destroy();
 }
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
-    off += bytesWritten;
+/**
+ * Network chunks (often 16–64 KiB) gathered into positioned writev() calls of
+ * up to BATCH bytes, at most one in flight: a write per chunk cost a thread-pool
+ * round trip each and held up reading the socket meanwhile.
+ */
+class BatchedWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private position: number,
+  ) {}
+
+  async push(chunk: Buffer): Promise<void> {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= BATCH) await this.start();
+  }
+
+  /** Everything pushed is on disk (or its write failed) when this resolves. */
+  async flush(): Promise<void> {
+    await this.start();
+    await this.inFlight;
+    this.inFlight = undefined;
+  }
+
+  private async start(): Promise<void> {
+    await this.inFlight;
+    this.inFlight = undefined;
+    if (this.pendingBytes === 0) return;
+    const buffers = this.pending;
+    const at = this.position;
+    this.position += this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const write = writeAllv(this.fh, buffers, at);
+    // Awaited by the next push or flush; until then its failure must not count as unhandled.
+    write.catch(() => undefined);
+    this.inFlight = write;
+  }
+}
+
+const BATCH = 1024 * 1024;
+
+async function writeAllv(fh: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  const bufs = [...buffers];
+  while (bufs.length > 0) {
+    let { bytesWritten } = await fh.writev(bufs, position);
+    position += bytesWritten;
+    // A short write: drop what went out and go on with the rest.
+    while (bufs.length > 0 && bytesWritten >= bufs[0]!.length) bytesWritten -= bufs.shift()!.length;
+    if (bytesWritten > 0) bufs[0] = bufs[0]!.subarray(bytesWritten);
   }
 }
 
