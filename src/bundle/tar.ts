@@ -112,12 +112,12 @@ export class TarWriter {
 
   /**
    * Copies `size` bytes of `source` into an entry and returns their sha256
-   * (hex). A source shorter or longer than `size` is an error: the header
-   * already promised the size.
+   * (hex; undefined with `hash: false`). A source shorter or longer than `size`
+   * is an error: the header already promised the size.
    */
-  async addFile(name: string, source: FileHandle, size: number, mtime: Date): Promise<string> {
+  async addFile(name: string, source: FileHandle, size: number, mtime: Date, opts: { hash?: boolean } = {}): Promise<string | undefined> {
     await this.write(headerBlocks({ name, size, mtime }));
-    const h = createHash('sha256');
+    const h = opts.hash === false ? undefined : createHash('sha256');
     // Two buffers: the next chunk is read (thread pool) while this one is hashed and written.
     const buffers = [this.buffer, this.spare];
     const readAt = (buf: Buffer, at: number) => {
@@ -134,13 +134,13 @@ export class TarWriter {
       done += chunk.length;
       turn ^= 1;
       next = done < size ? readAt(buffers[turn]!, done) : undefined;
-      h.update(chunk);
+      h?.update(chunk);
       await this.write(chunk);
     }
     const extra = await source.read(this.buffer, 0, 1, size);
     if (extra.bytesRead !== 0) throw new Error(`${name}: source is longer than ${size} bytes`);
     await this.write(padding(size));
-    return h.digest('hex');
+    return h?.digest('hex');
   }
 
   /** Two zero blocks end the archive; returns the sha256 of everything written. */

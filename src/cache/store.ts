@@ -5,7 +5,7 @@
 // on a partial file (a lock per entry, under locks/); whoever waited for it
 // finds the content in place afterwards and fetches nothing.
 import { createHash, type Hash } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { lstat, mkdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -67,6 +67,9 @@ export interface Ingested {
 const FOLDERS = ['blobs/sha256', 'partial', 'locks', 'index/sha512', 'index/url', 'index/derived'] as const;
 
 export class ContentStore {
+  /** Content this process hashed to its digest and renamed into place: digest → the file's stamp right after. */
+  private readonly proven = new Map<string, string>();
+
   constructor(readonly root: string) {}
 
   /** Makes the folders; each must be a real folder (not a link to one elsewhere: partial files are renamed into blobs/). */
@@ -94,6 +97,16 @@ export class ContentStore {
   /** Opens stored content for reading; a link or FIFO in its place is refused, never followed. */
   async open(digest: string): Promise<FileHandle> {
     return openRegular(this.pathOf(digest), O_RDONLY);
+  }
+
+  /**
+   * True when `fh` is the very file this process hashed to `digest` and renamed
+   * into place, unchanged since (same device, inode, size and times): reading it
+   * again need not hash it again. Content from an earlier run is never proven.
+   */
+  async provenByThisRun(digest: string, fh: FileHandle): Promise<boolean> {
+    const want = this.proven.get(digest);
+    return want !== undefined && want === stampOf(await fh.stat({ bigint: true }));
   }
 
   async read(digest: string): Promise<Buffer> {
@@ -269,6 +282,8 @@ export class ContentStore {
       await rename(partial, final).catch(async (err: unknown) => {
         throw await explain(err, final);
       });
+      const placed = await lstat(final, { bigint: true }).catch(() => undefined);
+      if (placed?.isFile() && placed.size === BigInt(result.size)) this.proven.set(digest, stampOf(placed));
       const entry = { digest, size: result.size };
       if (expected?.algorithm === 'sha512' && result.sha512) await this.record('sha512', result.sha512, entry);
       if (!expected) await this.record('url', req.partialKey ?? req.what, entry);
@@ -338,6 +353,10 @@ async function writeAllv(fh: FileHandle, buffers: Buffer[], position: number): P
     while (bufs.length > 0 && bytesWritten >= bufs[0]!.length) bytesWritten -= bufs.shift()!.length;
     if (bytesWritten > 0) bufs[0] = bufs[0]!.subarray(bytesWritten);
   }
+}
+
+function stampOf(s: BigIntStats): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 }
 
 /** Hashes the first `size` bytes of an open file. */
