@@ -165,8 +165,7 @@ export class BundleReader {
   async verifyEntry(name: string, onBytes?: (n: number) => void): Promise<void> {
     const e = this.entry(name);
     const h = createHash('sha256');
-    // One buffer reused for every chunk: each is hashed before the next read.
-    for await (const chunk of this.chunks(e, 0, e.size, Buffer.allocUnsafe(CHUNK))) {
+    for await (const chunk of this.readAhead(e)) {
       h.update(chunk);
       onBytes?.(chunk.length);
     }
@@ -218,6 +217,30 @@ export class BundleReader {
       if (bytesRead === 0) throw new BundleError(`entry "${printable(e.name)}" is truncated on disk`);
       pos += bytesRead;
       yield buf.subarray(0, bytesRead);
+    }
+  }
+
+  /**
+   * An entry's data in chunks, the next one read (thread pool) while the caller
+   * hashes this one: two buffers, each chunk valid until the one after it is taken.
+   */
+  private async *readAhead(e: LocatedEntry): AsyncGenerator<Buffer> {
+    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    const readAt = (buf: Buffer, pos: number) => {
+      const p = this.fh.read(buf, 0, Math.min(CHUNK, e.size - pos), e.dataOffset + pos).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+      p.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+      return p;
+    };
+    let pos = 0;
+    let turn = 0;
+    let next = e.size > 0 ? readAt(buffers[0]!, 0) : undefined;
+    while (next) {
+      const chunk = await next;
+      if (chunk.length === 0) throw new BundleError(`entry "${printable(e.name)}" is truncated on disk`);
+      pos += chunk.length;
+      turn ^= 1;
+      next = pos < e.size ? readAt(buffers[turn]!, pos) : undefined;
+      yield chunk;
     }
   }
 

@@ -87,6 +87,7 @@ export interface TarSink {
 export class TarWriter {
   private readonly hash: Hash = createHash('sha256');
   private readonly buffer = Buffer.allocUnsafe(CHUNK);
+  private readonly spare = Buffer.allocUnsafe(CHUNK);
   bytes = 0;
 
   constructor(
@@ -111,25 +112,35 @@ export class TarWriter {
 
   /**
    * Copies `size` bytes of `source` into an entry and returns their sha256
-   * (hex). A source shorter or longer than `size` is an error: the header
-   * already promised the size.
+   * (hex; undefined with `hash: false`). A source shorter or longer than `size`
+   * is an error: the header already promised the size.
    */
-  async addFile(name: string, source: FileHandle, size: number, mtime: Date): Promise<string> {
+  async addFile(name: string, source: FileHandle, size: number, mtime: Date, opts: { hash?: boolean } = {}): Promise<string | undefined> {
     await this.write(headerBlocks({ name, size, mtime }));
-    const h = createHash('sha256');
+    const h = opts.hash === false ? undefined : createHash('sha256');
+    // Two buffers: the next chunk is read (thread pool) while this one is hashed and written.
+    const buffers = [this.buffer, this.spare];
+    const readAt = (buf: Buffer, at: number) => {
+      const p = source.read(buf, 0, Math.min(CHUNK, size - at), at).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+      p.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+      return p;
+    };
     let done = 0;
-    while (done < size) {
-      const { bytesRead } = await source.read(this.buffer, 0, Math.min(CHUNK, size - done), done);
-      if (bytesRead === 0) throw new Error(`${name}: source ended after ${done} of ${size} bytes`);
-      const chunk = this.buffer.subarray(0, bytesRead);
-      h.update(chunk);
+    let turn = 0;
+    let next = size > 0 ? readAt(buffers[0]!, 0) : undefined;
+    while (next) {
+      const chunk = await next;
+      if (chunk.length === 0) throw new Error(`${name}: source ended after ${done} of ${size} bytes`);
+      done += chunk.length;
+      turn ^= 1;
+      next = done < size ? readAt(buffers[turn]!, done) : undefined;
+      h?.update(chunk);
       await this.write(chunk);
-      done += bytesRead;
     }
     const extra = await source.read(this.buffer, 0, 1, size);
     if (extra.bytesRead !== 0) throw new Error(`${name}: source is longer than ${size} bytes`);
     await this.write(padding(size));
-    return h.digest('hex');
+    return h?.digest('hex');
   }
 
   /** Two zero blocks end the archive; returns the sha256 of everything written. */

@@ -165,12 +165,18 @@ class PartsSink {
   }
 }
 
-/** Copies one stored blob into the tar, checking it hashes to its digest (the store is not trusted blindly). */
+/**
+ * Copies one stored blob into the tar, checking it hashes to its digest (the
+ * store is not trusted blindly) unless this very process verified that file
+ * into the store and it has not changed since (a cold build hashes each byte once less).
+ */
 async function addFromStore(tar: TarWriter, name: string, store: ContentStore, blob: BundleBlob, mtime: Date): Promise<void> {
   const source = await store.open(blob.digest);
   let actual: string;
   try {
-    actual = `sha256:${await tar.addFile(name, source, blob.size, mtime)}`;
+    const proven = await store.provenByThisRun(blob.digest, source);
+    const hex = await tar.addFile(name, source, blob.size, mtime, { hash: !proven });
+    actual = proven ? blob.digest : `sha256:${hex}`;
   } catch (err) {
     await store.remove(blob.digest);
     throw new Error(`cache entry ${blob.digest}: ${(err as Error).message} (removed; run the build again to fetch it anew)`);

@@ -5,7 +5,7 @@
 // on a partial file (a lock per entry, under locks/); whoever waited for it
 // finds the content in place afterwards and fetches nothing.
 import { createHash, type Hash } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { lstat, mkdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -67,6 +67,9 @@ export interface Ingested {
 const FOLDERS = ['blobs/sha256', 'partial', 'locks', 'index/sha512', 'index/url', 'index/derived'] as const;
 
 export class ContentStore {
+  /** Content this process hashed to its digest and renamed into place: digest → the file's stamp right after. */
+  private readonly proven = new Map<string, string>();
+
   constructor(readonly root: string) {}
 
   /** Makes the folders; each must be a real folder (not a link to one elsewhere: partial files are renamed into blobs/). */
@@ -94,6 +97,16 @@ export class ContentStore {
   /** Opens stored content for reading; a link or FIFO in its place is refused, never followed. */
   async open(digest: string): Promise<FileHandle> {
     return openRegular(this.pathOf(digest), O_RDONLY);
+  }
+
+  /**
+   * True when `fh` is the very file this process hashed to `digest` and renamed
+   * into place, unchanged since (same device, inode, size and times): reading it
+   * again need not hash it again. Content from an earlier run is never proven.
+   */
+  async provenByThisRun(digest: string, fh: FileHandle): Promise<boolean> {
+    const want = this.proven.get(digest);
+    return want !== undefined && want === stampOf(await fh.stat({ bigint: true }));
   }
 
   async read(digest: string): Promise<Buffer> {
@@ -223,16 +236,24 @@ export class ContentStore {
           }
           const running = seed ?? new Map(algorithms.map((a) => [a, createHash(a)]));
           let got = 0;
-          // Each chunk is on disk before the next is read: when the connection
-          // fails, what arrived is in the partial file and the retry resumes after it.
-          for await (const chunk of opened.body) {
-            const c = chunk as Buffer;
-            for (const h of running.values()) h.update(c);
-            await writeAll(fh, c, start + got);
-            got += c.length;
-            downloaded += c.length;
-            req.onBytes?.(c.length);
+          // Chunks are gathered into writes of up to 1 MiB, one in flight while the
+          // next arrives. When the connection fails, what arrived is written out
+          // before the error goes on, so the retry resumes after it.
+          const out = new BatchedWriter(fh, start);
+          try {
+            for await (const chunk of opened.body) {
+              const c = chunk as Buffer;
+              for (const h of running.values()) h.update(c);
+              await out.push(c);
+              got += c.length;
+              downloaded += c.length;
+              req.onBytes?.(c.length);
+            }
+          } catch (err) {
+            await out.flush().catch(() => undefined);
+            throw err;
           }
+          await out.flush();
           await fh.sync();
           const hex = (a: Algorithm) => running.get(a)?.digest('hex');
           return { size: start + got, sha256: hex('sha256') ?? '', sha512: algorithms.includes('sha512') ? hex('sha512') : undefined, resumed: start > 0 };
@@ -261,6 +282,8 @@ export class ContentStore {
       await rename(partial, final).catch(async (err: unknown) => {
         throw await explain(err, final);
       });
+      const placed = await lstat(final, { bigint: true }).catch(() => undefined);
+      if (placed?.isFile() && placed.size === BigInt(result.size)) this.proven.set(digest, stampOf(placed));
       const entry = { digest, size: result.size };
       if (expected?.algorithm === 'sha512' && result.sha512) await this.record('sha512', result.sha512, entry);
       if (!expected) await this.record('url', req.partialKey ?? req.what, entry);
@@ -275,12 +298,65 @@ async function discard(body: Readable & { dump?: () => Promise<unknown> }): Prom
   else body.destroy();
 }
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
-    off += bytesWritten;
+/**
+ * Network chunks (often 16–64 KiB) gathered into positioned writev() calls of
+ * up to BATCH bytes, at most one in flight: a write per chunk cost a thread-pool
+ * round trip each and held up reading the socket meanwhile.
+ */
+class BatchedWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private position: number,
+  ) {}
+
+  async push(chunk: Buffer): Promise<void> {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= BATCH) await this.start();
   }
+
+  /** Everything pushed is on disk (or its write failed) when this resolves. */
+  async flush(): Promise<void> {
+    await this.start();
+    await this.inFlight;
+    this.inFlight = undefined;
+  }
+
+  private async start(): Promise<void> {
+    await this.inFlight;
+    this.inFlight = undefined;
+    if (this.pendingBytes === 0) return;
+    const buffers = this.pending;
+    const at = this.position;
+    this.position += this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const write = writeAllv(this.fh, buffers, at);
+    // Awaited by the next push or flush; until then its failure must not count as unhandled.
+    write.catch(() => undefined);
+    this.inFlight = write;
+  }
+}
+
+const BATCH = 1024 * 1024;
+
+async function writeAllv(fh: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  const bufs = [...buffers];
+  while (bufs.length > 0) {
+    let { bytesWritten } = await fh.writev(bufs, position);
+    position += bytesWritten;
+    // A short write: drop what went out and go on with the rest.
+    while (bufs.length > 0 && bytesWritten >= bufs[0]!.length) bytesWritten -= bufs.shift()!.length;
+    if (bytesWritten > 0) bufs[0] = bufs[0]!.subarray(bytesWritten);
+  }
+}
+
+function stampOf(s: BigIntStats): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 }
 
 /** Hashes the first `size` bytes of an open file. */

@@ -49,6 +49,21 @@ export interface BlobResponse {
 /** Reads bytes [start, end) of the content being uploaded; called again for a retry. */
 export type ReadRange = (start: number, end: number) => AsyncIterable<Buffer>;
 
+export interface UploadOptions {
+  readonly chunkSize?: number;
+  readonly monolithicMax?: number;
+}
+
+/** An upload session with every byte sent and checked, not committed yet. */
+export interface StagedUpload {
+  readonly repo: string;
+  readonly digest: string;
+  /** For messages: "upload HOST/REPO@DIGEST". */
+  readonly what: string;
+  /** The session's URL as the registry last gave it. */
+  readonly location: string;
+}
+
 export class RegistryClient {
   /** The host as named in references (`docker.io`); requests go to apiHost(). */
   readonly host: string;
@@ -168,60 +183,105 @@ export class RegistryClient {
    * hashed on the way and the upload is abandoned before the final PUT if
    * they do not match; a failed attempt starts over from the source.
    */
-  async uploadBlob(repo: string, digest: string, size: number, read: ReadRange, opts: { chunkSize?: number; monolithicMax?: number } = {}): Promise<void> {
+  async uploadBlob(repo: string, digest: string, size: number, read: ReadRange, opts: UploadOptions = {}): Promise<void> {
     const monolithicMax = opts.monolithicMax ?? 8 * 1024 * 1024;
-    const what = `upload ${this.host}/${repo}@${digest}`;
     await withRetry(async () => {
-      const start = await this.send(what, repo, '/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } });
-      await this.expect(start, [202], what);
-      await start.body.dump();
-      let location = this.location(start, what);
-      const minChunk = Number(header(start, 'oci-chunk-min-length') ?? 0);
-      const chunk = Math.max(opts.chunkSize ?? 64 * 1024 * 1024, minChunk, 1);
-      const hash = createHash('sha256');
-      const hashed = async function* (src: AsyncIterable<Buffer>) {
-        for await (const c of src) {
-          hash.update(c);
-          yield c;
-        }
-      };
-      let body: Buffer | undefined;
+      const session = await this.openUpload(repo, digest);
+      const chunk = Math.max(opts.chunkSize ?? 64 * 1024 * 1024, session.minChunk, 1);
       if (size <= Math.min(monolithicMax, chunk)) {
+        const hash = createHash('sha256');
         const parts: Buffer[] = [];
-        for await (const c of hashed(read(0, size))) parts.push(c);
-        body = Buffer.concat(parts);
-      } else {
-        for (let offset = 0; offset < size; offset += chunk) {
-          const end = Math.min(size, offset + chunk);
-          const res = await this.sendUrl(`${what} (chunk at ${offset})`, location, {
-            method: 'PATCH',
-            headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}` },
-            body: Readable.from(hashed(read(offset, end))),
-            scope: pushScopes(repo),
-          });
-          await this.expect(res, [202], `${what} (chunk at ${offset})`);
-          await res.body.dump();
-          location = this.location(res, what);
+        for await (const c of read(0, size)) {
+          hash.update(c);
+          parts.push(c);
         }
+        await this.checkHashed(session, hash.digest('hex'));
+        await this.putUpload(session, Buffer.concat(parts));
+      } else {
+        await this.patchAll(session, size, read, chunk);
+        await this.putUpload(session);
       }
-      const actual = `sha256:${hash.digest('hex')}`;
-      if (actual !== digest) {
-        await this.cancelUpload(repo, location);
-        throw new RegistryError(`${what}: the bytes read hash to ${actual}; upload abandoned`);
+    }, this.http.retryPolicy);
+  }
+
+  /**
+   * The first half of an upload: the session opened and every byte sent in
+   * PATCH chunks and hashed, but not committed: nothing is in the repository
+   * until commitBlob(). For unpack, which streams each blob once, verifying as
+   * it sends, and commits only when the whole bundle checked out.
+   */
+  async stageBlob(repo: string, digest: string, size: number, read: ReadRange, opts: UploadOptions = {}): Promise<StagedUpload> {
+    return withRetry(async () => {
+      const session = await this.openUpload(repo, digest);
+      await this.patchAll(session, size, read, Math.max(opts.chunkSize ?? 64 * 1024 * 1024, session.minChunk, 1));
+      return session;
+    }, this.http.retryPolicy);
+  }
+
+  /** Completes a staged upload (PUT ?digest=, no body). */
+  async commitBlob(staged: StagedUpload): Promise<void> {
+    await withRetry(() => this.putUpload(staged), this.http.retryPolicy);
+  }
+
+  /** Gives up a staged upload: the registry drops what was sent (an abandoned session also expires on its own). */
+  async abandonBlob(staged: StagedUpload): Promise<void> {
+    await this.cancelUpload(staged.repo, staged.location);
+  }
+
+  private async openUpload(repo: string, digest: string): Promise<StagedUpload & { minChunk: number }> {
+    const what = `upload ${this.host}/${repo}@${digest}`;
+    const start = await this.send(what, repo, '/blobs/uploads/', { method: 'POST', headers: { 'content-length': '0' } });
+    await this.expect(start, [202], what);
+    await start.body.dump();
+    return { repo, digest, what, location: this.location(start, what), minChunk: Number(header(start, 'oci-chunk-min-length') ?? 0) };
+  }
+
+  /** Streams bytes [0, size) in PATCH chunks, hashing them; a mismatch abandons the session. Updates `session.location`. */
+  private async patchAll(session: { -readonly [K in keyof StagedUpload]: StagedUpload[K] }, size: number, read: ReadRange, chunk: number): Promise<void> {
+    const { what, repo } = session;
+    const hash = createHash('sha256');
+    const hashed = async function* (src: AsyncIterable<Buffer>) {
+      for await (const c of src) {
+        hash.update(c);
+        yield c;
       }
-      const put = new URL(location);
-      put.searchParams.set('digest', digest);
-      const done = await this.sendUrl(what, put, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) },
-        ...(body && { body }),
+    };
+    for (let offset = 0; offset < size; offset += chunk) {
+      const end = Math.min(size, offset + chunk);
+      const res = await this.sendUrl(`${what} (chunk at ${offset})`, session.location, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}` },
+        body: Readable.from(hashed(read(offset, end))),
         scope: pushScopes(repo),
       });
-      await this.expect(done, [201], what);
-      await done.body.dump();
-      const got = header(done, 'docker-content-digest');
-      if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}`);
-    }, this.http.retryPolicy);
+      await this.expect(res, [202], `${what} (chunk at ${offset})`);
+      await res.body.dump();
+      session.location = this.location(res, what);
+    }
+    await this.checkHashed(session, hash.digest('hex'));
+  }
+
+  private async checkHashed(session: StagedUpload, hex: string): Promise<void> {
+    const actual = `sha256:${hex}`;
+    if (actual === session.digest) return;
+    await this.cancelUpload(session.repo, session.location);
+    throw new RegistryError(`${session.what}: the bytes read hash to ${actual}; upload abandoned`);
+  }
+
+  private async putUpload(session: StagedUpload, body?: Buffer): Promise<void> {
+    const { what, digest, repo } = session;
+    const put = new URL(session.location);
+    put.searchParams.set('digest', digest);
+    const done = await this.sendUrl(what, put, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) },
+      ...(body && { body }),
+      scope: pushScopes(repo),
+    });
+    await this.expect(done, [201], what);
+    await done.body.dump();
+    const got = header(done, 'docker-content-digest');
+    if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}`);
   }
 
   /** PUTs manifest bytes as they are, under a tag or their digest; checks the digest the registry computed. */
