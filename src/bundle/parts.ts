@@ -63,7 +63,8 @@ export class PartsSource implements PositionedSource {
     this.last = position;
     if (position >= this.total) {
       const last = this.parts[this.parts.length - 1];
-      throw new BundleError(`the archive goes on after the last part ${printable(last?.name ?? '?')} (${this.total} bytes in ${this.parts.length} parts): a part after it is missing, or a part is short`);
+      const n = this.parts.length;
+      throw new BundleError(`the bundle is truncated: the archive goes on after the last part ${printable(last?.name ?? '?')} (${this.total} bytes in ${n} part${n === 1 ? '' : 's'}): a part after it is missing, or a part is short`);
     }
     if (this.pass && position > this.pass.pos) await this.passTo(position);
     const i = this.partAt(position);
