@@ -5,8 +5,8 @@
 // back, and the bytes it skips (tar headers, padding, the end) are read here
 // so that every part is hashed whole as the pass leaves it. Readers that never
 // read every byte (inspect, serve, --base) rely on the signed entry digests,
-// as they do for a whole bundle; when one of those fails, the parts that hold
-// the entry are hashed then, to say which part is damaged.
+// as they do for a whole bundle. After a failure, damagedParts hashes the part
+// where it was found (one part: cheap) to say which part is damaged.
 import { createHash, type Hash } from 'node:crypto';
 import { printable } from '../util/printable.js';
 import { HandlePool } from './handles.js';

@@ -92,6 +92,8 @@ export async function readHead(src: ReadSource, what: string, pub: KeyObject | u
 
 export class BundleReader {
   private located = new Map<string, LocatedEntry>();
+  /** verify() is reading front to back, checking the parts of a split bundle as it goes. */
+  private inPass = false;
 
   private constructor(
     readonly path: string,
@@ -134,11 +136,13 @@ export class BundleReader {
   async verify(onBytes?: (n: number) => void): Promise<void> {
     await this.scan();
     this.fh.beginPass();
+    this.inPass = true;
     try {
       for (const e of this.plan()) await this.verifyEntry(e.name, onBytes);
       await this.fh.endPass();
     } finally {
       // A failure ends the pass too, without reading on to the end.
+      this.inPass = false;
       this.fh.stopPass();
     }
   }
@@ -185,7 +189,11 @@ export class BundleReader {
     }
     const actual = h.digest('hex');
     if (actual !== e.sha256) {
-      await blame(this.fh, new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`), e.dataOffset, e.dataOffset + e.size);
+      const err = new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+      // In the pass, the parts before this one were checked already: at most one part is hashed to say which is damaged.
+      // Outside it (serve), that could be every part a large layer spans, while the client waits.
+      if (this.inPass) await blame(this.fh, err, e.dataOffset, e.dataOffset + e.size);
+      throw err;
     }
   }
 
