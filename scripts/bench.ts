@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import { Agent, request } from 'undici';
@@ -150,6 +150,41 @@ async function benchUnpack(refs: string[], dir: string): Promise<void> {
   }
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/**
+ * verify of the bench bundle as one file, as parts (build --split-size, at
+ * least 8 parts, with BUNDLE.sha256: each part checked in the same pass) and
+ * as `cat PARTS | airlock verify -`; runs interleaved, medians of 3.
+ */
+async function benchSplit(dir: string): Promise<void> {
+  const bundle = path.join(dir, 'b.tar');
+  const pub = path.join(dir, 'k.pub');
+  const partsDir = path.join(dir, 'parts');
+  await mkdir(partsDir);
+  const split = path.join(partsDir, 'b.tar');
+  const size = statSync(bundle).size;
+  const splitSize = `${Math.ceil(size / 10 / 1024)}K`;
+  await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', split, '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache'), '--split-size', splitSize]);
+  const parts = (await readdir(partsDir)).filter((n) => /^b\.tar\.\d+$/.test(n)).sort((x, y) => Number(x.slice(6)) - Number(y.slice(6)));
+  const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+  const piped = `cat ${parts.map((n) => q(path.join(partsDir, n))).join(' ')} | ${q(process.execPath)} ${q(AIRLOCK)} verify - --pub ${q(pub)}`;
+  const times = { whole: [] as number[], parts: [] as number[], stdin: [] as number[] };
+  for (let i = 0; i < 3; i++) {
+    times.whole.push((await timed(process.execPath, [AIRLOCK, 'verify', bundle, '--pub', pub])).seconds);
+    times.parts.push((await timed(process.execPath, [AIRLOCK, 'verify', split, '--pub', pub])).seconds);
+    times.stdin.push((await timed('sh', ['-c', piped])).seconds);
+  }
+  const [a, b, c] = [median(times.whole), median(times.parts), median(times.stdin)];
+  const all = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ');
+  console.log(`
+verify of the ${(size / MB).toFixed(0)} MiB bundle: one file, ${parts.length} parts of ${splitSize}, and from standard input (median of 3):`);
+  console.log(`  (a) verify BUNDLE             ${a.toFixed(2)} s  (${all(times.whole)})`);
+  console.log(`  (b) verify BUNDLE.001 …       ${b.toFixed(2)} s  (${all(times.parts)})`);
+  console.log(`  (c) cat PARTS | verify -      ${c.toFixed(2)} s  (${all(times.stdin)})`);
+  console.log(`  ratio (b)/(a) = ${(b / a).toFixed(2)}, (c)/(a) = ${(c / a).toFixed(2)}`);
+}
+
 /**
  * The delta for one changed image: the full bundle unpacked into a fresh
  * registry with --receipt, one image changed upstream (its top layer replaced
@@ -281,6 +316,7 @@ async function main(): Promise<void> {
 
     await benchUnpack(refs, dir);
     await benchSync(refs, dir);
+    await benchSplit(dir);
     await benchDelta(reg, dir, build.seconds);
 
     // A registry across a network: every request answered 30 ms late (a proxy in front of the same registry).

@@ -10,7 +10,7 @@ import { Agent, request } from 'undici';
 import { runAirlock } from './support/cli.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { flip, paxRecord, rewrite, tarEntryBytes, writeEntries, type HostileEntry, type TailGames } from './support/tamper.js';
+import { flip, paxRecord, rewrite, splitInto, tarEntryBytes, writeEntries, type HostileEntry, type TailGames } from './support/tamper.js';
 import { readTar, type TarEntry } from './support/tarball.js';
 import { startUpstream, type Upstream } from './support/upstream.js';
 
@@ -24,6 +24,12 @@ let pub: string;
 let keyFile: string;
 /** Where traversal entries would land if anything followed them. */
 let outside: string;
+/** `good` and `delta` split into parts (SPEC §7), each with its BUNDLE.sha256: the stale sidecars for the split cases. */
+let goodParts: string;
+let deltaParts: string;
+/** Part sizes that cut the bundle (about 1.3 MiB) and the delta (a few KiB) into several parts, through entries and headers alike. */
+const PART = 256 * 1024;
+const DELTA_PART = 2048;
 
 before(async () => {
   up = await startUpstream();
@@ -41,6 +47,8 @@ before(async () => {
   delta = path.join(work, 'delta.tar');
   const d = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', delta, '--key', keyFile, '--cache', path.join(work, 'cache'), '--base', good]);
   assert.equal(d.code, 0, d.stderr);
+  goodParts = await splitInto(good, path.join(work, 'good-parts'), PART);
+  deltaParts = await splitInto(delta, path.join(work, 'delta-parts'), DELTA_PART);
 });
 after(async () => {
   await up?.stop();
@@ -322,12 +330,43 @@ async function catalog(): Promise<string[]> {
   }
 }
 
+/**
+ * The hostile bundle `file` split into parts, once with a BUNDLE.sha256 of
+ * those very parts (the parts' lines pass: the tar itself must be refused as
+ * when whole) and once with the stale BUNDLE.sha256 of the untampered bundle's
+ * parts (refused by either). verify and unpack refuse both; unpack writes nothing.
+ */
+async function refusesSplit(file: string, tag: string, partSize: number, stale: string, reason: RegExp): Promise<void> {
+  const staleReason = new RegExp(`${reason.source}|part b\\.tar\\.\\d{3} (does not match b\\.tar\\.sha256|is missing|is extra)`);
+  for (const [variant, sidecar, why] of [['fresh', undefined, reason], ['stale', `${stale}.sha256`, staleReason]] as const) {
+    const b = await splitInto(file, path.join(work, `split-${tag}-${variant}`), partSize, sidecar);
+    const parts = (await readdir(path.dirname(b))).length - 1;
+    const v = await runAirlock(['verify', b, '--pub', pub]);
+    assert.equal(v.code, 1, `verify of ${parts} parts, ${variant} BUNDLE.sha256: exit code; stderr: ${v.stderr}`);
+    assert.match(v.stderr, why, `verify, ${variant} BUNDLE.sha256`);
+    const dest = path.join(work, 'x', 'y', `files-${tag}-${variant}`);
+    await mkdir(dest, { recursive: true });
+    const u = await runAirlock(['unpack', b, '--pub', pub, '--registry', `${target.host}/${tag}-${variant}`, '--files-dir', dest]);
+    assert.equal(u.code, 1, `unpack of ${parts} parts, ${variant} BUNDLE.sha256: exit code; stderr: ${u.stderr}`);
+    assert.match(u.stderr, why, `unpack, ${variant} BUNDLE.sha256`);
+    assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
+  }
+}
+
 describe('tamper matrix', () => {
   it('the good bundle, rewritten entry by entry with another tar writer, still verifies (the control)', async () => {
     const copy = path.join(work, 'control.tar');
     await rewrite(good, copy, (es) => es.map(same));
     const r = await runAirlock(['verify', copy, '--pub', pub]);
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('the good bundle and the delta, split into parts, still verify (the control for the split cases)', async () => {
+    for (const b of [goodParts, deltaParts]) {
+      assert.ok((await readdir(path.dirname(b))).length > 4, 'several parts');
+      const r = await runAirlock(['verify', b, '--pub', pub]);
+      assert.equal(r.code, 0, r.stderr);
+    }
   });
 
   it('well-formed pax records (path, mtime, uid) and zero padding after the end-of-archive marker still verify (the control for the strict parser and tail)', async () => {
@@ -364,6 +403,17 @@ describe('tamper matrix', () => {
       assert.deepEqual(await readdir(outside), [], 'nothing written outside it');
       assert.equal(existsSync(path.join(work, 'x', 'escape.bin')), false);
     });
+
+    it(`refuses, split into parts: ${c.name}`, async () => {
+      const file = path.join(work, `hostile-${n}.tar`);
+      if (!existsSync(file)) {
+        const { entries, ...tail } = await c.make(await readTar(good));
+        await writeEntries(file, entries, tail);
+      }
+      await refusesSplit(file, `case${n}`, PART, goodParts, c.reason);
+      assert.deepEqual(await readdir(outside), [], 'nothing written outside it');
+      assert.equal(existsSync(path.join(work, 'x', 'escape.bin')), false);
+    });
   }
 
   it('the delta itself verifies (the control for the delta cases)', async () => {
@@ -386,6 +436,7 @@ describe('tamper matrix', () => {
       assert.equal(u.code, 1, `unpack exit code; stderr: ${u.stderr}`);
       assert.match(u.stderr, c.reason);
       assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
+      await refusesSplit(file, `delta${n}`, DELTA_PART, deltaParts, c.reason);
     });
   }
 

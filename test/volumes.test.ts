@@ -3,9 +3,13 @@
 // one, and every missing, short, swapped, extra or damaged part is refused by name.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent, request } from 'undici';
+import { MAX_OPEN_PARTS } from '../src/bundle/handles.js';
+import { BundleReader } from '../src/bundle/reader.js';
+import { loadPublicKey } from '../src/sign/keys.js';
 import { runAirlock } from './support/cli.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -45,6 +49,19 @@ before(async () => {
 });
 after(async () => up?.stop());
 
+let many: Promise<string> | undefined;
+/** The same build split into 1K parts (more than 999), built once. */
+function manyParts(): Promise<string> {
+  many ??= (async () => {
+    const dir = await makeTempDir('airlock-volumes-many-');
+    const b = path.join(dir, 'b.tar');
+    const r = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', b, '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache'), '--split-size', '1K'], undefined, { env });
+    assert.equal(r.code, 0, r.stderr);
+    return b;
+  })();
+  return many;
+}
+
 /** A copy of the parts (and BUNDLE.sha256) in a fresh folder, for one fault. */
 async function copyParts(withSidecar = true): Promise<string> {
   const dir = await makeTempDir('airlock-volumes-case-');
@@ -77,15 +94,12 @@ describe('build --split-size', () => {
   });
 
   it('numbers past 999 with four digits (1K parts), still the same bytes and still verified', async () => {
-    const dir = await makeTempDir('airlock-volumes-many-');
-    const b = path.join(dir, 'b.tar');
-    const r = await runAirlock(['build', path.join(work, 'm.yaml'), '-o', b, '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache'), '--split-size', '1K'], undefined, { env });
-    assert.equal(r.code, 0, r.stderr);
-    const names = (await readdir(dir)).filter((n) => /^b\.tar\.\d+$/.test(n));
+    const b = await manyParts();
+    const names = (await readdir(path.dirname(b))).filter((n) => /^b\.tar\.\d+$/.test(n));
     assert.ok(names.length > 1000, `${names.length} parts`);
     assert.ok(names.includes('b.tar.999') && names.includes('b.tar.1000') && !names.includes('b.tar.0999'));
     const ordered = names.sort((x, y) => Number(x.slice(6)) - Number(y.slice(6)));
-    const bytes = Buffer.concat(await Promise.all(ordered.map((n) => readFile(path.join(dir, n)))));
+    const bytes = Buffer.concat(await Promise.all(ordered.map((n) => readFile(path.join(path.dirname(b), n)))));
     assert.ok(bytes.equals(await readFile(whole)));
     const v = await runAirlock(['verify', b, '--pub', pub]);
     assert.equal(v.code, 0, v.stderr);
@@ -157,6 +171,9 @@ describe('reading the parts as one', () => {
       const layer = await request(`${served.registry}/v2/team/docker-app/blobs/${up.sharedLayer}`, { dispatcher: agent });
       assert.equal(layer.statusCode, 200);
       assert.ok((await layer.body.arrayBuffer()).byteLength > 0);
+      // Written before it listens; stderr may still be on its way.
+      while (!/parts read in order/.test(served.log())) await new Promise((r) => setTimeout(r, 20));
+      assert.match(served.log(), new RegExp(`b\\.tar: a split bundle, ${partNames.length} parts read in order as one \\([^)]+\\): b\\.tar\\.001, b\\.tar\\.002`));
     } finally {
       await agent.close();
       await served.stop();
@@ -227,6 +244,88 @@ describe('faults in the parts', () => {
       assert.deepEqual(await readdir(files), [], 'nothing written');
     });
   }
+});
+
+/** Bytes this process has read through read(2) and friends so far (Linux), page cache or not. */
+async function bytesRead(): Promise<number> {
+  return Number(/^rchar: (\d+)$/m.exec(await readFile('/proc/self/io', 'utf8'))?.[1]);
+}
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+describe('one pass over the parts, a few open at a time', () => {
+  it('verify checks every part against BUNDLE.sha256 in the pass that hashes the entries: each byte is read once', async () => {
+    const total = (await stat(whole)).size;
+    const key = await loadPublicKey(pub);
+    const before = await bytesRead();
+    const r = await BundleReader.open(split, { pub: key });
+    try {
+      await r.verify();
+    } finally {
+      await r.close();
+    }
+    const read = (await bytesRead()) - before;
+    // Hashing the parts at open and then verifying read every byte twice.
+    assert.ok(read >= total && read < total * 1.5, `${read} bytes read for a ${total}-byte bundle`);
+  });
+
+  it('inspect reads bundle.json only, not the parts', async () => {
+    const before = await bytesRead();
+    const r = await BundleReader.open(split);
+    await r.close();
+    const read = (await bytesRead()) - before;
+    assert.ok(read < SPLIT, `${read} bytes read`);
+  });
+
+  it('a damaged part is named by the pass as it leaves the part, before the entries after it are read', async () => {
+    const b = await copyParts();
+    // Near its end, in a layer that goes on into the next part: the part's line catches it before the layer's digest.
+    const p2 = at(b, 2);
+    const bytes = await readFile(p2);
+    await writeFile(p2, flip(bytes, bytes.length - 10));
+    const r = await BundleReader.open(b, { pub: await loadPublicKey(pub) });
+    const seen: string[] = [];
+    r.onPart((p) => seen.push(p.name));
+    try {
+      await assert.rejects(r.verify(), /^BundleError: part b\.tar\.002 does not match b\.tar\.sha256 \(its sha256 is [a-f0-9]{64}\): it is damaged/);
+    } finally {
+      await r.close();
+    }
+    assert.deepEqual(seen, ['b.tar.001', 'b.tar.002']);
+  });
+
+  it('verifies a bundle of more than 1000 parts with a handful of files open', async () => {
+    const b = await manyParts();
+    const parts = (await readdir(path.dirname(b))).filter((n) => /^b\.tar\.\d+$/.test(n)).length;
+    const base = openFds();
+    let most = 0;
+    const r = await BundleReader.open(b, { pub: await loadPublicKey(pub) });
+    r.onPart(() => (most = Math.max(most, openFds() - base)));
+    try {
+      await r.verify();
+    } finally {
+      await r.close();
+    }
+    assert.ok(most > 0 && most <= 2 * MAX_OPEN_PARTS, `${most} more files open while reading ${parts} parts`);
+    assert.equal(openFds(), base, 'all closed again');
+  });
+
+  it('refuses a part replaced on disk after the bundle was opened, once it is read again', async () => {
+    const src = await manyParts();
+    const dir = await makeTempDir('airlock-volumes-replaced-');
+    for (const n of await readdir(path.dirname(src))) await copyFile(path.join(path.dirname(src), n), path.join(dir, n));
+    const b = path.join(dir, 'b.tar');
+    const r = await BundleReader.open(b, { pub: await loadPublicKey(pub) });
+    try {
+      await r.scan(); // every part read since b.tar.001: it is no longer open
+      // The same bytes in another file: still not the file that was checked.
+      await copyFile(at(b, 1), `${b}.new`);
+      await rename(`${b}.new`, at(b, 1));
+      await assert.rejects(r.verify(), /part b\.tar\.001 changed on disk since the bundle was opened/);
+    } finally {
+      await r.close();
+    }
+  });
 });
 
 describe('verify - and inspect - (standard input, one pass)', () => {

@@ -22,6 +22,7 @@ import {
 } from './format.js';
 import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } from './tarread.js';
 import { openSource, type Part, type PositionedSource } from './source.js';
+import { PartMismatchError } from './parts.js';
 
 export { BundleError };
 
@@ -91,6 +92,8 @@ export async function readHead(src: ReadSource, what: string, pub: KeyObject | u
 
 export class BundleReader {
   private located = new Map<string, LocatedEntry>();
+  /** verify() is reading front to back, checking the parts of a split bundle as it goes. */
+  private inPass = false;
 
   private constructor(
     readonly path: string,
@@ -115,7 +118,7 @@ export class BundleReader {
   }
 
   private static async read(file: string, fh: PositionedSource, opts: OpenOptions): Promise<BundleReader> {
-    const h = await readHead(fh, printable(file), opts.pub);
+    const h = await readHead(fh, printable(file), opts.pub).catch((err: unknown) => blame(fh, err));
     return new BundleReader(file, fh, h.index, h.bundleJson, h.signed, h.verified, h.next);
   }
 
@@ -127,11 +130,21 @@ export class BundleReader {
   /**
    * Checks the whole tar: the headers first (each entry the next planned one,
    * regular, of that size, nothing after the end), then every entry hashed in
-   * order against bundle.json. Records where each entry's data starts.
+   * order against bundle.json, in one pass front to back that also checks each
+   * part of a split bundle against BUNDLE.sha256. Records where each entry's data starts.
    */
   async verify(onBytes?: (n: number) => void): Promise<void> {
     await this.scan();
-    for (const e of this.plan()) await this.verifyEntry(e.name, onBytes);
+    this.fh.beginPass();
+    this.inPass = true;
+    try {
+      for (const e of this.plan()) await this.verifyEntry(e.name, onBytes);
+      await this.fh.endPass();
+    } finally {
+      // A failure ends the pass too, without reading on to the end.
+      this.inPass = false;
+      this.fh.stopPass();
+    }
   }
 
   /**
@@ -140,6 +153,10 @@ export class BundleReader {
    * entry is then hashed once before its first byte goes out (verifyEntry).
    */
   async scan(): Promise<void> {
+    await this.walk().catch((err: unknown) => blame(this.fh, err));
+  }
+
+  private async walk(): Promise<void> {
     let offset = this.firstEntryOffset;
     const located = new Map<string, LocatedEntry>();
     const plan = this.plan();
@@ -170,7 +187,13 @@ export class BundleReader {
       onBytes?.(chunk.length);
     }
     const actual = h.digest('hex');
-    if (actual !== e.sha256) throw new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+    if (actual !== e.sha256) {
+      const err = new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+      // In the pass, the parts before this one were checked already: at most one part is hashed to say which is damaged.
+      // Outside it (serve), that could be every part a large layer spans, while the client waits.
+      if (this.inPass) await blame(this.fh, err, e.dataOffset, e.dataOffset + e.size);
+      throw err;
+    }
   }
 
   /** A verified entry's bytes, read again and re-hashed (for small entries: manifests, index.json). */
@@ -258,6 +281,19 @@ export class BundleReader {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+/**
+ * Rethrows `err`, adding which parts of a split bundle around the failure do
+ * not match BUNDLE.sha256 (bytes [from, to), else the part of the last read):
+ * the part to copy again. A part already named is not hashed again.
+ */
+async function blame(fh: PositionedSource, err: unknown, from?: number, to?: number): Promise<never> {
+  if (!(err instanceof BundleError) || err instanceof PartMismatchError) throw err;
+  const at = from ?? fh.lastPosition();
+  const parts = await fh.damagedParts(at, to ?? at + 1).catch(() => undefined);
+  if (parts) err.message = `${err.message}; ${parts}`;
+  throw err;
 }
 
 /** The entries bundle.json promises after the signature, in order. */

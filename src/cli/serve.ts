@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { printable } from '../util/printable.js';
 import { BundleError, BundleReader } from '../bundle/reader.js';
+import { formatBytes } from '../progress/reporter.js';
 import { LIMITS_HELP, limitsFromEnv } from '../serve/limits.js';
 import { serve } from '../serve/server.js';
 import { openBases } from '../serve/sources.js';
@@ -16,11 +17,19 @@ export function parseListen(flag: string, value: string): { host: string; port: 
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
+/** Which parts of a split bundle serve reads (each is opened when a request needs it). */
+function partsLine(r: BundleReader): string {
+  const names = r.parts.map((p) => p.name);
+  const shown = names.length <= 8 ? names.join(', ') : `${names.slice(0, 3).join(', ')}, … ${names.slice(-2).join(', ')}`;
+  const bytes = r.parts.reduce((n, p) => n + p.size, 0);
+  return `${r.path}: a split bundle, ${names.length} parts read in order as one (${formatBytes(bytes)}): ${shown}`;
+}
+
 export function registerServe(program: Command, run: RunAction): void {
   program
     .command('serve')
     .description('serve BUNDLE read-only as an OCI registry and a file server, straight from the tarball')
-    .argument('<bundle>', 'bundle tarball')
+    .argument('<bundle>', 'bundle tarball, or BUNDLE or BUNDLE.001 of a split one')
     .option('--pub <file>', 'public key (SPKI PEM)')
     .option('--base <file...>', 'a delta: the base bundles it was built against (what it leaves out is served from them)')
     .option('--listen <addr:port>', 'registry address', '127.0.0.1:5000')
@@ -53,6 +62,7 @@ export function registerServe(program: Command, run: RunAction): void {
         }
         const closeAll = () => Promise.all([reader, ...bases].map((r) => r.close()));
         const log = (line: string) => process.stderr.write(`${line}\n`);
+        for (const r of [reader, ...bases]) if (r.parts.length > 1) log(printable(partsLine(r)));
         let serving;
         try {
           serving = await serve({ reader, bases, listen, filesListen, log, limits, ...(opts.tlsCert && opts.tlsKey && { tls: { cert: opts.tlsCert, key: opts.tlsKey } }) });

@@ -1,6 +1,8 @@
 // Makes hostile bundles out of a good one: any entries, any types, any names.
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { appendFile, stat, truncate } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { headerBlocks, padding } from '../../src/bundle/tar.js';
@@ -79,4 +81,24 @@ export function flip(data: Buffer, at = Math.floor(data.length / 2)): Buffer {
   const copy = Buffer.from(data);
   copy[at] = (copy[at] ?? 0) ^ 0xff;
   return copy;
+}
+
+/**
+ * Cuts `file` into `dir`/b.tar.001, … of `partSize` bytes (the last shorter), as
+ * build --split-size does, with a b.tar.sha256 of those parts unless `sidecar`
+ * gives one to copy instead (a stale one). Returns `dir`/b.tar.
+ */
+export async function splitInto(file: string, dir: string, partSize: number, sidecar?: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const bytes = await readFile(file);
+  const lines: string[] = [];
+  for (let i = 0, at = 0; at < bytes.length || i === 0; i++, at += partSize) {
+    const name = `b.tar.${String(i + 1).padStart(3, '0')}`;
+    const part = bytes.subarray(at, Math.min(bytes.length, at + partSize));
+    await writeFile(path.join(dir, name), part);
+    lines.push(`${createHash('sha256').update(part).digest('hex')}  ${name}\n`);
+  }
+  if (sidecar) await copyFile(sidecar, path.join(dir, 'b.tar.sha256'));
+  else await writeFile(path.join(dir, 'b.tar.sha256'), lines.join(''));
+  return path.join(dir, 'b.tar');
 }
