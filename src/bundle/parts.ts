@@ -122,6 +122,10 @@ export class PartsSource implements PositionedSource {
     return out.length ? out.join('; ') : undefined;
   }
 
+  checksParts(): boolean {
+    return this.listed !== undefined;
+  }
+
   lastPosition(): number {
     return this.last;
   }

@@ -148,6 +148,17 @@ export class BundleReader {
   }
 
   /**
+   * Verifies every entry but `streamed`, whose readers hash them as they go
+   * (unpack's uploads). A split bundle with BUNDLE.sha256 is still read whole,
+   * front to back, for its part lines.
+   */
+  async verifyExcept(streamed: ReadonlySet<string>, onBytes?: (n: number) => void): Promise<void> {
+    if (this.fh.checksParts()) return this.verify(onBytes);
+    await this.scan();
+    for (const e of this.plan()) if (!streamed.has(e.name)) await this.verifyEntry(e.name, onBytes);
+  }
+
+  /**
    * Walks the headers only (no data read): each entry must be the next planned
    * one with that size, regular, and nothing may follow. For serving, where each
    * entry is then hashed once before its first byte goes out (verifyEntry).
@@ -196,13 +207,13 @@ export class BundleReader {
     }
   }
 
-  /** A verified entry's bytes, read again and re-hashed (for small entries: manifests, index.json). */
+  /** A small entry's bytes (manifests, index.json), hashed against bundle.json as they are read. */
   async readEntry(name: string, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {
     const e = this.entry(name);
     if (e.size > maxBytes) throw new BundleError(`entry "${printable(name)}" is ${e.size} bytes; too large to read whole`);
     const data = await readExactly(this.fh, e.size, e.dataOffset, printable(name));
     const actual = createHash('sha256').update(data).digest('hex');
-    if (actual !== e.sha256) throw new BundleError(`entry "${printable(name)}" changed on disk since it was verified`);
+    if (actual !== e.sha256) throw new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
     return data;
   }
 

@@ -34,6 +34,8 @@ export interface PositionedSource {
   damagedParts(from: number, to: number): Promise<string | undefined>;
   /** Where the last read began. */
   lastPosition(): number;
+  /** True when the pass checks parts against BUNDLE.sha256 (so it must read every byte). */
+  checksParts(): boolean;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,9 @@ class FileSource implements PositionedSource {
   stopPass(): void {}
   damagedParts(): Promise<string | undefined> {
     return Promise.resolve(undefined);
+  }
+  checksParts(): boolean {
+    return false;
   }
   lastPosition(): number {
     return this.last;

@@ -47,6 +47,18 @@ export interface BlobResponse {
 }
 
 /** Reads bytes [start, end) of the content being uploaded; called again for a retry. */
+/** The bytes an upload read did not hash to the digest it was to upload. */
+export class UploadDigestMismatch extends RegistryError {
+  constructor(
+    message: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(message);
+    this.name = 'UploadDigestMismatch';
+  }
+}
+
 export type ReadRange = (start: number, end: number) => AsyncIterable<Buffer>;
 
 export interface UploadOptions {
@@ -265,7 +277,7 @@ export class RegistryClient {
     const actual = `sha256:${hex}`;
     if (actual === session.digest) return;
     await this.cancelUpload(session.repo, session.location);
-    throw new RegistryError(`${session.what}: the bytes read hash to ${actual}; upload abandoned`);
+    throw new UploadDigestMismatch(`${session.what}: the bytes read hash to ${actual}; upload abandoned`, session.digest, actual);
   }
 
   private async putUpload(session: StagedUpload, body?: Buffer): Promise<void> {

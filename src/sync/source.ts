@@ -36,6 +36,8 @@ export class CacheSource implements UnpackSource {
 
   async verify(): Promise<void> {}
 
+  async verifyExcept(): Promise<void> {}
+
   async scan(): Promise<void> {}
 
   onPart(): void {}

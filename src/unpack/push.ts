@@ -1,9 +1,12 @@
 // Pushing what the target lacks: blobs first (each repository gets every blob
 // of its images; the first to need a digest uploads it, the others mount it),
 // then manifests byte for byte, children first, the tag with the root, last;
-// then the files. Every byte read here was verified before it is pushed (from
-// a bundle: all of them, in one pass before the first push).
-import { RegistryError, type RegistryClient } from '../registry/client.js';
+// then the files. Nothing is committed before every byte of the source was
+// verified (a bundle: all of it; a sync: each blob as it entered the cache).
+import { RegistryError, UploadDigestMismatch, type RegistryClient, type StagedUpload } from '../registry/client.js';
+import { BundleError } from '../bundle/tarread.js';
+import { BundleReader } from '../bundle/reader.js';
+import { printable } from '../util/printable.js';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleIndex } from '../bundle/format.js';
 import type { UnpackSource } from './source.js';
 import type { Graph, TargetOptions } from './unpack.js';
@@ -17,65 +20,135 @@ export interface BlobStats {
   bytesUploaded: number;
 }
 
-/** Every blob of every graph into its repository: present ones skipped, external ones mounted from where their base put them. */
+/**
+ * Every blob of every graph into its repository: present ones skipped, external
+ * ones mounted from where their base put them. A blob over STREAM_MIN is sent
+ * while it is read, hashed on the way (its upload is what verifies it), and the
+ * rest of the source is verified meanwhile; only when all of it checked out is
+ * any upload committed (PUT ?digest=) or anything mounted. So each byte of a
+ * bundle is read and hashed once, and a bundle with one bad byte leaves nothing
+ * in the registry: the open sessions are abandoned.
+ */
 export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, client: RegistryClient, mountFrom: ReadonlyMap<string, string>, opts: TargetOptions, limit: Limit): Promise<BlobStats> {
   const stats: BlobStats = { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 };
-  const uploads = new Map<string, Promise<string>>();
-  const needed = new Map<string, Set<string>>();
-  for (const g of graphs) {
-    const set = needed.get(g.target.repository) ?? new Set<string>();
-    for (const d of g.blobs) set.add(d);
-    needed.set(g.target.repository, set);
-  }
   const sizeOf = new Map(reader.index.blobs.map((b) => [b.digest, b.size]));
-  opts.progress.addTotal([...new Set([...needed.values()].flatMap((s) => [...s]))].reduce((n, d) => n + (sizeOf.get(d) ?? 0), 0));
-  const ensureBlob = async (repo: string, digest: string): Promise<void> => {
-    const size = sizeOf.get(digest) ?? 0;
-    if (await limit(() => client.hasBlob(repo, digest))) {
-      stats.blobsPresent++;
-      return;
-    }
+  const size = (digest: string) => sizeOf.get(digest) ?? 0;
+  const entryOf = (digest: string) => BLOBS_PREFIX + digest.slice(7);
+  const uploadOpts = { ...(opts.chunkSize && { chunkSize: opts.chunkSize, monolithicMax: opts.chunkSize }) };
+
+  // What each repository lacks.
+  const pairs = graphs.flatMap((g) => [...new Set(g.blobs)].map((digest) => ({ repo: g.target.repository, digest })));
+  const unique = [...new Map(pairs.map((p) => [`${p.repo}@${p.digest}`, p])).values()];
+  const present = await Promise.all(unique.map((p) => limit(() => client.hasBlob(p.repo, p.digest))));
+  stats.blobsPresent = present.filter(Boolean).length;
+
+  // Who uploads each digest (the first repository to lack it); the others mount it afterwards.
+  const uploader = new Map<string, string>();
+  const mounts: Array<{ repo: string; digest: string; from: string; external: boolean }> = [];
+  for (const [i, { repo, digest }] of unique.entries()) {
+    if (present[i]) continue;
     const external = mountFrom.get(digest);
-    if (external !== undefined) {
-      // Not in the tar: a base put it in another repository, checked before pushing.
-      if (!(await limit(() => client.mountBlob(repo, digest, external)))) {
-        throw new RegistryError(`${opts.registry.host} did not mount ${digest} from ${external} into ${repo}, and the delta does not carry it; unpack the base into ${repo} first`);
+    if (external !== undefined) mounts.push({ repo, digest, from: external, external: true });
+    else if (uploader.has(digest)) mounts.push({ repo, digest, from: uploader.get(digest)!, external: false });
+    else uploader.set(digest, repo);
+  }
+  const streamed = [...uploader].filter(([d]) => size(d) > STREAM_MIN);
+  const small = [...uploader].filter(([d]) => size(d) <= STREAM_MIN);
+  opts.progress.addTotal([...uploader.keys()].reduce((n, d) => n + size(d), 0));
+
+  // Stream the large blobs while the rest is verified; the first failure stops what has not started.
+  const staged: Array<{ upload: StagedUpload; size: number }> = [];
+  let failure: { err: unknown } | undefined;
+  const fail = (err: unknown) => {
+    failure ??= { err };
+  };
+  const stage = async ([digest, repo]: [string, string]) => {
+    const name = entryOf(digest);
+    // Outside the upload slots: a sync fetches the blob from upstream here, while other uploads go on.
+    await reader.ready?.(name);
+    await limit(async () => {
+      if (failure) return;
+      const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size(digest));
+      try {
+        staged.push({ upload: await client.stageBlob(repo, digest, size(digest), (a, b) => counted(reader.range(name, a, b), (n) => t.advance(n)), uploadOpts), size: size(digest) });
+      } finally {
+        t.done();
       }
-      stats.blobsMounted++;
-      return;
-    }
-    const first = uploads.get(digest);
-    if (first) {
-      const from = await first;
-      if (from !== repo && (await limit(() => client.mountBlob(repo, digest, from)))) {
+    });
+  };
+  const rest = new Set(streamed.map(([d]) => entryOf(d)));
+  await Promise.all([verifyRest(reader, rest, opts).catch(fail), ...streamed.map((u) => stage(u).catch(fail))]);
+  if (failure) {
+    await Promise.all(staged.map((s) => client.abandonBlob(s.upload)));
+    throw asEntryError(failure.err, reader);
+  }
+
+  // Everything checked out: commit, upload the small blobs, then mount.
+  await Promise.all([
+    ...staged.map((s) =>
+      limit(async () => {
+        await client.commitBlob(s.upload).catch(async (err: unknown) => {
+          // A commit whose answer was lost may have landed.
+          if (!(await client.hasBlob(s.upload.repo, s.upload.digest).catch(() => false))) throw err;
+        });
+        stats.blobsPushed++;
+        stats.bytesUploaded += s.size;
+      }),
+    ),
+    ...small.map(([digest, repo]) => upload(repo, digest)),
+  ]);
+  async function upload(repo: string, digest: string): Promise<void> {
+    const name = entryOf(digest);
+    await reader.ready?.(name);
+    await limit(async () => {
+      const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size(digest));
+      try {
+        await client.uploadBlob(repo, digest, size(digest), (a, b) => counted(reader.range(name, a, b), (n) => t.advance(n)), uploadOpts);
+      } finally {
+        t.done();
+      }
+    });
+    stats.blobsPushed++;
+    stats.bytesUploaded += size(digest);
+  }
+  await Promise.all(
+    mounts.map(async (m) => {
+      if (await limit(() => client.mountBlob(m.repo, m.digest, m.from))) {
         stats.blobsMounted++;
         return;
       }
-    }
-    const upload = (async () => {
-      const name = BLOBS_PREFIX + digest.slice(7);
-      // Before the upload session opens and outside the upload slots: a sync fetches the blob from upstream here
-      // (under a limit of its own), while no request waits on it and other uploads go on.
-      await reader.ready?.(name);
-      await limit(async () => {
-        const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size);
-        try {
-          await client.uploadBlob(repo, digest, size, (start, end) => counted(reader.range(name, start, end), (n) => t.advance(n)), {
-            ...(opts.chunkSize && { chunkSize: opts.chunkSize, monolithicMax: opts.chunkSize }),
-          });
-        } finally {
-          t.done();
-        }
-      });
-      stats.blobsPushed++;
-      stats.bytesUploaded += size;
-      return repo;
-    })();
-    if (!first) uploads.set(digest, upload);
-    await upload;
-  };
-  await Promise.all([...needed.entries()].flatMap(([repo, digests]) => [...digests].map((d) => ensureBlob(repo, d))));
+      // Not in the tar: a base put it in another repository, checked before pushing.
+      if (m.external) throw new RegistryError(`${opts.registry.host} did not mount ${m.digest} from ${m.from} into ${m.repo}, and the delta does not carry it; unpack the base into ${m.repo} first`);
+      await upload(m.repo, m.digest);
+    }),
+  );
   return stats;
+}
+
+/** Blobs up to this size are verified with the rest and then sent in one PUT: an upload session held open would cost them a request more. */
+const STREAM_MIN = 1024 * 1024;
+
+/** Every entry of the source but `streamed` (their uploads hash them), under a progress line of its own. */
+async function verifyRest(reader: UnpackSource, streamed: ReadonlySet<string>, opts: TargetOptions): Promise<void> {
+  const total = reader.plan().reduce((n, e) => n + (streamed.has(e.name) ? 0 : e.size), 0);
+  if (total === 0 && reader.plan().length === 0) return;
+  opts.progress.addTotal(total);
+  const t = opts.progress.transfer(`verifying ${opts.bundle}`, total);
+  if (reader.parts.length > 1) reader.onPart((p, n) => opts.progress.log(`reading part ${n + 1} of ${reader.parts.length}: ${printable(p.name)}`));
+  try {
+    await reader.verifyExcept(streamed, (n) => t.advance(n));
+  } finally {
+    reader.onPart(undefined);
+    t.done();
+  }
+}
+
+/** A streamed blob whose bytes did not hash to its digest: in a bundle, that entry is corrupt. */
+function asEntryError(err: unknown, reader: UnpackSource): unknown {
+  if (err instanceof UploadDigestMismatch && reader instanceof BundleReader) {
+    return new BundleError(`entry "${BLOBS_PREFIX}${err.expected.slice(7)}" is corrupt: its sha256 is ${err.actual.slice(7)}, bundle.json says ${err.expected.slice(7)}`);
+  }
+  return err;
 }
 
 /** Manifests, children first, byte for byte; the tag goes with the root, last. Calls `pushed` per image. */

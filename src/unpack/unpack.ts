@@ -3,10 +3,11 @@
 //
 // The signature is checked first; then a quick look at the target decides
 // whether anything is missing at all (a rerun usually finds nothing to do and
-// reads no further). Otherwise one pass verifies every entry of the tar, and
-// only then does anything get pushed, concurrently, with positioned reads.
-// Manifests go after their blobs, children before parents, tags last; a tag
-// never points at anything that was not verified.
+// reads no further). Otherwise the tar's headers are checked, and every byte is
+// verified in the same pass that streams the large blobs to the registry; only
+// when all of it checked out is any upload committed. Manifests go after
+// their blobs, children before parents, tags last; a tag never points at
+// anything that was not verified.
 import pLimit from 'p-limit';
 import type { KeyObject } from 'node:crypto';
 import type { Progress } from '../progress/reporter.js';
@@ -17,10 +18,9 @@ import type { Receipt } from '../delta/receipt.js';
 import type { BundleImage, BundleIndex } from '../bundle/format.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
 import { BundleReader } from '../bundle/reader.js';
-import { printable } from '../util/printable.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from '../bundle/trivydb.js';
-import { checkExternals } from './externals.js';
+import { checkExternals, MissingBaseError } from './externals.js';
 import type { FileTarget } from './files-target.js';
 import { checkHarborProjects } from './harbor.js';
 import { pushBlobs, pushManifests, putFiles, type BlobStats } from './push.js';
@@ -115,9 +115,14 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
     return result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt);
   }
 
-  await verifyEveryByte(reader, opts);
+  // The headers only: each entry where bundle.json says, of that size. Its bytes are verified while the blobs are pushed (push.ts).
+  await reader.scan();
   const graphs = await readMissingGraphs(reader, targets, look.images, items);
-  const mountFrom = await checkExternals(index, graphs, look.files, client, opts, limit);
+  const mountFrom = await checkExternals(index, graphs, look.files, client, opts, limit).catch(async (err: unknown) => {
+    // A damaged bundle is the thing to fix first (a base unpacked would not help): say so if it is.
+    if (err instanceof MissingBaseError) await reader.verify();
+    throw err;
+  });
   const stats = await pushBlobs(graphs, reader, client, mountFrom, opts, limit);
   await pushManifests(graphs, reader, client, limit, (g) => items.image(g.target, g.image, 'pushed'));
   const filesWritten = await putFiles(index, look.files, reader, opts, limit, (i, status) => items.file(i, status));
@@ -145,20 +150,6 @@ async function quickLook(index: BundleIndex, targets: readonly TargetName[], cli
   );
   const files = await Promise.all(index.files.map((f) => limit(() => opts.files.has(f.path, f.sha256, f.size))));
   return { images, files };
-}
-
-/** One pass over the whole tar before anything is pushed. */
-async function verifyEveryByte(reader: UnpackSource, opts: TargetOptions): Promise<void> {
-  const total = reader.plan().reduce((n, e) => n + e.size, 0);
-  opts.progress.addTotal(total);
-  const t = opts.progress.transfer(`verifying ${opts.bundle}`, total);
-  if (reader.parts.length > 1) reader.onPart((p, n) => opts.progress.log(`reading part ${n + 1} of ${reader.parts.length}: ${printable(p.name)}`));
-  try {
-    await reader.verify((n) => t.advance(n));
-  } finally {
-    reader.onPart(undefined);
-    t.done();
-  }
 }
 
 async function readMissingGraphs(reader: UnpackSource, targets: readonly TargetName[], present: readonly boolean[], items: Items): Promise<Graph[]> {
