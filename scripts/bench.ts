@@ -3,7 +3,8 @@
 // numbers and ratios and asserts nothing.
 //
 //   npm run bench                 # all of it
-//   npm run bench -- --no-big     # skip the 1 GiB layer (peak RSS) part
+//   npm run bench -- --no-big     # skip the 1 GiB layer part (peak RSS, verify and unpack rates)
+//   npm run bench -- --runs=5     # runs of each measure (default 3); figures are medians
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
@@ -25,6 +26,8 @@ const big = !process.argv.includes('--no-big');
 interface Timed {
   seconds: number;
   peakRssMB: number;
+  /** User + system CPU seconds of the process (last /proc sample before it exited: up to one sample short). */
+  cpuSeconds: number;
 }
 
 interface Ran extends Timed {
@@ -39,25 +42,58 @@ async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Pr
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let peak = 0;
+  let cpu = 0;
   const sample = () => {
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+      cpu = Math.max(cpu, cpuOf(child.pid ?? 0));
     } catch {
       // exited between samples
     }
   };
-  const timer = setInterval(sample, 20);
+  const timer = setInterval(sample, 10);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearInterval(timer);
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, peakRssMB: peak, code, stderr };
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, peakRssMB: peak, cpuSeconds: cpu, code, stderr };
 }
 
 /** As run, but a non-zero exit stops the bench. */
 async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Timed> {
   const r = await run(cmd, args, env);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
-  return { seconds: r.seconds, peakRssMB: r.peakRssMB };
+  return { seconds: r.seconds, peakRssMB: r.peakRssMB, cpuSeconds: r.cpuSeconds };
+}
+
+const CLOCK_TICKS = 100; // getconf CLK_TCK on Linux
+
+/** User + system CPU seconds a process has used so far (/proc/PID/stat fields 14 and 15). */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+const RUNS = Math.max(1, Number(process.argv.find((a) => a.startsWith('--runs='))?.slice(7) ?? 3));
+
+/** Each figure of the summary: airlock's runs against the comparison's, in the same bench. */
+interface Row {
+  readonly measure: string;
+  readonly airlock: string;
+  readonly against: string;
+  readonly ratio: string;
+  readonly target: string;
+}
+const rows: Row[] = [];
+const fmt = (xs: number[], unit: string, digits = 2) => `${median(xs).toFixed(digits)} ${unit} (${xs.map((x) => x.toFixed(digits)).join(', ')})`;
+
+/** Wall seconds of fn(). */
+async function seconds(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
 async function seedImages(reg: TestRegistry): Promise<{ refs: string[]; bytes: number }> {
@@ -76,7 +112,7 @@ async function seedImages(reg: TestRegistry): Promise<{ refs: string[]; bytes: n
 }
 
 /** Streams a large blob into the registry without holding it in memory. */
-async function pushBigImage(reg: TestRegistry, dir: string, size: number): Promise<string> {
+async function pushBigImage(reg: TestRegistry, dir: string, size: number): Promise<{ ref: string; file: string; digest: string }> {
   const file = path.join(dir, 'big.layer');
   const out = createWriteStream(file);
   const chunk = Buffer.alloc(4 * MB);
@@ -113,44 +149,58 @@ async function pushBigImage(reg: TestRegistry, dir: string, size: number): Promi
   const manifest = jsonBytes({ schemaVersion: 2, mediaType: MediaTypes.ociManifest, config: cfg, layers: [{ mediaType: MediaTypes.ociLayerGzip, digest, size }] });
   await seeder.pushManifest('bench/big', 'v1', manifest, MediaTypes.ociManifest);
   await seeder.close();
-  return `${reg.host}/bench/big:v1`;
+  return { ref: `${reg.host}/bench/big:v1`, file, digest };
 }
 
-/** unpack vs skopeo copy from the same bundle, a second unpack, and verify vs sha256sum. */
+/** unpack into a fresh registry vs a skopeo copy loop from the same bundle into another, a second unpack, RUNS times; verify vs sha256sum. */
 async function benchUnpack(refs: string[], dir: string): Promise<void> {
   const bundle = path.join(dir, 'b.tar');
   const pub = path.join(dir, 'k.pub');
-  const t1 = await startRegistry();
-  const t2 = await startRegistry();
-  try {
-    const files = await makeTempDir('airlock-bench-files-');
-    const args = [AIRLOCK, 'unpack', bundle, '--pub', pub, '--registry', t1.host, '--files-dir', files];
-    const first = await timed(process.execPath, args);
-    const second = await timed(process.execPath, args);
-    const skStart = process.hrtime.bigint();
-    for (const r of refs) {
-      const name = r.slice(r.indexOf('/') + 1);
-      await skopeoOk(['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${bundle}:${r}`, `docker://${t2.host}/${name}`]);
+  const first: Timed[] = [];
+  const second: number[] = [];
+  const sk: number[] = [];
+  const regCpu: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t1 = await startRegistry();
+    const t2 = await startRegistry();
+    try {
+      const files = await makeTempDir('airlock-bench-files-');
+      const args = [AIRLOCK, 'unpack', bundle, '--pub', pub, '--registry', t1.host, '--files-dir', files];
+      const before = cpuOf(t1.pid);
+      first.push(await timed(process.execPath, args));
+      regCpu.push(cpuOf(t1.pid) - before);
+      second.push((await timed(process.execPath, args)).seconds);
+      sk.push(
+        await seconds(async () => {
+          for (const r of refs) await skopeoOk(['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${bundle}:${r}`, `docker://${t2.host}/${r.slice(r.indexOf('/') + 1)}`]);
+        }),
+      );
+    } finally {
+      await t1.stop();
+      await t2.stop();
     }
-    const sk = Number(process.hrtime.bigint() - skStart) / 1e9;
-    const verify = await timed(process.execPath, [AIRLOCK, 'verify', bundle, '--pub', pub]);
-    const sum = await timed('sha256sum', [bundle]);
-    console.log('\nunpack into a fresh registry vs skopeo copy oci-archive:… loop from the same bundle:');
-    console.log(`  airlock unpack, first        ${first.seconds.toFixed(2)} s  (peak RSS ${first.peakRssMB.toFixed(0)} MiB)`);
-    console.log(`  skopeo copy × ${IMAGES}            ${sk.toFixed(2)} s`);
-    console.log(`  ratio unpack/skopeo = ${(first.seconds / sk).toFixed(2)} (target ≤ 0.4)`);
-    console.log(`  airlock unpack, second       ${second.seconds.toFixed(2)} s`);
-    console.log(`  ratio second/first = ${(second.seconds / first.seconds).toFixed(3)} (target ≤ 0.05)`);
-    console.log(`  airlock verify               ${verify.seconds.toFixed(2)} s  (peak RSS ${verify.peakRssMB.toFixed(0)} MiB)`);
-    console.log(`  sha256sum                    ${sum.seconds.toFixed(2)} s`);
-    console.log(`  ratio verify/sha256sum = ${(verify.seconds / sum.seconds).toFixed(2)}`);
-  } finally {
-    await t1.stop();
-    await t2.stop();
   }
+  const verify: number[] = [];
+  const sum: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    verify.push((await timed(process.execPath, [AIRLOCK, 'verify', bundle, '--pub', pub])).seconds);
+    sum.push((await timed('sha256sum', [bundle])).seconds);
+  }
+  const u = first.map((t) => t.seconds);
+  console.log(`\nunpack into a fresh registry vs skopeo copy oci-archive:… loop from the same bundle (${RUNS} runs, median first):`);
+  console.log(`  airlock unpack, first        ${fmt(u, 's')}  peak RSS ${median(first.map((t) => t.peakRssMB)).toFixed(0)} MiB`);
+  console.log(`    CPU: airlock ${fmt(first.map((t) => t.cpuSeconds), 's')}, the registry ${fmt(regCpu, 's')} (2 cores shared)`);
+  console.log(`  skopeo copy × ${IMAGES}            ${fmt(sk, 's')}`);
+  console.log(`  ratio unpack/skopeo = ${(median(u) / median(sk)).toFixed(2)} (target ≤ 0.5)`);
+  console.log(`  airlock unpack, second       ${fmt(second, 's')}`);
+  console.log(`  ratio second/first = ${(median(second) / median(u)).toFixed(3)} (target ≤ 0.08)`);
+  console.log(`  airlock verify               ${fmt(verify, 's')}`);
+  console.log(`  sha256sum                    ${fmt(sum, 's')}`);
+  console.log(`  ratio verify/sha256sum = ${(median(verify) / median(sum)).toFixed(2)}`);
+  rows.push({ measure: `unpack vs a skopeo loop into a fresh registry`, airlock: fmt(u, 's'), against: fmt(sk, 's'), ratio: (median(u) / median(sk)).toFixed(2), target: '≤ 0.5' });
+  rows.push({ measure: 'second unpack (all present) vs first', airlock: fmt(second, 's'), against: fmt(u, 's'), ratio: (median(second) / median(u)).toFixed(3), target: '≤ 0.08' });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 /**
  * verify of the bench bundle as one file, as parts (build --split-size, at
@@ -292,68 +342,149 @@ async function benchSync(refs: string[], dir: string): Promise<void> {
   }
 }
 
+/**
+ * Cold builds (a fresh cache each) against skopeo copy loops into fresh OCI
+ * folders, RUNS of each, interleaved; `b.tar` is kept from the first for the
+ * sections after. Returns the build medians.
+ */
+async function benchBuild(label: string, reg: TestRegistry, refs: string[], dir: string, manifest: string, tag: string, target: string): Promise<number> {
+  const builds: Timed[] = [];
+  const sk: number[] = [];
+  const regCpu: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const out = path.join(dir, i === 0 && tag === '' ? 'b.tar' : `b${tag}-${i}.tar`);
+    const before = cpuOf(reg.pid);
+    builds.push(await timed(process.execPath, [AIRLOCK, 'build', manifest, '-o', out, '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, `cache${tag}-${i}`)]));
+    regCpu.push(cpuOf(reg.pid) - before);
+    sk.push(await skopeoLoop(refs, path.join(dir, `skopeo-oci${tag}-${i}`)));
+  }
+  const b = builds.map((t) => t.seconds);
+  console.log(`\n${label} (${RUNS} runs, median first):`);
+  console.log(`  airlock build, cold cache   ${fmt(b, 's')}  peak RSS ${median(builds.map((t) => t.peakRssMB)).toFixed(0)} MiB`);
+  console.log(`    CPU: airlock ${fmt(builds.map((t) => t.cpuSeconds), 's')}, the registry ${fmt(regCpu, 's')} (2 cores shared)`);
+  console.log(`  skopeo copy × ${IMAGES}           ${fmt(sk, 's')}`);
+  console.log(`  ratio build/skopeo = ${(median(b) / median(sk)).toFixed(2)} (target ${target})`);
+  rows.push({ measure: label, airlock: fmt(b, 's'), against: fmt(sk, 's'), ratio: (median(b) / median(sk)).toFixed(2), target });
+  return median(b);
+}
+
+/**
+ * The 1 GiB layer: build (peak RSS), verify of its bundle against `openssl
+ * sha256` of the same file, and unpack into a fresh registry against one raw
+ * `curl -T` PUT of the layer into another, RUNS of each.
+ */
+async function benchBig(reg: TestRegistry, dir: string): Promise<void> {
+  console.log('\npushing an image with one 1 GiB layer …');
+  const { ref, file, digest } = await pushBigImage(reg, dir, 1024 * MB);
+  await writeFile(path.join(dir, 'big.yaml'), manifestFor([ref]));
+  const bundle = path.join(dir, 'big.tar');
+  const b = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'big.yaml'), '-o', bundle, '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'bigcache')]);
+  console.log(`  airlock build of a 1 GiB layer: ${b.seconds.toFixed(1)} s, peak RSS ${b.peakRssMB.toFixed(0)} MiB, CPU ${b.cpuSeconds.toFixed(1)} s`);
+  const size = statSync(bundle).size;
+  const gib = (bytes: number, s: number) => bytes / (1024 * MB) / s;
+
+  const verify: number[] = [];
+  const openssl: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    verify.push(gib(size, (await timed(process.execPath, [AIRLOCK, 'verify', bundle, '--pub', path.join(dir, 'k.pub')])).seconds));
+    openssl.push(gib(size, (await timed('openssl', ['sha256', bundle])).seconds));
+  }
+  console.log(`  verify of its bundle          ${fmt(verify, 'GiB/s')}`);
+  console.log(`  openssl sha256 of the same    ${fmt(openssl, 'GiB/s')}`);
+  rows.push({ measure: `verify, ${(size / (1024 * MB)).toFixed(2)} GiB bundle (GiB/s)`, airlock: fmt(verify, 'GiB/s'), against: `openssl sha256 ${fmt(openssl, 'GiB/s')}`, ratio: (median(verify) / median(openssl)).toFixed(2), target: '≥ 1.4 GiB/s' });
+
+  const unpack: Timed[] = [];
+  const again: number[] = [];
+  const curl: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t = await startRegistry();
+    const c = await startRegistry();
+    try {
+      const args = [AIRLOCK, 'unpack', bundle, '--pub', path.join(dir, 'k.pub'), '--registry', t.host, '--files-dir', await makeTempDir('airlock-bench-files-')];
+      unpack.push(await timed(process.execPath, args));
+      again.push((await timed(process.execPath, args)).seconds);
+      curl.push(await rawPut(c, file, digest));
+    } finally {
+      await t.stop();
+      await c.stop();
+    }
+  }
+  const layer = statSync(file).size;
+  const u = unpack.map((x) => gib(layer, x.seconds));
+  const p = curl.map((x) => gib(layer, x));
+  console.log(`  unpack of it (fresh registry) ${fmt(u, 'GiB/s')} of layer, peak RSS ${median(unpack.map((x) => x.peakRssMB)).toFixed(0)} MiB, CPU ${fmt(unpack.map((x) => x.cpuSeconds), 's')}`);
+  console.log(`  curl -T PUT of the layer      ${fmt(p, 'GiB/s')}`);
+  console.log(`  ratio unpack/raw PUT rate = ${(median(u) / median(p)).toFixed(2)} (target ≥ 0.9)`);
+  console.log(`  second unpack                 ${fmt(again, 's')}`);
+  rows.push({ measure: 'unpack of a 1 GiB layer vs one raw curl -T PUT of it (rate)', airlock: fmt(u, 'GiB/s'), against: fmt(p, 'GiB/s'), ratio: (median(u) / median(p)).toFixed(2), target: '≥ 0.9' });
+}
+
+/** One monolithic upload of `file` with curl (POST for the session, then PUT ?digest= with the body): the registry's own ingest rate. */
+async function rawPut(reg: TestRegistry, file: string, digest: string): Promise<number> {
+  const agent = new Agent();
+  try {
+    const post = await request(`${reg.url}/v2/raw/put/blobs/uploads/`, { method: 'POST', dispatcher: agent });
+    await post.body.dump();
+    const put = new URL(String(post.headers.location), reg.url);
+    put.searchParams.set('digest', digest);
+    const r = await timed('curl', ['-sS', '-f', '-o', '/dev/null', '-T', file, '-H', 'Content-Type: application/octet-stream', put.toString()]);
+    return r.seconds;
+  } finally {
+    await agent.close();
+  }
+}
+
 async function main(): Promise<void> {
   const reg = await startRegistry();
   const dir = await makeTempDir('airlock-bench-');
   try {
     console.log(`seeding ${IMAGES} images × 4 layers (2 shared 8 MiB bases + 2, 3, 4 MiB own) into ${reg.url} …`);
     const { refs, bytes } = await seedImages(reg);
-    console.log(`  ${(bytes / MB).toFixed(0)} MiB of unique layers`);
-    await writeFile(path.join(dir, 'm.yaml'), manifestFor(refs));
-    const keygen = await timed(process.execPath, [AIRLOCK, 'keygen', '--out', path.join(dir, 'k')]);
-    void keygen;
+    console.log(`  ${(bytes / MB).toFixed(0)} MiB of unique layers; ${RUNS} runs of each measure (--runs=N)`);
+    const manifest = path.join(dir, 'm.yaml');
+    await writeFile(manifest, manifestFor(refs));
+    await timed(process.execPath, [AIRLOCK, 'keygen', '--out', path.join(dir, 'k')]);
 
-    const build = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', path.join(dir, 'b.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache')]);
-    const warm = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm.yaml'), '-o', path.join(dir, 'b2.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache')]);
-
-    const skopeoSeconds = await skopeoLoop(refs, path.join(dir, 'skopeo-oci'));
-
-    console.log('\nbuild (cold cache) vs skopeo copy loop into one OCI dir, loopback:');
-    console.log(`  airlock build, cold cache   ${build.seconds.toFixed(2)} s  (peak RSS ${build.peakRssMB.toFixed(0)} MiB, bundle ${(statSync(path.join(dir, 'b.tar')).size / MB).toFixed(0)} MiB)`);
-    console.log(`  airlock build, warm cache   ${warm.seconds.toFixed(2)} s`);
-    console.log(`  skopeo copy × ${IMAGES}           ${skopeoSeconds.toFixed(2)} s`);
-    console.log(`  ratio build/skopeo = ${(build.seconds / skopeoSeconds).toFixed(2)} (target ≤ 0.5)`);
-
-    await benchUnpack(refs, dir);
-    await benchSync(refs, dir);
-    await benchSplit(dir);
-    await benchDelta(reg, dir, build.seconds);
+    const cold = await benchBuild('build vs a skopeo copy loop into one OCI dir, loopback', reg, refs, dir, manifest, '', '≤ 0.9');
+    const warm = await timed(process.execPath, [AIRLOCK, 'build', manifest, '-o', path.join(dir, 'b-warm.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache-0')]);
+    console.log(`  airlock build, warm cache   ${warm.seconds.toFixed(2)} s (CPU ${warm.cpuSeconds.toFixed(2)} s)`);
 
     // A registry across a network: every request answered 30 ms late (a proxy in front of the same registry).
     const proxy = await startFaultProxy(reg.url, { rules: [{ kind: 'delay', ms: 30, match: /./, times: Number.MAX_SAFE_INTEGER }] });
     try {
       const viaProxy = refs.map((r) => r.replace(reg.host, proxy.host));
       await writeFile(path.join(dir, 'm-wan.yaml'), manifestFor(viaProxy));
-      const wan = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'm-wan.yaml'), '-o', path.join(dir, 'b-wan.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'cache-wan')]);
-      const skWan = await skopeoLoop(viaProxy, path.join(dir, 'skopeo-oci-wan'));
-      console.log('\nthe same with 30 ms added to every request (a registry across a network):');
-      console.log(`  airlock build, cold cache   ${wan.seconds.toFixed(2)} s`);
-      console.log(`  skopeo copy × ${IMAGES}           ${skWan.toFixed(2)} s`);
-      console.log(`  ratio build/skopeo = ${(wan.seconds / skWan).toFixed(2)}`);
+      await benchBuild('build vs a skopeo copy loop, 30 ms added to every request', reg, viaProxy, dir, path.join(dir, 'm-wan.yaml'), '-wan', '≤ 0.4');
     } finally {
       await proxy.stop();
     }
 
-    if (big) {
-      console.log('\npushing an image with one 1 GiB layer …');
-      const ref = await pushBigImage(reg, dir, 1024 * MB);
-      await writeFile(path.join(dir, 'big.yaml'), manifestFor([ref]));
-      const b = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'big.yaml'), '-o', path.join(dir, 'big.tar'), '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'bigcache')]);
-      console.log(`  airlock build of a 1 GiB layer: ${b.seconds.toFixed(1)} s, peak RSS ${b.peakRssMB.toFixed(0)} MiB (target ≤ 150 MB)`);
-      const t = await startRegistry();
-      try {
-        const args = [AIRLOCK, 'unpack', path.join(dir, 'big.tar'), '--pub', path.join(dir, 'k.pub'), '--registry', t.host, '--files-dir', await makeTempDir('airlock-bench-files-')];
-        const u = await timed(process.execPath, args);
-        const again = await timed(process.execPath, args);
-        console.log(`  airlock unpack of it:           ${u.seconds.toFixed(1)} s, peak RSS ${u.peakRssMB.toFixed(0)} MiB`);
-        console.log(`  second unpack:                  ${again.seconds.toFixed(2)} s (second/first ${(again.seconds / u.seconds).toFixed(3)})`);
-      } finally {
-        await t.stop();
-      }
-    }
+    await benchUnpack(refs, dir);
+    await benchStartup();
+    await benchSync(refs, dir);
+    await benchSplit(dir);
+    await benchDelta(reg, dir, cold);
+    if (big) await benchBig(reg, dir);
+
+    console.log('\nsummary (median of the runs, each run in parentheses):\n');
+    console.log('| measure | airlock | against | ratio | target |\n| --- | --- | --- | --- | --- |');
+    for (const r of rows) console.log(`| ${r.measure} | ${r.airlock} | ${r.against} | ${r.ratio} | ${r.target} |`);
   } finally {
     await reg.stop();
   }
+}
+
+/** Placeholder until the release section lands: `--version` of bin/airlock against bare node. */
+async function benchStartup(): Promise<void> {
+  const runs = 11;
+  const airlock: number[] = [];
+  const node: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    airlock.push((await timed(process.execPath, [AIRLOCK, '--version'])).seconds);
+    node.push((await timed(process.execPath, ['-e', '0'])).seconds);
+  }
+  console.log(`\nstart-up, ${runs} runs: airlock --version ${fmt(airlock, 's', 3)}; node -e 0 ${fmt(node, 's', 3)}`);
+  rows.push({ measure: 'airlock --version wall time', airlock: fmt(airlock, 's', 3), against: `node -e 0: ${fmt(node, 's', 3)}`, ratio: (median(airlock) / median(node)).toFixed(2), target: '≤ 0.08 s' });
 }
 
 await main();
