@@ -1,7 +1,9 @@
 // One JavaScript file holding airlock and every dependency, for `npm run release`.
 //
 // A plain esbuild bundle is 2.6 MB of code that V8 has to scan before the first
-// line runs: `airlock --version` took 2.5× as long as bin/airlock. So the file
+// line runs, and as an ES module it imports every Node module named anywhere in
+// it up front (node:http alone loads Node's internal undici): `airlock --version`
+// took 2.5× as long as bin/airlock. So the file
 // has two parts. The outer part is what every run needs: the Node check, the
 // commander wiring of src/cli and commander itself. Everything the commands
 // load with `await import()` (undici, ajv, yaml, tar-stream, …) is the inner
@@ -12,6 +14,7 @@
 // plain source text did, and the 15 ms to decompress it are paid only by a command.
 // The build is deterministic: `npm run release` in the same checkout writes the
 // same bytes.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { brotliCompressSync, constants } from 'node:zlib';
 import path from 'node:path';
@@ -61,8 +64,11 @@ function lazyImports(root: string, entry: string, keys: Set<string>): Plugin {
       b.onLoad({ filter: /[/\\]src[/\\].*\.ts$/ }, async (args) => {
         const source = await readFile(args.path, 'utf8');
         if (path.resolve(args.path) === path.resolve(root, entry)) return { contents: source, loader: 'ts' };
-        const contents = source.replace(/\bimport\((['"])(\.\.?\/[^'"]+)\1\)/g, (_m, _q: string, spec: string) => {
-          const key = path.relative(root, path.resolve(path.dirname(args.path), spec.replace(/\.js$/, '.ts'))).split(path.sep).join('/');
+        const contents = source.replace(/\bimport\((['"])(\.\.?\/[^'"]+)\1\)/g, (m, _q: string, spec: string) => {
+          const file = path.resolve(path.dirname(args.path), spec.replace(/\.js$/, '.ts'));
+          // Not a module of ours (text in a comment, say): left for esbuild as it is.
+          if (!existsSync(file)) return m;
+          const key = path.relative(root, file).split(path.sep).join('/');
           keys.add(key);
           return `__airlockLazy(${JSON.stringify(key)})`;
         });
