@@ -50,5 +50,15 @@ export async function buildSea(input: SeaInput): Promise<void> {
   await run(input.node, ['--experimental-sea-config', config], { cwd: input.work });
   await copyFile(input.node, input.output);
   await chmod(input.output, 0o755);
-  await inject(input.output, 'NODE_SEA_BLOB', await readFile(blob), { sentinelFuse: FUSE });
+  // postject's ELF parser warns once per note section of Node's binary ("Can't find string offset
+  // for section name '.note.100'"), which is harmless; those lines are dropped, any other is shown.
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!/^warning: Can't find string offset for section name/.test(String(args[0]))) warn(...args);
+  };
+  try {
+    await inject(input.output, 'NODE_SEA_BLOB', await readFile(blob), { sentinelFuse: FUSE });
+  } finally {
+    console.warn = warn;
+  }
 }
