@@ -2,7 +2,8 @@
 // behaves like bin/airlock. Built here the way `npm run release` builds it (the
 // single executable is left to CI's scripts/release-check.ts: it copies a
 // 120 MiB Node binary and takes half a minute), into a folder outside the
-// checkout with no node_modules above it.
+// checkout with no node_modules above it. Last, what keeps every way to run
+// airlock quick to start: --version and --help load none of the commands' libraries.
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -105,4 +106,22 @@ it('an older Node is told it is too old, in one line, before anything else runs'
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /^airlock needs Node\.js 22\.19 or newer \(24 LTS recommended\); this is v\d+\.\d+\.\d+\. .*airlock-linux-x64/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+it('bin/airlock --version and --help load no library that only a command needs', async () => {
+  // A load hook in the process itself lists every module it loads.
+  const hook = `data:text/javascript,${encodeURIComponent(
+    "import { registerHooks } from 'node:module'; import { appendFileSync } from 'node:fs';" +
+      'registerHooks({ load(url, context, next) { appendFileSync(process.env.AIRLOCK_LOADED_LOG, url + "\\n"); return next(url, context); } });',
+  )}`;
+  for (const args of [['--version'], ['--help']]) {
+    const log = path.join(dir, `loaded-${args[0]}.log`);
+    const r = await runWith({ name: 'hooked', argv: [process.execPath, '--import', hook, path.join(root, 'bin', 'airlock')], env: { ...process.env, AIRLOCK_LOADED_LOG: log } }, args, { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    const loaded = (await readFile(log, 'utf8')).trim().split('\n');
+    assert.ok(loaded.some((u) => u.includes('/node_modules/commander/')), 'the hook saw commander load');
+    const heavy = loaded.filter((u) => /\/node_modules\/(undici|ajv|yaml|@noble|tldts|tar-stream|p-limit)\//.test(u));
+    assert.deepEqual(heavy, [], args.join(' '));
+    assert.deepEqual(loaded.filter((u) => u.includes('/dist/cli/actions/')), [], args.join(' '));
+  }
 });
