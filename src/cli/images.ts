@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { extractImages } from '../manifest/extract.js';
-import { formatProblem } from '../manifest/problems.js';
 import { CliError } from './errors.js';
 
 export function registerImages(program: Command, run: RunAction): void {
@@ -12,6 +10,7 @@ export function registerImages(program: Command, run: RunAction): void {
     .option('--as-written', 'print references as written instead of normalized (docker.io/library/…:latest)')
     .action((files: string[], opts: { asWritten?: boolean }) =>
       run('images extract', async () => {
+        const [{ extractImages }, { formatProblem }] = await Promise.all([import('../manifest/extract.js'), import('../manifest/problems.js')]);
         const { refs, problems } = await extractImages(files, { normalize: !opts.asWritten });
         for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`);
         process.stdout.write(refs.map((r) => `${r}\n`).join(''));

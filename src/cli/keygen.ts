@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { keygen } from '../sign/keys.js';
 import { CliError } from './errors.js';
 import type { RunAction } from './images.js';
 
@@ -12,6 +11,7 @@ export function registerKeygen(program: Command, run: RunAction): void {
     .option('--out <prefix>', 'file name prefix', 'airlock')
     .action((opts: { out: string }) =>
       run('keygen', async () => {
+        const { keygen } = await import('../sign/keys.js');
         let k: Awaited<ReturnType<typeof keygen>>;
         try {
           k = await keygen(opts.out, process.env.AIRLOCK_KEY_PASSWORD || undefined);

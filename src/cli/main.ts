@@ -1,4 +1,7 @@
 // The command line: commander wiring only; each command lives in its own file.
+// What a command does (src/cli/actions/, and the libraries behind it) is loaded
+// with `await import()` when that command runs: --version and --help load only
+// commander and these small files (issue #13; timed by scripts/bench.ts).
 import { Command, CommanderError } from 'commander';
 import { registerBuild } from './build.js';
 import { registerDiff } from './diff.js';

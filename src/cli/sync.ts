@@ -1,22 +1,10 @@
 import type { Command } from 'commander';
-import { createHttp, hostSettings } from '../build/fetch.js';
-import { TargetConflictError } from '../bundle/targets.js';
-import { defaultCacheDir } from '../cache/store.js';
-import { dockerConfigCredentials, firstOf, flagCredentials } from '../http/credentials.js';
-import { loadManifest } from '../manifest/load.js';
-import { parseSetArgs } from '../manifest/vars.js';
-import { createProgress, formatBytes } from '../progress/reporter.js';
-import { sync, type SyncResult } from '../sync/sync.js';
-import { DirTarget, UrlTarget, type FileTarget } from '../unpack/files-target.js';
-import { CliError, usageError } from './errors.js';
 import type { RunAction } from './images.js';
-import { minRate, parsePlatformList, sourceDateEpoch, stallTimeoutMs } from './options.js';
-import { finishTarget, parseTarget, targetOptions, type TargetFlags } from './target.js';
-import { TOOL } from './version.js';
+import { targetOptions, type TargetFlags } from './target.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-interface SyncFlags extends TargetFlags {
+export interface SyncFlags extends TargetFlags {
   cache?: string;
   set: string[];
   platform?: string;
@@ -31,60 +19,5 @@ export function registerSync(program: Command, run: RunAction): void {
     .option('--cache <dir>', 'content cache folder (default $XDG_CACHE_HOME/airlock)')
     .option('--set <name=value>', 'override a manifest variable (repeatable)', collect, [])
     .option('--platform <list>', 'platforms to keep for images, comma separated (overrides the manifest)')
-    .action((manifest: string, opts: SyncFlags) =>
-      run('sync', async () => {
-        let set: Record<string, string>;
-        try {
-          set = parseSetArgs(opts.set);
-        } catch (err) {
-          throw usageError((err as Error).message);
-        }
-        const platforms = parsePlatformList(opts.platform);
-        const epoch = sourceDateEpoch();
-        const stall = stallTimeoutMs();
-        const rate = minRate();
-        const target = await parseTarget(opts);
-        const { registry, concurrency } = target;
-        // Everything is checked before the first download.
-        const plan = await loadManifest(manifest, { set });
-
-        const progress = createProgress('airlock sync');
-        const warn = (m: string) => progress.log(m);
-        // --username/--password-stdin are for the --registry host only; upstream hosts (and the target too, without them) use docker config.json.
-        const credentials = firstOf(flagCredentials(target.credentials, [registry.host]), dockerConfigCredentials({ warn }));
-        const settings = (h: string) => (h === registry.host ? target.settings : hostSettings(plan, h));
-        const http = createHttp({ concurrency, tool: TOOL, credentials, warn, ...(stall !== undefined && { bodyTimeoutMs: stall }), ...(rate !== undefined && { minBytesPerSecond: rate }) }, settings);
-        const files: FileTarget = opts.filesDir ? new DirTarget(opts.filesDir) : new UrlTarget(opts.filesUrl ?? '', http);
-        let result: SyncResult;
-        try {
-          const { chunkSize, maxDbAge } = target;
-          result = await sync({
-            plan,
-            bundle: manifest,
-            cacheDir: opts.cache ?? defaultCacheDir(),
-            ...(platforms && { platforms }),
-            tool: TOOL,
-            ...(epoch !== undefined && { sourceDateEpoch: epoch }),
-            registry,
-            layout: target.layout,
-            files,
-            http,
-            concurrency,
-            progress,
-            ...(chunkSize && { chunkSize }),
-            ...(maxDbAge && { maxDbAge }),
-            createProjects: opts.createProjects === true,
-            receipt: opts.receipt !== undefined,
-          });
-        } catch (err) {
-          if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
-          throw err;
-        } finally {
-          progress.finish();
-          await http.close();
-        }
-        const f = result.fetched;
-        await finishTarget(result, target, opts, files, progress, { via: 'sync', lines: [`fetched from upstream: ${f.blobs} blobs and ${f.files} files (${formatBytes(f.bytes)})`] });
-      }),
-    );
+    .action((manifest: string, opts: SyncFlags) => run('sync', async () => (await import('./actions/sync.js')).syncAction(manifest, opts)));
 }

@@ -7,13 +7,17 @@ import type { PathSegment, Problem } from './problems.js';
 import type { YamlSource } from './source.js';
 import { formatPath } from './problems.js';
 
-export const SCHEMA_URL = new URL('../../manifests/airlock.schema.json', import.meta.url);
+// The release files (scripts/release.ts) carry the schema inside: no manifests/ folder beside them.
+declare const AIRLOCK_SCHEMA: object | undefined;
 
 let compiled: ValidateFunction | undefined;
 
 function validator(): ValidateFunction {
   if (!compiled) {
-    const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as object;
+    const schema =
+      typeof AIRLOCK_SCHEMA === 'object'
+        ? AIRLOCK_SCHEMA
+        : (JSON.parse(readFileSync(new URL('../../manifests/airlock.schema.json', import.meta.url), 'utf8')) as object);
     const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
     // Annotation only: the fix-it text shown with an error.
     ajv.addKeyword({ keyword: 'x-hint', schemaType: 'string' });

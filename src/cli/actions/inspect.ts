@@ -1,0 +1,73 @@
+import { BundleError, BundleReader } from '../../bundle/reader.js';
+import { readBundleStream } from '../../bundle/stream.js';
+import { formatBytes } from '../../progress/reporter.js';
+import { printable } from '../../util/printable.js';
+import { describeDb, trivyDbReports } from '../../bundle/trivydb.js';
+import { failure } from '../errors.js';
+import { jsonText } from '../json.js';
+
+export async function inspectAction(bundle: string, opts: { json?: boolean }): Promise<void> {
+  let reader: Pick<BundleReader, 'index' | 'signed' | 'parts'>;
+  try {
+    if (bundle === '-') {
+      // Standard input: bundle.json and whether a signature follows it, read as they stream by.
+      try {
+        reader = { ...(await readBundleStream(process.stdin)), parts: [] };
+      } finally {
+        process.stdin.destroy();
+      }
+    } else {
+      const r = await BundleReader.open(bundle);
+      await r.close();
+      reader = r;
+    }
+  } catch (err) {
+    if (err instanceof BundleError) throw failure(`${printable(bundle)}: ${printable(err.message)}`);
+    throw err;
+  }
+  const i = reader.index;
+  const total = i.blobs.reduce((n, b) => n + b.size, 0) + i.files.reduce((n, f) => n + f.size, 0);
+  const dbs = trivyDbReports(i.images);
+  if (opts.json) {
+    const external = { blobs: i.blobs.filter((b) => b.external).length, files: i.files.filter((f) => f.external).length };
+    const parts = reader.parts.length > 1 ? { parts: reader.parts.map((p) => ({ name: p.name, size: p.size })) } : {};
+    process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...parts, ...i, ...(i.bases?.length && { external }), trivyDbs: dbs }));
+    return;
+  }
+  const out: string[] = [];
+  const extBlobs = i.blobs.filter((b) => b.external);
+  const extFiles = i.files.filter((f) => f.external);
+  out.push(`bundle   ${bundle}`);
+  if (reader.parts.length > 1) {
+    out.push(`parts    ${reader.parts.length}, ${formatBytes(reader.parts.reduce((n, p) => n + p.size, 0))} in all`);
+    for (const p of reader.parts) out.push(`  ${p.name}  ${formatBytes(p.size)} (${p.size} bytes)`);
+  }
+  out.push(`name     ${i.name}${i.version ? ` ${i.version}` : ''}`);
+  out.push(`created  ${i.created} by ${i.tool}`);
+  out.push(
+    reader.signed
+      ? `signed   yes, by key ${i.signer.fingerprint} (as the bundle claims; airlock verify --pub checks it)`
+      : 'signed   NO: there is no bundle.json.sig; unpack will refuse it',
+  );
+  const images = i.images.filter((x) => x.kind === 'image');
+  const artifacts = i.images.filter((x) => x.kind === 'artifact');
+  out.push('', `images (${images.length})`);
+  for (const x of images) out.push(`  ${x.ref}  ${x.digest}  ${formatBytes(x.size)}${x.platforms.length ? `  [${x.platforms.join(', ')}]` : ''}${x.upstreamDigest ? `  (upstream ${x.upstreamDigest})` : ''}`);
+  out.push('', `artifacts (${artifacts.length})`);
+  for (const x of artifacts) {
+    out.push(`  ${x.ref}  ${x.role ?? 'artifact'}  ${x.digest}  ${formatBytes(x.size)}`);
+    const db = dbs.find((d) => d.ref === x.ref);
+    if (db) out.push(`    ${describeDb(db)}`);
+  }
+  out.push('', `files (${i.files.length})`);
+  for (const f of i.files) out.push(`  ${f.path}  ${f.role}  ${formatBytes(f.size)}  sha256:${f.sha256}`);
+  out.push('', `total ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files`);
+  if (i.bases?.length) {
+    const extBytes = extBlobs.reduce((n, b) => n + b.size, 0) + extFiles.reduce((n, f) => n + f.size, 0);
+    out.push('', `a delta: ${extBlobs.length} blobs and ${extFiles.length} files (${formatBytes(extBytes)}) are external (held by a base, not in the tar)`, `bases (${i.bases.length})`);
+    for (const b of i.bases) out.push(`  ${b.kind}  ${b.name}${b.version ? ` ${b.version}` : ''}  sha256:${b.sha256}`);
+  }
+  // Every line is one line: what bundle.json says (it may not even be signed)
+  // cannot add lines, move the cursor or recolour the terminal.
+  process.stdout.write(out.map(printable).join('\n') + '\n');
+}

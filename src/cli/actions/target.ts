@@ -1,0 +1,140 @@
+// The target side of unpack and sync: the flags checked (all before anything
+// is pushed), and what is written and printed once the target holds everything.
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseTargetRegistry, type Layout, type TargetRegistry } from '../../bundle/targets.js';
+import { trivyDbReports, type MaxDbAge } from '../../bundle/trivydb.js';
+import { writeReceipt } from '../../delta/receipt.js';
+import { emitConfig } from '../../emit/write.js';
+import { schemeFor, type HostSettings } from '../../http/agent.js';
+import type { Credential } from '../../http/credentials.js';
+import { formatBytes, type Progress } from '../../progress/reporter.js';
+import type { FileTarget } from '../../unpack/files-target.js';
+import type { UnpackResult } from '../../unpack/unpack.js';
+import { printable } from '../../util/printable.js';
+import { failure, usageError } from '../errors.js';
+import { jsonText } from '../json.js';
+import { parseConcurrency, parseMaxDbAge, readCredentials } from '../options.js';
+import type { TargetFlags } from '../target.js';
+
+export interface Target {
+  readonly registry: TargetRegistry;
+  readonly layout: Layout;
+  /** TLS settings for the --registry host only. */
+  readonly settings: HostSettings;
+  readonly concurrency: number;
+  readonly maxDbAge?: MaxDbAge;
+  /** --username/--password-stdin: for the --registry host only. */
+  readonly credentials?: Credential;
+  readonly chunkSize?: number;
+}
+
+/** Every target flag checked (usage errors, exit 2) before anything is read or pushed; reads the password from stdin. */
+export async function parseTarget(opts: TargetFlags): Promise<Target> {
+  if (!opts.registry) throw usageError('give the private registry with --registry HOST[:PORT][/PREFIX]');
+  if (!opts.filesDir === !opts.filesUrl) throw usageError('give exactly one of --files-dir DIR and --files-url URL');
+  if (opts.layout !== 'flat' && opts.layout !== 'host') throw usageError(`--layout ${opts.layout}: write flat or host`);
+  if (opts.plainHttp && (opts.insecure || opts.caFile)) throw usageError('--plain-http contradicts --insecure/--ca-file (those mean HTTPS)');
+  let registry;
+  try {
+    registry = parseTargetRegistry(opts.registry);
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+  if (opts.caFile) await access(opts.caFile).catch(() => Promise.reject(usageError(`--ca-file ${opts.caFile}: no such file`)));
+  for (const [flag, url] of [['--files-url', opts.filesUrl], ['--fileserver-url', opts.fileserverUrl]] as const) {
+    if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw usageError(`${flag} ${url}: write an http:// or https:// URL`);
+  }
+  if (opts.receipt !== undefined) await checkReceiptPath(opts.receipt);
+  if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
+  const concurrency = parseConcurrency(opts.concurrency, 8);
+  const maxDbAge = parseMaxDbAge(opts.maxDbAge);
+  const credentials = await readCredentials(opts.username, opts.passwordStdin);
+  const chunkSize = uploadChunkSize();
+  return {
+    registry,
+    layout: opts.layout,
+    settings: {
+      ...(opts.plainHttp && { plainHttp: true }),
+      ...(opts.insecure && { insecure: true }),
+      ...(opts.caFile && { caFile: opts.caFile }),
+    },
+    concurrency,
+    ...(maxDbAge && { maxDbAge }),
+    ...(credentials && { credentials }),
+    ...(chunkSize && { chunkSize }),
+  };
+}
+
+/**
+ * Once the target holds everything: the config (--emit-config), the receipt
+ * (last: it claims the target holds all of it), and the report on stdout.
+ * `extra` adds a command's own fields to the JSON and lines to the text.
+ */
+export async function finishTarget(
+  result: UnpackResult,
+  target: Target,
+  opts: TargetFlags,
+  files: FileTarget,
+  progress: Pick<Progress, 'log'>,
+  extra: { via?: 'sync'; json?: Record<string, unknown>; lines?: string[] } = {},
+): Promise<void> {
+  const scheme = schemeFor(target.registry.host, target.settings);
+  const fileserverUrl = (opts.fileserverUrl ?? opts.filesUrl)?.replace(/\/+$/, '');
+  let emitted: string[] = [];
+  if (opts.emitConfig) {
+    emitted = await emitConfig(opts.emitConfig, {
+      index: result.index,
+      registry: target.registry,
+      layout: target.layout,
+      registryScheme: scheme,
+      registryInsecure: scheme === 'http' || opts.insecure === true,
+      ...(opts.caFile && { caFile: opts.caFile }),
+      ...(fileserverUrl && { fileserverUrl }),
+      ...(extra.via && { via: extra.via }),
+    });
+    if (!fileserverUrl) progress.log('note: no --fileserver-url (or --files-url): the config has no file server URLs (OpenSearch plugins, Falco index and drivers)');
+  }
+  if (opts.receipt !== undefined && result.receipt) {
+    const file = opts.receipt;
+    await writeReceipt(file, result.receipt).catch((err: Error) => Promise.reject(failure(`--receipt ${file}: ${err.message}`)));
+  }
+  const { index: _index, receipt: _receipt, ...report } = result;
+  if (opts.json) {
+    process.stdout.write(jsonText({ ...report, ...extra.json, emitted, trivyDbs: trivyDbReports(result.index.images, target.maxDbAge), ...(opts.receipt !== undefined && { receipt: opts.receipt }) }));
+    return;
+  }
+  const pushed = result.items.filter((i) => i.status === 'pushed').length;
+  const lines = [
+    ...result.items.map((i) => `${i.status.padEnd(7)} ${i.kind.padEnd(8)} ${i.target}`),
+    result.upToDate
+      ? `everything was already in place (${result.items.length} items); nothing pushed`
+      : `${pushed} items pushed, ${result.items.length - pushed} already present; blobs: ${result.blobsPushed} uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsPresent} present; ${result.filesWritten} files written`,
+    ...(extra.lines ?? []),
+    ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
+    ...emitted.map((f) => `wrote ${f}`),
+    ...(opts.receipt !== undefined ? [`wrote receipt ${opts.receipt}`] : []),
+  ];
+  process.stdout.write(lines.map(printable).join('\n') + '\n');
+}
+
+/** Refuses, before anything is pushed, a receipt path whose folder is missing or that names a folder. */
+async function checkReceiptPath(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const d = await stat(dir).catch(() => undefined);
+  if (!d?.isDirectory()) throw usageError(`--receipt ${file}: no such folder ${dir}; create it first`);
+  const f = await stat(file).catch(() => undefined);
+  if (f?.isDirectory()) throw usageError(`--receipt ${file}: is a folder; give a file name`);
+}
+
+/**
+ * Blobs larger than this go up in PATCH chunks of this size (default: one PUT up
+ * to 8 MiB, PATCH chunks of 64 MiB above);
+ * set AIRLOCK_CHUNK_SIZE (bytes) lower for a proxy that limits request bodies.
+ */
+function uploadChunkSize(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.AIRLOCK_CHUNK_SIZE;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1024) throw usageError(`AIRLOCK_CHUNK_SIZE=${v}: give a whole number of bytes, at least 1024`);
+  return Number(v);
+}

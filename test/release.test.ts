@@ -1,0 +1,127 @@
+// release/airlock.mjs (SPEC §8): one file that runs with no node_modules and
+// behaves like bin/airlock. Built here the way `npm run release` builds it (the
+// single executable is left to CI's scripts/release-check.ts: it copies a
+// 120 MiB Node binary and takes half a minute), into a folder outside the
+// checkout with no node_modules above it. Last, what keeps every way to run
+// airlock quick to start: --version and --help load none of the commands' libraries.
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { bundle } from '../scripts/release/bundle.js';
+import { assertNoNodeModulesAbove, checkout, mjs, runWith, type Runner } from '../scripts/release/runners.js';
+import { makeTempDir } from './support/proc.js';
+import { startUpstream, type Upstream } from './support/upstream.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+let up: Upstream;
+let dir: string;
+let file: Runner;
+
+before(async () => {
+  dir = await makeTempDir('airlock-release-');
+  assertNoNodeModulesAbove(dir);
+  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  const schema = JSON.parse(await readFile(path.join(root, 'manifests/airlock.schema.json'), 'utf8')) as object;
+  await writeFile(path.join(dir, 'airlock.mjs'), await bundle({ root, version: pkg.version, schema }, 'esm'));
+  file = mjs(dir);
+  up = await startUpstream();
+  const ok = async (args: string[]) => {
+    const r = await runWith(checkout, args, { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+  };
+  await ok(['keygen', '--out', 'k']);
+  await writeFile(path.join(dir, 'm.yaml'), up.manifest());
+  await ok(['build', 'm.yaml', '-o', 'b.tar', '--key', 'k.key', '--cache', 'cache']);
+});
+after(async () => up?.stop());
+
+/** The same command with bin/airlock and with airlock.mjs, in the same folder. */
+async function both(args: string[], stdin?: string) {
+  const opts = { cwd: dir, ...(stdin !== undefined && { stdin }) };
+  return { want: await runWith(checkout, args, opts), got: await runWith(file, args, opts) };
+}
+
+it('airlock.mjs is one file that imports nothing but Node’s own modules', async () => {
+  const text = await readFile(path.join(dir, 'airlock.mjs'), 'utf8');
+  assert.match(text, /^#!\/usr\/bin\/env node\n/);
+  // Import statements start a line or follow a semicolon; `from "…"` inside strings (commander's help texts) does not count.
+  const specifiers = [...text.matchAll(/(?:^|;)import\s*(?:[\w$\s{},*]*?from\s*)?["']([^"']+)["']/gm)].map((m) => m[1]);
+  assert.ok(specifiers.length > 0);
+  for (const s of specifiers) assert.match(s ?? '', /^node:/, `imports ${s}`);
+});
+
+it('--version, --help and a command’s help are bin/airlock’s', async () => {
+  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  const v = await both(['--version']);
+  assert.equal(v.got.code, 0, v.got.stderr);
+  assert.equal(v.got.stdout, `${pkg.version}\n`);
+  for (const args of [['--help'], ['build', '--help'], ['unpack', '--help']]) {
+    const h = await both(args);
+    assert.deepEqual(h.got, h.want, args.join(' '));
+  }
+});
+
+it('verify and inspect of a bundle give what bin/airlock gives, with no node_modules reachable', async () => {
+  for (const args of [['verify', 'b.tar', '--pub', 'k.pub', '--json'], ['verify', 'b.tar', '--pub', 'k.pub'], ['inspect', 'b.tar', '--json'], ['inspect', 'b.tar']]) {
+    const r = await both(args);
+    assert.equal(r.got.code, 0, `${args.join(' ')}: ${r.got.stderr}`);
+    assert.equal(r.got.stdout, r.want.stdout, args.join(' '));
+  }
+  const report = JSON.parse((await runWith(file, ['verify', 'b.tar', '--pub', 'k.pub', '--json'], { cwd: dir })).stdout) as { ok: boolean; images: number };
+  assert.deepEqual([report.ok, report.images], [true, 7]);
+});
+
+it('errors keep their messages and exit codes: a bad manifest (schema inside the file), a bundle cut short, a missing flag', async () => {
+  await writeFile(path.join(dir, 'bad.yaml'), 'apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: x\nspec:\n  imagez: []\n');
+  const bad = await both(['build', 'bad.yaml', '--dry-run']);
+  assert.equal(bad.got.code, 2);
+  assert.match(bad.got.stderr, /unknown key "imagez"; did you mean "images"\?/);
+  assert.deepEqual(bad.got, bad.want);
+
+  const whole = await readFile(path.join(dir, 'b.tar'));
+  await writeFile(path.join(dir, 'short.tar'), whole.subarray(0, whole.length - 50_000));
+  const t = await both(['verify', 'short.tar', '--pub', 'k.pub']);
+  assert.equal(t.got.code, 1);
+  assert.equal(t.got.stderr.split('\n').filter((l) => l.startsWith('airlock verify:')).join('\n'), t.want.stderr.split('\n').filter((l) => l.startsWith('airlock verify:')).join('\n'));
+  assert.match(t.got.stderr, /^airlock verify: .*short\.tar/m);
+
+  const usage = await both(['unpack', 'b.tar', '--pub', 'k.pub']);
+  assert.equal(usage.got.code, 2);
+  assert.deepEqual(usage.got, usage.want);
+});
+
+it('an older Node is told it is too old, in one line, before anything else runs', async (t) => {
+  // The machine's own node, when it is older than 22.19 (Debian's is); airlock.mjs must say so itself.
+  const old = ['/usr/bin/node', '/usr/local/bin/node'].find((n) => {
+    if (!existsSync(n)) return false;
+    const [major = 0, minor = 0] = execFileSync(n, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim().split('.').map(Number);
+    return major < 22 || (major === 22 && minor < 19);
+  });
+  if (!old) return t.skip('no Node older than 22.19 on this machine');
+  const r = await runWith({ name: 'old node', argv: [old, path.join(dir, 'airlock.mjs')], env: { PATH: '/usr/bin:/bin' } }, ['--version'], { cwd: dir });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^airlock needs Node\.js 22\.19 or newer \(24 LTS recommended\); this is v\d+\.\d+\.\d+\. .*airlock-linux-x64/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+it('bin/airlock --version and --help load no library that only a command needs', async () => {
+  // A load hook in the process itself lists every module it loads.
+  const hook = `data:text/javascript,${encodeURIComponent(
+    "import { registerHooks } from 'node:module'; import { appendFileSync } from 'node:fs';" +
+      'registerHooks({ load(url, context, next) { appendFileSync(process.env.AIRLOCK_LOADED_LOG, url + "\\n"); return next(url, context); } });',
+  )}`;
+  for (const args of [['--version'], ['--help']]) {
+    const log = path.join(dir, `loaded-${args[0]}.log`);
+    const r = await runWith({ name: 'hooked', argv: [process.execPath, '--import', hook, path.join(root, 'bin', 'airlock')], env: { ...process.env, AIRLOCK_LOADED_LOG: log } }, args, { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    const loaded = (await readFile(log, 'utf8')).trim().split('\n');
+    assert.ok(loaded.some((u) => u.includes('/node_modules/commander/')), 'the hook saw commander load');
+    const heavy = loaded.filter((u) => /\/node_modules\/(undici|ajv|yaml|@noble|tldts|tar-stream|p-limit)\//.test(u));
+    assert.deepEqual(heavy, [], args.join(' '));
+    assert.deepEqual(loaded.filter((u) => u.includes('/dist/cli/actions/')), [], args.join(' '));
+  }
+});
