@@ -358,55 +358,55 @@ describe('credentials reach a token realm only where allowed', () => {
 });
 
 describe('the realm rules (realmRefusal)', () => {
-  const ok = (registry: string, realm: string) => assert.equal(realmRefusal(new URL(registry), new URL(realm)), undefined, `${registry} → ${realm} should be allowed`);
-  const no = (registry: string, realm: string, why: RegExp) => {
-    const r = realmRefusal(new URL(registry), new URL(realm));
+  const ok = async (registry: string, realm: string) => assert.equal(await realmRefusal(new URL(registry), new URL(realm)), undefined, `${registry} → ${realm} should be allowed`);
+  const no = async (registry: string, realm: string, why: RegExp) => {
+    const r = await realmRefusal(new URL(registry), new URL(realm));
     assert.ok(r !== undefined, `${registry} → ${realm} should be refused`);
     assert.match(r, why);
   };
 
-  it('the same host or its registrable domain over HTTPS', () => {
-    ok('https://registry-1.docker.io', 'https://auth.docker.io/token');
-    ok('https://ghcr.io', 'https://ghcr.io/token');
-    ok('https://registry.example.com:5000', 'https://registry.example.com/token');
-    ok('https://quay.io', 'https://auth.quay.io/v2/auth');
-    ok('https://registry.example.co.uk', 'https://auth.example.co.uk/token');
-    ok('https://REGISTRY.example.com', 'https://registry.EXAMPLE.com/token');
+  it('the same host or its registrable domain over HTTPS', async () => {
+    await ok('https://registry-1.docker.io', 'https://auth.docker.io/token');
+    await ok('https://ghcr.io', 'https://ghcr.io/token');
+    await ok('https://registry.example.com:5000', 'https://registry.example.com/token');
+    await ok('https://quay.io', 'https://auth.quay.io/v2/auth');
+    await ok('https://registry.example.co.uk', 'https://auth.example.co.uk/token');
+    await ok('https://REGISTRY.example.com', 'https://registry.EXAMPLE.com/token');
   });
 
-  it('another domain is refused, public and private suffixes included', () => {
-    no('https://registry-1.docker.io', 'https://evil.example/token', /another host than registry-1\.docker\.io/);
-    no('https://registry.example.com', 'https://example.org/token', /another host/);
-    no('https://a.example.co.uk', 'https://b.other.co.uk/token', /another host/);
-    no('https://alice.github.io', 'https://mallory.github.io/token', /another host/);
-    no('https://registry.example.com', 'https://example.com.evil.net/token', /another host/);
+  it('another domain is refused, public and private suffixes included', async () => {
+    await no('https://registry-1.docker.io', 'https://evil.example/token', /another host than registry-1\.docker\.io/);
+    await no('https://registry.example.com', 'https://example.org/token', /another host/);
+    await no('https://a.example.co.uk', 'https://b.other.co.uk/token', /another host/);
+    await no('https://alice.github.io', 'https://mallory.github.io/token', /another host/);
+    await no('https://registry.example.com', 'https://example.com.evil.net/token', /another host/);
   });
 
-  it('an IP address or a single-label name shares only with itself', () => {
-    ok('https://10.0.0.5:5000', 'https://10.0.0.5:5001/token');
-    no('https://10.0.0.5', 'https://10.0.0.6/token', /another host/);
-    no('https://10.0.0.5', 'https://0.5/token', /another host/);
-    ok('https://[fd00::1]:5000', 'https://[fd00::1]/token');
-    no('https://[fd00::1]', 'https://[fd00::2]/token', /another host/);
-    ok('https://registry:5000', 'https://registry/token');
-    no('https://registry', 'https://auth/token', /another host/);
-    no('https://registry', 'https://auth.registry/token', /another host/);
-    no('https://127.0.0.1:5000', 'https://localhost:5000/token', /another host/);
+  it('an IP address or a single-label name shares only with itself', async () => {
+    await ok('https://10.0.0.5:5000', 'https://10.0.0.5:5001/token');
+    await no('https://10.0.0.5', 'https://10.0.0.6/token', /another host/);
+    await no('https://10.0.0.5', 'https://0.5/token', /another host/);
+    await ok('https://[fd00::1]:5000', 'https://[fd00::1]/token');
+    await no('https://[fd00::1]', 'https://[fd00::2]/token', /another host/);
+    await ok('https://registry:5000', 'https://registry/token');
+    await no('https://registry', 'https://auth/token', /another host/);
+    await no('https://registry', 'https://auth.registry/token', /another host/);
+    await no('https://127.0.0.1:5000', 'https://localhost:5000/token', /another host/);
   });
 
-  it('plain HTTP only on the registry own host:port, and only when the registry is plain HTTP', () => {
-    ok('http://registry.local:5000', 'http://registry.local:5000/token');
-    ok('http://127.0.0.1:5000', 'http://127.0.0.1:5000/auth/token');
-    no('http://registry.local:5000', 'http://registry.local:5001/token', /plain HTTP/);
-    no('http://registry.local', 'http://auth.registry.local/token', /plain HTTP/);
-    no('https://registry.local', 'http://registry.local/token', /plain HTTP/);
-    no('https://registry.local:443', 'http://registry.local:443/token', /plain HTTP/);
+  it('plain HTTP only on the registry own host:port, and only when the registry is plain HTTP', async () => {
+    await ok('http://registry.local:5000', 'http://registry.local:5000/token');
+    await ok('http://127.0.0.1:5000', 'http://127.0.0.1:5000/auth/token');
+    await no('http://registry.local:5000', 'http://registry.local:5001/token', /plain HTTP/);
+    await no('http://registry.local', 'http://auth.registry.local/token', /plain HTTP/);
+    await no('https://registry.local', 'http://registry.local/token', /plain HTTP/);
+    await no('https://registry.local:443', 'http://registry.local:443/token', /plain HTTP/);
     // A plain-HTTP registry may still send its credentials to an HTTPS realm on its domain.
-    ok('http://registry.example.com', 'https://auth.example.com/token');
+    await ok('http://registry.example.com', 'https://auth.example.com/token');
   });
 
-  it('a realm that is not HTTP(S) is refused', () => {
-    no('https://registry.example.com', 'ftp://registry.example.com/token', /not HTTP\(S\)/);
+  it('a realm that is not HTTP(S) is refused', async () => {
+    await no('https://registry.example.com', 'ftp://registry.example.com/token', /not HTTP\(S\)/);
   });
 });
 

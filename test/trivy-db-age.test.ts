@@ -217,7 +217,7 @@ describe('a bundle whose Trivy DB was updated 10 days ago', () => {
     const bj = JSON.parse(entry(entries, 'bundle.json').data.toString('utf8')) as { images: Array<Record<string, unknown>> };
     for (const i of bj.images) delete i.trivyDb;
     const bytes = Buffer.from(JSON.stringify(bj, null, 2) + '\n');
-    const sig = Buffer.from(signBytes(bytes, await loadPrivateKey(key)));
+    const sig = Buffer.from(await signBytes(bytes, await loadPrivateKey(key)));
     const older = path.join(dir, 'older.tar');
     await writeEntries(older, [
       { name: 'bundle.json', data: bytes },

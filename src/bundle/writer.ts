@@ -72,7 +72,7 @@ export async function writeBundle(input: WriteInput): Promise<Written> {
     },
   };
   const bundleJson = Buffer.from(JSON.stringify(full, null, 2) + '\n');
-  const signature = Buffer.from(signBytes(bundleJson, input.key));
+  const signature = Buffer.from(await signBytes(bundleJson, input.key));
 
   // A new temp file beside the bundle (or each part), renamed over it at the end:
   // a link or FIFO planted at either name is replaced, never written through.

@@ -1,7 +1,6 @@
 // falcoctl's index file (a YAML list of entries) pointing at the private
 // registry: one entry per Falco rules or plugin artifact, without the cosign
 // `signature` block (verifying it needs the internet).
-import { stringify } from 'yaml';
 import { parseReference } from '../oci/reference.js';
 import type { BundleIndex } from '../bundle/format.js';
 import { targetRepository, type Layout, type TargetRegistry } from '../bundle/targets.js';
@@ -47,6 +46,8 @@ export function falcoIndexEntries(index: BundleIndex, target: TargetRegistry, la
   return entries;
 }
 
-export function falcoIndexYaml(entries: FalcoIndexEntry[]): Buffer {
+export async function falcoIndexYaml(entries: FalcoIndexEntry[]): Promise<Buffer> {
+  // yaml is loaded here, not at start: unpack and serve need it only when the bundle has Falco artifacts.
+  const { stringify } = await import('yaml');
   return Buffer.from(`# falcoctl index written by airlock unpack: artifacts in the private registry.\n${stringify(entries)}`);
 }

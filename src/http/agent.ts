@@ -3,7 +3,8 @@
 // chosen per origin by the Pool factory. Which scheme a host is spoken to
 // with follows SPEC §1 and lives here too.
 import { readFileSync } from 'node:fs';
-import { Agent, Pool } from 'undici';
+import type { Agent as UndiciAgent } from 'undici';
+import { Agent, Pool } from './undici.js';
 
 export interface HostSettings {
   plainHttp?: boolean;
@@ -37,7 +38,7 @@ export function schemeFor(host: string, s: HostSettings = {}): 'http' | 'https' 
   return isLoopbackHost(host) ? 'http' : 'https';
 }
 
-export function createAgent(o: AgentOptions = {}): Agent {
+export function createAgent(o: AgentOptions = {}): UndiciAgent {
   const cas = new Map<string, Buffer>();
   const ca = (file: string) => {
     let pem = cas.get(file);

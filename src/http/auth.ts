@@ -7,8 +7,8 @@
 // (or plain HTTP on the registry's own host and port when it is plain HTTP
 // itself) and only on the registry's host or registrable domain; otherwise the
 // token is asked for anonymously, with a warning naming both hosts.
+import { request } from './undici.js';
 import { isIP } from 'node:net';
-import { getDomain } from 'tldts';
 import type { Dispatcher } from 'undici';
 import type { Credential, CredentialLookup } from './credentials.js';
 import { AuthError, BodyLimitError, withOrigin } from './errors.js';
@@ -43,8 +43,11 @@ export function parseChallenge(value: string): Challenge | undefined {
   return { scheme: (m[1] ?? '').toLowerCase(), params };
 }
 
-/** Why credentials for `registry` must not go to `realm`, or undefined when they may. */
-export function realmRefusal(registry: URL, realm: URL): string | undefined {
+/**
+ * Why credentials for `registry` must not go to `realm`, or undefined when they may.
+ * tldts (the public suffix list) is loaded only here, when a realm is on another host.
+ */
+export async function realmRefusal(registry: URL, realm: URL): Promise<string | undefined> {
   if (realm.protocol === 'http:') {
     if (!(registry.protocol === 'http:' && realm.host === registry.host)) return `the token realm ${realm.origin} is plain HTTP`;
   } else if (realm.protocol !== 'https:') {
@@ -56,6 +59,7 @@ export function realmRefusal(registry: URL, realm: URL): string | undefined {
   const bare = (h: string) => h.replace(/^\[|\]$/g, '');
   const shares = (h: string) => isIP(bare(h)) === 0 && h.includes('.');
   if (shares(a) && shares(b)) {
+    const { getDomain } = await import('tldts');
     const da = getDomain(a, { allowPrivateDomains: true });
     if (da && da === getDomain(b, { allowPrivateDomains: true })) return undefined;
   }
@@ -202,7 +206,7 @@ class AuthState {
     if (h.service !== undefined) realm.searchParams.set('service', h.service);
     for (const s of scopes) realm.searchParams.append('scope', s);
     let cred = await this.credential(origin);
-    const refusal = cred ? realmRefusal(registry, realm) : undefined;
+    const refusal = cred ? await realmRefusal(registry, realm) : undefined;
     if (refusal) {
       const key = `${registry.host} ${realm.host}`;
       if (!this.warned.has(key)) {
@@ -214,7 +218,7 @@ class AuthState {
     const headers: Record<string, string> = { accept: 'application/json' };
     const basic = basicHeader(cred);
     if (basic) headers.authorization = basic;
-    const res = await this.o.tokens().request({
+    const res = await request(this.o.tokens(), {
       origin: realm.origin,
       path: realm.pathname + realm.search,
       method: 'GET',

@@ -7,6 +7,7 @@
 // origins and the origin that failed is named.
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
+import { request } from './undici.js';
 import { createAgent, schemeFor, type AgentOptions, type HostSettings } from './agent.js';
 import { auth } from './auth.js';
 import type { CredentialLookup } from './credentials.js';
@@ -84,7 +85,7 @@ export class Http {
     const url = new URL(target);
     const { method = 'GET', headers = {}, body, signal, ...airlock } = req;
     try {
-      const res = await this.dispatcher.request({
+      const res = await request(this.dispatcher, {
         origin: url.origin,
         path: url.pathname + url.search,
         method,

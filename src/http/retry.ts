@@ -5,7 +5,8 @@
 // its bytes are spliced into the same response stream. Only the policy is
 // ours. An error it gives up on is marked, so item-level loops do not
 // multiply the attempts.
-import { interceptors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { retry as retryInterceptor } from './undici.js';
 import { EXHAUSTED, isRetryable, RETRY_STATUS_CODES, retryAfterOf, TRANSIENT_CODES } from './errors.js';
 
 export interface RetryPolicy {
@@ -43,7 +44,7 @@ export function backoffMs(p: RetryPolicy, attempt: number): number {
 }
 
 export function retry(policy: RetryPolicy = DEFAULT_RETRY): Dispatcher.DispatcherComposeInterceptor {
-  return interceptors.retry({
+  return retryInterceptor({
     maxRetries: policy.attempts - 1,
     methods: [...RETRIED_METHODS] as Dispatcher.HttpMethod[],
     statusCodes: [...RETRY_STATUSES],

@@ -209,7 +209,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
     }
     if (p === 'falco/index.yaml') {
       const entries = falcoIndexEntries(reader.index, { host: registryHostFor(req), prefix: '' }, 'flat');
-      const body = falcoIndexYaml(entries);
+      const body = await falcoIndexYaml(entries);
       res.writeHead(200, { 'content-type': 'application/yaml', 'content-length': String(body.length) });
       return res.end(head ? undefined : body);
     }

@@ -1,7 +1,6 @@
 // ECDSA P-256 signing keys and signatures over bundle.json. The signature is
 // DER (what openssl and cosign verify-blob expect), carried as base64.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { p256 } from '@noble/curves/p256';
 import { open, readFile, rm } from 'node:fs/promises';
 import { sha256Hex } from '../oci/digest.js';
 
@@ -120,9 +119,11 @@ function checkP256(key: KeyObject, file: string): void {
  * base64 of the DER ECDSA-SHA256 signature over `data`. The nonce is derived
  * from the key and message (RFC 6979), so the same bundle.json signed with the
  * same key gives the same bytes, which reproducible bundles need; OpenSSL 3.0
- * in Node 20 only makes random nonces, hence @noble/curves for this step.
+ * in Node 20 only makes random nonces, hence @noble/curves for this step,
+ * loaded here: only build signs, and loading it costs every other command ~50 ms.
  */
-export function signBytes(data: Buffer, key: KeyObject): string {
+export async function signBytes(data: Buffer, key: KeyObject): Promise<string> {
+  const { p256 } = await import('@noble/curves/p256');
   const jwk = key.export({ format: 'jwk' });
   if (!jwk.d) throw new KeyError('signing needs a private key');
   const digest = createHash('sha256').update(data).digest();

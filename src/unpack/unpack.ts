@@ -163,7 +163,7 @@ async function readMissingGraphs(reader: UnpackSource, targets: readonly TargetN
 
 async function writeFalcoIndex(index: BundleIndex, opts: TargetOptions): Promise<void> {
   const entries = falcoIndexEntries(index, opts.registry, opts.layout);
-  if (entries.length) await opts.files.putBytes(FALCO_INDEX, falcoIndexYaml(entries));
+  if (entries.length) await opts.files.putBytes(FALCO_INDEX, await falcoIndexYaml(entries));
 }
 
 const FALCO_INDEX = 'falco/index.yaml';

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { parseTargetRegistry, type Layout, type TargetRegistry } from '../../bundle/targets.js';
 import { trivyDbReports, type MaxDbAge } from '../../bundle/trivydb.js';
 import { writeReceipt } from '../../delta/receipt.js';
-import { emitConfig } from '../../emit/write.js';
 import { schemeFor, type HostSettings } from '../../http/agent.js';
 import type { Credential } from '../../http/credentials.js';
 import { formatBytes, type Progress } from '../../progress/reporter.js';
@@ -83,6 +82,7 @@ export async function finishTarget(
   const fileserverUrl = (opts.fileserverUrl ?? opts.filesUrl)?.replace(/\/+$/, '');
   let emitted: string[] = [];
   if (opts.emitConfig) {
+    const { emitConfig } = await import('../../emit/write.js');
     emitted = await emitConfig(opts.emitConfig, {
       index: result.index,
       registry: target.registry,
