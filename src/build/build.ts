@@ -91,11 +91,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   await store.init();
   const http = createHttp(opts, (host) => hostSettings(plan, host));
   const limit = pLimit(opts.concurrency);
+  // Manifests (and the configs a walk waits on) get slots of their own: queued behind
+  // layer downloads, the walks (and so bundle.json, which comes first in the tar)
+  // would wait for nearly all of them, and writing could not start until then.
+  const walkLimit = pLimit(opts.concurrency);
   const held = heldByBases(opts.bases ?? []);
-  const fetcher = new BlobFetcher(store, http, progress, limit, held.blobs);
+  const fetcher = new BlobFetcher(store, http, progress, limit, held.blobs, walkLimit);
   progress.itemsTotal(plan.items.length);
 
-  const graphs = await resolveImages(opts, store, http, fetcher, limit);
+  const graphs = await resolveImages(opts, store, http, fetcher, walkLimit);
   const files = await resolveFiles(opts, store, http, limit, held.fileSizes);
   const blobs = uniqueBlobs(graphs.flatMap((r) => r.graph?.blobs ?? []));
   const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + files.reduce((n, r) => n + (r.file?.size ?? 0), 0);
@@ -160,7 +164,7 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
     refs.map(async (item): Promise<GraphResult> => {
       const platforms = item.kind === 'image' ? (opts.platforms ?? item.platforms) : undefined;
       try {
-        const hooks = { limit, fetchBlob: (c: RegistryClient, repo: string, d: Parameters<BlobFetcher['fetch']>[2]) => fetcher.fetch(c, repo, d), dryRun: opts.dryRun === true };
+        const hooks = { limit, fetchBlob: (c: RegistryClient, repo: string, d: Parameters<BlobFetcher['fetch']>[2], urgent?: boolean) => fetcher.fetch(c, repo, d, urgent), dryRun: opts.dryRun === true };
         const g = await pullGraph(clientFor(item.reference.registry), item.reference, store, hooks, platforms);
         if (g.note) opts.progress.log(`${item.ref}: ${g.note}`);
         return { item, graph: g };

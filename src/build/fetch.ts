@@ -24,6 +24,8 @@ export class BlobFetcher {
     private readonly limit: Limit,
     /** Digests a base holds: they stay out of the tar, so they are not downloaded (manifests are: the walk needs them). */
     private readonly held: ReadonlyMap<string, unknown>,
+    /** Slots for what the walk waits on (configs): the manifests' own. */
+    private readonly urgentLimit: Limit = limit,
   ) {}
 
   /** The fetch of `digest`, when one was started. */
@@ -31,17 +33,17 @@ export class BlobFetcher {
     return this.fetches.get(digest);
   }
 
-  fetch(client: RegistryClient, repo: string, d: Descriptor): Promise<void> {
+  fetch(client: RegistryClient, repo: string, d: Descriptor, urgent = false): Promise<void> {
     if (this.held.has(d.digest)) return Promise.resolve();
     let p = this.fetches.get(d.digest);
     if (!p) {
-      p = this.ingest(client, repo, d);
+      p = this.ingest(client, repo, d, urgent ? this.urgentLimit : this.limit);
       this.fetches.set(d.digest, p);
     }
     return p;
   }
 
-  private async ingest(client: RegistryClient, repo: string, d: Descriptor): Promise<void> {
+  private async ingest(client: RegistryClient, repo: string, d: Descriptor, limit: Limit): Promise<void> {
     const { store, progress } = this;
     progress.addTotal(d.size);
     if (await store.has(d.digest, d.size)) {
@@ -50,7 +52,7 @@ export class BlobFetcher {
       t.done();
       return;
     }
-    await this.limit(async () => {
+    await limit(async () => {
       const what = `${client.host}/${repo}@${d.digest}`;
       const t = progress.transfer(`${repo}@${d.digest.slice(7, 19)}`, d.size);
       try {
@@ -75,7 +77,8 @@ export class BlobFetcher {
 export function createHttp(opts: Pick<BuildOptions, 'concurrency' | 'bodyTimeoutMs' | 'minBytesPerSecond' | 'tool' | 'credentials' | 'retry' | 'warn'>, settings: (host: string) => HostSettings): Http {
   const window = opts.bodyTimeoutMs ?? 60_000;
   return new Http({
-    connections: opts.concurrency,
+    // Per origin: the downloads' slots and the manifest walk's (build.ts), so a manifest never waits for a free connection behind layers.
+    connections: opts.concurrency * 2,
     settings,
     ...(opts.bodyTimeoutMs !== undefined && { bodyTimeoutMs: opts.bodyTimeoutMs }),
     rateWindowMs: window,

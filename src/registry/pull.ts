@@ -33,8 +33,11 @@ export interface PulledGraph {
 export interface PullHooks {
   /** Runs a transfer under the shared concurrency limit. */
   limit<T>(fn: () => Promise<T>): Promise<T>;
-  /** Fetches one blob into the store (deduplicated across images by the caller). */
-  fetchBlob(client: RegistryClient, repo: string, d: Descriptor): Promise<void>;
+  /**
+   * Fetches one blob into the store (deduplicated across images by the caller);
+   * `urgent`: the walk waits for it (a config), so it must not queue behind layers.
+   */
+  fetchBlob(client: RegistryClient, repo: string, d: Descriptor, urgent?: boolean): Promise<void>;
   /** Dry run: resolve manifests only. */
   readonly dryRun: boolean;
 }
@@ -99,11 +102,14 @@ export async function pullGraph(
 
   let downloads: Promise<void> = Promise.resolve();
   if (!hooks.dryRun) {
-    const fetches = new Map(graph.blobs.map((d) => [d.digest, hooks.fetchBlob(client, repo, d)]));
+    const config = graph.root.config;
+    const needConfig = seenPlatforms.length === 0 && graph.root.kind === 'manifest' && config !== undefined;
+    // The config first and out of the layers' queue: this walk waits for it, and bundle.json waits for every walk.
+    const configFetch = needConfig ? hooks.fetchBlob(client, repo, config, true) : undefined;
+    const fetches = new Map(graph.blobs.map((d) => [d.digest, d.digest === config?.digest && configFetch ? configFetch : hooks.fetchBlob(client, repo, d)]));
     downloads = Promise.all(fetches.values()).then(() => undefined);
     downloads.catch(() => undefined);
-    const config = graph.root.config;
-    if (seenPlatforms.length === 0 && graph.root.kind === 'manifest' && config) {
+    if (needConfig && config) {
       // Only the (small) config is waited for here, to read the platform from it.
       await fetches.get(config.digest);
       const p = await configPlatform(store, config);
