@@ -50,8 +50,7 @@ async function put(file: string, data: string | Buffer, mode: number): Promise<v
 async function main(): Promise<void> {
   const started = Date.now();
   const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
-  const schema = JSON.parse(await readFile(path.join(root, 'manifests/airlock.schema.json'), 'utf8')) as object;
-  const input = { root, version: pkg.version, schema };
+  const input = { root, version: pkg.version };
   await mkdir(out, { recursive: true });
 
   const mjs = path.join(out, 'airlock.mjs');

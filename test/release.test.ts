@@ -24,8 +24,7 @@ before(async () => {
   dir = await makeTempDir('airlock-release-');
   assertNoNodeModulesAbove(dir);
   const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
-  const schema = JSON.parse(await readFile(path.join(root, 'manifests/airlock.schema.json'), 'utf8')) as object;
-  await writeFile(path.join(dir, 'airlock.mjs'), await bundle({ root, version: pkg.version, schema }, 'esm'));
+  await writeFile(path.join(dir, 'airlock.mjs'), await bundle({ root, version: pkg.version }, 'esm'));
   file = mjs(dir);
   up = await startUpstream();
   const ok = async (args: string[]) => {

@@ -24,8 +24,6 @@ export interface BundleInput {
   /** The checkout's root. */
   root: string;
   version: string;
-  /** manifests/airlock.schema.json, parsed. */
-  schema: object;
 }
 
 const PLACEHOLDER = '__AIRLOCK_INNER_SOURCE__';
@@ -44,8 +42,8 @@ function common(input: BundleInput): BuildOptions {
     minifyWhitespace: true,
     minifySyntax: true,
     legalComments: 'none',
-    // What src/cli/version.ts and src/manifest/schema.ts read from disk when run from dist/.
-    define: { AIRLOCK_VERSION: JSON.stringify(input.version), AIRLOCK_SCHEMA: JSON.stringify(input.schema) },
+    // What src/cli/version.ts reads from disk when run from dist/.
+    define: { AIRLOCK_VERSION: JSON.stringify(input.version) },
     // Those reads sit behind the defines above and never run in a release file.
     logOverride: { 'empty-import-meta': 'silent' },
     logLevel: 'warning',

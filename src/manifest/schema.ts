@@ -1,30 +1,19 @@
 // Structural validation against the published JSON Schema
 // (manifests/airlock.schema.json), with ajv's errors turned into messages
-// that say what to write instead.
-import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+// that say what to write instead. The schema is compiled ahead of time
+// (scripts/gen-validator.ts, npm run gen): no ajv, no compile at start.
+import type { ErrorObject } from 'ajv';
 import type { PathSegment, Problem } from './problems.js';
 import type { YamlSource } from './source.js';
 import { formatPath } from './problems.js';
+import generated from './validate.generated.js';
 
-// The release files (scripts/release.ts) carry the schema inside: no manifests/ folder beside them.
-declare const AIRLOCK_SCHEMA: object | undefined;
-
-let compiled: ValidateFunction | undefined;
-
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const schema =
-      typeof AIRLOCK_SCHEMA === 'object'
-        ? AIRLOCK_SCHEMA
-        : (JSON.parse(readFileSync(new URL('../../manifests/airlock.schema.json', import.meta.url), 'utf8')) as object);
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-    // Annotation only: the fix-it text shown with an error.
-    ajv.addKeyword({ keyword: 'x-hint', schemaType: 'string' });
-    compiled = ajv.compile(schema);
-  }
-  return compiled;
+interface ValidateFunction {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
 }
+
+const validator = (): ValidateFunction => generated as ValidateFunction;
 
 type SchemaNode = { 'x-hint'?: string; properties?: Record<string, SchemaNode>; enum?: unknown[]; const?: unknown };
 
