@@ -124,6 +124,9 @@ function checkP256(key: KeyObject, file: string): void {
  */
 export async function signBytes(data: Buffer, key: KeyObject): Promise<string> {
   const { p256 } = await import('@noble/curves/p256');
+  // noble precomputes 8-bit windows of the base point on first use (~120 ms here) to make
+  // many signatures fast; a build makes one, and with 4-bit windows its first costs ~20 ms.
+  p256.ProjectivePoint.BASE._setWindowSize(4);
   const jwk = key.export({ format: 'jwk' });
   if (!jwk.d) throw new KeyError('signing needs a private key');
   const digest = createHash('sha256').update(data).digest();
