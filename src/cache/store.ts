@@ -254,7 +254,10 @@ export class ContentStore {
             throw err;
           }
           await out.flush();
-          await fh.sync();
+          // No fsync: nothing in the store is believed without hashing it again (only what this
+          // very process verified and renamed, unchanged since, is exempt), so a file torn by a
+          // power loss is found and fetched anew. Waiting for the disk here cost a build of a
+          // 512 MiB layer about 1.3 s on the bench machine (the disk: 233 MB/s with fsync).
           const hex = (a: Algorithm) => running.get(a)?.digest('hex');
           return { size: start + got, sha256: hex('sha256') ?? '', sha512: algorithms.includes('sha512') ? hex('sha512') : undefined, resumed: start > 0 };
         } finally {
