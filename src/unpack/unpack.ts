@@ -141,10 +141,8 @@ async function quickLook(index: BundleIndex, targets: readonly TargetName[], cli
   const images = await Promise.all(
     targets.map((t) =>
       limit(async () => {
-        const byDigest = await client.resolve(t.repository, t.digest);
-        if (!byDigest || byDigest.digest !== t.digest) return false;
-        if (t.tag === undefined) return true;
-        return (await client.resolve(t.repository, t.tag))?.digest === t.digest;
+        // A tag that resolves to the digest means the manifest is there too: one request, not two.
+        return (await client.resolve(t.repository, t.tag ?? t.digest))?.digest === t.digest;
       }),
     ),
   );
