@@ -2,7 +2,7 @@
 // bin/airlock from the checkout, and the release files copied into a folder
 // outside it, with an environment that reaches no node_modules. Shared by
 // scripts/release-check.ts (CI) and test/release.test.ts.
-import { spawn } from 'node:child_process';
+import { runProcess } from '../../test/support/cli.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
@@ -41,18 +41,7 @@ export function sea(dir: string): Runner {
 const clean: NodeJS.ProcessEnv = { LANG: 'C.UTF-8', TZ: 'UTC' };
 
 export function runWith(r: Runner, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; stdin?: string }): Promise<Ran> {
-  const [cmd = '', ...pre] = r.argv;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...pre, ...args], { cwd: opts.cwd, env: { ...r.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.stdin ?? '');
-  });
+  return runProcess([...r.argv, ...args], { cwd: opts.cwd, env: { ...r.env, ...opts.env }, ...(opts.stdin !== undefined && { stdin: opts.stdin }) });
 }
 
 /**

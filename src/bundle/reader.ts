@@ -23,6 +23,7 @@ import {
 import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } from './tarread.js';
 import { openSource, type Part, type PositionedSource } from './source.js';
 import { PartMismatchError } from './parts.js';
+import { readAhead } from './readahead.js';
 
 export { BundleError };
 
@@ -148,14 +149,18 @@ export class BundleReader {
   }
 
   /**
-   * Verifies every entry but `streamed`, whose readers hash them as they go
-   * (unpack's uploads). A split bundle with BUNDLE.sha256 is still read whole,
-   * front to back, for its part lines.
+   * The entries verifyExcept(streamed) hashes: all but `streamed`, whose readers
+   * hash them as they go (unpack's uploads); all of them for a split bundle with
+   * BUNDLE.sha256, which is read whole, front to back, for its part lines.
    */
+  toVerify(streamed: ReadonlySet<string>): PlannedEntry[] {
+    return this.fh.checksParts() ? this.plan() : this.plan().filter((e) => !streamed.has(e.name));
+  }
+
+  /** Verifies toVerify(streamed), after scan(). */
   async verifyExcept(streamed: ReadonlySet<string>, onBytes?: (n: number) => void): Promise<void> {
     if (this.fh.checksParts()) return this.verify(onBytes);
-    await this.scan();
-    for (const e of this.plan()) if (!streamed.has(e.name)) await this.verifyEntry(e.name, onBytes);
+    for (const e of this.toVerify(streamed)) await this.verifyEntry(e.name, onBytes);
   }
 
   /**
@@ -193,7 +198,7 @@ export class BundleReader {
   async verifyEntry(name: string, onBytes?: (n: number) => void): Promise<void> {
     const e = this.entry(name);
     const h = createHash('sha256');
-    for await (const chunk of this.readAhead(e)) {
+    for await (const chunk of readAhead(this.fh, e.dataOffset, e.size, () => new BundleError(`entry "${printable(e.name)}" is truncated on disk`))) {
       h.update(chunk);
       onBytes?.(chunk.length);
     }
@@ -251,30 +256,6 @@ export class BundleReader {
       if (bytesRead === 0) throw new BundleError(`entry "${printable(e.name)}" is truncated on disk`);
       pos += bytesRead;
       yield buf.subarray(0, bytesRead);
-    }
-  }
-
-  /**
-   * An entry's data in chunks, the next one read (thread pool) while the caller
-   * hashes this one: two buffers, each chunk valid until the one after it is taken.
-   */
-  private async *readAhead(e: LocatedEntry): AsyncGenerator<Buffer> {
-    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
-    const readAt = (buf: Buffer, pos: number) => {
-      const p = this.fh.read(buf, 0, Math.min(CHUNK, e.size - pos), e.dataOffset + pos).then(({ bytesRead }) => buf.subarray(0, bytesRead));
-      p.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-      return p;
-    };
-    let pos = 0;
-    let turn = 0;
-    let next = e.size > 0 ? readAt(buffers[0]!, 0) : undefined;
-    while (next) {
-      const chunk = await next;
-      if (chunk.length === 0) throw new BundleError(`entry "${printable(e.name)}" is truncated on disk`);
-      pos += chunk.length;
-      turn ^= 1;
-      next = pos < e.size ? readAt(buffers[turn]!, pos) : undefined;
-      yield chunk;
     }
   }
 

@@ -4,6 +4,7 @@
 // which measured about twice as fast as tar-stream's object streams here.
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import { readAhead } from './readahead.js';
 
 export const BLOCK = 512;
 const CHUNK = 1024 * 1024;
@@ -118,22 +119,7 @@ export class TarWriter {
   async addFile(name: string, source: FileHandle, size: number, mtime: Date, opts: { hash?: boolean } = {}): Promise<string | undefined> {
     await this.write(headerBlocks({ name, size, mtime }));
     const h = opts.hash === false ? undefined : createHash('sha256');
-    // Two buffers: the next chunk is read (thread pool) while this one is hashed and written.
-    const buffers = [this.buffer, this.spare];
-    const readAt = (buf: Buffer, at: number) => {
-      const p = source.read(buf, 0, Math.min(CHUNK, size - at), at).then(({ bytesRead }) => buf.subarray(0, bytesRead));
-      p.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-      return p;
-    };
-    let done = 0;
-    let turn = 0;
-    let next = size > 0 ? readAt(buffers[0]!, 0) : undefined;
-    while (next) {
-      const chunk = await next;
-      if (chunk.length === 0) throw new Error(`${name}: source ended after ${done} of ${size} bytes`);
-      done += chunk.length;
-      turn ^= 1;
-      next = done < size ? readAt(buffers[turn]!, done) : undefined;
+    for await (const chunk of readAhead(source, 0, size, (done) => new Error(`${name}: source ended after ${done} of ${size} bytes`), [this.buffer, this.spare])) {
       h?.update(chunk);
       await this.write(chunk);
     }

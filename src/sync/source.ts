@@ -36,6 +36,10 @@ export class CacheSource implements UnpackSource {
 
   async verify(): Promise<void> {}
 
+  toVerify(): PlannedEntry[] {
+    return [];
+  }
+
   async verifyExcept(): Promise<void> {}
 
   async scan(): Promise<void> {}

@@ -3,7 +3,7 @@
 // then manifests byte for byte, children first, the tag with the root, last;
 // then the files. Nothing is committed before every byte of the source was
 // verified (a bundle: all of it; a sync: each blob as it entered the cache).
-import { RegistryError, UploadDigestMismatch, type RegistryClient, type StagedUpload } from '../registry/client.js';
+import { RegistryError, UploadDigestMismatch, type ReadRange, type RegistryClient, type StagedUpload } from '../registry/client.js';
 import { BundleError } from '../bundle/tarread.js';
 import { BundleReader } from '../bundle/reader.js';
 import { printable } from '../util/printable.js';
@@ -62,19 +62,24 @@ export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, 
   const fail = (err: unknown) => {
     failure ??= { err };
   };
-  const stage = async ([digest, repo]: [string, string]) => {
+  /** Sends one blob's bytes from the source under an upload slot, with a progress line. */
+  const send = async <T>(repo: string, digest: string, fn: (read: ReadRange) => Promise<T>): Promise<T | undefined> => {
     const name = entryOf(digest);
     // Outside the upload slots: a sync fetches the blob from upstream here, while other uploads go on.
     await reader.ready?.(name);
-    await limit(async () => {
-      if (failure) return;
+    return limit(async () => {
+      if (failure) return undefined;
       const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size(digest));
       try {
-        staged.push({ upload: await client.stageBlob(repo, digest, size(digest), (a, b) => counted(reader.range(name, a, b), (n) => t.advance(n)), uploadOpts), size: size(digest) });
+        return await fn((a, b) => counted(reader.range(name, a, b), (n) => t.advance(n)));
       } finally {
         t.done();
       }
     });
+  };
+  const stage = async ([digest, repo]: [string, string]) => {
+    const upload = await send(repo, digest, (read) => client.stageBlob(repo, digest, size(digest), read, uploadOpts));
+    if (upload) staged.push({ upload, size: size(digest) });
   };
   const rest = new Set(streamed.map(([d]) => entryOf(d)));
   await Promise.all([verifyRest(reader, rest, opts).catch(fail), ...streamed.map((u) => stage(u).catch(fail))]);
@@ -98,16 +103,7 @@ export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, 
     ...small.map(([digest, repo]) => upload(repo, digest)),
   ]);
   async function upload(repo: string, digest: string): Promise<void> {
-    const name = entryOf(digest);
-    await reader.ready?.(name);
-    await limit(async () => {
-      const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size(digest));
-      try {
-        await client.uploadBlob(repo, digest, size(digest), (a, b) => counted(reader.range(name, a, b), (n) => t.advance(n)), uploadOpts);
-      } finally {
-        t.done();
-      }
-    });
+    await send(repo, digest, (read) => client.uploadBlob(repo, digest, size(digest), read, uploadOpts));
     stats.blobsPushed++;
     stats.bytesUploaded += size(digest);
   }
@@ -130,8 +126,9 @@ const STREAM_MIN = 1024 * 1024;
 
 /** Every entry of the source but `streamed` (their uploads hash them), under a progress line of its own. */
 async function verifyRest(reader: UnpackSource, streamed: ReadonlySet<string>, opts: TargetOptions): Promise<void> {
-  const total = reader.plan().reduce((n, e) => n + (streamed.has(e.name) ? 0 : e.size), 0);
-  if (total === 0 && reader.plan().length === 0) return;
+  const entries = reader.toVerify(streamed);
+  if (entries.length === 0) return;
+  const total = entries.reduce((n, e) => n + e.size, 0);
   opts.progress.addTotal(total);
   const t = opts.progress.transfer(`verifying ${opts.bundle}`, total);
   if (reader.parts.length > 1) reader.onPart((p, n) => opts.progress.log(`reading part ${n + 1} of ${reader.parts.length}: ${printable(p.name)}`));

@@ -5,7 +5,7 @@
 // and files/PATH.
 import type { BundleReader } from '../bundle/reader.js';
 
-export type UnpackSource = Pick<BundleReader, 'index' | 'bundleJson' | 'plan' | 'parts' | 'onPart' | 'verify' | 'verifyExcept' | 'scan' | 'readEntry' | 'has' | 'range'> & {
+export type UnpackSource = Pick<BundleReader, 'index' | 'bundleJson' | 'plan' | 'parts' | 'onPart' | 'verify' | 'verifyExcept' | 'toVerify' | 'scan' | 'readEntry' | 'has' | 'range'> & {
   /** Resolves once the entry's bytes are at hand and verified (sync: fetched into the cache); a bundle verified them before. */
   ready?(name: string): Promise<void>;
 };
