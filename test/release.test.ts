@@ -8,7 +8,8 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { bundle } from '../scripts/release/bundle.js';
 import { assertNoNodeModulesAbove, checkout, mjs, runWith, type Runner } from '../scripts/release/runners.js';
@@ -118,9 +119,33 @@ it('bin/airlock --version and --help load no library that only a command needs',
     const r = await runWith({ name: 'hooked', argv: [process.execPath, '--import', hook, path.join(root, 'bin', 'airlock')], env: { ...process.env, AIRLOCK_LOADED_LOG: log } }, args, { cwd: dir });
     assert.equal(r.code, 0, r.stderr);
     const loaded = (await readFile(log, 'utf8')).trim().split('\n');
-    assert.ok(loaded.some((u) => u.includes('/node_modules/commander/')), 'the hook saw commander load');
+    assert.ok(loaded.some((u) => u.includes('/dist/cli/version.js')), 'the hook saw the version module load');
+    // --version alone is answered before the command line is wired up; --help needs commander.
+    const commander = loaded.some((u) => u.includes('/node_modules/commander/'));
+    assert.equal(commander, args[0] === '--help', `commander loaded for ${args[0]}: ${commander}`);
     const heavy = loaded.filter((u) => /\/node_modules\/(undici|ajv|yaml|@noble|tldts|tar-stream|p-limit)\//.test(u));
     assert.deepEqual(heavy, [], args.join(' '));
     assert.deepEqual(loaded.filter((u) => u.includes('/dist/cli/actions/')), [], args.join(' '));
+  }
+});
+
+it('bin/airlock keeps Node’s compile cache in the user’s cache folder, and NODE_DISABLE_COMPILE_CACHE turns it off', async () => {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'airlock-xdg-'));
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: home };
+    delete env.NODE_COMPILE_CACHE;
+    const off = await runWith({ name: 'no cache', argv: [process.execPath, path.join(root, 'bin', 'airlock')], env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' } }, ['--help'], { cwd: dir });
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal(existsSync(path.join(home, 'airlock', 'node-compile-cache')), false);
+    const on = await runWith({ name: 'cache', argv: [process.execPath, path.join(root, 'bin', 'airlock')], env }, ['--help'], { cwd: dir });
+    assert.equal(on.code, 0, on.stderr);
+    assert.equal(on.stdout, off.stdout);
+    // One folder per Node version, holding the compiled code of the modules the run loaded.
+    const [versionDir, ...others] = await readdir(path.join(home, 'airlock', 'node-compile-cache'));
+    assert.ok(versionDir && versionDir.startsWith(process.version), String(versionDir));
+    assert.deepEqual(others, []);
+    assert.ok((await readdir(path.join(home, 'airlock', 'node-compile-cache', versionDir))).length > 10);
+  } finally {
+    await rm(home, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { lstat, mkdir, rename, rm, type FileHandle } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { sha256Hex, splitDigest, type Algorithm } from '../oci/digest.js';
@@ -18,10 +17,7 @@ import { explain, isRegularFile, notRegular, openRegular, readRegular, UnsafeFil
 
 const { O_CREAT, O_RDONLY, O_RDWR } = constants;
 
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
-  return path.join(base, 'airlock');
-}
+export { defaultCacheDir } from '../fsx/cachedir.js';
 
 export class DigestMismatchError extends Error {
   readonly exitCode = 1;

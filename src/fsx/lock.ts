@@ -5,7 +5,7 @@
 // SIGKILLed build) is taken over. Inside one process, callers of the same
 // lock queue up in memory first.
 import { constants } from 'node:fs';
-import { lstat, open, readdir, rm } from 'node:fs/promises';
+import { lstat, open, readdir, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { explain, openRegular } from './safe.js';
 
@@ -38,8 +38,9 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
     if (queues.get(file) === tail) queues.delete(file);
   };
   await before;
+  let ino: number;
   try {
-    await lockFile(file, opts);
+    ino = await lockFile(file, opts);
   } catch (err) {
     leave();
     throw err;
@@ -50,8 +51,9 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
       if (released) return;
       released = true;
       try {
-        const owner = await readOwner(file).catch(() => undefined);
-        if (owner?.pid === process.pid) await rm(file, { force: true });
+        // Still the file this process created (its inode): a lock taken over meanwhile is left to its new owner.
+        const s = await lstat(file).catch(() => undefined);
+        if (s?.isFile() && s.ino === ino) await unlink(file).catch(() => undefined);
       } finally {
         leave();
       }
@@ -59,18 +61,19 @@ export async function acquireLock(file: string, opts: LockOptions = {}): Promise
   };
 }
 
-async function lockFile(file: string, opts: LockOptions): Promise<void> {
+/** Takes the lock; returns the inode of the lock file it created. */
+async function lockFile(file: string, opts: LockOptions): Promise<number> {
   let delay = 20;
   let told = false;
   for (;;) {
     try {
       const fh = await open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
       try {
-        await fh.writeFile(`${process.pid}\n`);
+        await fh.write(`${process.pid}\n`);
+        return (await fh.stat()).ino;
       } finally {
         await fh.close();
       }
-      return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw await explain(err, file);
     }
