@@ -7,6 +7,7 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -148,4 +149,48 @@ it('bin/airlock keeps Node’s compile cache in the user’s cache folder, and N
   } finally {
     await rm(home, { recursive: true, force: true });
   }
+});
+
+it('airlock.mjs keeps its command code in the user’s cache folder, checked against the digest inside before it runs', { timeout: 60_000 }, async () => {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'airlock-xdg-'));
+  try {
+    const env = { XDG_CACHE_HOME: home };
+    const want = await runWith(checkout, ['inspect', 'b.tar'], { cwd: dir });
+    const first = await runWith(file, ['inspect', 'b.tar'], { cwd: dir, env });
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, want.stdout);
+    const folder = path.join(home, 'airlock', 'release');
+    const [name, ...others] = await readdir(folder);
+    assert.deepEqual(others, []);
+    assert.match(name ?? '', /^[0-9a-f]{64}\.cjs$/);
+    const copy = path.join(folder, name ?? '');
+    const digest = async () => createHash('sha256').update(await readFile(copy)).digest('hex');
+    assert.equal(`${await digest()}.cjs`, name);
+    assert.ok((await readdir(path.join(home, 'airlock', 'node-compile-cache'))).length > 0, 'compile cache kept');
+
+    // A copy changed behind its back is never run: it is written anew from the file itself.
+    await writeFile(copy, 'process.exit(42);\n');
+    const second = await runWith(file, ['inspect', 'b.tar'], { cwd: dir, env });
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, want.stdout);
+    assert.equal(`${await digest()}.cjs`, name);
+
+    // No cache folder to be had (a path under /proc, where Node's own recursive mkdir never returns): run from memory.
+    const nowhere = await runWith(file, ['inspect', 'b.tar'], { cwd: dir, env: { XDG_CACHE_HOME: '/proc/airlock-no-such-folder' } });
+    assert.equal(nowhere.code, 0, nowhere.stderr);
+    assert.equal(nowhere.stdout, want.stdout);
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+});
+
+it('bin/airlock starts, and build says which cache folder it cannot make, where Node’s own recursive mkdir would spin forever', { timeout: 60_000 }, async () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: '/proc/airlock-no-such-folder' };
+  delete env.NODE_COMPILE_CACHE;
+  const help = await runWith({ name: 'bin', argv: checkout.argv, env }, ['--help'], { cwd: dir });
+  assert.equal(help.code, 0, help.stderr);
+  const built = await runWith({ name: 'bin', argv: checkout.argv, env }, ['build', 'm.yaml', '-o', 'x.tar', '--key', 'k.key', '--cache', '/proc/airlock-no-such-folder/cache'], { cwd: dir });
+  assert.equal(built.code, 1);
+  assert.match(built.stderr, /^airlock build: cache folder \/proc\/airlock-no-such-folder\/cache\/\S+ cannot be made: ENOENT.*; use another --cache\n$/);
+  assert.equal(existsSync(path.join(dir, 'x.tar')), false);
 });

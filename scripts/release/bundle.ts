@@ -9,11 +9,13 @@
 // load with `await import()` (undici, ajv, yaml, tar-stream, …) is the inner
 // part, bundled on its own as CommonJS and carried in the outer one as a string
 // literal (brotli, base64), which V8 skips over in a fraction of the time; it is
-// decompressed and compiled on the first `import()` of a command, and only then
-// (see lazy.ts). Compressed, the string costs a third of the start-up time the
-// plain source text did, and the 15 ms to decompress it are paid only by a command.
+// decompressed and compiled on the first `import()` of a command, and only then;
+// after the first run, from a copy in the user's cache folder that Node's compile
+// cache keeps compiled (see lazy.ts). Compressed, the string costs a third of the
+// start-up time the plain source text did.
 // The build is deterministic: `npm run release` in the same checkout writes the
 // same bytes.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { brotliCompressSync, constants } from 'node:zlib';
@@ -27,6 +29,7 @@ export interface BundleInput {
 }
 
 const PLACEHOLDER = '__AIRLOCK_INNER_SOURCE__';
+const PLACEHOLDER_SHA256 = '__AIRLOCK_INNER_SHA256__';
 
 /** Node ≥ 22.19 runs every release file; the SEA's Node is newer anyway. */
 const TARGET = 'node22.19';
@@ -77,15 +80,16 @@ function lazyImports(root: string, entry: string, keys: Set<string>): Plugin {
 }
 
 /** The inner part, packed: one CommonJS module whose exports map each key to a function importing it. */
-async function innerSource(input: BundleInput, keys: Set<string>): Promise<string> {
+async function innerSource(input: BundleInput, keys: Set<string>): Promise<{ packed: string; sha256: string }> {
   const table = [...keys].sort().map((k) => `  ${JSON.stringify(k)}: () => import(${JSON.stringify(`./${k}`)}),`);
   const result = await build({
     ...common(input),
     stdin: { contents: `module.exports = {\n${table.join('\n')}\n};\n`, resolveDir: input.root, sourcefile: 'airlock-inner.js', loader: 'js' },
     format: 'cjs',
   });
-  const packed = brotliCompressSync(Buffer.from(text(result.outputFiles)), { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } });
-  return packed.toString('base64');
+  const source = Buffer.from(text(result.outputFiles));
+  const packed = brotliCompressSync(source, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } });
+  return { packed: packed.toString('base64'), sha256: createHash('sha256').update(source).digest('hex') };
 }
 
 /**
@@ -105,10 +109,13 @@ export async function bundle(input: BundleInput, format: 'esm' | 'cjs'): Promise
     ...(format === 'esm' && { banner: { js: "import { createRequire as __airlockCreateRequire } from 'node:module';\nconst require = __airlockCreateRequire(import.meta.url);" } }),
   });
   const inner = await innerSource(input, keys);
-  const code = text(outer.outputFiles);
-  const quoted = JSON.stringify(PLACEHOLDER);
-  if (code.split(quoted).length !== 2) throw new Error(`release: expected the inner part's placeholder once in the outer part`);
-  return `#!/usr/bin/env node\n${code.replace(quoted, JSON.stringify(inner))}`;
+  let code = text(outer.outputFiles);
+  for (const [placeholder, value] of [[PLACEHOLDER, inner.packed], [PLACEHOLDER_SHA256, inner.sha256]] as const) {
+    const quoted = JSON.stringify(placeholder);
+    if (code.split(quoted).length !== 2) throw new Error(`release: expected the placeholder ${placeholder} once in the outer part`);
+    code = code.replace(quoted, () => JSON.stringify(value));
+  }
+  return `#!/usr/bin/env node\n${code}`;
 }
 
 function text(files: { text: string }[] | undefined): string {

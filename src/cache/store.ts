@@ -6,13 +6,14 @@
 // finds the content in place afterwards and fetches nothing.
 import { createHash, type Hash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
-import { lstat, mkdir, rename, rm, type FileHandle } from 'node:fs/promises';
+import { lstat, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { sha256Hex, splitDigest, type Algorithm } from '../oci/digest.js';
 import { withRetry, type RetryPolicy } from '../http/retry.js';
 import { writeAtomic } from '../fsx/atomic.js';
 import { acquireLock, removeStaleLocks } from '../fsx/lock.js';
+import { mkdirs } from '../fsx/mkdirs.js';
 import { explain, isRegularFile, notRegular, openRegular, readRegular, UnsafeFileError } from '../fsx/safe.js';
 
 const { O_CREAT, O_RDONLY, O_RDWR } = constants;
@@ -72,7 +73,9 @@ export class ContentStore {
   async init(): Promise<void> {
     for (const d of FOLDERS) {
       const dir = path.join(this.root, d);
-      await mkdir(dir, { recursive: true });
+      await mkdirs(dir).catch((err: unknown) => {
+        throw Object.assign(new UnsafeFileError(`cache folder ${dir} cannot be made: ${(err as Error).message}; use another --cache`, dir), { cause: err });
+      });
       const s = await lstat(dir);
       if (!s.isDirectory()) throw new UnsafeFileError(`cache folder ${dir} is ${s.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}; remove it (airlock makes it) or use another --cache`, dir);
     }

@@ -8,11 +8,20 @@
 import module from 'node:module';
 import path from 'node:path';
 import { defaultCacheDir } from '../fsx/cachedir.js';
+import { mkdirsSync } from '../fsx/mkdirs.js';
 
 type WithCompileCache = { enableCompileCache?: (dir?: string) => unknown; getCompileCacheDir?: () => string | undefined };
 
 export function enableCompileCache(env: NodeJS.ProcessEnv = process.env): void {
   const m = module as WithCompileCache;
-  if (!m.enableCompileCache || m.getCompileCacheDir?.() || env.NODE_COMPILE_CACHE) return;
-  m.enableCompileCache(path.join(defaultCacheDir(env), 'node-compile-cache'));
+  if (!m.enableCompileCache || m.getCompileCacheDir?.() || env.NODE_COMPILE_CACHE || env.NODE_DISABLE_COMPILE_CACHE) return;
+  let dir: string;
+  try {
+    dir = path.join(defaultCacheDir(env), 'node-compile-cache');
+    // Made here first: Node's own making of it never returns under /proc (src/fsx/mkdirs.ts).
+    mkdirsSync(dir);
+  } catch {
+    return; // no home folder, or no cache folder in it: the run goes on without the speed-up
+  }
+  m.enableCompileCache(dir);
 }

@@ -1,12 +1,12 @@
 // --emit-config DIR: every config file for what the bundle holds, each written
 // atomically (src/fsx/atomic.ts) and only inside DIR.
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Notes, readmeFiles } from './readme.js';
 import { containerdHosts, kubesprayMirrors } from './containerd.js';
 import type { EmitContext } from './context.js';
 import { welkinCommonConfig, welkinScConfig } from './welkin.js';
 import { writeAtomic } from '../fsx/atomic.js';
+import { mkdirs } from '../fsx/mkdirs.js';
 import { resolveInside } from '../fsx/safe.js';
 
 export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[]> {
@@ -21,7 +21,7 @@ export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[
   if (kubespray) files.set('kubespray/containerd-mirrors.yaml', kubespray);
   for (const [rel, text] of await readmeFiles(ctx, [...files.keys()], notes)) files.set(rel, text);
   const written: string[] = [];
-  await mkdir(dir, { recursive: true });
+  await mkdirs(dir);
   for (const [rel, text] of files) {
     // Inside DIR (a link in it to a folder elsewhere is refused); a link or FIFO at the name itself is replaced.
     const full = await resolveInside(dir, rel, { create: true, what: `config file ${rel}` });

@@ -3,8 +3,9 @@
 // before a byte is read or written, and opening never blocks. Errors name the
 // path and say what to do.
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, open, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { mkdirs } from './mkdirs.js';
 
 const { O_NOFOLLOW, O_NONBLOCK } = constants;
 
@@ -104,7 +105,7 @@ export async function resolveInside(root: string, rel: string, opts: { create: b
     }
   }
   if (!inside(existing)) throw fail(`${opts.what} would be written under ${existing}, outside ${root} (a symbolic link in the folder?); refusing`);
-  if (opts.create) await mkdir(path.dirname(full), { recursive: true });
+  if (opts.create) await mkdirs(path.dirname(full));
   const parent = await realpath(path.dirname(full)).catch(() => path.dirname(full));
   if (!inside(parent)) throw fail(`${opts.what} would be written to ${parent}, outside ${root} (a symbolic link in the folder?); refusing`);
   return path.join(parent, path.basename(full));
