@@ -379,23 +379,32 @@ async function benchBig(reg: TestRegistry, dir: string): Promise<void> {
   const { ref, file, digest } = await pushBigImage(reg, dir, 1024 * MB);
   await writeFile(path.join(dir, 'big.yaml'), manifestFor([ref]));
   const bundle = path.join(dir, 'big.tar');
-  const b = await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'big.yaml'), '-o', bundle, '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'bigcache')]);
-  console.log(`  airlock build of a 1 GiB layer: ${b.seconds.toFixed(1)} s, peak RSS ${b.peakRssMB.toFixed(0)} MiB, CPU ${b.cpuSeconds.toFixed(1)} s`);
-  // What writing the layer costs this machine, without airlock: once (curl into the bundle's place),
-  // and twice (curl | tee into a cache file and the bundle's place, as build does), each synced like
-  // the bundle is. The first is the floor of a build that wrote each byte once and kept no cache.
+  // Against what writing the layer costs this machine without airlock: once (curl into the bundle's
+  // place) and twice (curl | tee into a cache file and the bundle's place, as build does), each synced
+  // as the bundle is. The first is the floor of a build that wrote each byte once and kept no cache.
+  // RUNS of each, interleaved; everything written is removed and synced away before the next.
   const blobUrl = `${reg.url}/v2/bench/big/blobs/${digest}`;
   const once1 = path.join(dir, 'curl-once.layer');
   const twice = [path.join(dir, 'curl-cache.layer'), path.join(dir, 'curl-bundle.layer')];
-  await timed('sync', []);
-  const w1 = await timed('sh', ['-c', 'curl -sf -o "$2" "$1" && sync "$2"', 'sh', blobUrl, once1]);
-  await timed('sh', ['-c', 'rm -f "$1" && sync', 'sh', once1]);
-  const w2 = await timed('sh', ['-c', 'curl -sf "$1" | tee "$2" > "$3" && sync "$3"', 'sh', blobUrl, ...twice]);
-  await timed('rm', ['-f', ...twice]);
-  console.log(`  curl -o, then sync of the file (bytes written once):          ${w1.seconds.toFixed(1)} s`);
-  console.log(`  curl | tee CACHE > BUNDLE, then sync BUNDLE (written twice):  ${w2.seconds.toFixed(1)} s`);
-  console.log(`  ratio build / written twice = ${(b.seconds / w2.seconds).toFixed(2)}, build / written once = ${(b.seconds / w1.seconds).toFixed(2)}`);
-  rows.push({ measure: 'build of a 1 GiB layer vs curl \\| tee CACHE > BUNDLE, sync (one run)', airlock: `${b.seconds.toFixed(1)} s`, against: `${w2.seconds.toFixed(1)} s (written once: ${w1.seconds.toFixed(1)} s)`, ratio: (b.seconds / w2.seconds).toFixed(2), target: '—' });
+  const builds: Timed[] = [];
+  const w1: number[] = [];
+  const w2: number[] = [];
+  const clean = async (...files: string[]) => timed('sh', ['-c', 'rm -rf "$@" && sync', 'sh', ...files]);
+  for (let i = 0; i < RUNS; i++) {
+    await clean(bundle, path.join(dir, 'bigcache'));
+    builds.push(await timed(process.execPath, [AIRLOCK, 'build', path.join(dir, 'big.yaml'), '-o', bundle, '--key', path.join(dir, 'k.key'), '--cache', path.join(dir, 'bigcache')]));
+    await clean(path.join(dir, 'bigcache'));
+    w1.push((await timed('sh', ['-c', 'curl -sf -o "$2" "$1" && sync "$2"', 'sh', blobUrl, once1])).seconds);
+    await clean(once1);
+    w2.push((await timed('sh', ['-c', 'curl -sf "$1" | tee "$2" > "$3" && sync "$3"', 'sh', blobUrl, ...twice])).seconds);
+    await clean(...twice);
+  }
+  const bb = builds.map((t) => t.seconds);
+  console.log(`  airlock build of a 1 GiB layer ${fmt(bb, 's')}, peak RSS ${median(builds.map((t) => t.peakRssMB)).toFixed(0)} MiB, CPU ${fmt(builds.map((t) => t.cpuSeconds), 's')}`);
+  console.log(`  curl -o, then sync of the file (bytes written once):          ${fmt(w1, 's')}`);
+  console.log(`  curl | tee CACHE > BUNDLE, then sync BUNDLE (written twice):  ${fmt(w2, 's')}`);
+  console.log(`  ratio build / written twice = ${(median(bb) / median(w2)).toFixed(2)}, build / written once = ${(median(bb) / median(w1)).toFixed(2)}`);
+  rows.push({ measure: 'build of a 1 GiB layer vs curl \\| tee CACHE > BUNDLE, then sync', airlock: fmt(bb, 's'), against: `${fmt(w2, 's')}; written once: ${fmt(w1, 's')}`, ratio: (median(bb) / median(w2)).toFixed(2), target: '—' });
   const size = statSync(bundle).size;
   const gib = (bytes: number, s: number) => bytes / (1024 * MB) / s;
 
