@@ -4,6 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { constants } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, readlink, realpath, symlink, writeFile } from 'node:fs/promises';
@@ -31,6 +32,26 @@ async function assertOutsideUntouched(outside: string, victim: string): Promise<
 }
 
 describe('atomic writes', () => {
+  it('a file written in many pieces, flushed in the background as it grows, commits every byte in order; an abort leaves nothing', T, async () => {
+    const { dir } = await setup();
+    const file = path.join(dir, 'big.bin');
+    const piece = Buffer.alloc(1024 * 1024);
+    const whole = createHash('sha256');
+    const f = await createAtomic(file);
+    // 80 MiB: past the background flush's step (32 MiB) twice, with writes going on while a flush runs.
+    for (let i = 0; i < 80; i++) {
+      piece.fill(i);
+      whole.update(piece);
+      await f.write(piece);
+    }
+    await f.commit();
+    assert.equal(createHash('sha256').update(await readFile(file)).digest('hex'), whole.digest('hex'));
+    const g = await createAtomic(path.join(dir, 'cut.bin'));
+    for (let i = 0; i < 40; i++) await g.write(piece);
+    await g.abort();
+    assert.deepEqual(await readdir(dir), ['big.bin'], 'no temp file left');
+  });
+
   it('replace a symbolic link at the final name instead of writing through it', T, async () => {
     const { dir, outside, victim } = await setup();
     const file = path.join(dir, 'out.txt');
