@@ -5,7 +5,7 @@
 // is renamed over the final name. A file written in pieces is also flushed
 // every 32 MiB in the background while it grows: a cold build of 124 MiB no
 // longer ends with the disk writing all of the bundle at once (median of 6
-// interleaved runs: 1.97 s against 2.14 s). rename() replaces a symbolic link or FIFO
+// interleaved runs on a quiet 2-core machine: 1.52 s against 1.65 s). rename() replaces a symbolic link or FIFO
 // at the final name instead of following it. On failure the temp is removed.
 //
 // The caller checks the parent folders (resolveInside in ./safe.ts) where the
