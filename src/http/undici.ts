@@ -22,8 +22,8 @@ export function request(dispatcher: Dispatcher, opts: Dispatcher.RequestOptions)
 // quick baseline compile of it and, once the parser is hot, optimizes it again
 // on a background thread; that job takes about 90 ms here, and a process does
 // not exit before it ends (the class of nodejs/node#36616). The 12 HEAD requests
-// of a second unpack, in a bare script: 0.25 s with undici, 0.17-0.20 s with
-// the optimizing tier off, 0.16 s with node:http, whose parser is native. The
+// of a second unpack, in a bare script: 0.25 s with undici, 0.15-0.16 s with
+// the optimizing tier off, 0.15 s with node:http, whose parser is native. The
 // parser spends its time in JavaScript callbacks and in copying bytes, not in
 // its own code (cold builds were no slower): the baseline code is kept.
 // The flags are set here, once undici's modules are loaded and before the first
