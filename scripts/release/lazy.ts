@@ -16,18 +16,20 @@
 // that is all the inner part asks for); taken at call time, not imported, so
 // that nothing is loaded by a run that does not need it.
 /* eslint-disable @typescript-eslint/no-require-imports -- taken when needed, see above */
-import { mkdirsSync } from '../../src/fsx/mkdirs.js';
+import { enableCompileCache } from '../../src/cli/compilecache.js';
+import { defaultCacheDir } from '../../src/fsx/cachedir.js';
+import { mkdirs } from '../../src/fsx/mkdirs.js';
 
 const INNER: string = '__AIRLOCK_INNER_SOURCE__';
 const INNER_SHA256: string = '__AIRLOCK_INNER_SHA256__';
 
 type Loaders = Record<string, () => Promise<unknown>>;
-let loaders: Loaders | undefined;
+let loading: Promise<Loaders> | undefined;
 
-export function __airlockLazy(key: string): Promise<unknown> {
-  loaders ??= fromCacheFolder() ?? inMemory(source());
-  const load = loaders[key];
-  if (!load) return Promise.reject(new Error(`airlock release file: no module ${key} inside (a bug in scripts/release)`));
+export async function __airlockLazy(key: string): Promise<unknown> {
+  loading ??= fromCacheFolder().then((loaders) => loaders ?? inMemory(source()));
+  const load = (await loading)[key];
+  if (!load) throw new Error(`airlock release file: no module ${key} inside (a bug in scripts/release)`);
   return load();
 }
 
@@ -43,16 +45,19 @@ function inMemory(text: string): Loaders {
   return module.exports;
 }
 
-function fromCacheFolder(): Loaders | undefined {
+/**
+ * The copy in the cache folder, checked against INNER_SHA256 (and written anew
+ * when it differs), required with the compile cache on; undefined when there is
+ * no folder to be had. The copy is read twice, to check it and by require():
+ * in between only its owner can change it (the folder is made 0700).
+ */
+async function fromCacheFolder(): Promise<Loaders | undefined> {
   const fs = require('node:fs') as typeof import('node:fs');
   const path = require('node:path') as typeof import('node:path');
   const { createHash } = require('node:crypto') as typeof import('node:crypto');
-  const nodeModule = require('node:module') as typeof import('node:module');
-  const os = require('node:os') as typeof import('node:os');
-  const env = process.env;
+  const { createRequire } = require('node:module') as typeof import('node:module');
   try {
-    const base = path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'airlock');
-    const dir = path.join(base, 'release');
+    const dir = path.join(defaultCacheDir(), 'release');
     const file = path.join(dir, `${INNER_SHA256}.cjs`);
     const matches = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex') === INNER_SHA256;
     let ok = false;
@@ -64,7 +69,7 @@ function fromCacheFolder(): Loaders | undefined {
     if (!ok) {
       const text = Buffer.from(source(), 'utf8');
       if (!matches(text)) return inMemory(text.toString('utf8')); // a bug in scripts/release: run what is inside
-      mkdirsSync(dir, 0o700);
+      await mkdirs(dir, 0o700);
       const tmp = `${file}.${process.pid}.tmp`;
       try {
         fs.writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
@@ -75,16 +80,8 @@ function fromCacheFolder(): Loaders | undefined {
       // Earlier releases' files: each is a few MiB and no longer run.
       for (const name of fs.readdirSync(dir)) if (name.endsWith('.cjs') && name !== path.basename(file)) fs.rmSync(path.join(dir, name), { force: true });
     }
-    if (!env.NODE_COMPILE_CACHE && !env.NODE_DISABLE_COMPILE_CACHE) {
-      const cc = path.join(base, 'node-compile-cache');
-      try {
-        mkdirsSync(cc); // made here: Node's own making of it never returns under /proc (src/fsx/mkdirs.ts)
-        nodeModule.enableCompileCache?.(cc);
-      } catch {
-        // no compile cache: the file is still read instead of decompressed
-      }
-    }
-    return nodeModule.createRequire(file)(file) as Loaders;
+    await enableCompileCache();
+    return createRequire(file)(file) as Loaders;
   } catch {
     return undefined;
   }

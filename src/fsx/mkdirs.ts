@@ -7,7 +7,6 @@
 // Node 24.21; bun had the same loop, oven-sh/bun#40600). `--cache /proc/x`
 // hung a build that way. Here an ENOENT after the parent was made (or found)
 // is final, and is thrown.
-import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -27,27 +26,4 @@ export async function mkdirs(dir: string, mode?: number): Promise<void> {
   await mkdir(dir, { mode }).catch(async (err: unknown) => {
     if (!(code(err) === 'EEXIST' && (await stat(dir).catch(() => undefined))?.isDirectory())) throw err;
   });
-}
-
-export function mkdirsSync(dir: string, mode?: number): void {
-  const isDir = () => {
-    try {
-      return statSync(dir).isDirectory();
-    } catch {
-      return false;
-    }
-  };
-  try {
-    mkdirSync(dir, { mode });
-    return;
-  } catch (err) {
-    if (code(err) === 'EEXIST' && isDir()) return;
-    if (code(err) !== 'ENOENT' || path.dirname(dir) === dir) throw err;
-  }
-  mkdirsSync(path.dirname(dir), mode);
-  try {
-    mkdirSync(dir, { mode });
-  } catch (err) {
-    if (!(code(err) === 'EEXIST' && isDir())) throw err;
-  }
 }

@@ -29,5 +29,4 @@ export function request(dispatcher: Dispatcher, opts: Dispatcher.RequestOptions)
 // The flags are set here, once undici's modules are loaded and before the first
 // connection compiles the parser: set at start they cost ~30 ms, because V8 then
 // refuses the code cache of Node's own modules (it is keyed by the flags).
-setFlagsFromString('--no-wasm-tier-up');
-setFlagsFromString('--no-wasm-dynamic-tiering');
+setFlagsFromString('--no-wasm-tier-up --no-wasm-dynamic-tiering');
