@@ -20,7 +20,7 @@ import { runAirlock } from './support/cli.js';
 import { startFileServer, type TestFileServer } from './support/fileserver.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { startServe } from './support/serve.js';
+import { startServe, type Served } from './support/serve.js';
 import { skopeo, skopeoOk } from './support/skopeo.js';
 import { ACCEPT_ALL_MANIFESTS, makeLayer, pseudoRandomBytes, Seeder, type PushedImage } from './support/seed.js';
 import { flip, rewrite } from './support/tamper.js';
@@ -263,72 +263,126 @@ describe('serve --base: a delta served with its bases', () => {
     layers: Array<{ digest: string; size: number }>;
   }
 
+  /** Every v2 manifest and blob with the right bytes (those only the base holds included), a range of one, the file, and a skopeo pull. */
+  async function assertServesV2(s: Served, delta: string, base: string): Promise<void> {
+    const cat = JSON.parse((await get(`${s.registry}/v2/_catalog`)).body.toString('utf8')) as { repositories: string[] };
+    for (const r of ['team/x', 'team/y', 'team/z']) assert.ok(cat.repositories.includes(r), r);
+    const external = new Set((await indexOf(delta)).blobs.filter((b) => b.external).map((b) => b.digest));
+    const seenExternal = new Set<string>();
+    for (const [repo, img] of [['team/x', x2], ['team/y', y1], ['team/z', z]] as const) {
+      const m = await get(`${s.registry}/v2/${repo}/manifests/1`, { accept: ACCEPT_ALL_MANIFESTS });
+      assert.equal(m.status, 200, repo);
+      assert.equal(m.headers['docker-content-digest'], img.digest);
+      assert.equal(`sha256:${hex(m.body)}`, img.digest, `${repo}: manifest bytes`);
+      if (external.has(img.digest)) seenExternal.add(img.digest);
+      const man = JSON.parse(m.body.toString('utf8')) as Manifest;
+      for (const d of [man.config, ...man.layers]) {
+        const b = await get(`${s.registry}/v2/${repo}/blobs/${d.digest}`);
+        assert.equal(b.status, 200, `${repo} ${d.digest}`);
+        assert.equal(b.body.length, d.size);
+        assert.equal(`sha256:${hex(b.body)}`, d.digest, `${repo} ${d.digest}: blob bytes`);
+        if (external.has(d.digest)) seenExternal.add(d.digest);
+      }
+    }
+    assert.deepEqual([...seenExternal].sort(), [...external].sort(), 'every blob only the base holds was served');
+    assert.ok(seenExternal.has(`sha256:${hex(baseLayer)}`) && seenExternal.has(y1.digest));
+    // A range of a blob only the base holds, in the repository of the delta that uses it.
+    const r = await get(`${s.registry}/v2/team/z/blobs/sha256:${hex(baseLayer)}`, { range: 'bytes=100-199' });
+    assert.equal(r.status, 206);
+    assert.ok(r.body.equals(baseLayer.subarray(100, 200)));
+    // The file only the base holds.
+    const f = await get(`${s.files}/tools/tool.bin`);
+    assert.equal(f.status, 200);
+    assert.ok(f.body.equals(fileA));
+    // skopeo pulls the image whose base layer only the base holds, with its upstream digest.
+    const out = await makeTempDir('airlock-delta-pull-');
+    await skopeoOk(['copy', '--preserve-digests', '--src-tls-verify=false', `docker://${s.host}/team/z:1`, `oci:${out}:z`]);
+    const pulled = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    assert.equal(pulled.manifests[0]?.digest, z.digest);
+    assert.ok((await readFile(path.join(out, 'blobs/sha256', hex(baseLayer)))).equals(baseLayer));
+    assert.ok(s.log().includes(`with its base ${base} read-only`), s.log());
+  }
+
   it('with its v1 bundle base: every v2 manifest and blob, with the right bytes, those only v1 holds included, and the file only v1 holds', async () => {
     const s = await startServe(deltaB, pub, ['--base', v1]);
     try {
-      const cat = JSON.parse((await get(`${s.registry}/v2/_catalog`)).body.toString('utf8')) as { repositories: string[] };
-      for (const r of ['team/x', 'team/y', 'team/z']) assert.ok(cat.repositories.includes(r), r);
-      const external = new Set((await indexOf(deltaB)).blobs.filter((b) => b.external).map((b) => b.digest));
-      const seenExternal = new Set<string>();
-      for (const [repo, img] of [['team/x', x2], ['team/y', y1], ['team/z', z]] as const) {
-        const m = await get(`${s.registry}/v2/${repo}/manifests/1`, { accept: ACCEPT_ALL_MANIFESTS });
-        assert.equal(m.status, 200, repo);
-        assert.equal(m.headers['docker-content-digest'], img.digest);
-        assert.equal(`sha256:${hex(m.body)}`, img.digest, `${repo}: manifest bytes`);
-        if (external.has(img.digest)) seenExternal.add(img.digest);
-        const man = JSON.parse(m.body.toString('utf8')) as Manifest;
-        for (const d of [man.config, ...man.layers]) {
-          const b = await get(`${s.registry}/v2/${repo}/blobs/${d.digest}`);
-          assert.equal(b.status, 200, `${repo} ${d.digest}`);
-          assert.equal(b.body.length, d.size);
-          assert.equal(`sha256:${hex(b.body)}`, d.digest, `${repo} ${d.digest}: blob bytes`);
-          if (external.has(d.digest)) seenExternal.add(d.digest);
-        }
-      }
-      assert.deepEqual([...seenExternal].sort(), [...external].sort(), 'every blob only v1 holds was served');
-      assert.ok(seenExternal.has(`sha256:${hex(baseLayer)}`) && seenExternal.has(y1.digest));
-      // A range of a blob only v1 holds, in the repository of the delta that uses it.
-      const r = await get(`${s.registry}/v2/team/z/blobs/sha256:${hex(baseLayer)}`, { range: 'bytes=100-199' });
-      assert.equal(r.status, 206);
-      assert.ok(r.body.equals(baseLayer.subarray(100, 200)));
-      // The file only v1 holds.
-      const f = await get(`${s.files}/tools/tool.bin`);
-      assert.equal(f.status, 200);
-      assert.ok(f.body.equals(fileA));
-      // skopeo pulls the image whose base layer only v1 holds, with its upstream digest.
-      const out = await makeTempDir('airlock-delta-pull-');
-      await skopeoOk(['copy', '--preserve-digests', '--src-tls-verify=false', `docker://${s.host}/team/z:1`, `oci:${out}:z`]);
-      const pulled = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-      assert.equal(pulled.manifests[0]?.digest, z.digest);
-      assert.ok((await readFile(path.join(out, 'blobs/sha256', hex(baseLayer)))).equals(baseLayer));
-      assert.match(s.log(), /with its base .*v1\.tar read-only/);
+      await assertServesV2(s, deltaB, v1);
     } finally {
       await s.stop();
     }
   });
 
-  it('without --base, refuses to start naming the missing base (a bundle base, a receipt base)', async () => {
-    const b = await runAirlock(serveArgs(deltaB));
-    assert.equal(b.code, 1);
-    assert.match(b.stderr, /delta-b\.tar is a delta: what bundle delta-test 1 holds is not in it; give that bundle with --base \(bundle\.json sha256:[a-f0-9]{64}\)/);
-    const r = await runAirlock(serveArgs(deltaR));
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /delta-r\.tar is a delta of receipt delta-test 1: a receipt holds no bytes/);
+  it('a delta built against a receipt, with the bundle that receipt was written from (bases are matched by digest)', async () => {
+    const s = await startServe(deltaR, pub, ['--base', v1]);
+    try {
+      await assertServesV2(s, deltaR, v1);
+    } finally {
+      await s.stop();
+    }
   });
 
-  it('refuses a wrong base: another bundle, a receipt, a full bundle given --base', async () => {
+  it('a delta built against v1, with another bundle that holds the same blobs and file', async () => {
+    // y:1 and z:1 (on the base layer) and the file: everything the delta leaves to v1, in a bundle that is not v1.
+    const other = (await build('holds-same', '9', [ref('team/y'), ref('team/z')])).file;
+    assert.notEqual(hex(entry(await readTar(other), 'bundle.json').data), (await indexOf(deltaB)).bases?.[0]?.sha256);
+    const s = await startServe(deltaB, pub, ['--base', other]);
+    try {
+      await assertServesV2(s, deltaB, other);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('without --base, refuses to start naming each item the delta leaves out and the base that held it (a bundle base, a receipt base)', async () => {
+    const b = await runAirlock(serveArgs(deltaB));
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, /delta-b\.tar is a delta: 5 items it leaves to its bases are in no --base \(none given; matched by digest and size\)/);
+    assert.ok(b.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes, held by bundle delta-test 1)`), b.stderr);
+    assert.ok(b.stderr.includes(`blob ${y1.digest} (`), b.stderr);
+    assert.match(b.stderr, /file tools\/tool\.bin \(sha256:[a-f0-9]{64}, 20000 bytes, held by bundle delta-test 1\)/);
+    assert.match(b.stderr, /give with --base a bundle that holds them/);
+    const r = await runAirlock(serveArgs(deltaR));
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes, held by receipt delta-test 1)`), r.stderr);
+    assert.match(r.stderr, /for receipt delta-test 1: the bundle that receipt was written from/);
+  });
+
+  it('refuses a base that lacks what the delta leaves out, naming each missing item; a receipt, a bare bundle.json, a full bundle given --base', async () => {
+    // Another bundle that holds y:1 and the file but not x's base layer: that layer alone is named.
+    const partial = (await build('lacks-layer', '9', [ref('team/y')])).file;
+    const p = await runAirlock(serveArgs(deltaB, '--base', partial));
+    assert.equal(p.code, 1);
+    assert.match(p.stderr, /delta-b\.tar is a delta: 1 item it leaves to its bases is in no --base given \(matched by digest and size\)/);
+    assert.ok(p.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes, held by bundle delta-test 1)`), p.stderr);
+    assert.ok(!p.stderr.includes(y1.digest), 'what the base given holds is not named');
+    // A bundle that holds none of it (a delta itself, which leaves those to a receipt).
     const other = await runAirlock(serveArgs(deltaB, '--base', deltaR));
     assert.equal(other.code, 1);
-    assert.match(other.stderr, /--base \S*delta-r\.tar \(bundle delta-test 2, bundle\.json sha256:[a-f0-9]{64}\) is not a base of \S*delta-b\.tar, which was built against bundle delta-test 1/);
-    const both = await runAirlock(serveArgs(deltaB, '--base', v1, '--base', deltaR));
-    assert.equal(both.code, 1);
-    assert.match(both.stderr, /delta-r\.tar .* is not a base of/);
-    const rec = await runAirlock(serveArgs(deltaB, '--base', receipt));
+    assert.match(other.stderr, /5 items it leaves to its bases are in no --base given/);
+    assert.ok(other.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes, held by bundle delta-test 1), which ${deltaR} (itself a delta) leaves to receipt delta-test 1`), other.stderr);
+    assert.match(other.stderr, /for receipt delta-test 1: the bundle that receipt was written from/);
+    const rec = await runAirlock(serveArgs(deltaR, '--base', receipt));
     assert.equal(rec.code, 1);
-    assert.match(rec.stderr, /--base \S*receipt-v1\.json is JSON \(a receipt or a bare bundle\.json\): it holds no bytes to serve/);
+    assert.match(rec.stderr, /--base \S*receipt-v1\.json is JSON \(a receipt or a bare bundle\.json\): it holds no bytes to serve; give a bundle that holds what the delta leaves out \(for a receipt, the bundle it was written from\)/);
+    const bare = path.join(work, 'v1-bare-bundle.json');
+    await writeFile(bare, entry(await readTar(v1), 'bundle.json').data);
+    const bj = await runAirlock(serveArgs(deltaB, '--base', bare));
+    assert.equal(bj.code, 1);
+    assert.match(bj.stderr, /--base \S*v1-bare-bundle\.json is JSON \(a receipt or a bare bundle\.json\): it holds no bytes to serve/);
     const full = await runAirlock(serveArgs(v1, '--base', v1));
     assert.equal(full.code, 1);
     assert.match(full.stderr, /v1\.tar is not a delta/);
+  });
+
+  it('a base given that holds nothing the delta leaves out is named as not used; the rest is served', async () => {
+    const s = await startServe(deltaB, pub, ['--base', v1, '--base', deltaR]);
+    try {
+      assert.ok(s.log().includes(`--base ${deltaR} holds none of what ${deltaB} leaves out; not used`), s.log());
+      const b = await get(`${s.registry}/v2/team/z/blobs/sha256:${hex(baseLayer)}`);
+      assert.ok(b.body.equals(baseLayer));
+    } finally {
+      await s.stop();
+    }
   });
 
   it('a delta of a delta: served with both bases; with the delta base alone, refuses naming what that base leaves to its own', async () => {
@@ -336,8 +390,8 @@ describe('serve --base: a delta served with its bases', () => {
     assert.equal((await readTar(d3)).length, 4, 'everything is external');
     const alone = await runAirlock(serveArgs(d3, '--base', deltaB));
     assert.equal(alone.code, 1);
-    assert.ok(alone.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes); bundle.json says bundle delta-test 2 holds it, which ${deltaB} (itself a delta) leaves to bundle delta-test 1; give that with --base too`), alone.stderr);
-    assert.match(alone.stderr, /file tools\/tool\.bin \(sha256:[a-f0-9]{64}, 20000 bytes\), which \S*delta-b\.tar \(itself a delta\) leaves to bundle delta-test 1/);
+    assert.ok(alone.stderr.includes(`blob sha256:${hex(baseLayer)} (${baseLayer.length} bytes, held by bundle delta-test 2), which ${deltaB} (itself a delta) leaves to bundle delta-test 1`), alone.stderr);
+    assert.match(alone.stderr, /file tools\/tool\.bin \(sha256:[a-f0-9]{64}, 20000 bytes, held by bundle delta-test 2\), which \S*delta-b\.tar \(itself a delta\) leaves to bundle delta-test 1/);
     const s = await startServe(d3, pub, ['--base', deltaB, '--base', v1]);
     try {
       const m = await get(`${s.registry}/v2/team/z/manifests/1`, { accept: ACCEPT_ALL_MANIFESTS });

@@ -26,7 +26,7 @@ export function registerServe(program: Command, run: RunAction): void {
     .description('serve BUNDLE read-only as an OCI registry and a file server, straight from the tarball')
     .argument('<bundle>', 'bundle tarball, or BUNDLE or BUNDLE.001 of a split one')
     .option('--pub <file>', 'public key (SPKI PEM)')
-    .option('--base <file...>', 'a delta: the base bundles it was built against (what it leaves out is served from them)')
+    .option('--base <file...>', 'a delta: bundles that hold what it leaves out, matched by digest (for a delta built against a receipt, the bundle that receipt was written from)')
     .option('--listen <addr:port>', 'registry address', '127.0.0.1:5000')
     .option('--files-listen <addr:port>', 'file server address', '127.0.0.1:8080')
     .option('--tls-cert <file>', 'TLS certificate (PEM) for both servers')

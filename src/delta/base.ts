@@ -100,8 +100,8 @@ export async function loadBase(file: string): Promise<Base> {
   throw new BaseError(`${printable(file)} is JSON but neither a bundle.json (no schemaVersion) nor a receipt (no apiVersion and kind); give a bundle, its bundle.json or a receipt`);
 }
 
-/** A tar starts with a header naming bundle.json; JSON starts with "{" (after white space). */
-async function startsLikeJson(file: string): Promise<boolean> {
+/** A tar starts with a header naming bundle.json; JSON starts with "{" (after white space). Also used by serve --base, which refuses JSON. */
+export async function startsLikeJson(file: string): Promise<boolean> {
   let fh;
   try {
     fh = await open(file, 'r');

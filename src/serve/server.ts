@@ -19,6 +19,7 @@ import { BundleError, type BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { Catalog, type Repo } from './catalog.js';
 import { DEFAULT_LIMITS, KEEP_ALIVE_MS, READ_CHUNK, type ServeLimits } from './limits.js';
+import { printable } from '../util/printable.js';
 import { parseRange } from './range.js';
 import { EntrySources, type EntrySource } from './sources.js';
 
@@ -65,6 +66,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   const { reader, log } = opts;
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const sources = await EntrySources.open(reader, opts.bases);
+  for (const b of sources.unused) log(printable(`--base ${b.path} holds none of what ${reader.path} leaves out; not used`));
   const stamps = await sources.stamps();
   const catalog = await Catalog.build(reader, sources);
   for (const repo of catalog.repos.values()) for (const d of repo.manifests.keys()) sources.markVerified(BLOBS_PREFIX + d.slice(7), stamps);

@@ -1,18 +1,19 @@
 // Which tar holds each entry a served bundle names. A full bundle holds all of
 // its own; a delta (SPEC §6) leaves out what its bases hold, and `serve --base`
-// reads those from the base bundles. Every base is opened with the same strict
-// reader and key as the delta and matched to the delta's `bases` by the sha256
-// of its bundle.json (a base given may also be a base of a base given: a delta
-// of a delta); every external blob and file must be in one of them with
-// the same digest and size before anything is served. Each tar keeps its own
-// EntryGuard, so an entry from a base is hashed and watched exactly like one
-// from the delta.
+// reads those from the bundles given. Every bundle given is opened with the same
+// strict reader and key as the delta, and each external blob and file is looked
+// up by digest and size in all of them together: a base is whatever holds the
+// bytes, not the file the delta was built against (that may have been a
+// receipt, which holds none, or a bundle since replaced by another holding the
+// same blobs). What no bundle given holds is named before anything is served.
+// Each tar keeps its own EntryGuard, so an entry from a base is hashed and
+// watched exactly like one from the delta, against the digest both sign.
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleBase } from '../bundle/format.js';
 import type { EntryReader } from '../bundle/graph.js';
 import { BundleError, BundleReader } from '../bundle/reader.js';
+import { BaseError, startsLikeJson } from '../delta/base.js';
 import { printable } from '../util/printable.js';
 import { EntryGuard } from './guard.js';
 
@@ -24,30 +25,27 @@ export interface EntrySource {
   readonly name: string;
 }
 
-/** A serve that cannot start: a base missing, wrong or unreadable, or an external entry no base holds. */
+/** A serve that cannot start: a base unreadable or not a bundle, or an external entry no base given holds. */
 export class BaseMismatchError extends BundleError {}
 
-const describe = (b: Pick<BundleBase, 'kind' | 'name' | 'version'>) => printable(`${b.kind} ${b.name} ${b.version}`);
+const describe = (b: Pick<BundleBase, 'kind' | 'name' | 'version'>) => `${b.kind} ${b.name} ${b.version}`;
+
+/** At most this many missing items are named one by one; a count says the rest. */
+const MAX_NAMED = 20;
 
 /**
- * Opens each FILE given with --base (checked with `pub`) and matches it to
- * the delta's bases. Throws naming the file or the base that does not fit;
+ * Opens each FILE given with --base as a bundle checked with `pub`. Which of
+ * them serves what is decided by digest (EntrySources.open), not here. Throws
+ * naming the file that is not a bundle, does not verify or is given twice;
  * closes what it opened when it throws.
  */
 export async function openBases(delta: BundleReader, files: readonly string[], pub: KeyObject): Promise<BundleReader[]> {
-  const listed = delta.index.bases ?? [];
-  const what = printable(delta.path);
-  if (files.length > 0 && listed.length === 0) throw new BaseMismatchError(`${what} is not a delta (its bundle.json lists no bases); serve it without --base`);
-  const receipts = listed.filter((b) => b.kind === 'receipt');
-  if (receipts.length > 0) {
-    throw new BaseMismatchError(
-      `${what} is a delta of ${receipts.map(describe).join(', ')}: a receipt holds no bytes, so what it leaves to that base cannot be served; unpack it into the target the receipt describes, or build the delta with --base against the bundle`,
-    );
+  if (files.length > 0 && (delta.index.bases ?? []).length === 0) {
+    throw new BaseMismatchError(`${printable(delta.path)} is not a delta (its bundle.json lists no bases); serve it without --base`);
   }
   const opened: BundleReader[] = [];
   try {
     const given = new Map<string, BundleReader>();
-    const shaOf = new Map<BundleReader, string>();
     for (const file of files) {
       const base = await openBase(file, pub);
       opened.push(base);
@@ -55,32 +53,6 @@ export async function openBases(delta: BundleReader, files: readonly string[], p
       const twice = given.get(sha256);
       if (twice !== undefined) throw new BaseMismatchError(`--base ${printable(file)} is given twice (also as ${printable(twice.path)})`);
       given.set(sha256, base);
-      shaOf.set(base, sha256);
-    }
-    // The delta's bases, and (a delta of a delta) the bases of a base given: what the delta leaves out may be left out there too.
-    const allowed = new Set(listed.map((b) => b.sha256));
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const [sha256, base] of given) {
-        if (!allowed.has(sha256)) continue;
-        for (const b of base.index.bases ?? []) {
-          if (allowed.has(b.sha256)) continue;
-          allowed.add(b.sha256);
-          grew = true;
-        }
-      }
-    }
-    for (const base of opened) {
-      const sha256 = shaOf.get(base) ?? '';
-      if (allowed.has(sha256)) continue;
-      const which = `${printable(base.path)} (bundle ${printable(`${base.index.name} ${base.index.version}`)}, bundle.json sha256:${sha256})`;
-      throw new BaseMismatchError(`--base ${which} is not a base of ${what}, which was built against ${listed.map((b) => `${describe(b)} (sha256:${b.sha256})`).join(', ')}`);
-    }
-    const missing = listed.filter((b) => !given.has(b.sha256));
-    if (missing.length > 0) {
-      throw new BaseMismatchError(
-        `${what} is a delta: what ${missing.map(describe).join(', ')} holds is not in it; give ${missing.length === 1 ? 'that bundle' : 'those bundles'} with --base (${missing.map((b) => `bundle.json sha256:${b.sha256}`).join(', ')})`,
-      );
     }
     return opened;
   } catch (err) {
@@ -90,38 +62,21 @@ export async function openBases(delta: BundleReader, files: readonly string[], p
 }
 
 async function openBase(file: string, pub: KeyObject): Promise<BundleReader> {
-  if (await startsLikeJson(file)) {
-    throw new BaseMismatchError(`--base ${printable(file)} is JSON (a receipt or a bare bundle.json): it holds no bytes to serve; give the base bundle itself`);
-  }
+  // A file that cannot be opened or read is left to BundleReader.open, which says why in a bundle's terms.
+  const json = await startsLikeJson(file).catch((err: unknown) => {
+    if (err instanceof BaseError) return false;
+    throw err;
+  });
   try {
+    if (json) {
+      throw new BaseMismatchError(`--base ${printable(file)} is JSON (a receipt or a bare bundle.json): it holds no bytes to serve; give a bundle that holds what the delta leaves out (for a receipt, the bundle it was written from)`);
+    }
     return await BundleReader.open(file, { pub });
   } catch (err) {
+    if (err instanceof BaseMismatchError) throw err;
     if (err instanceof BundleError) throw new BaseMismatchError(`--base ${printable(file)}: ${err.message}`);
     throw err;
   }
-}
-
-async function startsLikeJson(file: string): Promise<boolean> {
-  let fh;
-  try {
-    fh = await open(file, 'r');
-  } catch {
-    return false; // BundleReader.open names the file and why it cannot be opened.
-  }
-  try {
-    const head = Buffer.alloc(64);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    return /^\s*\{/.test(head.subarray(0, bytesRead).toString('latin1'));
-  } finally {
-    await fh.close();
-  }
-}
-
-/** ", which BASE (a delta itself) leaves to its own bases X; give X with --base too", for the first base that does. */
-function leftOut(bases: readonly BundleReader[], leaves: (r: BundleReader) => boolean): string {
-  const r = bases.find(leaves);
-  if (!r) return '';
-  return `, which ${r.path} (itself a delta) leaves to ${(r.index.bases ?? []).map(describe).join(', ')}; give that with --base too`;
 }
 
 /** Every entry the served bundle names, resolved to the tar that holds it. */
@@ -131,6 +86,8 @@ export class EntrySources implements EntryReader {
     private readonly guards: Map<BundleReader, EntryGuard>,
     /** External entries (by the served bundle's name) → where a base holds them. */
     private readonly external: Map<string, EntrySource>,
+    /** Bases given that hold nothing the served bundle leaves out (a base that holds the same is found first). */
+    readonly unused: readonly BundleReader[],
   ) {}
 
   /** Scans every tar (headers only) and finds each external entry in a base; throws naming what no base holds. */
@@ -147,10 +104,22 @@ export class EntrySources implements EntryReader {
     }
     const external = new Map<string, EntrySource>();
     const missing: string[] = [];
+    /** The bases (of the served bundle, and of the bases given) said to hold a missing item: a receipt among them needs a word on what to give instead. */
+    const named = new Set<BundleBase>();
     const listed = reader.index.bases ?? [];
+    /** Which of the delta's bases held the item: a blob's `from` says; otherwise (files, a bare bundle.json base) any of them. */
     const heldBy = (from: number | undefined) => {
-      const b = from === undefined ? undefined : listed[from];
-      return b ? `; bundle.json says ${describe(b)} holds it` : '';
+      const one = from === undefined ? undefined : listed[from];
+      const which = one ? [one] : listed;
+      for (const b of which) named.add(b);
+      return `held by ${which.length === 1 ? '' : 'one of '}${which.map(describe).join(', ')}`;
+    };
+    /** ", which BASE (a delta itself) leaves to its own bases X", for the first base given that does. */
+    const leftOut = (leaves: (r: BundleReader) => boolean) => {
+      const r = bases.find(leaves);
+      if (!r) return '';
+      for (const b of r.index.bases ?? []) named.add(b);
+      return `, which ${r.path} (itself a delta) leaves to ${(r.index.bases ?? []).map(describe).join(', ')}`;
     };
     const at = (r: BundleReader, name: string): EntrySource => ({ reader: r, guard: guards.get(r) as EntryGuard, name });
     for (const b of reader.index.blobs) {
@@ -158,22 +127,32 @@ export class EntrySources implements EntryReader {
       const name = BLOBS_PREFIX + b.digest.slice(7);
       const base = bases.find((r) => r.has(name) && r.entry(name).size === b.size);
       if (base) external.set(name, at(base, name));
-      else missing.push(`blob ${b.digest} (${b.size} bytes)${heldBy(b.from?.base)}${leftOut(bases, (r) => r.index.blobs.some((x) => x.external && x.digest === b.digest))}`);
+      else missing.push(`blob ${b.digest} (${b.size} bytes, ${heldBy(b.from?.base)})${leftOut((r) => r.index.blobs.some((x) => x.external && x.digest === b.digest))}`);
     }
     for (const f of reader.index.files) {
       if (!f.external) continue;
       // The same bytes, at the same path where a base has them there, else at any path.
-      const candidates = bases.flatMap((r) => r.index.files.filter((g) => !g.external && g.sha256 === f.sha256 && g.size === f.size).map((g) => ({ r, path: g.path })));
+      const candidates = bases.flatMap((r) =>
+        r.index.files.filter((g) => !g.external && g.sha256 === f.sha256 && g.size === f.size && r.has(FILES_PREFIX + g.path)).map((g) => ({ r, path: g.path })),
+      );
       const found = candidates.find((c) => c.path === f.path) ?? candidates[0];
-      if (found && found.r.has(FILES_PREFIX + found.path)) external.set(FILES_PREFIX + f.path, at(found.r, FILES_PREFIX + found.path));
-      else missing.push(`file ${f.path} (sha256:${f.sha256}, ${f.size} bytes)${leftOut(bases, (r) => r.index.files.some((g) => g.external && g.sha256 === f.sha256 && g.size === f.size))}`);
+      if (found) external.set(FILES_PREFIX + f.path, at(found.r, FILES_PREFIX + found.path));
+      else missing.push(`file ${f.path} (sha256:${f.sha256}, ${f.size} bytes, ${heldBy(undefined)})${leftOut((r) => r.index.files.some((g) => g.external && g.sha256 === f.sha256 && g.size === f.size))}`);
     }
     if (missing.length > 0) {
+      const n = missing.length;
+      const where = `${n === 1 ? 'is' : 'are'} in no --base ${bases.length === 0 ? '(none given; matched by digest and size)' : 'given (matched by digest and size)'}`;
+      const shown = n > MAX_NAMED ? [...missing.slice(0, MAX_NAMED), `and ${n - MAX_NAMED} more`] : missing;
+      const receipts = [...named].filter((b) => b.kind === 'receipt');
+      const written = receipts.length === 1 ? 'the bundle that receipt was written from' : 'the bundles those receipts were written from';
+      const forReceipts = receipts.length === 0 ? '' : ` (for ${receipts.map(describe).join(', ')}: ${written})`;
       throw new BaseMismatchError(
-        printable(`${reader.path} leaves ${missing.length} item(s) to its bases that no --base holds (with that digest and size): ${missing.join(', ')}; give the bundle(s) that hold them`),
+        printable(`${reader.path} is a delta: ${n} item${n === 1 ? '' : 's'} it leaves to its bases ${where}: ${shown.join(', ')}; give with --base a bundle that holds them${forReceipts}`),
       );
     }
-    return new EntrySources(reader, guards, external);
+    const used = new Set([...external.values()].map((s) => s.reader));
+    const unused = bases.filter((r) => !used.has(r));
+    return new EntrySources(reader, guards, external, unused);
   }
 
   /** Where an entry of the served bundle is; undefined when neither it nor a base holds it. */
