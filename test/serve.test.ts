@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Agent, request } from 'undici';
@@ -148,6 +149,39 @@ describe('file server', () => {
     assert.equal((await get(`${served.files}/nope.bin`)).status, 404);
     const index = parseYaml((await get(`${served.files}/falco/index.yaml`)).body.toString('utf8')) as Array<{ registry: string; repository: string; type: string }>;
     assert.deepEqual(index.map((e) => [e.registry, e.repository, e.type]), [[served.host, 'falcosecurity/rules/falco-rules', 'rulesfile']]);
+  });
+});
+
+describe('falco/index.yaml names the configured registry address, never the request\'s Host header', () => {
+  type Index = Array<{ registry: string; repository: string }>;
+  const indexWithHost = async (files: string, host: string) => parseYaml((await get(`${files}/falco/index.yaml`, { host })).body.toString('utf8')) as Index;
+
+  it('the --listen address; on all addresses, this machine\'s host name with the registry port, said at start; or --registry-host', async () => {
+    assert.deepEqual((await indexWithHost(served.files, 'attacker.example:443')).map((e) => e.registry), [served.host]);
+    const s = await startServe(bundle, pub, ['--listen', '0.0.0.0:0']);
+    try {
+      const named = `${hostname()}:${new URL(s.registry).port}`;
+      assert.deepEqual((await indexWithHost(s.files, 'attacker.example:443')).map((e) => e.registry), [named]);
+      assert.ok(s.log().includes(`falco/index.yaml names the registry ${named}`), s.log());
+      assert.match(s.log(), /set --registry-host HOST\[:PORT\]/);
+    } finally {
+      await s.stop();
+    }
+    const t = await startServe(bundle, pub, ['--listen', '[::]:0', '--registry-host', 'registry.airgap.internal:5000']);
+    try {
+      assert.deepEqual((await indexWithHost(t.files, 'attacker.example:443')).map((e) => e.registry), ['registry.airgap.internal:5000']);
+      assert.ok(!t.log().includes('--registry-host HOST'), 'nothing to say when it is set');
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('a --registry-host that is not HOST[:PORT] is a usage error', async () => {
+    for (const bad of ['https://registry.internal', 'registry.internal/prefix', 'registry.internal:99999', 'a b']) {
+      const r = await runAirlock(['serve', bundle, '--pub', pub, '--listen', '127.0.0.1:0', '--files-listen', '127.0.0.1:0', '--registry-host', bad]);
+      assert.equal(r.code, 2, bad);
+      assert.match(r.stderr, /--registry-host \S.*: write HOST\[:PORT\]/);
+    }
   });
 });
 

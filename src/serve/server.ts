@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { BLOBS_PREFIX, FILES_PREFIX } from '../bundle/format.js';
 import { BundleError, type BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
@@ -32,11 +33,15 @@ export interface ServeOptions {
   readonly tls?: { cert: string; key: string };
   readonly log: (line: string) => void;
   readonly limits?: ServeLimits;
+  /** HOST[:PORT] clients reach the registry at, written into falco/index.yaml (see indexRegistry). */
+  readonly registryHost?: string;
 }
 
 export interface Serving {
   readonly registryUrl: string;
   readonly filesUrl: string;
+  /** The registry as falco/index.yaml names it; `guessed` when it is this machine's host name (listening on all addresses, no registryHost). */
+  readonly indexRegistry: { readonly host: string; readonly guessed: boolean };
   close(): Promise<void>;
 }
 
@@ -71,7 +76,8 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   const catalog = await Catalog.build(reader, sources);
   for (const repo of catalog.repos.values()) for (const d of repo.manifests.keys()) sources.markVerified(BLOBS_PREFIX + d.slice(7), stamps);
   const files = new Map(reader.index.files.map((f) => [f.path, f]));
-  let registryAddr = '';
+  let indexRegistry: Serving['indexRegistry'] = { host: '', guessed: false };
+  let falcoIndex: Promise<Buffer> | undefined;
 
   const access = (req: IncomingMessage, res: ServerResponse, started: number) => {
     res.on('close', () => {
@@ -210,8 +216,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       return res.end();
     }
     if (p === 'falco/index.yaml') {
-      const entries = falcoIndexEntries(reader.index, { host: registryHostFor(req), prefix: '' }, 'flat');
-      const body = await falcoIndexYaml(entries);
+      const body = await (falcoIndex ??= falcoIndexYaml(falcoIndexEntries(reader.index, { host: indexRegistry.host, prefix: '' }, 'flat')));
       res.writeHead(200, { 'content-type': 'application/yaml', 'content-length': String(body.length) });
       return res.end(head ? undefined : body);
     }
@@ -221,15 +226,6 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       return res.end(head ? undefined : 'not found\n');
     }
     return sendChecked(req, res, head, sources.resolve(FILES_PREFIX + f.path), { 'content-type': 'application/octet-stream', etag: `"sha256:${f.sha256}"` });
-  };
-
-  /** The registry as the client can reach it: listening on all addresses, the host the client used, with the registry's port. */
-  const registryHostFor = (req: IncomingMessage): string => {
-    const m = /^(.*):(\d+)$/.exec(registryAddr);
-    const [host = '', port = ''] = m ? [m[1], m[2]] : [registryAddr, ''];
-    if (host !== '0.0.0.0' && host !== '[::]') return registryAddr;
-    const asked = new URL(`http://${req.headers.host ?? 'localhost'}`).hostname;
-    return `${asked.includes(":") && !asked.startsWith("[") ? `[${asked}]` : asked}:${port}`;
   };
 
   const wrap = (handler: (req: IncomingMessage, res: ServerResponse) => Promise<unknown> | unknown) => (req: IncomingMessage, res: ServerResponse) => {
@@ -269,16 +265,19 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   };
   const regServer = make(wrap(registry), 'registry');
   const fileSrv = make(wrap(fileServer), 'files');
-  await listen(regServer, opts.listen);
-  await listen(fileSrv, opts.filesListen);
-  const scheme = opts.tls ? 'https' : 'http';
   const addr = (s: http.Server) => {
     const a = s.address() as AddressInfo;
     return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
   };
-  registryAddr = addr(regServer);
+  await listen(regServer, opts.listen);
+  const registryAddr = addr(regServer);
+  // Known before the file server, which serves the index, takes its first request.
+  indexRegistry = indexRegistryFor(regServer.address() as AddressInfo, registryAddr, opts.registryHost);
+  await listen(fileSrv, opts.filesListen);
+  const scheme = opts.tls ? 'https' : 'http';
   return {
     registryUrl: `${scheme}://${registryAddr}`,
+    indexRegistry,
     filesUrl: `${scheme}://${addr(fileSrv)}`,
     async close() {
       await Promise.all([regServer, fileSrv].map((s) => new Promise<void>((resolve) => {
@@ -288,6 +287,19 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       })));
     },
   };
+}
+
+/**
+ * The registry as falco/index.yaml names it, from the configuration only: never a
+ * request's Host header, which any client (or a DNS-rebinding page) chooses.
+ * Listening on all addresses names none a client can use, so this machine's
+ * host name stands in, with the port, unless `explicit` says better.
+ */
+function indexRegistryFor(a: AddressInfo, listened: string, explicit: string | undefined): Serving['indexRegistry'] {
+  if (explicit) return { host: explicit, guessed: false };
+  const all = a.address === '0.0.0.0' || a.address === '::';
+  const name = hostname();
+  return all && name ? { host: `${name}:${a.port}`, guessed: true } : { host: listened, guessed: false };
 }
 
 function listen(server: http.Server, at: { host: string; port: number }): Promise<void> {

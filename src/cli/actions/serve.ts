@@ -1,4 +1,4 @@
-import { parseListen, type ServeFlags } from '../serve.js';
+import { parseListen, parseRegistryHost, type ServeFlags } from '../serve.js';
 import { printable } from '../../util/printable.js';
 import { BundleError, BundleReader } from '../../bundle/reader.js';
 import { formatBytes } from '../../progress/reporter.js';
@@ -13,6 +13,7 @@ export async function serveAction(bundle: string, opts: ServeFlags): Promise<voi
   if (!opts.tlsCert !== !opts.tlsKey) throw usageError('give both --tls-cert and --tls-key, or neither');
   const listen = parseListen('--listen', opts.listen);
   const filesListen = parseListen('--files-listen', opts.filesListen);
+  const registryHost = opts.registryHost === undefined ? undefined : parseRegistryHost('--registry-host', opts.registryHost);
   const limits = limitsFromEnv(process.env, usageError);
   let reader: BundleReader;
   let bases: BundleReader[] = [];
@@ -35,7 +36,7 @@ export async function serveAction(bundle: string, opts: ServeFlags): Promise<voi
   for (const r of [reader, ...bases]) if (r.parts.length > 1) log(printable(partsLine(r)));
   let serving;
   try {
-    serving = await serve({ reader, bases, listen, filesListen, log, limits, ...(opts.tlsCert && opts.tlsKey && { tls: { cert: opts.tlsCert, key: opts.tlsKey } }) });
+    serving = await serve({ reader, bases, listen, filesListen, log, limits, registryHost, ...(opts.tlsCert && opts.tlsKey && { tls: { cert: opts.tlsCert, key: opts.tlsKey } }) });
   } catch (err) {
     await closeAll();
     if (err instanceof BundleError) throw failure(printable(`${bundle}: ${err.message}`));
@@ -46,6 +47,9 @@ export async function serveAction(bundle: string, opts: ServeFlags): Promise<voi
   const i = reader.index;
   process.stdout.write(`registry ${serving.registryUrl}\nfiles ${serving.filesUrl}\n`);
   const withBases = bases.length > 0 ? ` with its base${bases.length > 1 ? 's' : ''} ${bases.map((b) => b.path).join(', ')}` : '';
+  if (serving.indexRegistry.guessed) {
+    log(printable(`falco/index.yaml names the registry ${serving.indexRegistry.host} (this machine's host name: --listen is all addresses); set --registry-host HOST[:PORT] to the address clients reach it at`));
+  }
   log(printable(`serving ${bundle} (${i.name} ${i.version}, ${i.images.length} images and artifacts, ${i.files.length} files)${withBases} read-only; Ctrl-C stops`));
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
