@@ -1,15 +1,20 @@
 // The parts of a split bundle (SPEC §7) read as one: positioned reads cross
 // part boundaries. With BUNDLE.sha256 beside them, each part is checked
 // against its line during the one pass that verifies every entry (verify,
-// unpack), not in a pass of its own: the pass reads the archive front to
-// back, and the bytes it skips (tar headers, padding, the end) are read here
-// so that every part is hashed whole as the pass leaves it. Readers that never
-// read every byte (inspect, serve, --base) rely on the signed entry digests,
-// as they do for a whole bundle. After a failure, damagedParts hashes the part
-// where it was found (one part: cheap) to say which part is damaged.
+// unpack), not in a pass of its own. Only reads through the pass's own reader
+// (beginPass) move it: other readers (unpack's streamed uploads, serve) read
+// wherever and whenever they like, and a part hash must never see their bytes
+// out of order or twice. The pass reads the archive front to back, one read at
+// a time; the bytes it is not asked for (tar headers, padding, entries that
+// other readers hash, the end) it reads itself, so that every part is hashed
+// whole as the pass leaves it. Readers that never read every byte (inspect,
+// serve, --base) rely on the signed entry digests, as they do for a whole
+// bundle. After a failure, damagedParts hashes the part where it was found
+// (one part: cheap) to say which part is damaged.
 import { createHash, type Hash } from 'node:crypto';
 import { printable } from '../util/printable.js';
 import { HandlePool } from './handles.js';
+import { readAhead, type PositionedRead } from './readahead.js';
 import type { Part, PositionedSource } from './source.js';
 import { BundleError } from './tarread.js';
 
@@ -29,6 +34,8 @@ interface Pass {
   /** The part `pos` is in (-1 before the first byte). */
   part: number;
   hash?: Hash;
+  /** The pass's reads, one after another: each starts where the one before left the pass. */
+  queue: Promise<unknown>;
 }
 
 export class PartsSource implements PositionedSource {
@@ -66,15 +73,10 @@ export class PartsSource implements PositionedSource {
       const n = this.parts.length;
       throw new BundleError(`the bundle is truncated: the archive goes on after the last part ${printable(last?.name ?? '?')} (${this.total} bytes in ${n} part${n === 1 ? '' : 's'}): a part after it is missing, or a part is short`);
     }
-    if (this.pass && position > this.pass.pos) await this.passTo(position);
     const i = this.partAt(position);
     const part = this.parts[i] as CheckedPart;
     const n = Math.min(length, part.size - (position - (this.starts[i] ?? 0)));
-    const bytesRead = await this.readPart(i, buffer, offset, n, position);
-    // Hashed here, before the caller can reuse the buffer.
-    const pass = this.pass;
-    if (pass && position <= pass.pos && position + bytesRead > pass.pos) this.take(buffer.subarray(offset + pass.pos - position, offset + bytesRead));
-    return { bytesRead };
+    return { bytesRead: await this.readPart(i, buffer, offset, n, position) };
   }
 
   size() {
@@ -91,16 +93,19 @@ export class PartsSource implements PositionedSource {
     }
   }
 
-  beginPass(): void {
-    this.pass = { pos: 0, part: -1 };
+  beginPass(): PositionedRead {
+    const pass: Pass = { pos: 0, part: -1, queue: Promise.resolve() };
+    this.pass = pass;
+    return { read: (buffer, offset, length, position) => this.inPass(pass, () => this.passRead(pass, buffer, offset, length, position)) };
   }
 
   async endPass(): Promise<void> {
-    if (!this.pass) return;
+    const pass = this.pass;
+    if (!pass) return;
     try {
-      await this.passTo(this.total);
+      await this.inPass(pass, () => this.passTo(pass, this.total));
     } finally {
-      this.pass = undefined;
+      if (this.pass === pass) this.pass = undefined;
     }
   }
 
@@ -153,26 +158,45 @@ export class PartsSource implements PositionedSource {
     return bytesRead;
   }
 
+  /** Runs `fn` after the pass's earlier reads; throws once the pass was ended or stopped. */
+  private inPass<T>(pass: Pass, fn: () => Promise<T>): Promise<T> {
+    const run = pass.queue.then(() => {
+      if (this.pass !== pass) throw new BundleError('internal error: a read in a pass that was ended');
+      return fn();
+    });
+    pass.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A read of the pass: the bytes from where the pass got to up to `position` are taken first, then these. */
+  private async passRead(pass: Pass, buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    // Before where the pass got to: read again, not taken again.
+    if (position < pass.pos) return this.read(buffer, offset, length, position);
+    await this.passTo(pass, position);
+    const got = await this.read(buffer, offset, length, position);
+    // Taken here, before the caller can reuse the buffer.
+    this.take(pass, this.listed ? buffer.subarray(offset, offset + got.bytesRead) : got.bytesRead);
+    return got;
+  }
+
   /** Moves the pass to `to`: the bytes in between are read and hashed (only counted when there is no BUNDLE.sha256). */
-  private async passTo(to: number): Promise<void> {
-    const pass = this.pass as Pass;
-    let buf: Buffer | undefined;
-    while (pass.pos < to) {
-      const i = this.partAt(pass.pos);
-      const n = Math.min(to, (this.starts[i] ?? 0) + (this.parts[i] as CheckedPart).size) - pass.pos;
-      if (!this.listed) {
-        this.take(n);
-        continue;
+  private async passTo(pass: Pass, to: number): Promise<void> {
+    if (!this.listed) {
+      // Nothing to hash: the count moves part by part (for onPart).
+      while (pass.pos < to) {
+        const i = this.partAt(pass.pos);
+        this.take(pass, Math.min(to, (this.starts[i] ?? 0) + (this.parts[i] as CheckedPart).size) - pass.pos);
       }
-      buf ??= Buffer.allocUnsafe(Math.min(CHUNK, to - pass.pos));
-      const bytesRead = await this.readPart(i, buf, 0, Math.min(buf.length, n), pass.pos);
-      this.take(buf.subarray(0, bytesRead));
+      return;
     }
+    if (pass.pos >= to) return;
+    // Each read stays within one part (read() stops at its end, and throws rather than come back empty), so each chunk is taken whole.
+    const from = pass.pos;
+    for await (const chunk of readAhead(this, from, to - from, (got) => new BundleError(`the bundle ends at byte ${from + got}`))) this.take(pass, chunk);
   }
 
   /** The pass takes the next bytes (or, with no hashing, a count of them), all in one part. */
-  private take(bytes: Buffer | number): void {
-    const pass = this.pass as Pass;
+  private take(pass: Pass, bytes: Buffer | number): void {
     const i = this.partAt(pass.pos);
     const part = this.parts[i] as CheckedPart;
     if (i !== pass.part) {

@@ -1,7 +1,10 @@
 // Positioned reads one chunk ahead: the next chunk is read (libuv's thread
 // pool) while the caller hashes or writes this one. Two buffers take turns, so
 // each chunk stays valid until the one after it is taken. Used where a whole
-// entry is read front to back: the tar writer's copies and the reader's verify.
+// entry is read front to back: the tar writer's copies, the reader's verify,
+// and the bytes a split bundle's verifying pass reads for its part hashes
+// alone. At most one read is in flight, always the next one: a source that
+// must see its reads in order (the pass) gets them in order.
 const CHUNK = 1024 * 1024;
 
 export interface PositionedRead {

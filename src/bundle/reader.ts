@@ -23,7 +23,7 @@ import {
 import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } from './tarread.js';
 import { openSource, type Part, type PositionedSource } from './source.js';
 import { PartMismatchError } from './parts.js';
-import { readAhead } from './readahead.js';
+import { readAhead, type PositionedRead } from './readahead.js';
 
 export { BundleError };
 
@@ -93,8 +93,6 @@ export async function readHead(src: ReadSource, what: string, pub: KeyObject | u
 
 export class BundleReader {
   private located = new Map<string, LocatedEntry>();
-  /** verify() is reading front to back, checking the parts of a split bundle as it goes. */
-  private inPass = false;
 
   private constructor(
     readonly path: string,
@@ -136,31 +134,37 @@ export class BundleReader {
    */
   async verify(onBytes?: (n: number) => void): Promise<void> {
     await this.scan();
-    this.fh.beginPass();
-    this.inPass = true;
-    try {
-      for (const e of this.plan()) await this.verifyEntry(e.name, onBytes);
-      await this.fh.endPass();
-    } finally {
-      // A failure ends the pass too, without reading on to the end.
-      this.inPass = false;
-      this.fh.stopPass();
-    }
+    await this.pass(this.plan(), onBytes);
   }
 
   /**
    * The entries verifyExcept(streamed) hashes: all but `streamed`, whose readers
-   * hash them as they go (unpack's uploads); all of them for a split bundle with
-   * BUNDLE.sha256, which is read whole, front to back, for its part lines.
+   * hash them as they go (unpack's uploads).
    */
   toVerify(streamed: ReadonlySet<string>): PlannedEntry[] {
-    return this.fh.checksParts() ? this.plan() : this.plan().filter((e) => !streamed.has(e.name));
+    return this.plan().filter((e) => !streamed.has(e.name));
   }
 
-  /** Verifies toVerify(streamed), after scan(). */
+  /**
+   * Verifies toVerify(streamed), after scan(). A split bundle with BUNDLE.sha256
+   * is read whole all the same, front to back, for its part lines: the bytes of
+   * `streamed` go into the part hashes only, whoever else reads them meanwhile.
+   */
   async verifyExcept(streamed: ReadonlySet<string>, onBytes?: (n: number) => void): Promise<void> {
-    if (this.fh.checksParts()) return this.verify(onBytes);
+    if (this.fh.checksParts()) return this.pass(this.toVerify(streamed), onBytes);
     for (const e of this.toVerify(streamed)) await this.verifyEntry(e.name, onBytes);
+  }
+
+  /** One pass front to back (after scan) hashing `entries`, in plan order; the bytes between them go to the part checks. */
+  private async pass(entries: readonly PlannedEntry[], onBytes?: (n: number) => void): Promise<void> {
+    const pass = this.fh.beginPass();
+    try {
+      for (const e of entries) await this.hashEntry(this.entry(e.name), pass, onBytes);
+      await this.fh.endPass();
+    } finally {
+      // A failure ends the pass too, without reading on to the end.
+      this.fh.stopPass();
+    }
   }
 
   /**
@@ -196,18 +200,22 @@ export class BundleReader {
 
   /** Hashes one located entry whole; throws when it does not match bundle.json. */
   async verifyEntry(name: string, onBytes?: (n: number) => void): Promise<void> {
-    const e = this.entry(name);
+    await this.hashEntry(this.entry(name), undefined, onBytes);
+  }
+
+  /** Hashes `e` whole, read through `pass` when it is read in the verifying pass. */
+  private async hashEntry(e: LocatedEntry, pass: PositionedRead | undefined, onBytes?: (n: number) => void): Promise<void> {
     const h = createHash('sha256');
-    for await (const chunk of readAhead(this.fh, e.dataOffset, e.size, () => new BundleError(`entry "${printable(e.name)}" is truncated on disk`))) {
+    for await (const chunk of readAhead(pass ?? this.fh, e.dataOffset, e.size, () => new BundleError(`entry "${printable(e.name)}" is truncated on disk`))) {
       h.update(chunk);
       onBytes?.(chunk.length);
     }
     const actual = h.digest('hex');
     if (actual !== e.sha256) {
-      const err = new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+      const err = new BundleError(`entry "${printable(e.name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
       // In the pass, the parts before this one were checked already: at most one part is hashed to say which is damaged.
       // Outside it (serve), that could be every part a large layer spans, while the client waits.
-      if (this.inPass) await blame(this.fh, err, e.dataOffset, e.dataOffset + e.size);
+      if (pass) await blame(this.fh, err, e.dataOffset, e.dataOffset + e.size);
       throw err;
     }
   }

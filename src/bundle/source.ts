@@ -7,6 +7,7 @@ import path from 'node:path';
 import { printable } from '../util/printable.js';
 import { statStamp } from './handles.js';
 import { PartsSource, type CheckedPart } from './parts.js';
+import type { PositionedRead } from './readahead.js';
 import { BundleError } from './tarread.js';
 
 export interface PositionedSource {
@@ -21,11 +22,13 @@ export interface PositionedSource {
   /** Called when the verifying pass (beginPass … endPass) moves on to another part of a split bundle: for progress. */
   onPart?: (part: Part, index: number) => void;
   /**
-   * Starts the pass that reads the archive front to back (reads at or past
-   * where it got to; others are not counted). Each part of a split bundle is
-   * checked against BUNDLE.sha256 as the pass leaves it.
+   * Starts the pass that reads the archive front to back, and returns its
+   * reader: only reads through that move the pass (bytes it skips are read by
+   * the pass itself; a read before where it got to is not counted again), so
+   * other reads meanwhile, anywhere, change nothing. Each part of a split
+   * bundle is checked against BUNDLE.sha256 as the pass leaves it.
    */
-  beginPass(): void;
+  beginPass(): PositionedRead;
   /** Takes the pass to the end of the last part; throws naming the first part that does not match. */
   endPass(): Promise<void>;
   /** Ends the pass where it is (after a failure). */
@@ -62,7 +65,9 @@ class FileSource implements PositionedSource {
     return statStamp(await this.fh.stat({ bigint: true }));
   }
   checkArchiveEnd(): void {}
-  beginPass(): void {}
+  beginPass(): PositionedRead {
+    return this;
+  }
   endPass(): Promise<void> {
     return Promise.resolve();
   }

@@ -6,6 +6,7 @@
 import { RegistryError, UploadDigestMismatch, type ReadRange, type RegistryClient, type StagedUpload } from '../registry/client.js';
 import { BundleError } from '../bundle/tarread.js';
 import { BundleReader } from '../bundle/reader.js';
+import { PartMismatchError } from '../bundle/parts.js';
 import { printable } from '../util/printable.js';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleIndex } from '../bundle/format.js';
 import type { UnpackSource } from './source.js';
@@ -58,9 +59,9 @@ export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, 
 
   // Stream the large blobs while the rest is verified; the first failure stops what has not started.
   const staged: Array<{ upload: StagedUpload; size: number }> = [];
-  let failure: { err: unknown } | undefined;
+  const failures: unknown[] = [];
   const fail = (err: unknown) => {
-    failure ??= { err };
+    failures.push(err);
   };
   /** Sends one blob's bytes from the source under an upload slot, with a progress line. */
   const send = async <T>(repo: string, digest: string, fn: (read: ReadRange) => Promise<T>): Promise<T | undefined> => {
@@ -68,7 +69,7 @@ export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, 
     // Outside the upload slots: a sync fetches the blob from upstream here, while other uploads go on.
     await reader.ready?.(name);
     return limit(async () => {
-      if (failure) return undefined;
+      if (failures.length > 0) return undefined;
       const t = opts.progress.transfer(`${repo}@${digest.slice(7, 19)}`, size(digest));
       try {
         return await fn((a, b) => counted(reader.range(name, a, b), (n) => t.advance(n)));
@@ -83,9 +84,10 @@ export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, 
   };
   const rest = new Set(streamed.map(([d]) => entryOf(d)));
   await Promise.all([verifyRest(reader, rest, opts).catch(fail), ...streamed.map((u) => stage(u).catch(fail))]);
-  if (failure) {
+  if (failures.length > 0) {
     await Promise.all(staged.map((s) => client.abandonBlob(s.upload)));
-    throw asEntryError(failure.err, reader);
+    // A damaged part of a split bundle spoils the streamed blob it holds too: the part is what to copy again.
+    throw asEntryError(failures.find((e) => e instanceof PartMismatchError) ?? failures[0], reader);
   }
 
   // Everything checked out: commit, upload the small blobs, then mount.
