@@ -14,7 +14,7 @@ import { formatPath, ManifestError, type PathSegment, type Problem } from './pro
 import { validateSchema } from './schema.js';
 import { YamlSource } from './source.js';
 import { substitute } from './vars.js';
-import { landingPathProblem } from './paths.js';
+import { landingPathCollisions, landingPathProblem } from './paths.js';
 
 export { landingPathProblem };
 import type { ArtifactItem, ArtifactRole, Checksum, FileItem, ImageItem, Item, Origin, Plan, RegistrySettings } from './types.js';
@@ -96,6 +96,7 @@ class Loader {
     if (isObject(spec.trivy) && this.ok(['spec', 'trivy'])) expandTrivy(spec.trivy as TrivySpec, ctx);
     if (isObject(spec.falco) && this.ok(['spec', 'falco'])) expandFalco(spec.falco as FalcoSpec, ctx);
     if (isObject(spec.opensearch) && this.ok(['spec', 'opensearch'])) expandOpenSearch(spec.opensearch as unknown as OpenSearchSpec, ctx);
+    this.landingCollisions();
 
     const problems = this.problems.filter((p) => varProblems.has(p) || !varPaths.has(p.path) || p.file !== this.source.display);
     if (problems.length) throw new ManifestError(sortProblems(problems));
@@ -328,6 +329,19 @@ class Loader {
       ...origin,
       message: `lands at files/${item.path}, where ${first?.file}:${first?.line}:${first?.col} (${first?.path}) already puts ${existing.url}${existing.url === item.url ? ' with another checksum' : ''}; give one of them another path`,
     });
+  }
+
+  /** Files that would land on each other's names, or on a name unpack and serve write themselves: both named. */
+  private landingCollisions(): void {
+    const files = new Map<string, FileItem>();
+    for (const item of this.items.values()) if (item.kind === 'file') files.set(item.path, item);
+    for (const c of landingPathCollisions([...files.keys()])) {
+      const origin = files.get(c.second)?.origins[0];
+      const first = c.first !== undefined ? files.get(c.first)?.origins[0] : undefined;
+      if (!origin) continue;
+      const other = first ? ` (files/${c.first} comes from ${first.file}:${first.line}:${first.col}, ${first.path})` : '';
+      this.problems.push({ ...origin, message: `landing path "${c.second}" collides: ${c.message}${other}; give ${first ? 'one of them' : 'it'} another path` });
+    }
   }
 }
 

@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { BLOBS_PREFIX, FILES_PREFIX } from '../bundle/format.js';
 import { BundleError, type BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
+import { FALCO_INDEX_PATH } from '../manifest/paths.js';
 import { Catalog, type Repo } from './catalog.js';
 import { DEFAULT_LIMITS, KEEP_ALIVE_MS, READ_CHUNK, type ServeLimits } from './limits.js';
 import { parseRange } from './range.js';
@@ -207,7 +208,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       res.writeHead(400, { 'content-length': '0' });
       return res.end();
     }
-    if (p === 'falco/index.yaml') {
+    if (p === FALCO_INDEX_PATH) {
       const entries = falcoIndexEntries(reader.index, { host: registryHostFor(req), prefix: '' }, 'flat');
       const body = await falcoIndexYaml(entries);
       res.writeHead(200, { 'content-type': 'application/yaml', 'content-length': String(body.length) });
