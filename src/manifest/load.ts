@@ -8,7 +8,8 @@ import { parseReference, formatReference, isRegistryHost, ReferenceError, type R
 import { expandTrivy, type TrivySpec } from '../presets/trivy.js';
 import { expandFalco, type FalcoSpec } from '../presets/falco.js';
 import { expandOpenSearch, type OpenSearchSpec } from '../presets/opensearch.js';
-import { httpUrlProblem, type PresetContext } from '../presets/context.js';
+import type { PresetContext } from '../presets/context.js';
+import { httpUrlProblem, redactUserinfo } from '../util/url.js';
 import { extractImagesFromFile } from './images.js';
 import { formatPath, ManifestError, type PathSegment, type Problem } from './problems.js';
 import { validateSchema } from './schema.js';
@@ -143,7 +144,9 @@ class Loader {
     for (const [host, settings] of Object.entries(value)) {
       const at: PathSegment[] = ['spec', 'registries', host];
       if (!isRegistryHost(host)) {
-        this.problem(at, `"${host}" is not a registry host; write host or host:port, e.g. registry.example:5000`);
+        // The key is shown without what stands before an "@" (a password, maybe), in the message and in the key path.
+        const shown = redactUserinfo(host);
+        this.problems.push({ ...this.source.problemAt(at, `"${shown}" is not a registry host; write host or host:port, e.g. registry.example:5000`), path: formatPath(['spec', 'registries', shown]) });
         continue;
       }
       if (!isObject(settings) || !this.ok(at)) continue;
