@@ -11,6 +11,7 @@ import path from 'node:path';
 import { writeBundle } from '../src/bundle/writer.js';
 import { ContentStore } from '../src/cache/store.js';
 import { fingerprint, keygen, loadPrivateKey } from '../src/sign/keys.js';
+import { httpUrlProblem, redactUserinfo } from '../src/util/url.js';
 import { runAirlock, type CliResult } from './support/cli.js';
 import { startFileServer, type TestFileServer } from './support/fileserver.js';
 import { makeTempDir } from './support/proc.js';
@@ -204,5 +205,25 @@ describe('manifest URLs', () => {
     const r = await buildSpec(`  registries:\n    "me:${PASSWORD}@registry.example": { plainHttp: true }\n`);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /"\*\*\*@registry\.example" is not a registry host/);
+  });
+});
+
+describe('the helper every entry point uses', () => {
+  it('hides the user name and password whatever the form, and never names them as a scheme', () => {
+    const cases: Array<[string, string]> = [
+      [`https://me:${PASSWORD}@h.example/x`, 'https://***@h.example/x'],
+      [`http:me:${PASSWORD}@h.example`, 'http:***@h.example'],
+      [`me:${PASSWORD}@h.example/prefix`, '***@h.example/prefix'],
+      [`https://a@b:${PASSWORD}@h.example/x`, 'https://***@h.example/x'],
+      [`ftp://me:${PASSWORD}@h.example`, 'ftp://***@h.example'],
+      ['https://h.example/a@b', 'https://h.example/a@b'],
+      ['registry.example:5000/team', 'registry.example:5000/team'],
+    ];
+    for (const [value, shown] of cases) {
+      assert.equal(redactUserinfo(value), shown);
+      const problem = httpUrlProblem(value) ?? '';
+      assert.ok(!problem.includes(PASSWORD) && !problem.includes('me:'), problem);
+    }
+    assert.equal(httpUrlProblem('https://h.example/a@b'), undefined);
   });
 });

@@ -41,8 +41,8 @@ export interface LandingCollision {
  * Every landing path that cannot land beside the others: on the name another
  * file or its sidecar takes, on a generated name, or on a name another one
  * needs as a folder (`a` and `a/b`). Names are compared as they are (case
- * matters, as on Linux). Build's expansion, the bundle reader and serve all
- * ask this, so what one accepts the others can write.
+ * matters, as on Linux). Build's expansion and the bundle reader (so verify,
+ * inspect, unpack and serve) ask this, so what one accepts the others can write.
  */
 export function landingPathCollisions(paths: readonly string[]): LandingCollision[] {
   /** Every name written, as a file, and what puts it there: the landing path (its own sidecar, too) or a generated name. */

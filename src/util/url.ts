@@ -33,7 +33,12 @@ export function httpUrlProblem(value: string): string | undefined {
   } catch {
     return `"${redactUserinfo(value)}" is not a URL; write an http:// or https:// URL`;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `"${redactUserinfo(value)}" uses ${url.protocol}; write an http:// or https:// URL`;
+  const shown = redactUserinfo(value);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    // `user:pw@host` parses with the scheme "user:": naming that scheme would show the user name.
+    const scheme = shown.toLowerCase().startsWith(url.protocol) ? ` uses ${url.protocol};` : ' is not an http(s) URL;';
+    return `"${shown}"${scheme} write an http:// or https:// URL`;
+  }
   if (url.username !== '' || url.password !== '') return userinfoProblem(value, url.host);
   return undefined;
 }
