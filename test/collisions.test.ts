@@ -86,29 +86,36 @@ describe('a signed bundle with colliding paths, made by another tool', () => {
   let reg: TestRegistry;
   let nginx: TestFileServer;
 
-  before(async () => {
-    work = await makeTempDir('airlock-collide-bundle-');
+  /** A bundle holding these files, signed with the key at `work/k.key`, written by airlock's writer without its manifest checks. */
+  async function signedBundle(name: string, contents: ReadonlyArray<readonly [string, Buffer]>): Promise<string> {
     const store = new ContentStore(path.join(work, 'cache'));
     await store.init();
-    const a = Buffer.from('the signed content of a\n');
-    // What a sidecar of "a" would say, but for other bytes: the path "a" must never end up holding anything but `a`.
-    const other = Buffer.from(`${sha256('other bytes')}  a\n`);
     const files: BundleFile[] = [];
-    for (const [p, bytes] of [['a', a], ['a.sha256', other]] as const) {
+    for (const [p, bytes] of contents) {
       await store.putBuffer(bytes);
       files.push({ path: p, sha256: sha256(bytes), size: bytes.length, source: `http://upstream.example/${p}`, role: 'file', checksum: 'manifest' });
     }
-    await keygen(path.join(work, 'k'));
     const key = await loadPrivateKey(path.join(work, 'k.key'));
-    pub = path.join(work, 'k.pub');
-    bundle = path.join(work, 'bundle.tar');
+    const out = path.join(work, name);
     await writeBundle({
-      output: bundle,
+      output: out,
       store,
       key,
       mtime: new Date(0),
       index: { schemaVersion: 1, name: 'hostile', version: '1', created: new Date(0).toISOString(), tool: 'not airlock', signer: { fingerprint: fingerprint(key) }, images: [], files, blobs: [] },
     });
+    return out;
+  }
+
+  before(async () => {
+    work = await makeTempDir('airlock-collide-bundle-');
+    await keygen(path.join(work, 'k'));
+    pub = path.join(work, 'k.pub');
+    // What a sidecar of "a" would say, but for other bytes: the path "a" must never end up holding anything but its own.
+    bundle = await signedBundle('bundle.tar', [
+      ['a', Buffer.from('the signed content of a\n')],
+      ['a.sha256', Buffer.from(`${sha256('other bytes')}  a\n`)],
+    ]);
     reg = await startRegistry();
     nginx = await startFileServer();
   });
@@ -141,6 +148,13 @@ describe('a signed bundle with colliding paths, made by another tool', () => {
     const res = await request(`${nginx.url}/a`);
     await res.body.dump();
     assert.equal(res.statusCode, 404);
+  });
+
+  it('a file at falco/index.yaml: verify exits 1', async () => {
+    const falco = await signedBundle('falco.tar', [['falco/index.yaml', Buffer.from('- name: planted\n')]]);
+    const r = await runAirlock(['verify', falco, '--pub', pub]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /file "falco\/index\.yaml" cannot land: files\/falco\/index\.yaml is the Falco index that unpack and serve write/);
   });
 
   it('serve exits 1 instead of serving', async () => {

@@ -414,7 +414,9 @@ export function parseIndex(bytes: Buffer): BundleIndex {
  */
 function refuseLandingCollisions(paths: readonly string[], bad: (what: string) => never): void {
   const [c] = landingPathCollisions(paths);
-  if (c) bad(`files ${c.first !== undefined ? `"${c.first}" and ` : ''}"${c.second}" cannot both land: ${c.message}; refusing the bundle`);
+  if (!c) return;
+  const which = c.first !== undefined ? `files "${c.first}" and "${c.second}" cannot both land` : `file "${c.second}" cannot land`;
+  bad(`${which}: ${c.message}; refusing the bundle`);
 }
 
 /** A Trivy DB's recorded dates: ISO times (UTC, as build writes them), a whole Version, a short problem; nothing else. */
