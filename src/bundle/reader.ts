@@ -5,7 +5,7 @@
 // comes from the bundle goes through printable() before it is in a message.
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { landingPathProblem } from '../manifest/paths.js';
+import { landingPathCollisions, landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
 import { printable } from '../util/printable.js';
@@ -386,6 +386,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     if (!['opensearch-plugin', 'falco-driver', 'file'].includes(ff.role as string)) bad(`file ${String(ff.path)} has an unknown role`);
     external(ff, `file ${String(ff.path)}`);
   }
+  refuseLandingCollisions([...paths], bad);
   const refs = new Set<string>();
   for (const i of v.images as unknown[]) {
     if (!isObj(i) || typeof i.ref !== 'string') bad('an image has no ref');
@@ -412,6 +413,18 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   }
   if (!isObj(v.signer) || typeof v.signer.fingerprint !== 'string') bad('signer is missing');
   return v as unknown as BundleIndex;
+}
+
+/**
+ * Files that would land on each other's names (`a` and its sidecar `a.sha256`)
+ * or on one unpack and serve write themselves: airlock's build refuses them,
+ * so such a bundle was made by something else, signed or not.
+ */
+function refuseLandingCollisions(paths: readonly string[], bad: (what: string) => never): void {
+  const [c] = landingPathCollisions(paths);
+  if (!c) return;
+  const which = c.first !== undefined ? `files "${c.first}" and "${c.second}" cannot both land` : `file "${c.second}" cannot land`;
+  bad(`${which}: ${c.message}; refusing the bundle`);
 }
 
 /** A Trivy DB's recorded dates: ISO times (UTC, as build writes them), a whole Version, a short problem; nothing else. */

@@ -1,6 +1,7 @@
 // Where images land inside the air gap (SPEC §3): the private registry, an
 // optional project prefix, and the flat or host layout.
 import { isRegistryHost, parseReference, type Reference } from '../oci/reference.js';
+import { redactUserinfo } from '../util/url.js';
 
 export type Layout = 'flat' | 'host';
 
@@ -15,15 +16,22 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 
 /** Parses `--registry HOST[:PORT][/PREFIX]`; throws with what to write. */
 export function parseTargetRegistry(value: string): TargetRegistry {
-  if (/^[a-z]+:\/\//i.test(value)) throw new Error(`--registry ${value}: give host[:port][/prefix] without a scheme (use --plain-http for HTTP)`);
+  // Every message shows the value without what stands before an "@": that may be a password.
+  const shown = redactUserinfo(value);
+  const userinfo = /^(?:[a-z][a-z0-9+.-]*:\/\/)?[^/]*@([^/@]*)/i.exec(value);
+  if (userinfo) {
+    const host = userinfo[1] || 'the registry';
+    throw new Error(`--registry ${shown}: a user name or password does not go in --registry; give them with --username and --password-stdin, or in docker config.json ("auths" for ${host}; see docs/registries.md)`);
+  }
+  if (/^[a-z]+:\/\//i.test(value)) throw new Error(`--registry ${shown}: give host[:port][/prefix] without a scheme (use --plain-http for HTTP)`);
   const v = value;
   const slash = v.indexOf('/');
   const host = slash === -1 ? v : v.slice(0, slash);
   const prefix = slash === -1 ? '' : v.slice(slash + 1).replace(/\/+$/, '');
-  if (!isRegistryHost(host)) throw new Error(`--registry ${value}: "${host}" is not a registry host; write host[:port][/prefix]`);
+  if (!isRegistryHost(host)) throw new Error(`--registry ${shown}: "${host}" is not a registry host; write host[:port][/prefix]`);
   if (prefix) {
     for (const c of prefix.split('/')) {
-      if (!COMPONENT.test(c)) throw new Error(`--registry ${value}: prefix component "${c}" is not a valid repository name part (lowercase letters, digits, ".", "_", "-")`);
+      if (!COMPONENT.test(c)) throw new Error(`--registry ${shown}: prefix component "${c}" is not a valid repository name part (lowercase letters, digits, ".", "_", "-")`);
     }
   }
   return { host, prefix };

@@ -8,13 +8,14 @@ import { parseReference, formatReference, isRegistryHost, ReferenceError, type R
 import { expandTrivy, type TrivySpec } from '../presets/trivy.js';
 import { expandFalco, type FalcoSpec } from '../presets/falco.js';
 import { expandOpenSearch, type OpenSearchSpec } from '../presets/opensearch.js';
-import { httpUrlProblem, type PresetContext } from '../presets/context.js';
+import type { PresetContext } from '../presets/context.js';
+import { httpUrlProblem, redactUserinfo } from '../util/url.js';
 import { extractImagesFromFile } from './images.js';
 import { formatPath, ManifestError, type PathSegment, type Problem } from './problems.js';
 import { validateSchema } from './schema.js';
 import { YamlSource } from './source.js';
 import { substitute } from './vars.js';
-import { landingPathProblem } from './paths.js';
+import { landingPathCollisions, landingPathProblem } from './paths.js';
 
 export { landingPathProblem };
 import type { ArtifactItem, ArtifactRole, Checksum, FileItem, ImageItem, Item, Origin, Plan, RegistrySettings } from './types.js';
@@ -96,6 +97,7 @@ class Loader {
     if (isObject(spec.trivy) && this.ok(['spec', 'trivy'])) expandTrivy(spec.trivy as TrivySpec, ctx);
     if (isObject(spec.falco) && this.ok(['spec', 'falco'])) expandFalco(spec.falco as FalcoSpec, ctx);
     if (isObject(spec.opensearch) && this.ok(['spec', 'opensearch'])) expandOpenSearch(spec.opensearch as unknown as OpenSearchSpec, ctx);
+    this.landingCollisions();
 
     const problems = this.problems.filter((p) => varProblems.has(p) || !varPaths.has(p.path) || p.file !== this.source.display);
     if (problems.length) throw new ManifestError(sortProblems(problems));
@@ -142,7 +144,9 @@ class Loader {
     for (const [host, settings] of Object.entries(value)) {
       const at: PathSegment[] = ['spec', 'registries', host];
       if (!isRegistryHost(host)) {
-        this.problem(at, `"${host}" is not a registry host; write host or host:port, e.g. registry.example:5000`);
+        // The key is shown without what stands before an "@" (a password, maybe), in the message and in the key path.
+        const shown = redactUserinfo(host);
+        this.problems.push({ ...this.source.problemAt(at, `"${shown}" is not a registry host; write host or host:port, e.g. registry.example:5000`), path: formatPath(['spec', 'registries', shown]) });
         continue;
       }
       if (!isObject(settings) || !this.ok(at)) continue;
@@ -328,6 +332,19 @@ class Loader {
       ...origin,
       message: `lands at files/${item.path}, where ${first?.file}:${first?.line}:${first?.col} (${first?.path}) already puts ${existing.url}${existing.url === item.url ? ' with another checksum' : ''}; give one of them another path`,
     });
+  }
+
+  /** Files that would land on each other's names, or on a name unpack and serve write themselves: both named. */
+  private landingCollisions(): void {
+    const files = new Map<string, FileItem>();
+    for (const item of this.items.values()) if (item.kind === 'file') files.set(item.path, item);
+    for (const c of landingPathCollisions([...files.keys()])) {
+      const origin = files.get(c.second)?.origins[0];
+      const first = c.first !== undefined ? files.get(c.first)?.origins[0] : undefined;
+      if (!origin) continue;
+      const other = first ? ` (files/${c.first} comes from ${first.file}:${first.line}:${first.col}, ${first.path})` : '';
+      this.problems.push({ ...origin, message: `landing path "${c.second}" collides: ${c.message}${other}; give ${first ? 'one of them' : 'it'} another path` });
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 // and to report a problem at a key path.
 import type { Item, Origin } from '../manifest/types.js';
 import type { PathSegment } from '../manifest/problems.js';
+import { httpUrlProblem } from '../util/url.js';
 
 export interface PresetContext {
   origin(path: PathSegment[]): Origin;
@@ -11,19 +12,7 @@ export interface PresetContext {
   file(item: Omit<Extract<Item, { kind: 'file' }>, 'kind' | 'origins'>, path: PathSegment[]): void;
 }
 
-/** http(s) URL check shared by presets; returns the URL without a trailing slash. */
-/** Why `value` is not an http(s) URL, or undefined when it is one. */
-export function httpUrlProblem(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return `"${value}" is not a URL; write an http:// or https:// URL`;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `"${value}" uses ${url.protocol}; write an http:// or https:// URL`;
-  return undefined;
-}
-
+/** A preset's base URL without a trailing slash, or undefined after reporting why it is not one. */
 export function baseUrl(ctx: PresetContext, value: string, path: PathSegment[]): string | undefined {
   const problem = httpUrlProblem(value);
   if (problem) {

@@ -18,6 +18,7 @@ import { hostname } from 'node:os';
 import { BLOBS_PREFIX, FILES_PREFIX } from '../bundle/format.js';
 import { BundleError, type BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
+import { FALCO_INDEX_PATH } from '../manifest/paths.js';
 import { Catalog, type Repo } from './catalog.js';
 import { DEFAULT_LIMITS, KEEP_ALIVE_MS, READ_CHUNK, type ServeLimits } from './limits.js';
 import { printable } from '../util/printable.js';
@@ -215,7 +216,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       res.writeHead(400, { 'content-length': '0' });
       return res.end();
     }
-    if (p === 'falco/index.yaml') {
+    if (p === FALCO_INDEX_PATH) {
       const body = await (falcoIndex ??= falcoIndexYaml(falcoIndexEntries(reader.index, { host: indexRegistry.host, prefix: '' }, 'flat')));
       res.writeHead(200, { 'content-type': 'application/yaml', 'content-length': String(body.length) });
       return res.end(head ? undefined : body);

@@ -2,8 +2,8 @@
 // (--files-dir) or a server that takes HTTP PUT (--files-url, e.g. nginx
 // WebDAV). A file becomes visible under its name only after its digest
 // matched; a `<name>.sha256` beside it (sha256sum -c format) records what was
-// put there, so a rerun can skip it without reading it back. In a folder,
-// every write goes through src/fsx/atomic.ts: a link or FIFO planted at a
+// put there, so a rerun can skip it without reading it back (no landing path
+// takes such a name: src/manifest/paths.ts). In a folder, every write goes through src/fsx/atomic.ts: a link or FIFO planted at a
 // name is replaced, never written through.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -16,6 +16,7 @@ import { withRetry } from '../http/retry.js';
 import { BundleError } from '../bundle/tarread.js';
 import { withAtomic, writeAtomic } from '../fsx/atomic.js';
 import { isRegularFile, readRegular, resolveInside } from '../fsx/safe.js';
+import { sidecarPath } from '../manifest/paths.js';
 
 export interface FileTarget {
   /** For messages: the folder or URL. */
@@ -56,7 +57,7 @@ export class DirTarget implements FileTarget {
     try {
       const full = await this.resolve(p, false);
       // lstat and a no-follow read: a link or FIFO planted at either name is not "present" (and is never waited on).
-      const [ok, side] = await Promise.all([isRegularFile(full, size), readRegular(`${full}.sha256`)]);
+      const [ok, side] = await Promise.all([isRegularFile(full, size), readRegular(sidecarPath(full))]);
       return ok && sidecarMatches(side.toString('utf8'), p, sha256);
     } catch {
       return false;
@@ -76,7 +77,7 @@ export class DirTarget implements FileTarget {
       const actual = h.digest('hex');
       if (actual !== sha256 || n !== size) throw new BundleError(`file ${p}: sha256 ${actual} (${n} bytes) is not ${sha256} (${size} bytes); not written`);
     });
-    await this.putBytes(`${p}.sha256`, sidecar(p, sha256));
+    await this.putBytes(sidecarPath(p), sidecar(p, sha256));
   }
 
   async putBytes(p: string, bytes: Buffer): Promise<void> {
@@ -106,7 +107,7 @@ export class UrlTarget implements FileTarget {
     const head = await this.send(this.url(p), { method: 'HEAD' });
     await head.body.dump();
     if (head.status !== 200 || Number(header(head, 'content-length')) !== size) return false;
-    const side = await this.send(this.url(`${p}.sha256`), { maxBody: 64 * 1024 });
+    const side = await this.send(this.url(sidecarPath(p)), { maxBody: 64 * 1024 });
     const text = await side.body.text().catch(() => '');
     return side.status === 200 && sidecarMatches(text, p, sha256);
   }
@@ -128,7 +129,7 @@ export class UrlTarget implements FileTarget {
         });
         await this.expectStored(res, p);
       }, this.http.retryPolicy);
-      await this.putBytes(`${p}.sha256`, sidecar(p, sha256));
+      await this.putBytes(sidecarPath(p), sidecar(p, sha256));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -14,6 +14,7 @@ import type { Progress } from '../progress/reporter.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
+import { FALCO_INDEX_PATH as FALCO_INDEX } from '../manifest/paths.js';
 import type { Receipt } from '../delta/receipt.js';
 import type { BundleImage, BundleIndex } from '../bundle/format.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
@@ -163,8 +164,6 @@ async function writeFalcoIndex(index: BundleIndex, opts: TargetOptions): Promise
   const entries = falcoIndexEntries(index, opts.registry, opts.layout);
   if (entries.length) await opts.files.putBytes(FALCO_INDEX, await falcoIndexYaml(entries));
 }
-
-const FALCO_INDEX = 'falco/index.yaml';
 
 /** The report's lines, one per image and file, as they settle. */
 class Items {

@@ -15,6 +15,8 @@ export const DAV_EXT_MODULE = '/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
 export interface FileServerOptions {
   /** Directory served and written to; default a fresh temp dir (removed by stop()). */
   root?: string;
+  /** HTTP basic auth on every request (htpasswd with a {PLAIN} password). */
+  basicAuth?: { username: string; password: string };
 }
 
 export interface TestFileServer {
@@ -29,7 +31,7 @@ export interface TestFileServer {
   stop(): Promise<void>;
 }
 
-function nginxConf(prefix: string, root: string, port: number): string {
+function nginxConf(prefix: string, root: string, port: number, htpasswd?: string): string {
   const q = (p: string): string => JSON.stringify(p); // nginx accepts double-quoted strings
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   return [
@@ -61,6 +63,7 @@ function nginxConf(prefix: string, root: string, port: number): string {
     '    create_full_put_path on;',
     '    dav_access user:rw group:r all:r;',
     '    client_max_body_size 0;',
+    htpasswd ? `    auth_basic "airlock test"; auth_basic_user_file ${q(htpasswd)};` : '',
     '  }',
     '}',
     '',
@@ -78,12 +81,14 @@ export async function startFileServer(opts: FileServerOptions = {}): Promise<Tes
     await mkdir(root, { recursive: true });
     const confFile = path.join(dir, 'nginx.conf');
     const errorLog = path.join(dir, 'error.log');
+    const htpasswd = opts.basicAuth ? path.join(dir, 'htpasswd') : undefined;
+    if (htpasswd && opts.basicAuth) await writeFile(htpasswd, `${opts.basicAuth.username}:{PLAIN}${opts.basicAuth.password}\n`);
 
     let lastError: Error | undefined;
     for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      await writeFile(confFile, nginxConf(dir, root, port));
+      await writeFile(confFile, nginxConf(dir, root, port, htpasswd));
       await writeFile(errorLog, '');
       // -e: log startup errors here too, not to the compiled-in /var/log/nginx/error.log.
       const proc = startProcess(bin, ['-p', dir, '-c', confFile, '-e', errorLog], { cwd: dir, logFile: errorLog });
@@ -91,7 +96,7 @@ export async function startFileServer(opts: FileServerOptions = {}): Promise<Tes
         await waitReady(`nginx on 127.0.0.1:${port}`, proc, async () => {
           const res = await request(`${url}/`, { headersTimeout: 2000, bodyTimeout: 2000 });
           await res.body.dump();
-          return res.statusCode === 200;
+          return res.statusCode === (htpasswd ? 401 : 200);
         });
       } catch (e) {
         await proc.stop();

@@ -11,6 +11,7 @@ import { formatBytes, type Progress } from '../../progress/reporter.js';
 import type { FileTarget } from '../../unpack/files-target.js';
 import type { UnpackResult } from '../../unpack/unpack.js';
 import { printable } from '../../util/printable.js';
+import { httpUrlProblem, redactUserinfo } from '../../util/url.js';
 import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
 import { parseConcurrency, parseMaxDbAge, readCredentials } from '../options.js';
@@ -42,7 +43,10 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
   }
   if (opts.caFile) await access(opts.caFile).catch(() => Promise.reject(usageError(`--ca-file ${opts.caFile}: no such file`)));
   for (const [flag, url] of [['--files-url', opts.filesUrl], ['--fileserver-url', opts.fileserverUrl]] as const) {
-    if (url !== undefined && !/^https?:\/\/[^/]/.test(url)) throw usageError(`${flag} ${url}: write an http:// or https:// URL`);
+    if (url === undefined) continue;
+    // The problem quotes the value, credentials hidden.
+    const problem = httpUrlProblem(url) ?? (/^https?:\/\/[^/]/i.test(url) ? undefined : `"${redactUserinfo(url)}" has no host; write an http:// or https:// URL`);
+    if (problem) throw usageError(`${flag} ${problem}`);
   }
   if (opts.receipt !== undefined) await checkReceiptPath(opts.receipt);
   if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
