@@ -9,6 +9,7 @@
 // from the delta.
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { BLOBS_PREFIX, FILES_PREFIX, type BundleBase } from '../bundle/format.js';
 import type { EntryReader } from '../bundle/graph.js';
@@ -104,7 +105,8 @@ async function openBase(file: string, pub: KeyObject): Promise<BundleReader> {
 async function startsLikeJson(file: string): Promise<boolean> {
   let fh;
   try {
-    fh = await open(file, 'r');
+    // Non-blocking: a FIFO opens at once; BundleReader.open then refuses it, naming it.
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     return false; // BundleReader.open names the file and why it cannot be opened.
   }
