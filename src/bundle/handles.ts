@@ -4,7 +4,7 @@
 // is idle (least recently used first). A part opened again must still be the
 // file that was checked when the bundle was opened (same device, inode, size
 // and times): reads never quietly move on to a replaced or rewritten file.
-import type { BigIntStats } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { printable } from '../util/printable.js';
 import { BundleError } from './tarread.js';
@@ -95,7 +95,8 @@ export class HandlePool {
     const f = this.files[i] as PoolFile;
     let fh: FileHandle;
     try {
-      fh = await open(f.path, 'r');
+      // Non-blocking: a part swapped for a FIFO since it was checked must not hang here (the stamp check then refuses it).
+      fh = await open(f.path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
       throw new BundleError(`cannot open part ${printable(f.path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }

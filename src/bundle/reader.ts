@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { landingPathCollisions, landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
+import { READ_BOUNDS } from '../fsx/safe.js';
+import { parseUntrustedJson } from '../util/json.js';
 import { printable } from '../util/printable.js';
 import { parseTime } from './trivydb.js';
 import {
@@ -27,7 +29,8 @@ import { readAhead, type PositionedRead } from './readahead.js';
 
 export { BundleError };
 
-export const MAX_BUNDLE_JSON = 64 * 1024 * 1024;
+/** bundle.json is read before its signature is checked, and unsigned by inspect, diff and --base: bounded (READ_BOUNDS says why so). */
+export const MAX_BUNDLE_JSON = READ_BOUNDS.bundleJson.max;
 export const MAX_SIG = 4096;
 const CHUNK = 1024 * 1024;
 
@@ -313,12 +316,8 @@ const REPOSITORY = /^(?=.{1,255}$)[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z
 
 /** bundle.json is hostile input too: check its shape before anything uses it. */
 export function parseIndex(bytes: Buffer): BundleIndex {
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new BundleError('bundle.json is not JSON');
-  }
+  if (bytes.length > MAX_BUNDLE_JSON) throw new BundleError(`bundle.json is ${bytes.length} bytes, more than ${MAX_BUNDLE_JSON}; refusing it`);
+  const v = parseUntrustedJson(bytes, (problem) => new BundleError(`bundle.json ${problem}`));
   // Everything named here comes from bundle.json, which may not even be signed (inspect).
   const bad = (what: string): never => {
     throw new BundleError(`bundle.json: ${printable(what)}`);

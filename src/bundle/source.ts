@@ -2,8 +2,9 @@
 // (SPEC §7: BUNDLE.001, BUNDLE.002, … written by build --split-size) read as one.
 // Every reader path goes through this positioned-read interface, so a split
 // bundle is verified, unpacked and served exactly like a whole one.
-import { lstat, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
+import { lstat, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { openInput, READ_BOUNDS, readRegular, UnsafeFileError } from '../fsx/safe.js';
 import { printable } from '../util/printable.js';
 import { statStamp } from './handles.js';
 import { PartsSource, type CheckedPart } from './parts.js';
@@ -108,12 +109,7 @@ export async function openSource(file: string): Promise<PositionedSource> {
   const haveFirst = await exists(first);
   if (haveBase && haveFirst) throw new BundleError(`both ${printable(base)} and ${printable(first)} exist: a whole bundle and the first part of a split one side by side; remove the one that is not meant`);
   if (!haveFirst) {
-    let fh: FileHandle;
-    try {
-      fh = await open(file, 'r');
-    } catch (err) {
-      throw new BundleError(`cannot open ${printable(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    const fh = await openBundleFile(file, '');
     try {
       const size = (await fh.stat()).size;
       return new FileSource(fh, [{ name: path.basename(file), path: file, size }]);
@@ -148,15 +144,9 @@ async function openParts(base: string): Promise<PositionedSource> {
   const parts: CheckedPart[] = [];
   for (const name of names) {
     const p = path.join(dir, name);
-    let fh: FileHandle;
-    try {
-      fh = await open(p, 'r');
-    } catch (err) {
-      throw new BundleError(`cannot open part ${printable(p)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
+    const fh = await openBundleFile(p, 'part ');
     try {
       const st = await fh.stat({ bigint: true });
-      if (!st.isFile()) throw new BundleError(`part ${printable(name)} is not a regular file`);
       parts.push({ name, path: p, size: Number(st.size), stamp: statStamp(st) });
     } finally {
       await fh.close();
@@ -177,8 +167,22 @@ async function openParts(base: string): Promise<PositionedSource> {
   return new PartsSource(parts, listed, `${baseName}.sha256`);
 }
 
+/**
+ * Opens the bundle or a part (`what`: '' or 'part '): a link is followed (the
+ * user's own), a FIFO or device refused without blocking, as a BundleError.
+ * The bundle's own path heads every message about it already.
+ */
+export async function openBundleFile(file: string, what: string): Promise<FileHandle> {
+  try {
+    return await openInput(file, what ? printable(file) : 'the bundle');
+  } catch (err) {
+    if (!(err instanceof UnsafeFileError)) throw err;
+    throw new BundleError(err.code === undefined ? err.message : `cannot open ${what}${printable(file)}: ${err.code}`);
+  }
+}
+
 async function endsInZeros(p: Part): Promise<boolean> {
-  const fh = await open(p.path, 'r');
+  const fh = await openBundleFile(p.path, 'part ');
   try {
     const tail = Buffer.alloc(1024);
     await fh.read(tail, 0, 1024, p.size - 1024);
@@ -188,21 +192,35 @@ async function endsInZeros(p: Part): Promise<boolean> {
   }
 }
 
-/** `sha256sum` lines: hex, two spaces (or space and '*'), a name without folders. Undefined when there is no sidecar. */
+/** BUNDLE.sha256, bounded (READ_BOUNDS.sidecar); undefined when there is none. */
 async function readSidecar(file: string): Promise<Map<string, string> | undefined> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readRegular(file, { ...READ_BOUNDS.sidecar, follow: true });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new BundleError(`cannot read ${printable(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (!(err instanceof UnsafeFileError)) throw err;
+    if (err.code === 'ENOENT') return undefined;
+    throw new BundleError(err.code === undefined ? err.message : `cannot read ${printable(file)}: ${err.code}`);
   }
+  return parseSidecar(bytes.toString('utf8'), file);
+}
+
+/**
+ * `sha256sum` lines: hex, two spaces (or space and '*'), a name without
+ * folders. A part listed twice is refused (which line would be meant?).
+ */
+export function parseSidecar(text: string, file: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const line of text.split('\n')) {
+  const lineOf = new Map<string, number>();
+  for (const [i, line] of text.split('\n').entries()) {
     if (line === '') continue;
     const m = /^([a-f0-9]{64}) [ *](\S.*)$/.exec(line);
     if (!m) throw new BundleError(`${printable(file)}: "${printable(line.slice(0, 100))}" is not a sha256sum line`);
-    out.set(m[2] as string, m[1] as string);
+    const name = m[2] as string;
+    const first = lineOf.get(name);
+    if (first !== undefined) throw new BundleError(`${printable(file)} lists part ${printable(name)} twice (lines ${first} and ${i + 1}); keep the one line that is right for it`);
+    lineOf.set(name, i + 1);
+    out.set(name, m[1] as string);
   }
   return out;
 }

@@ -12,7 +12,7 @@ import { printable } from '../util/printable.js';
 import type { BundleIndex } from './format.js';
 import { planEntries, readHead } from './reader.js';
 import { BLOCK } from './tar.js';
-import { BundleError, checksumOk, headerName, readEntryHeader, type ReadSource } from './tarread.js';
+import { archiveEndLimit, BundleError, checksumOk, headerName, readEntryHeader, tooMuchPadding, type ReadSource } from './tarread.js';
 
 /** Blobs up to this size that look like JSON are kept for the graph walk. */
 const KEEP_MAX = 4 * 1024 * 1024;
@@ -153,10 +153,15 @@ export async function readBundleStream(stream: AsyncIterable<Buffer | string>, o
   return result();
 }
 
-/** The end-of-archive marker at `offset`, then only zeros to the end of the stream; else what is there, worded as for files. */
+/**
+ * The end-of-archive marker at `offset`, then only zeros to the end of the
+ * stream, at most one tar record of them (a stream of zeros would never end);
+ * else what is there, worded as for files.
+ */
 async function checkStreamEnd(src: StreamSource, offset: number): Promise<void> {
   // readEntryHeader has read (and found zero) the marker's first block.
   let pos = src.position;
+  const limit = archiveEndLimit(offset);
   const block = Buffer.alloc(BLOCK);
   for (;;) {
     let got = 0;
@@ -175,6 +180,7 @@ async function checkStreamEnd(src: StreamSource, offset: number): Promise<void> 
       throw new BundleError(`trailing data after the end-of-archive marker at byte ${offset}: ${what} at byte ${at}; only zero bytes may follow the marker`);
     }
     pos += got;
+    if (pos > limit) throw tooMuchPadding('standard input', offset);
     if (got < BLOCK) break;
   }
   if (pos < offset + 2 * BLOCK) throw new BundleError('the bundle is truncated: the end-of-archive marker is missing');

@@ -173,18 +173,43 @@ function parsePax(data: Buffer, at: number): { path?: string; size?: number } {
 
 const TAIL_CHUNK = 1024 * 1024;
 
+/** A tar record: writers pad the archive with zeros to a whole one (GNU tar's default blocking factor of 20 blocks). */
+export const TAR_RECORD = 10240;
+
+/**
+ * Where the archive must end at the latest when its end-of-archive marker is
+ * at `offset`: the marker (two zero blocks) and at most one record of zero
+ * padding after it. A tar writer pads no further; reading on would let a
+ * bundle padded with gigabytes of (sparse) zeros, or a stream that never ends,
+ * cost as much as it likes.
+ */
+export function archiveEndLimit(offset: number): number {
+  return offset + 2 * BLOCK + TAR_RECORD;
+}
+
+/** The error for bytes past archiveEndLimit(offset): `what` is "the bundle" or "standard input". */
+export function tooMuchPadding(what: string, offset: number, size?: number): BundleError {
+  const limit = archiveEndLimit(offset);
+  return new BundleError(
+    `${what} goes on past byte ${limit}${size === undefined ? '' : ` (it is ${size} bytes)`}: only the end-of-archive marker at byte ${offset} and at most one ${TAR_RECORD}-byte tar record of zero padding may follow the last entry; ` +
+      'it was padded or joined with something else: copy the bundle again from where it was built',
+  );
+}
+
 /**
  * After the last entry, at `offset`: the end-of-archive marker (two zero
  * blocks), then only zero bytes up to the end of the file (GNU tar pads to
- * its record size). Anything else is refused, naming what it is and where:
- * tar readers that stop at the marker would never show it.
+ * its record size), at most one record of them. Anything else is refused,
+ * naming what it is and where: tar readers that stop at the marker would
+ * never show it.
  */
 export async function checkEnd(fh: ReadSource, offset: number): Promise<void> {
   const size = await fh.size();
-  const buf = Buffer.allocUnsafe(Math.min(TAIL_CHUNK, Math.max(size - offset, 1)));
+  const end = Math.min(size, archiveEndLimit(offset));
+  const buf = Buffer.allocUnsafe(Math.min(TAIL_CHUNK, Math.max(end - offset, 1)));
   const zeros = Buffer.alloc(buf.length);
-  for (let pos = offset; pos < size; ) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+  for (let pos = offset; pos < end; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
     if (bytesRead === 0) break;
     if (!buf.subarray(0, bytesRead).equals(zeros.subarray(0, bytesRead))) {
       let i = 0;
@@ -197,6 +222,7 @@ export async function checkEnd(fh: ReadSource, offset: number): Promise<void> {
     pos += bytesRead;
   }
   if (size < offset + 2 * BLOCK) throw new BundleError('the bundle is truncated: the end-of-archive marker is missing');
+  if (size > end) throw tooMuchPadding('the bundle', offset, size);
 }
 
 /** What the first non-zero byte after the last entry belongs to: a tar header (a hidden entry) or just bytes. */

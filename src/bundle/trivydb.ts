@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { Descriptor } from '../oci/graph.js';
 import type { BundleImage, TrivyDbInfo } from './format.js';
+import { jsonDepthProblem } from '../util/json.js';
 
 export const TRIVY_DB_LAYER = 'application/vnd.aquasec.trivy.db.layer.v1.tar+gzip';
 export const TRIVY_JAVA_DB_LAYER = 'application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip';
@@ -47,6 +48,8 @@ export function isTrivyDbRole(role: string | undefined): boolean {
 
 /** What metadata.json says, from its bytes; hostile input. */
 export function parseMetadata(bytes: Buffer): TrivyDbInfo {
+  const deep = jsonDepthProblem(bytes);
+  if (deep) return { problem: `metadata.json ${deep}` };
   let v: unknown;
   try {
     v = JSON.parse(bytes.toString('utf8'));

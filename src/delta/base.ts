@@ -5,13 +5,15 @@
 // key: its signature is not checked here), a bare bundle.json through the
 // reader's own bundle.json checks, a receipt through the receipt's.
 import { createHash } from 'node:crypto';
-import { lstat, open } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { readGraph } from '../bundle/graph.js';
-import { BundleError, BundleReader, MAX_BUNDLE_JSON, parseIndex } from '../bundle/reader.js';
+import { BundleError, BundleReader, parseIndex } from '../bundle/reader.js';
 import type { BundleIndex } from '../bundle/format.js';
 import type { Layout } from '../bundle/targets.js';
+import { openInput, READ_BOUNDS, UnsafeFileError } from '../fsx/safe.js';
+import { parseUntrustedJson } from '../util/json.js';
 import { printable } from '../util/printable.js';
-import { checkReceipt, MAX_RECEIPT_BYTES, readBounded, ReceiptError, type Receipt } from './receipt.js';
+import { checkReceipt, readBounded, ReceiptError, type Receipt } from './receipt.js';
 
 export interface BaseImage {
   ref: string;
@@ -71,14 +73,9 @@ export class BaseError extends Error {
 /** Reads `file` as a bundle tar, a bundle.json or a receipt, telling them apart by content. */
 export async function loadBase(file: string): Promise<Base> {
   if (!(await startsLikeJson(file))) return fromTar(file);
-  const max = Math.max(MAX_BUNDLE_JSON, MAX_RECEIPT_BYTES);
-  const bytes = await readBounded(file, max, 'a bundle.json or a receipt', (m) => new BaseError(m));
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new BaseError(`${printable(file)} starts like JSON but is not JSON; give a bundle, its bundle.json or a receipt`);
-  }
+  const max = Math.max(READ_BOUNDS.bundleJson.max, READ_BOUNDS.receipt.max);
+  const bytes = await readBounded(file, { max, what: 'a bundle.json or a receipt' }, (m) => new BaseError(m));
+  const v = parseUntrustedJson(bytes, (problem) => new BaseError(`${printable(file)} starts like JSON but ${problem}; give a bundle, its bundle.json or a receipt`));
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const o = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
   if ('apiVersion' in o || 'kind' in o) {
@@ -104,16 +101,14 @@ export async function loadBase(file: string): Promise<Base> {
 export async function startsLikeJson(file: string): Promise<boolean> {
   let fh;
   try {
-    fh = await open(file, 'r');
+    fh = await openInput(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    if (!(err instanceof UnsafeFileError)) throw err;
     // A split bundle (SPEC §7): BUNDLE is its parts BUNDLE.001, …, which the bundle reader reads as one.
-    if (code === 'ENOENT' && (await lstat(`${file}.001`).catch(() => undefined))) return false;
-    throw new BaseError(`cannot open ${printable(file)}: ${code === 'ENOENT' ? 'no such file' : (code ?? (err as Error).message)}`);
+    if (err.code === 'ENOENT' && (await lstat(`${file}.001`).catch(() => undefined))) return false;
+    throw new BaseError(err.code === undefined ? err.message : `cannot open ${printable(file)}: ${err.code === 'ENOENT' ? 'no such file' : err.code}`);
   }
   try {
-    const s = await fh.stat();
-    if (!s.isFile()) throw new BaseError(`${printable(file)} is not a regular file; give a bundle, its bundle.json or a receipt`);
     const head = Buffer.alloc(512);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
     const text = head.subarray(0, bytesRead).toString('latin1');

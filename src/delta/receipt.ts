@@ -13,19 +13,19 @@
 // for a manifest or index under /manifests/<digest>, not /blobs/<digest>: the
 // receipt does not mark which entries are manifests; the bundle's graphs say.)
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { BundleIndex } from '../bundle/format.js';
 import { parseTargetRegistry, targetRepository, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { writeAtomic } from '../fsx/atomic.js';
+import { READ_BOUNDS, readRegular, UnsafeFileError, type ReadBound } from '../fsx/safe.js';
 import { landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
+import { parseUntrustedJson } from '../util/json.js';
 import { printable } from '../util/printable.js';
 
 export const RECEIPT_API_VERSION = 'airlock/v1';
 export const RECEIPT_KIND = 'Receipt';
-/** A receipt larger than this is refused unread: even a platform's worth of images stays far below. */
-export const MAX_RECEIPT_BYTES = 64 * 1024 * 1024;
+/** A receipt larger than this is refused unread: even a platform's worth of images stays far below (READ_BOUNDS.receipt says by how much). */
+export const MAX_RECEIPT_BYTES = READ_BOUNDS.receipt.max;
 
 export interface ReceiptImage {
   /** The source reference, as in bundle.json. */
@@ -145,52 +145,28 @@ export async function writeReceipt(file: string, r: Receipt): Promise<void> {
 
 /** Reads and checks a receipt file: a regular file (no FIFO, device or folder), at most MAX_RECEIPT_BYTES. */
 export async function readReceipt(file: string): Promise<{ receipt: Receipt; bytes: Buffer }> {
-  const bytes = await readBounded(file, MAX_RECEIPT_BYTES, 'a receipt', (m) => new ReceiptError(m));
+  const bytes = await readBounded(file, READ_BOUNDS.receipt, (m) => new ReceiptError(m));
   return { receipt: parseReceipt(bytes, file), bytes };
 }
 
 /**
- * A regular file's bytes (a FIFO, device or folder is refused, never waited
- * on), refused unread when it is larger than `max`; every problem is thrown as
+ * A file the user named, read whole within `bound` (links followed; a FIFO,
+ * device or folder refused, never waited on); every problem is thrown as
  * `error(message)`.
  */
-export async function readBounded(file: string, max: number, what: string, error: (message: string) => Error): Promise<Buffer> {
-  let fh: FileHandle;
+export async function readBounded(file: string, bound: ReadBound, error: (message: string) => Error): Promise<Buffer> {
   try {
-    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    return await readRegular(file, { ...bound, follow: true });
   } catch (err) {
-    throw error(`cannot read ${printable(file)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
-  try {
-    const s = await fh.stat();
-    if (!s.isFile()) throw error(`${printable(file)} is not a regular file`);
-    const size = s.size;
-    if (size > max) throw error(`${printable(file)} is ${size} bytes, more than ${what} may be (${max}); refusing it`);
-    const buf = Buffer.alloc(size);
-    let off = 0;
-    while (off < size) {
-      const { bytesRead } = await fh.read(buf, off, size - off, off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    // A file that grew while being read is not what was checked.
-    const extra = await fh.read(Buffer.alloc(1), 0, 1, off);
-    if (off !== size || extra.bytesRead !== 0) throw error(`${printable(file)} changed while it was read; try again`);
-    return buf;
-  } finally {
-    await fh.close();
+    if (err instanceof UnsafeFileError) throw error(err.message);
+    throw err;
   }
 }
 
 /** Parses receipt bytes (hostile input); throws ReceiptError naming the field and the problem. */
 export function parseReceipt(bytes: Buffer, file = 'receipt'): Receipt {
   if (bytes.length > MAX_RECEIPT_BYTES) throw new ReceiptError(`${printable(file)} is ${bytes.length} bytes, more than a receipt may be (${MAX_RECEIPT_BYTES}); refusing it`);
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new ReceiptError(`${printable(file)} is not JSON`);
-  }
+  const v = parseUntrustedJson(bytes, (problem) => new ReceiptError(`${printable(file)} ${problem}; this is not a receipt airlock wrote`));
   return checkReceipt(v, file);
 }
 

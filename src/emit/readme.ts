@@ -1,6 +1,6 @@
 // DIR/README.md: what --emit-config wrote, for which target, what was left out
 // and why, and every manual step still needed; and the CA for the nodes.
-import { readFile } from 'node:fs/promises';
+import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { CA_FILE, KUBESPRAY_FILE, NODE_CA_PATH } from './containerd.js';
 import { TRUST_WORDS, registryTrust, type EmitContext } from './context.js';
 import { Notes } from './notes.js';
@@ -77,7 +77,7 @@ export { Notes };
  */
 export async function readmeFiles(ctx: EmitContext, written: string[], notes: Notes): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  if (ctx.caFile && written.some((f) => f.startsWith('containerd/') || f === KUBESPRAY_FILE)) out.set(`containerd/${CA_FILE}`, await readFile(ctx.caFile, 'utf8'));
+  if (ctx.caFile && written.some((f) => f.startsWith('containerd/') || f === KUBESPRAY_FILE)) out.set(`containerd/${CA_FILE}`, (await readRegular(ctx.caFile, { ...READ_BOUNDS.pem, follow: true })).toString('utf8'));
   out.set('README.md', readme(ctx, [...written, ...out.keys()], notes));
   return out;
 }

@@ -109,7 +109,9 @@ async function readOwner(file: string): Promise<Owner | undefined> {
   }
   try {
     const s = await fh.stat();
-    const text = (await fh.readFile({ encoding: 'utf8' })).slice(0, 64);
+    // A pid is a few digits: the first 64 bytes say it, whatever else was planted.
+    const head = Buffer.alloc(64);
+    const text = head.subarray(0, (await fh.read(head, 0, 64, 0)).bytesRead).toString('utf8');
     const pid = /^\d+$/.test(text.trim()) ? Number(text.trim()) : undefined;
     return { pid, ino: s.ino, mtimeMs: s.mtimeMs };
   } finally {

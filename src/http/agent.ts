@@ -2,7 +2,7 @@
 // reused across all requests to a host; TLS settings (CA, skip-verify) are
 // chosen per origin by the Pool factory. Which scheme a host is spoken to
 // with follows SPEC §1 and lives here too.
-import { readFileSync } from 'node:fs';
+import { READ_BOUNDS, readRegularSync } from '../fsx/safe.js';
 import type { Agent as UndiciAgent } from 'undici';
 import { Agent, Pool } from './undici.js';
 
@@ -42,7 +42,7 @@ export function createAgent(o: AgentOptions = {}): UndiciAgent {
   const cas = new Map<string, Buffer>();
   const ca = (file: string) => {
     let pem = cas.get(file);
-    if (!pem) cas.set(file, (pem = readFileSync(file)));
+    if (!pem) cas.set(file, (pem = readRegularSync(file, { ...READ_BOUNDS.pem, follow: true })));
     return pem;
   };
   return new Agent({

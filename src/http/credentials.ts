@@ -4,9 +4,9 @@
 // `credsStore`, run with the `docker-credential-NAME get` protocol (server
 // URL on standard input, `{"Username": …, "Secret": …}` on standard output).
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { READ_BOUNDS, readRegularSync } from '../fsx/safe.js';
 
 export interface Credential {
   readonly username: string;
@@ -73,7 +73,7 @@ export function dockerConfigCredentials(o: DockerConfigOptions = {}): Credential
   const load = (): DockerConfig => {
     if (config) return config;
     try {
-      config = JSON.parse(readFileSync(file, 'utf8')) as DockerConfig;
+      config = JSON.parse(readRegularSync(file, { ...READ_BOUNDS.dockerConfig, follow: true }).toString('utf8')) as DockerConfig;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.warn?.(`warning: ignoring ${file}: ${(err as Error).message}`);
       config = {};

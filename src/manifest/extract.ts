@@ -1,5 +1,5 @@
 // `airlock images extract`: the union of image references in rendered YAML files.
-import { readFile } from 'node:fs/promises';
+import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { normalizeReference, ReferenceError } from '../oci/reference.js';
 import { extractImagesFromText } from './images.js';
 import type { Problem } from './problems.js';
@@ -11,9 +11,9 @@ export async function extractImages(files: readonly string[], opts: { normalize:
     const display = file === '-' ? '<stdin>' : file;
     let text: string;
     try {
-      text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+      text = file === '-' ? await readStdin() : (await readRegular(file, { ...READ_BOUNDS.rendered, follow: true })).toString('utf8');
     } catch (err) {
-      problems.push({ file: display, line: 1, col: 1, path: '', message: `cannot read: ${(err as Error).message}` });
+      problems.push({ file: display, line: 1, col: 1, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
       continue;
     }
     const found = extractImagesFromText(display, text);

@@ -2,7 +2,7 @@
 // depth of every document, like `yq '..|.image? | select(.)'`. A Helm-values
 // style map (`image: {registry, repository, tag, digest}`) is composed into
 // one reference instead of being printed as YAML.
-import { readFile } from 'node:fs/promises';
+import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { isMap, isScalar, isSeq, type Node } from 'yaml';
 import type { Problem } from './problems.js';
 import { YamlSource } from './source.js';
@@ -48,9 +48,9 @@ export function extractImagesFromText(display: string, text: string): { images: 
 export async function extractImagesFromFile(file: string, display = file): Promise<{ images: FoundImage[]; problems: Problem[] }> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegular(file, { ...READ_BOUNDS.rendered, follow: true })).toString('utf8');
   } catch (err) {
-    return { images: [], problems: [{ file: display, line: 1, col: 1, path: '', message: `cannot read: ${(err as Error).message}` }] };
+    return { images: [], problems: [{ file: display, line: 1, col: 1, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }] };
   }
   return extractImagesFromText(display, text);
 }

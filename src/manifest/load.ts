@@ -2,7 +2,7 @@
 // substitute variables, validate against the schema, check what the schema
 // cannot (references, paths, checksums, included files), expand presets,
 // merge duplicates. Every problem is collected and reported together.
-import { readFile, access } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseReference, formatReference, isRegistryHost, ReferenceError, type Reference } from '../oci/reference.js';
 import { expandTrivy, type TrivySpec } from '../presets/trivy.js';
@@ -10,6 +10,7 @@ import { expandFalco, type FalcoSpec } from '../presets/falco.js';
 import { expandOpenSearch, type OpenSearchSpec } from '../presets/opensearch.js';
 import type { PresetContext } from '../presets/context.js';
 import { httpUrlProblem, redactUserinfo } from '../util/url.js';
+import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { extractImagesFromFile } from './images.js';
 import { formatPath, ManifestError, type PathSegment, type Problem } from './problems.js';
 import { validateSchema } from './schema.js';
@@ -37,9 +38,9 @@ export async function loadManifest(file: string, options: LoadOptions = {}): Pro
   const display = displayPath(abs);
   let text: string;
   try {
-    text = await readFile(abs, 'utf8');
+    text = (await readRegular(abs, { ...READ_BOUNDS.manifest, follow: true })).toString('utf8');
   } catch (err) {
-    throw new ManifestError([{ file: display, line: 1, col: 1, path: '', message: `cannot read the manifest: ${(err as Error).message}` }]);
+    throw new ManifestError([{ file: display, line: 1, col: 1, path: '', message: `cannot read the manifest: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
   }
   const { source, problems: syntax } = YamlSource.parse(display, text);
   if (syntax.length) throw new ManifestError(syntax);
@@ -184,7 +185,7 @@ class Loader {
       const abs = path.resolve(this.dir, rel);
       let text: string;
       try {
-        text = await readFile(abs, 'utf8');
+        text = (await readRegular(abs, { ...READ_BOUNDS.imageList, follow: true })).toString('utf8');
       } catch (err) {
         this.problem(at, `cannot read image list ${displayPath(abs)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give a path relative to the manifest`);
         continue;

@@ -10,6 +10,7 @@
 // nesting, MAX_CHILDREN entries per index, MAX_MANIFESTS manifests per graph.
 // Children are walked in index order, so the result never depends on timing.
 import { isIndexType, isManifestType, OCI_INDEX, OCI_MANIFEST } from './mediatypes.js';
+import { jsonDepthProblem } from '../util/json.js';
 
 /**
  * The root is at level 0 and nothing may sit deeper than level 4: at most four
@@ -100,6 +101,8 @@ export function parseManifest(bytes: Buffer, digest: string, declared: string | 
   const fail = (problem: string): never => {
     throw new GraphError(`${ctx.ref}: manifest ${digest} ${problem}; ${ctx.advice}`);
   };
+  const deep = jsonDepthProblem(bytes);
+  if (deep) fail(deep);
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));

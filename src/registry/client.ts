@@ -12,6 +12,7 @@ import { header, statusError, type Http, type HttpRequest, type HttpResponse } f
 import { describeNetworkError, HttpError, StatusError } from '../http/errors.js';
 import { MAX_MANIFEST_BYTES } from '../http/limits.js';
 import { withRetry } from '../http/retry.js';
+import { jsonDepthProblem } from '../util/json.js';
 
 export { MAX_MANIFEST_BYTES };
 
@@ -388,6 +389,8 @@ function contentType(res: HttpResponse): string | undefined {
 
 /** The manifest's own mediaType wins; it must agree with Content-Type when both are there. */
 function manifestMediaType(bytes: Buffer, ct: string | undefined, what: string): string {
+  const deep = jsonDepthProblem(bytes);
+  if (deep) throw new RegistryError(`${what}: the manifest ${deep}`);
   let parsed: { mediaType?: unknown; schemaVersion?: unknown };
   try {
     parsed = JSON.parse(bytes.toString('utf8')) as typeof parsed;

@@ -10,11 +10,11 @@
 // served with its bases (serve --base) reads what it leaves out from the base
 // that holds it (sources.ts), under that base's own guard: the same rules.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { READ_BOUNDS, readRegularSync } from '../fsx/safe.js';
 import { BLOBS_PREFIX, FILES_PREFIX } from '../bundle/format.js';
 import { BundleError, type BundleReader } from '../bundle/reader.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
@@ -248,7 +248,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
   };
   const make = (handler: ReturnType<typeof wrap>, label: string) => {
     const s = opts.tls
-      ? https.createServer({ ...serverOptions, cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key), handshakeTimeout: limits.headersTimeoutMs }, handler)
+      ? https.createServer({ ...serverOptions, cert: readRegularSync(opts.tls.cert, { ...READ_BOUNDS.pem, follow: true }), key: readRegularSync(opts.tls.key, { ...READ_BOUNDS.pem, follow: true }), handshakeTimeout: limits.headersTimeoutMs }, handler)
       : http.createServer(serverOptions, handler);
     // No byte read or written for this long (a client that stopped reading, or sends nothing): the socket is destroyed.
     s.timeout = limits.idleTimeoutMs;

@@ -1,7 +1,8 @@
 // ECDSA P-256 signing keys and signatures over bundle.json. The signature is
 // DER (what openssl and cosign verify-blob expect), carried as base64.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
+import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { sha256Hex } from '../oci/digest.js';
 
 export class KeyError extends Error {
@@ -71,7 +72,7 @@ async function writeNew(file: string, text: string | Buffer, mode: number, opts:
 export async function loadPrivateKey(file: string, password = process.env.AIRLOCK_KEY_PASSWORD): Promise<KeyObject> {
   let pem: Buffer;
   try {
-    pem = await readFile(file);
+    pem = await readRegular(file, { ...READ_BOUNDS.key, follow: true });
   } catch (err) {
     throw new KeyError(`cannot read the signing key ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; make one with airlock keygen`);
   }
@@ -95,7 +96,7 @@ export async function loadPrivateKey(file: string, password = process.env.AIRLOC
 export async function loadPublicKey(file: string): Promise<KeyObject> {
   let pem: Buffer;
   try {
-    pem = await readFile(file);
+    pem = await readRegular(file, { ...READ_BOUNDS.key, follow: true });
   } catch (err) {
     throw new KeyError(`cannot read the public key ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }

@@ -15,7 +15,7 @@ import { describeNetworkError } from '../http/errors.js';
 import { withRetry } from '../http/retry.js';
 import { BundleError } from '../bundle/tarread.js';
 import { withAtomic, writeAtomic } from '../fsx/atomic.js';
-import { isRegularFile, readRegular, resolveInside } from '../fsx/safe.js';
+import { isRegularFile, READ_BOUNDS, readRegular, resolveInside } from '../fsx/safe.js';
 import { sidecarPath } from '../manifest/paths.js';
 
 export interface FileTarget {
@@ -57,7 +57,7 @@ export class DirTarget implements FileTarget {
     try {
       const full = await this.resolve(p, false);
       // lstat and a no-follow read: a link or FIFO planted at either name is not "present" (and is never waited on).
-      const [ok, side] = await Promise.all([isRegularFile(full, size), readRegular(sidecarPath(full))]);
+      const [ok, side] = await Promise.all([isRegularFile(full, size), readRegular(sidecarPath(full), READ_BOUNDS.fileSidecar)]);
       return ok && sidecarMatches(side.toString('utf8'), p, sha256);
     } catch {
       return false;
