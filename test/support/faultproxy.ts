@@ -271,7 +271,17 @@ export async function startFaultProxy(upstreamUrl: string, opts: FaultProxyOptio
       }
       // In pieces, so a client that stops reading (a bound) is not handed the whole at once.
       for (let at = 0; at < body.length && !aborted.signal.aborted; at += 64 * 1024) {
-        if (!res.write(body.subarray(at, at + 64 * 1024))) await new Promise((r) => { res.once('drain', r); res.once('close', r); });
+        if (!res.write(body.subarray(at, at + 64 * 1024))) {
+          await new Promise<void>((resolve) => {
+            const go = (): void => {
+              res.off('drain', go);
+              res.off('close', go);
+              resolve();
+            };
+            res.once('drain', go);
+            res.once('close', go);
+          });
+        }
       }
       res.end();
       return;
