@@ -133,6 +133,10 @@ class ResumeCheck extends Tracked {
     const at = t.first.start + t.received;
     if (!range) return fail(`answered the resume without a valid Content-Range (${printable(headerValue(headers, 'content-range') ?? 'none')})`, 'run again');
     if (range.start !== at) return fail(`answered the resume with the bytes from ${range.start}, not from ${at}`, 'run again');
+    const length = headerValue(headers, 'content-length');
+    if (length !== undefined && Number(length) !== range.end - range.start + 1) {
+      return fail(`answered the resume with Content-Length ${printable(length)} for the bytes ${range.start}-${range.end}`, 'run again');
+    }
     if (t.first.total !== undefined && range.total !== undefined && range.total !== t.first.total) {
       return fail(`now says the content is ${range.total} bytes, not ${t.first.total}`, changed);
     }
@@ -172,7 +176,10 @@ class Delivery extends Forward {
     const exhausted = (err as { [EXHAUSTED]?: boolean })[EXHAUSTED] === true;
     withOrigin(err, t.url || undefined);
     // The message as it is, then where and how far: callers match on how it starts.
-    const bare = describeNetworkError(Object.assign(Object.create(err) as Error, { origin: undefined }));
+    // undici's own resume errors carry the 2xx status they came with; "HTTP 206" would say nothing.
+    const status = (err as { statusCode?: number }).statusCode;
+    const view = { origin: undefined, ...(status !== undefined && status < 300 && { statusCode: undefined }) };
+    const bare = describeNetworkError(Object.assign(Object.create(err) as Error, view));
     const origin = (err as { origin?: string }).origin;
     const where = origin && describeNetworkError(err) !== bare ? `from ${origin}, ` : '';
     const tries = t.attempts > 1 ? `, ${t.attempts} attempts` : '';
