@@ -181,7 +181,8 @@ class Delivery extends Forward {
     const view = { origin: undefined, ...(status !== undefined && status < 300 && { statusCode: undefined }) };
     const bare = describeNetworkError(Object.assign(Object.create(err) as Error, view));
     const origin = (err as { origin?: string }).origin;
-    const where = origin && describeNetworkError(err) !== bare ? `from ${origin}, ` : '';
+    // describeNetworkError leaves out an origin the message already names.
+    const where = origin && describeNetworkError(Object.assign(Object.create(err) as Error, { ...view, origin })) !== bare ? `from ${origin}, ` : '';
     const tries = t.attempts > 1 ? `, ${t.attempts} attempts` : '';
     const advice = isRetryable(err) || exhausted ? '; run again: the download resumes from what arrived' : '';
     const text = `${bare.includes(t.what) ? '' : `${t.what}: `}${bare} (${where}after ${t.at()}${tries})${advice}`;
