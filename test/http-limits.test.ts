@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Http, type HttpResponse } from '../src/http/client.js';
-import { BodyLimitError, HttpError } from '../src/http/errors.js';
+import { BodyLimitError, EXHAUSTED, HttpError, isRetryable, StatusError } from '../src/http/errors.js';
+import { DEFAULT_RETRY } from '../src/http/retry.js';
 import { MAX_MANIFEST_BYTES, MAX_SMALL_BODY } from '../src/http/limits.js';
 import { pour, startServer, type TestServer } from './support/httpserver.js';
 
@@ -185,19 +186,23 @@ describe('bounds per answer', () => {
     assert.equal(got.bytes, 512);
   });
 
-  it('an error body that never ends is bounded to 1 MiB', async () => {
+  it('an error body that never ends is bounded to 1 MiB, and its retryable status retried all the same', async () => {
     const started = Date.now();
+    const before = srv.seen.filter((s) => s.path === '/error-forever').length;
     const failed = await http.request(`${srv.origin}/error-forever`).then(
       async (res) => drain(res),
       (error: unknown) => ({ error, bytes: 0 }),
     );
-    assert.ok(failed.error instanceof BodyLimitError, String(failed.error));
-    assert.match(failed.error.message, new RegExp(`longer than ${MAX_SMALL_BODY} bytes`));
+    assert.ok(failed.error instanceof StatusError, String(failed.error));
+    assert.equal(failed.error.status, 500);
+    assert.match(failed.error.message, new RegExp(`error body longer than ${MAX_SMALL_BODY} bytes`));
+    assert.equal((failed.error as { [EXHAUSTED]?: boolean })[EXHAUSTED], true, 'given up after its attempts');
+    assert.equal(srv.seen.filter((s) => s.path === '/error-forever').length - before, DEFAULT_RETRY.attempts, 'retried like any 500');
     assert.ok(failed.bytes <= MAX_SMALL_BODY);
     assert.ok(Date.now() - started < 10_000);
     await waitFor(() => written.has('/error-forever'));
-    // A POST is not retried by the interceptor: its 500 body is bounded all the same.
-    await assert.rejects(http.request(`${srv.origin}/error-forever`, { method: 'POST', body: 'x' }), BodyLimitError);
+    // A POST is not retried by the interceptor: its 500 body is bounded all the same, and the caller may try again.
+    await assert.rejects(http.request(`${srv.origin}/error-forever`, { method: 'POST', body: 'x' }), (e: unknown) => e instanceof StatusError && isRetryable(e));
   });
 
   it('an error answer the caller reads is cut at 1 MiB too', async () => {

@@ -20,6 +20,7 @@ import { isReplayable } from './redirect.js';
 import { DEFAULT_RETRY, parseRetryAfter, retry, RETRIED_METHODS, RETRY_STATUSES, type RetryPolicy } from './retry.js';
 import { userAgent } from './useragent.js';
 import { VERSION } from '../cli/version.js';
+import { printable } from '../util/printable.js';
 
 export interface HttpOptions extends AgentOptions {
   readonly userAgent?: string;
@@ -112,10 +113,15 @@ export class Http {
   }
 }
 
-/** An unexpected status as an error naming the item and the origin; retryable only where the interceptor did not retry already. */
+/**
+ * An unexpected status as an error naming the item and the origin; retryable
+ * only where the interceptor did not retry already. The message may quote the
+ * answer's body: it is escaped here, the one place every caller's goes
+ * through, so no upstream text reaches a terminal raw.
+ */
 export function statusError(res: HttpResponse, message: string, ociCode?: string): StatusError {
   const retryable = RETRY_STATUSES.includes(res.status) && !res.retried;
-  return new StatusError(message, res.status, parseRetryAfter(res.headers['retry-after']), ociCode, retryable);
+  return new StatusError(printable(message), res.status, parseRetryAfter(res.headers['retry-after']), ociCode, retryable);
 }
 
 export function header(res: Pick<HttpResponse, 'headers'>, name: string): string | undefined {

@@ -38,6 +38,18 @@ export class SlowBodyError extends HttpError {
   }
 }
 
+/**
+ * A resumed body answered with something else than the rest of the same
+ * content (Range ignored, another length or ETag). The transport does not
+ * retry it (it would be answered the same); an item-level loop that can start
+ * the download over from byte 0 may.
+ */
+export class ResumeError extends HttpError {
+  constructor(message: string) {
+    super(message, 'AIRLOCK_RESUME', true);
+  }
+}
+
 export class AuthError extends HttpError {
   constructor(message: string) {
     super(message, 'AIRLOCK_AUTH');

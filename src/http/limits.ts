@@ -5,8 +5,10 @@
 // refused before a body byte is read; a body that runs past it is cut at the
 // bound (nothing past the size reaches the consumer) and the request fails;
 // a body that ends short is a retryable error, so the retry layer resumes it.
+// A retryable status (503) with an error body past the bound is still
+// retried: its connection is closed, the body never read past the bound.
 import type { Dispatcher } from 'undici';
-import { BodyLimitError, HttpError, ShortBodyError, withOrigin } from './errors.js';
+import { BodyLimitError, HttpError, RETRY_STATUS_CODES, ShortBodyError, StatusError, withOrigin } from './errors.js';
 import { Tracked, headerValue, type Controller, type DispatchOptions, type Headers } from './handler.js';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -22,6 +24,8 @@ class LimitsHandler extends Tracked {
   private exact = false;
   private read = 0;
   private failed = false;
+  /** Status and headers of an answer the retry layer may retry (503): its body past the bound is no reason not to. */
+  private retriable: { statusCode: number; headers: Headers } | undefined;
 
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     if (statusCode < 200 || this.opts.method === 'HEAD') {
@@ -32,6 +36,7 @@ class LimitsHandler extends Tracked {
     const what = a?.item ?? this.url;
     if (statusCode >= 300) {
       this.bound = MAX_SMALL_BODY;
+      if (RETRY_STATUS_CODES.includes(statusCode)) this.retriable = { statusCode, headers };
     } else if (a?.size !== undefined) {
       let start = 0;
       if (statusCode === 206) {
@@ -51,6 +56,7 @@ class LimitsHandler extends Tracked {
     if (declared !== undefined && /^\d+$/.test(declared)) {
       const n = Number(declared);
       if (n > this.bound) {
+        if (this.retriable) return this.retry(n);
         const expected = this.exact ? `expected ${this.bound}` : `more than the ${this.bound} allowed`;
         return this.fail(controller, new BodyLimitError(`${what}: the server announces ${n} bytes, ${expected}; refusing it`));
       }
@@ -65,6 +71,7 @@ class LimitsHandler extends Tracked {
     if (this.failed) return;
     this.read += chunk.length;
     if (this.read > this.bound) {
+      if (this.retriable) return this.retry();
       const keep = this.bound - (this.read - chunk.length);
       if (keep > 0) super.onResponseData(controller, chunk.subarray(0, keep));
       const what = this.opts.airlock?.item ?? this.url;
@@ -87,6 +94,19 @@ class LimitsHandler extends Tracked {
 
   override onResponseError(controller: Controller, error: Error): void {
     super.onResponseError(controller, withOrigin(error, this.url));
+  }
+
+  /**
+   * A throw, unlike an abort, reaches the retry policy, which retries the
+   * status as if its body had been read; undici closes the connection.
+   */
+  private retry(announced?: number): never {
+    const { statusCode, headers } = this.retriable ?? { statusCode: 0, headers: {} };
+    const what = this.opts.airlock?.item ?? this.url;
+    const size = announced !== undefined ? `of ${announced} bytes` : `longer than ${this.bound} bytes`;
+    this.failed = true;
+    const err = withOrigin(new StatusError(`${what}: HTTP ${statusCode}, with an error body ${size} (left unread)`, statusCode), this.url);
+    throw Object.assign(err, { statusCode, headers });
   }
 
   private fail(controller: Controller, err: Error): void {

@@ -2,12 +2,14 @@
 // and 5xx, with exponential backoff and full jitter, honouring Retry-After up
 // to a bound. undici's own retry interceptor does the work, including the
 // hard part: a GET that fails mid-body is resumed with a Range request and
-// its bytes are spliced into the same response stream. Only the policy is
-// ours. An error it gives up on is marked, so item-level loops do not
-// multiply the attempts.
+// its bytes are spliced into the same response stream. The policy is ours,
+// and so are the checks of a resume's answer and the naming of an error that
+// ends a body (resume.ts). An error it gives up on is marked, so item-level
+// loops do not multiply the attempts.
 import type { Dispatcher } from 'undici';
 import { retry as retryInterceptor } from './undici.js';
-import { EXHAUSTED, isRetryable, RETRY_STATUS_CODES, retryAfterOf, TRANSIENT_CODES } from './errors.js';
+import { EXHAUSTED, isRetryable, ResumeError, RETRY_STATUS_CODES, retryAfterOf, TRANSIENT_CODES } from './errors.js';
+import { checkedResume } from './resume.js';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -44,7 +46,7 @@ export function backoffMs(p: RetryPolicy, attempt: number): number {
 }
 
 export function retry(policy: RetryPolicy = DEFAULT_RETRY): Dispatcher.DispatcherComposeInterceptor {
-  return retryInterceptor({
+  return checkedResume(retryInterceptor({
     maxRetries: policy.attempts - 1,
     methods: [...RETRIED_METHODS] as Dispatcher.HttpMethod[],
     statusCodes: [...RETRY_STATUSES],
@@ -54,6 +56,8 @@ export function retry(policy: RetryPolicy = DEFAULT_RETRY): Dispatcher.Dispatche
       const method = opts.method ?? 'GET';
       // Already given up on by an inner stack (a token request): retrying the whole would multiply its attempts.
       if ((e as unknown as Record<symbol, boolean>)[EXHAUSTED]) return cb(err);
+      // Asking again for the rest would be answered the same: only starting over can help, which is the item's to do.
+      if (e instanceof ResumeError) return cb(err);
       const transient = e.statusCode !== undefined ? RETRY_STATUSES.includes(e.statusCode) : isRetryable(e);
       if (!RETRIED_METHODS.includes(method) || !transient) return cb(err);
       const giveUp = () => {
@@ -61,13 +65,13 @@ export function retry(policy: RetryPolicy = DEFAULT_RETRY): Dispatcher.Dispatche
         cb(err);
       };
       if (state.counter >= policy.attempts) return giveUp();
-      const after = parseRetryAfter(e.headers?.['retry-after']);
+      const after = retryAfterOf(e);
       if (after !== undefined && after * 1000 > policy.maxRetryAfterMs) return giveUp();
       const delay = after !== undefined ? after * 1000 + Math.random() * 100 : backoffMs(policy, state.counter);
       policy.onRetry?.(err, state.counter, delay);
       return setTimeout(() => cb(null), delay) as unknown as void;
     },
-  });
+  }));
 }
 
 /** For operations the interceptor cannot retry (an upload session, a resumed download): the same policy around the whole. */

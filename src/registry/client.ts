@@ -13,6 +13,7 @@ import { describeNetworkError, HttpError, StatusError } from '../http/errors.js'
 import { MAX_MANIFEST_BYTES } from '../http/limits.js';
 import { withRetry } from '../http/retry.js';
 import { jsonDepthProblem } from '../util/json.js';
+import { printable } from '../util/printable.js';
 
 export { MAX_MANIFEST_BYTES };
 
@@ -407,12 +408,17 @@ function manifestMediaType(bytes: Buffer, ct: string | undefined, what: string):
   return mt;
 }
 
-/** `{"errors":[{"code":"X","message":"y"}]}` → `X: y`. */
+/**
+ * `{"errors":[{"code":"X","message":"y"}]}` → `X: y`; any other body, its
+ * start. Escaped: it goes into a message on the operator's terminal, where a
+ * newline or an escape sequence in it would forge lines.
+ */
 export function ociErrorSummary(text: string): string {
   try {
-    const body = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
-    return (body.errors ?? []).map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    const body = JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    const parts = (body.errors ?? []).map((e) => [e.code, e.message].filter((v) => typeof v === 'string' && v).join(': '));
+    return printable(parts.join('; ').slice(0, 1000));
   } catch {
-    return text.trim().slice(0, 200);
+    return printable(text.trim().slice(0, 200));
   }
 }

@@ -1,8 +1,10 @@
 /**
  * A plain-HTTP reverse proxy in front of a real upstream (a docker-registry),
  * injecting faults by rule: error statuses, dropped connections mid-body,
- * stalled bodies and delayed responses. Everything not faulted is forwarded
- * as is, streamed both ways (bodies are never buffered whole).
+ * stalled bodies, delayed responses and redirects (to a second proxy playing
+ * a CDN). With `ignoreRange` it plays a server without Range support.
+ * Everything not faulted is forwarded as is, streamed both ways (bodies are
+ * never buffered whole).
  *
  * Rules are tried in order against the method and the request path (with its
  * query string); the first one that matches is applied and spends one of its
@@ -28,6 +30,20 @@ export interface StatusRule extends RuleBase {
   status: number;
   /** Seconds, sent as the Retry-After header. */
   retryAfter?: number;
+  /** The body instead of the OCI error JSON (sent as text/plain unless it parses as JSON). */
+  body?: string;
+  /** Pad the body with spaces to this many bytes (a JSON body stays valid JSON). */
+  bodyBytes?: number;
+  /** Send the body chunked, without Content-Length. */
+  chunked?: boolean;
+}
+
+/** Answer a redirect (default 307) to `to` + the request path, without forwarding: a registry sending blobs to a CDN. */
+export interface RedirectRule extends RuleBase {
+  kind: 'redirect';
+  /** Origin to redirect to, e.g. another fault proxy's url. */
+  to: string;
+  status?: 301 | 302 | 303 | 307 | 308;
 }
 
 /** Forward, but cut the client connection after afterBytes bytes of the response body. */
@@ -49,7 +65,7 @@ export interface DelayRule extends RuleBase {
   ms: number;
 }
 
-export type FaultRule = StatusRule | DropRule | StallRule | DelayRule;
+export type FaultRule = StatusRule | DropRule | StallRule | DelayRule | RedirectRule;
 
 export interface ProxiedRequest {
   method: string;
@@ -79,6 +95,8 @@ export interface FaultProxyOptions {
   upstreamCaFile?: string;
   /** Rules installed at start. */
   rules?: FaultRule[];
+  /** Forward without Range and If-Range, as a server that does not support Range: every GET is answered whole (200). */
+  ignoreRange?: boolean;
 }
 
 export interface TestFaultProxy {
@@ -142,6 +160,15 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', done, { once: true });
   });
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Ends the client connection abruptly: no more bytes, FIN now, destroyed soon after. */
@@ -227,18 +254,45 @@ export async function startFaultProxy(upstreamUrl: string, opts: FaultProxyOptio
     if (rule?.kind === 'status') {
       req.resume(); // discard any request body
       const code = ERROR_CODES[rule.status] ?? 'UNKNOWN';
-      const body = Buffer.from(
-        JSON.stringify({ errors: [{ code, message: `fault injected by test proxy: HTTP ${rule.status}`, detail: {} }] }),
-      );
+      const text = rule.body ?? JSON.stringify({ errors: [{ code, message: `fault injected by test proxy: HTTP ${rule.status}`, detail: {} }] });
+      const json = rule.body === undefined || isJson(rule.body);
+      const body = Buffer.concat([Buffer.from(text), Buffer.alloc(Math.max(0, (rule.bodyBytes ?? 0) - Buffer.byteLength(text)), 0x20)]);
       const headers: OutgoingHttpHeaders = {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': body.length,
+        'content-type': json ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
         'docker-distribution-api-version': 'registry/2.0',
       };
+      if (!rule.chunked) headers['content-length'] = body.length;
       if (rule.retryAfter !== undefined) headers['retry-after'] = String(rule.retryAfter);
       res.writeHead(rule.status, headers);
       record(rule.status);
-      res.end(method === 'HEAD' ? undefined : body);
+      if (method === 'HEAD') {
+        res.end();
+        return;
+      }
+      // In pieces, so a client that stops reading (a bound) is not handed the whole at once.
+      for (let at = 0; at < body.length && !aborted.signal.aborted; at += 64 * 1024) {
+        if (!res.write(body.subarray(at, at + 64 * 1024))) {
+          await new Promise<void>((resolve) => {
+            const go = (): void => {
+              res.off('drain', go);
+              res.off('close', go);
+              resolve();
+            };
+            res.once('drain', go);
+            res.once('close', go);
+          });
+        }
+      }
+      res.end();
+      return;
+    }
+
+    if (rule?.kind === 'redirect') {
+      req.resume();
+      const status = rule.status ?? 307;
+      res.writeHead(status, { location: `${rule.to}${path}`, 'content-length': 0 });
+      record(status);
+      res.end();
       return;
     }
 
@@ -247,6 +301,10 @@ export async function startFaultProxy(upstreamUrl: string, opts: FaultProxyOptio
 
     const headers = copyHeaders(req.headers);
     headers['host'] = upstream.host;
+    if (opts.ignoreRange) {
+      delete headers['range'];
+      delete headers['if-range'];
+    }
     const upReq = requestUpstream({
       protocol: upstream.protocol,
       hostname: upstream.hostname,
