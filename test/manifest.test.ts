@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir } from './support/proc.js';
 import { runAirlock } from './support/cli.js';
@@ -189,6 +189,13 @@ test('the shipped example and Welkin manifests are valid', async () => {
   // The two images that helmfile template | yq misses.
   assert.ok([...refs].some((r) => r.startsWith('mirror.gcr.io/aquasec/trivy:')), 'trivy scanner image');
   assert.ok([...refs].some((r) => r.startsWith('ghcr.io/aquasecurity/node-collector:')), 'node-collector image');
+  for (const name of ['welkin-sc.yaml', 'welkin-wc.yaml']) {
+    // The chart's collectors.containerEngine.pluginRef: falcoctl installs it whenever Welkin's Falco installs artifacts.
+    const plan = await loadManifest(path.join(REPO, 'manifests', name));
+    assert.ok(artifacts(plan).some((a) => a.ref === 'ghcr.io/falcosecurity/plugins/plugin/container:0.3.1' && a.role === 'falco-plugin'), `${name} carries the container plugin`);
+    // The manifests ship to users: they cite upstream files, not this project's notes.
+    assert.doesNotMatch(await readFile(path.join(REPO, 'manifests', name), 'utf8'), /DOMAIN\.md|§/, `${name} stands alone`);
+  }
 });
 
 function plan_roles(plan: Plan): string[] {
