@@ -62,7 +62,7 @@ const skipVerify = (ctx: EmitContext) => ctx.registryScheme === 'https' && ctx.r
 const toml = tomlString;
 
 function hostsToml(ctx: EmitContext, e: Entry): string {
-  const lines = [`# ${commentText(`written by airlock ${ctx.via ?? 'unpack'}: ${e.comment}`)}`, `server = ${toml(e.server)}`, '', `[host.${toml(e.url)}]`, '  capabilities = ["pull", "resolve"]'];
+  const lines = [`# ${commentText(`written by airlock: ${e.comment}`)}`, `server = ${toml(e.server)}`, '', `[host.${toml(e.url)}]`, '  capabilities = ["pull", "resolve"]'];
   if (e.overridePath) lines.push('  override_path = true');
   if (skipVerify(ctx)) lines.push('  skip_verify = true');
   // A path on the node; DIR/containerd/ holds the file to put there.
@@ -122,6 +122,6 @@ export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undef
     else if (pause.tags.length > 1) notes.step(`${KUBESPRAY_FILE}: pod_infra_image_tag is not set, as the bundle holds pause ${pause.tags.join(', ')}: Kubespray's default tag (pod_infra_version, by Kubernetes version) must be one of them.`);
     else notes.step(`${KUBESPRAY_FILE}: pod_infra_image_tag is not set, as the bundle holds the pause image by digest only: Kubespray pulls it by tag (pod_infra_version), so carry it with that tag.`);
   }
-  const what = `Kubespray inventory variables written by airlock ${ctx.via ?? 'unpack'} for ${ctx.via === 'sync' ? 'manifest' : 'bundle'} ${ctx.index.name} ${ctx.index.version}`;
+  const what = `Kubespray inventory variables written by airlock for ${ctx.index.name} ${ctx.index.version}`;
   return `# ${commentText(what)}; see ../README.md.\n${stringify(vars)}`;
 }

@@ -60,7 +60,7 @@ function held(ctx: EmitContext): Held {
 const repositoryOf = (ctx: EmitContext, img: BundleImage) => targetRepository(parseReference(img.ref), ctx.registry, ctx.layout);
 const uniq = <T>(xs: T[]) => [...new Set(xs)];
 
-const header = (ctx: EmitContext, file: string) => `# ${commentText(`Welkin ${file} overrides written by airlock ${ctx.via ?? 'unpack'} for ${ctx.via === 'sync' ? 'manifest' : 'bundle'} ${ctx.index.name} ${ctx.index.version}`)}; see ../README.md.\n`;
+const header = (ctx: EmitContext, file: string) => `# ${commentText(`Welkin ${file} overrides written by airlock for ${ctx.index.name} ${ctx.index.version}`)}; see ../README.md.\n`;
 
 /** Welkin's own `set-me-if-…` network policy placeholders these consumers still need filled. */
 function welkinOwnStep(notes: Notes, welkinOwn: string[]): void {
