@@ -120,3 +120,20 @@ describe('emitted config for a signed bundle.json with hostile names', () => {
     assert.match(readme, /`images\.crossplane\.providers\.a__x_y: 127\.0\.0\.1:\d+\/team\/provider-a__x_y:v_1_`/);
   });
 });
+
+describe('unpack --emit-config onto a private CA, with an https file server', () => {
+  let tls: TestRegistry;
+  before(async () => {
+    tls = await startRegistry({ tls: true });
+  });
+  after(async () => tls?.stop());
+
+  it('notes on stderr, and warns in the README, that the cluster\'s file-server clients cannot be given the CA', async () => {
+    const dir = await makeTempDir('airlock-emit-ca-');
+    const cfg = path.join(dir, 'cfg');
+    const r = await runAirlock(['unpack', good, '--pub', pub, '--registry', tls.host, '--ca-file', tls.caFile ?? '', '--files-dir', dir, '--fileserver-url', 'https://files.internal', '--emit-config', cfg]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /note: the file server https:\/\/files\.internal is https and --ca-file was given: OpenSearch's plugin installer, falcoctl, Falco's driver loader in the cluster cannot be given a private CA/);
+    assert.match(await readFile(path.join(cfg, 'README.md'), 'utf8'), /## Written, but will not work[\s\S]*file server `https:\/\/files\.internal` speaks HTTPS and --ca-file was given/);
+  });
+});
