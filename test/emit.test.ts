@@ -45,6 +45,7 @@ const INDEX: BundleIndex = {
     image('ghcr.io/aquasecurity/trivy-db:2', 'trivy-db'),
     image('ghcr.io/aquasecurity/trivy-java-db:1', 'trivy-java-db'),
     image('ghcr.io/falcosecurity/rules/falco-rules:4.0.0', 'falco-rules'),
+    image('ghcr.io/falcosecurity/plugins/plugin/container:0.3.1', 'falco-plugin'),
   ],
   files: [file('opensearch/repository-s3-2.19.4.zip', 'opensearch-plugin'), file('falco/driver/8.1.0+driver/x86_64/falco_debian_6.1.0-13-amd64_1.ko', 'falco-driver')],
   blobs: [],
@@ -75,7 +76,7 @@ interface KubesprayMirror {
   ca?: string[];
 }
 interface Kubespray {
-  containerd_registries_mirrors: Array<{ prefix: string; mirrors: KubesprayMirror[] }>;
+  containerd_registries_mirrors: Array<{ prefix: string; server: string; mirrors: KubesprayMirror[] }>;
   pod_infra_image_repo?: string;
   pod_infra_image_tag?: string;
 }
@@ -89,11 +90,14 @@ interface Emitted {
   kubespray: Kubespray;
   hosts: Map<string, HostsToml>;
   readme: string;
+  /** What emitConfig asked to print on stderr. */
+  stderr: string[];
 }
 
-async function emit(ctx: Omit<EmitContext, 'index'>): Promise<Emitted> {
+async function emit(ctx: Omit<EmitContext, 'index'>, index: BundleIndex = INDEX): Promise<Emitted> {
   const dir = await makeTempDir('airlock-emit-');
-  const written = await emitConfig(dir, { index: INDEX, ...ctx });
+  const stderr: string[] = [];
+  const written = await emitConfig(dir, { index, ...ctx }, (l) => stderr.push(l));
   const files = written.map((f) => path.relative(dir, f).split(path.sep).join('/')).sort();
   const all = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
   assert.deepEqual(all.sort(), files, 'emitConfig returns every file it wrote, and nothing else is left (no partial files)');
@@ -112,6 +116,7 @@ async function emit(ctx: Omit<EmitContext, 'index'>): Promise<Emitted> {
     kubespray: parseYaml(await read('kubespray/containerd-mirrors.yaml')) as Kubespray,
     hosts,
     readme: await read('README.md'),
+    stderr,
   };
 }
 
@@ -155,7 +160,7 @@ function commonRules(e: Emitted, registry: string): void {
   assert.equal(e.sc.opensearch.plugins.installExternalObjectStoragePlugin, false);
   // Kubespray: the fields its hosts.toml.j2 reads, the pause image where it was pushed.
   for (const entry of e.kubespray.containerd_registries_mirrors) {
-    assert.deepEqual(Object.keys(entry).sort(), ['mirrors', 'prefix']);
+    assert.deepEqual(Object.keys(entry).sort(), ['mirrors', 'prefix', 'server']);
     for (const m of entry.mirrors) {
       for (const k of Object.keys(m)) assert.ok(KUBESPRAY_MIRROR_KEYS.has(k), `${entry.prefix}: ${k} is a field Kubespray's template reads`);
       assert.deepEqual(m.capabilities, ['pull', 'resolve']);
@@ -169,13 +174,26 @@ function commonRules(e: Emitted, registry: string): void {
     const t = e.hosts.get(entry.prefix);
     assert.ok(t, `certs.d/${entry.prefix} matches the Kubespray entry`);
     assert.deepEqual(Object.keys(t.host), entry.mirrors.map((m) => m.host));
+    // Without `server` Kubespray writes https://<prefix> (https://docker.io), which is not the hosts.toml airlock writes.
+    assert.equal(entry.server, t.server, `${entry.prefix}: Kubespray's server is the hosts.toml server`);
   }
   // README: the target, every file, the steps.
   assert.match(e.readme, new RegExp(`Registry: \`${registry.replace(/\./g, '\\.')}\``));
   for (const f of e.files.filter((x) => x !== 'README.md')) assert.ok(e.readme.includes(`\`${f}\``), `README lists ${f}`);
   const steps = section(e.readme, 'Manual steps');
   assert.match(steps, /ck8s validate sc/);
-  assert.match(steps, /images\.crossplane\.providers\.helm: \S+provider-helm:v1\.0\.0/, 'Crossplane packages: their own handling');
+  if (registry.includes(':')) {
+    // Welkin's container_uri.parse splits at the first ':': no advice that would break, a warning instead.
+    assert.doesNotMatch(steps, /images\.crossplane/);
+    assert.match(section(e.readme, 'Left out, and why'), /images\.crossplane\.providers\.helm[\s\S]*container_uri\.parse[\s\S]*first ":"/);
+  } else {
+    assert.match(steps, /images\.crossplane\.providers\.helm: \S+provider-helm:v1\.0\.0/, 'Crossplane packages: their own handling');
+  }
+  // falcoctl is never turned on: the chart would add the container plugin by its ghcr.io reference.
+  assert.equal(e.common.falco.artifact, undefined);
+  assert.equal(e.common.falco.customIndexes, undefined);
+  assert.equal(e.common.networkPolicies?.falco, undefined, 'no Falco egress rule for a consumer that is not set up');
+  assert.match(left, /falco\.artifact\.install\.enabled: true[\s\S]*useContainerEngine[\s\S]*ghcr\.io\/falcosecurity\/plugins\/plugin\/container:0\.3\.1[\s\S]*does not pass collectors\.containerEngine\.pluginRef through/);
   assert.doesNotMatch(e.readme, /modern-bpf|kind: module\b/, "the schema's spellings, not the guide's");
 }
 
@@ -251,7 +269,12 @@ describe('target 1: plain HTTP on 127.0.0.1:PORT, file server http://fileserver.
     }
     assert.deepEqual(e.sc.networkPolicies?.opensearch, { plugins: { ips: ['set-me'], ports: [8080] } });
     assert.deepEqual(e.sc.networkPolicies?.harbor, { trivy: { ips: ['set-me'], ports: [5000] } });
-    assert.match(section(e.readme, 'Manual steps'), /egress-rule-trivy[\s\S]*443 and 80 only/);
+    const steps = section(e.readme, 'Manual steps');
+    assert.match(steps, /egress-rule-trivy[\s\S]*443 and 80 only/);
+    // ck8s validate never looks inside the string, and the string replaces the operator's own.
+    assert.match(steps, /Fill in both `cidr: set-me` by hand[\s\S]*`ck8s validate` does not catch them/);
+    assert.match(steps, /networkPolicies\.additional is that one string, not a list: merging this file replaces the string in your common-config\.yaml/);
+    assert.match(steps, /ck8s validate wc`: they must report no `set-me` left[^\n]*They do not see the `set-me` in networkPolicies\.additional/);
   });
 
   it('OpenSearch plugins come from the file server by full URL', () => {
@@ -304,6 +327,12 @@ describe('target 2: HTTPS with --ca-file and a /PREFIX', () => {
     assert.match(section(e.readme, 'Left out, and why'), /falco\.artifact\.install\.enabled: true[\s\S]*private CA[\s\S]*no setting to skip verification or add a CA/);
   });
 
+  it('warns, in the README and on stderr, that nothing in the cluster can be given the private CA for an https file server', () => {
+    assert.match(section(e.readme, 'Written, but will not work'), /file server `https:\/\/files\.internal` speaks HTTPS and --ca-file was given[\s\S]*OpenSearch's plugin installer[\s\S]*falcoctl[\s\S]*Falco's driver loader[\s\S]*plain http:\/\/ URL/);
+    assert.equal(e.stderr.length, 1);
+    assert.match(e.stderr[0] ?? '', /^note: the file server https:\/\/files\.internal is https and --ca-file was given: OpenSearch's plugin installer, falcoctl, Falco's driver loader/);
+  });
+
   it('opens the registry port 5443 (Trivy, Harbor scanner) and nothing for the file server on 443', () => {
     assert.match(e.common.networkPolicies?.additional ?? '', /port: 5443/);
     assert.deepEqual(e.sc.networkPolicies?.harbor, { trivy: { ips: ['set-me'], ports: [5443] } });
@@ -346,11 +375,14 @@ describe('target 3: --layout host, HTTPS with a public certificate, file server 
     assert.equal(e.hosts.has(registry), false, 'containerd reaches a public-CA registry by default');
   });
 
-  it('sets up falcoctl, with the file server port and 443 in its egress rule (the list replaces Welkin\'s [443])', () => {
-    assert.deepEqual(e.common.falco.artifact, { install: { enabled: true } });
-    assert.deepEqual(e.common.falco.customIndexes, [{ name: 'airlock', url: 'http://files.example.com:8080/falco/index.yaml' }]);
-    assert.deepEqual(e.common.networkPolicies?.falco, { plugins: { ips: ['set-me'], ports: [443, 8080] } });
-    assert.match(section(e.readme, 'Manual steps'), /falco\.rulesFiles\.default\.version[\s\S]*4\.0\.0/);
+  it('leaves falcoctl off even here, and says what to patch: the chart\'s pluginRef to the container plugin in the registry', () => {
+    assert.equal(e.common.falco.artifact, undefined);
+    const left = section(e.readme, 'Left out, and why');
+    assert.match(left, /patch helmfile\.d\/values\/falco\/falco-common\.yaml\.gotmpl: inside `\{\{- if \.Values\.falco\.useContainerEngine \}\}`, below `containerEngine:` and its `enabled: true`, add `pluginRef: registry\.example\.com\/ghcr\.io\/falcosecurity\/plugins\/plugin\/container:0\.3\.1`/);
+    assert.match(left, /set falco\.artifact\.install\.enabled: true and falco\.customIndexes: \[\{name: airlock, url: `http:\/\/files\.example\.com:8080\/falco\/index\.yaml`\}\]/);
+    assert.match(left, /falco\.rulesFiles\.default\.version[^\n]*`4\.0\.0`/);
+    assert.match(left, /networkPolicies\.falco\.plugins\.ips[^\n]*ports \[443,8080\]/);
+    assert.doesNotMatch(left, /does not hold the container plugin/);
   });
 
   it('opens 8080 for OpenSearch and nothing for the registry on 443', () => {
@@ -360,6 +392,7 @@ describe('target 3: --layout host, HTTPS with a public certificate, file server 
 
   it('has no warnings: every consumer can use what was written', () => {
     assert.equal(section(e.readme, 'Written, but will not work'), '');
+    assert.deepEqual(e.stderr, []);
   });
 });
 
@@ -375,5 +408,27 @@ describe('a bundle with images only', () => {
     assert.deepEqual(welkinSchemaErrors(common), []);
     assert.ok(!existsSync(path.join(dir, 'welkin/sc-config.yaml')));
     assert.match(await readFile(path.join(dir, 'README.md'), 'utf8'), /File server: none given/);
+  });
+});
+
+describe('Falco: the container plugin, and the legacy eBPF probe', () => {
+  const target = { registry: { host: 'registry.example.com', prefix: '' }, layout: 'host', registryScheme: 'https', registryInsecure: false, fileserverUrl: 'http://files.example.com:8080' } as const;
+
+  it('without the container plugin in the bundle: falcoctl off, and the README says the plugin is missing and how to carry it', async () => {
+    const index: BundleIndex = { ...INDEX, images: INDEX.images.filter((i) => i.role !== 'falco-plugin') };
+    const e = await emit(target, index);
+    assert.equal(e.common.falco.artifact, undefined);
+    assert.equal(e.common.falco.customIndexes, undefined);
+    const left = section(e.readme, 'Left out, and why');
+    assert.match(left, /does not hold the container plugin either \(carry it with `falco: \{plugins: \[ghcr\.io\/falcosecurity\/plugins\/plugin\/container:0\.3\.1\]\}` in the manifest\)/);
+    assert.doesNotMatch(left, /pluginRef: registry\.example\.com/);
+  });
+
+  it('says the legacy eBPF probe is gone from falcoctl 0.13 and Falco 0.44 when the bundle holds .o drivers', async () => {
+    const legacy: BundleIndex = { ...INDEX, files: [...INDEX.files.filter((f) => f.role !== 'falco-driver'), file('falco/driver/8.1.0+driver/x86_64/falco_debian_6.1.0-13-amd64_1.o', 'falco-driver')] };
+    const e = await emit(target, legacy);
+    assert.match(section(e.readme, 'Left out, and why'), /falco\.driver\.kind: ebpf[\s\S]*legacy eBPF probe[^\n]*gone from falcoctl 0\.13 and Falco 0\.44/);
+    const kmod = await emit(target);
+    assert.doesNotMatch(kmod.readme, /falcoctl 0\.13/);
   });
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir } from './support/proc.js';
 import { runAirlock } from './support/cli.js';
@@ -134,4 +134,26 @@ test('images extract: a missing file is an error naming it', async () => {
   const r = await runAirlock(['images', 'extract', '/nonexistent/rendered.yaml']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /\/nonexistent\/rendered\.yaml:1:1: cannot read: ENOENT/);
+});
+
+test('images extract on `kubectl get pods -A -o yaml`: what the pod specs name, init and ephemeral containers included; not the statuses', async () => {
+  // What the runtime reports in status.*Statuses[].image is no reference to carry: an image ID
+  // (sha256:…) for an image pulled by digest, or another tag the node holds for the same image.
+  const list = await readFile(path.join(import.meta.dirname, 'fixtures', 'kubectl-get-pods-A.yaml'));
+  const r = await runAirlock(['images', 'extract', '-'], list);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trimEnd().split('\n'), [
+    'docker.io/falcosecurity/falco:0.41.3-debian',
+    'docker.io/falcosecurity/falcoctl:0.11.2',
+    'docker.io/goharbor/harbor-core:v2.13.1',
+    'docker.io/library/busybox:1.36',
+    'docker.io/library/busybox:1.37',
+    'ghcr.io/elastisys/backup-postgres:1.5.0',
+    'quay.io/prometheus/node-exporter:v1.9.1',
+    'registry.k8s.io/ingress-nginx/controller-chroot:v1.13.3@sha256:1b044f6dcac3afbb59e05d98463f1dec6f3d3fb99940bc12ca5d80270358e3bd',
+  ]);
+  // A bare image ID anywhere is not a reference either (it is not docker.io/library/sha256:…).
+  const id = await runAirlock(['images', 'extract', '-'], `containers:\n  - image: sha256:${'0f'.repeat(32)}\n  - image: alpine:3.20\n`);
+  assert.equal(id.code, 0, id.stderr);
+  assert.equal(id.stdout, 'docker.io/library/alpine:3.20\n');
 });

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir } from './support/proc.js';
+import { runAirlock } from './support/cli.js';
 import { loadManifest } from '../src/manifest/load.js';
 import { ManifestError, formatProblem, type Problem } from '../src/manifest/problems.js';
 import type { ArtifactItem, FileItem, ImageItem, Plan } from '../src/manifest/types.js';
@@ -188,6 +189,13 @@ test('the shipped example and Welkin manifests are valid', async () => {
   // The two images that helmfile template | yq misses.
   assert.ok([...refs].some((r) => r.startsWith('mirror.gcr.io/aquasec/trivy:')), 'trivy scanner image');
   assert.ok([...refs].some((r) => r.startsWith('ghcr.io/aquasecurity/node-collector:')), 'node-collector image');
+  for (const name of ['welkin-sc.yaml', 'welkin-wc.yaml']) {
+    // The chart's collectors.containerEngine.pluginRef: falcoctl installs it whenever Welkin's Falco installs artifacts.
+    const plan = await loadManifest(path.join(REPO, 'manifests', name));
+    assert.ok(artifacts(plan).some((a) => a.ref === 'ghcr.io/falcosecurity/plugins/plugin/container:0.3.1' && a.role === 'falco-plugin'), `${name} carries the container plugin`);
+    // The manifests ship to users: they cite upstream files, not this project's notes.
+    assert.doesNotMatch(await readFile(path.join(REPO, 'manifests', name), 'utf8'), /DOMAIN\.md|§/, `${name} stands alone`);
+  }
 });
 
 function plan_roles(plan: Plan): string[] {
@@ -433,4 +441,64 @@ test('an unreadable manifest is an error naming the file', async () => {
   const problems = await problemsOf(path.join(dir, 'nope.yaml'));
   assert.equal(problems.length, 1);
   assert.match(formatProblem(problems[0]!), /nope\.yaml:1:1: cannot read the manifest: ENOENT/);
+});
+
+test('control characters in any free-text field are refused, each once, at its file:line', async () => {
+  const file = await fixture({
+    'airlock.yaml': `apiVersion: airlock/v1
+kind: Bundle
+metadata:
+  name: ok
+  version: "1.0\\ncontainerd_insecure_registries: [evil.example]"
+vars:
+  TAB: "a\\tb"
+spec:
+  images:
+    - "quay.io/a/b:1\\e[2K"
+    - quay.io/ok/app:1
+  artifacts: ["ghcr.io/a/b:1\\u2028x"]
+  files:
+    - url: "https://e.org/a\\nb"
+      sha256: ${SHA}
+  falco:
+    drivers:
+      version: 8.1.0+driver
+      kernels: [{target: "deb\\Nian", kernelRelease: "6.1", kernelVersion: "1"}]
+`,
+  });
+  const problems = await problemsOf(file);
+  assert.deepEqual(
+    problems.map((p) => [p.line, p.path]),
+    [
+      [5, 'metadata.version'],
+      [7, 'vars.TAB'],
+      [10, 'spec.images[0]'],
+      [12, 'spec.artifacts[0]'],
+      [14, 'spec.files[0].url'],
+      [19, 'spec.falco.drivers.kernels[0].target'],
+    ],
+    problems.map(formatProblem).join('\n'),
+  );
+  assert.match(formatProblem(problems[0]!), /airlock\.yaml:5:\d+: metadata\.version: contains the control character \\n at character 4; keep it on one line/);
+  assert.match(problems[2]!.message, /control character \\x1b at character 14/);
+  assert.match(problems[3]!.message, /control character \\u\{2028\}/);
+  assert.match(problems[5]!.message, /control character \\x85/);
+});
+
+test('the CLI refuses a manifest whose version holds a newline: exit 2, naming file:line', async () => {
+  const file = await fixture({ 'airlock.yaml': 'apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: ok\n  version: |\n    1.0\n    containerd_insecure_registries: [evil.example]\nspec:\n  images: [quay.io/ok/app:1]\n' });
+  const r = await runAirlock(['build', file, '--dry-run']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /airlock\.yaml:5:\d+: metadata\.version: contains the control character \\n at character 4/);
+});
+
+test('choosing the legacy eBPF probe is a warning naming file:line: gone from falcoctl 0.13 and Falco 0.44', async () => {
+  const yaml = (kind: string) =>
+    `apiVersion: airlock/v1\nkind: Bundle\nmetadata: {name: ok}\nspec:\n  falco:\n    drivers:\n      repoUrl: http://127.0.0.1:9/driver\n      version: 8.1.0+driver\n      kind: ${kind}\n      kernels: [{target: debian, kernelRelease: "6.1", kernelVersion: "1"}]\n`;
+  const plan = await loadManifest(await fixture({ 'airlock.yaml': yaml('ebpf') }));
+  assert.equal(plan.warnings?.length, 1);
+  assert.match(plan.warnings?.[0] ?? '', /^\S*airlock\.yaml:9:\d+: spec\.falco\.drivers\.kind: .*legacy eBPF probe.*gone from falcoctl 0\.13 and Falco 0\.44/);
+  assert.deepEqual((await loadManifest(await fixture({ 'airlock.yaml': yaml('kmod') }))).warnings ?? [], []);
+  const r = await runAirlock(['build', await fixture({ 'airlock.yaml': yaml('ebpf') }), '--dry-run', '--cache', await tempDir()]);
+  assert.match(r.stderr, /warning: \S*airlock\.yaml:9:\d+: spec\.falco\.drivers\.kind: .*gone from falcoctl 0\.13/);
 });

@@ -172,7 +172,7 @@ describe('sync into a fresh registry gives what build + unpack give', () => {
           .filter((l) => !/^# Configuration written by|^(Bundle|Manifest) `|Keep (it|what the bundle carries) fresh/.test(l)),
       );
     const readmeB = await readFile(path.join(work, 'cfg-b', 'README.md'), 'utf8');
-    assert.match(readmeB, /^# Configuration written by airlock sync\n\nManifest `test-bundle` 1\.0, synced /);
+    assert.match(readmeB, /^# Configuration written by airlock sync\n\nManifest `test-bundle` `1\.0`, synced /);
     assert.deepEqual(await readme('cfg-b', proxyB.host), await readme('cfg-a', regA.host));
   });
 

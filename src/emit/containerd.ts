@@ -2,11 +2,15 @@
 // registry, and the same as Kubespray inventory variables
 // (containerd_registries_mirrors, checked against kubespray's
 // roles/container-engine/containerd/templates/hosts.toml.j2), plus Kubespray's
-// pause image (pod_infra_image_repo/_tag) when the bundle holds it.
+// pause image (pod_infra_image_repo/_tag) when the bundle holds it. Each Kubespray
+// entry names its `server`, as its hosts.toml does: without one Kubespray writes
+// `https://<prefix>` (roles/container-engine/containerd/templates/hosts.toml.j2),
+// which for docker.io is not the registry containerd would otherwise use.
 import { stringify } from 'yaml';
 import { apiHost, parseReference } from '../oci/reference.js';
 import { hostComponent, targetRepository } from '../bundle/targets.js';
 import { registryTrust, type EmitContext } from './context.js';
+import { commentText, tomlString } from './escape.js';
 import type { Notes } from './notes.js';
 import { upstreamHosts } from './welkin.js';
 
@@ -55,10 +59,10 @@ function entries(ctx: EmitContext): Entry[] {
 }
 
 const skipVerify = (ctx: EmitContext) => ctx.registryScheme === 'https' && ctx.registryInsecure;
-const toml = (s: string) => JSON.stringify(s);
+const toml = tomlString;
 
 function hostsToml(ctx: EmitContext, e: Entry): string {
-  const lines = [`# written by airlock unpack: ${e.comment}`, `server = ${toml(e.server)}`, '', `[host.${toml(e.url)}]`, '  capabilities = ["pull", "resolve"]'];
+  const lines = [`# ${commentText(`written by airlock: ${e.comment}`)}`, `server = ${toml(e.server)}`, '', `[host.${toml(e.url)}]`, '  capabilities = ["pull", "resolve"]'];
   if (e.overridePath) lines.push('  override_path = true');
   if (skipVerify(ctx)) lines.push('  skip_verify = true');
   // A path on the node; DIR/containerd/ holds the file to put there.
@@ -91,6 +95,7 @@ export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undef
   const vars: Record<string, unknown> = {
     containerd_registries_mirrors: es.map((e) => ({
       prefix: e.prefix,
+      server: e.server,
       mirrors: [
         {
           host: e.url,
@@ -102,6 +107,7 @@ export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undef
       ],
     })),
   };
+  notes.step(`${KUBESPRAY_FILE}: each entry's server (the one its hosts.toml names) is read by Kubespray v2.25 or later; an older Kubespray writes https://<prefix> instead, which is not what containerd/ holds.`);
   if (es.some((e) => e.overridePath)) notes.step(`${KUBESPRAY_FILE}: override_path needs Kubespray v2.24.0 or later.`);
   if (ctx.caFile) {
     notes.step(
@@ -116,5 +122,6 @@ export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undef
     else if (pause.tags.length > 1) notes.step(`${KUBESPRAY_FILE}: pod_infra_image_tag is not set, as the bundle holds pause ${pause.tags.join(', ')}: Kubespray's default tag (pod_infra_version, by Kubernetes version) must be one of them.`);
     else notes.step(`${KUBESPRAY_FILE}: pod_infra_image_tag is not set, as the bundle holds the pause image by digest only: Kubespray pulls it by tag (pod_infra_version), so carry it with that tag.`);
   }
-  return `# Kubespray inventory variables written by airlock unpack for bundle ${ctx.index.name} ${ctx.index.version}; see ../README.md.\n${stringify(vars)}`;
+  const what = `Kubespray inventory variables written by airlock for ${ctx.index.name} ${ctx.index.version}`;
+  return `# ${commentText(what)}; see ../README.md.\n${stringify(vars)}`;
 }

@@ -19,6 +19,10 @@ export class Notes {
   readonly warnings: string[] = [];
   /** Placeholders (`set-me`) written, as key paths, per file. */
   readonly placeholders = new Map<string, string[]>();
+  /** Placeholders `ck8s validate` does not see (inside a string value): the operator must check them. */
+  readonly unchecked: string[] = [];
+  /** Warnings also worth a line on stderr while unpack runs (the README says the rest). */
+  readonly console: string[] = [];
 
   omit(o: Omitted): void {
     this.omitted.push(o);
@@ -32,7 +36,14 @@ export class Notes {
     this.warnings.push(w);
   }
 
-  placeholder(file: string, key: string): void {
+  placeholder(file: string, key: string, opts: { unchecked?: boolean } = {}): void {
     this.placeholders.set(file, [...(this.placeholders.get(file) ?? []), key]);
+    if (opts.unchecked) this.unchecked.push(`${key} in ${file}`);
+  }
+
+  /** A warning for the README, and a shorter line for stderr. */
+  alert(readme: string, stderr: string): void {
+    this.warnings.push(readme);
+    this.console.push(stderr);
   }
 }

@@ -12,6 +12,7 @@ import { parseReference } from '../oci/reference.js';
 import { hostComponent, targetRepository } from '../bundle/targets.js';
 import type { BundleImage } from '../bundle/format.js';
 import { mirrorFor, registryPort, registryTrust, TRUST_WORDS, urlPort, type EmitContext, type RegistryTrust } from './context.js';
+import { commentText, mdCode } from './escape.js';
 import type { Notes } from './notes.js';
 
 /** Welkin's placeholder for a value the operator must fill in; `ck8s validate` flags it. */
@@ -59,7 +60,7 @@ function held(ctx: EmitContext): Held {
 const repositoryOf = (ctx: EmitContext, img: BundleImage) => targetRepository(parseReference(img.ref), ctx.registry, ctx.layout);
 const uniq = <T>(xs: T[]) => [...new Set(xs)];
 
-const header = (ctx: EmitContext, file: string) => `# Welkin ${file} overrides written by airlock unpack for bundle ${ctx.index.name} ${ctx.index.version}; see ../README.md.\n`;
+const header = (ctx: EmitContext, file: string) => `# ${commentText(`Welkin ${file} overrides written by airlock for ${ctx.index.name} ${ctx.index.version}`)}; see ../README.md.\n`;
 
 /** Welkin's own `set-me-if-…` network policy placeholders these consumers still need filled. */
 function welkinOwnStep(notes: Notes, welkinOwn: string[]): void {
@@ -71,7 +72,6 @@ export function welkinCommonConfig(ctx: EmitContext, notes: Notes): string | und
   const h = held(ctx);
   const trust = registryTrust(ctx);
   const regPort = registryPort(ctx);
-  const fsPort = ctx.fileserverUrl ? urlPort(ctx.fileserverUrl) : undefined;
   const common: Record<string, unknown> = {};
   const commonNetpol: Record<string, unknown> = {};
   const welkinOwn: string[] = [];
@@ -125,40 +125,18 @@ export function welkinCommonConfig(ctx: EmitContext, notes: Notes): string | und
     );
     if (regPort !== 80 && regPort !== 443) {
       commonNetpol.additional = trivyEgressPolicies(regPort);
-      notes.placeholder(COMMON_FILE, 'networkPolicies.additional (ipBlock.cidr, twice)');
+      notes.placeholder(COMMON_FILE, 'networkPolicies.additional (ipBlock.cidr, twice)', { unchecked: true });
       notes.step(
         `networkPolicies.additional in ${COMMON_FILE} holds two NetworkPolicies letting Trivy (namespace monitoring) reach the registry on port ${regPort}: Welkin's own rule for Trivy (egress-rule-trivy in helmfile.d/values/networkpolicies/common/common.yaml.gotmpl) allows ports 443 and 80 only and ignores networkPolicies.global.trivy.port. ` +
-          'Replace both `cidr: set-me` with the registry\'s IP/32. If you already use networkPolicies.additional, append these documents to yours instead of replacing it.',
+          'Fill in both `cidr: set-me` by hand with the registry\'s IP/32: `ck8s validate` does not catch them, because Welkin\'s schema takes networkPolicies.additional as one opaque string and never looks inside it; a `set-me` left there is only refused by the Kubernetes API when the policy is applied. ' +
+          'networkPolicies.additional is that one string, not a list: merging this file replaces the string in your common-config.yaml. If you already set networkPolicies.additional, do not merge this key: append these two documents (each starts with `---`) to your own string.',
       );
     }
   }
 
-  // Falco: falcoctl's artifact install, and the driver.
+  // Falco: falcoctl's artifact install (never turned on: see falcoctlStep), and the driver.
   const falco: Record<string, unknown> = {};
-  if (h.falcoArtifacts.length) {
-    const indexUrl = ctx.fileserverUrl ? `${ctx.fileserverUrl}/falco/index.yaml` : undefined;
-    if (indexUrl && trust === 'public') {
-      falco.artifact = { install: { enabled: true } };
-      falco.customIndexes = [{ name: 'airlock', url: indexUrl }];
-      const ports = uniq([regPort, fsPort ?? 443]);
-      if (ports.some((p) => p !== 443)) {
-        commonNetpol.falco = { plugins: { ips: [SET_ME], ports } };
-        notes.placeholder(COMMON_FILE, 'networkPolicies.falco.plugins.ips (the registry and the file server)');
-      } else {
-        welkinOwn.push('networkPolicies.falco.plugins.ips: the registry and the file server (common-config.yaml)');
-      }
-      const tags = h.falcoArtifacts.map((i) => parseReference(i.ref)).filter((r) => r.repository.endsWith('/falco-rules') && r.tag !== undefined).map((r) => r.tag);
-      if (tags.length) {
-        notes.step(`falcoctl installs falco-rules:<falco.rulesFiles.default.version> (4.0.0 in Welkin's defaults); the registry holds falco-rules ${tags.join(', ')}: set falco.rulesFiles.default.version to one of them (the same for incubating and sandbox rules if you enable them).`);
-      }
-    } else if (indexUrl) {
-      notes.omit({
-        setting: `falco.artifact.install.enabled: true, falco.customIndexes: [{name: airlock, url: ${indexUrl}}]`,
-        why: falcoctlWhy(trust),
-        todo: `Keep falco.artifact.install.enabled: false (the air-gapped flavor's value): Falco then uses the rules packaged in its image. To install the bundled rules, ${falcoctlFix(trust)}, then set the settings above.`,
-      });
-    }
-  }
+  if (h.falcoArtifacts.length && ctx.fileserverUrl) falcoctlStep(ctx, notes, h, trust, regPort, urlPort(ctx.fileserverUrl));
   if (h.driverFiles.length) {
     const legacy = h.driverFiles.filter((p) => p.endsWith('.o')).length;
     const kind = legacy === h.driverFiles.length ? 'ebpf' : legacy ? 'kmod (or ebpf)' : 'kmod';
@@ -171,7 +149,8 @@ export function welkinCommonConfig(ctx: EmitContext, notes: Notes): string | und
         'and config/schemas/config.yaml declares repoURL as oneOf [{contst: ""}, {format: uri}] — "contst" is no keyword, so every URL matches both branches and `ck8s validate` rejects it.',
       todo:
         'falco.driver.kind: modern_ebpf is written instead: Welkin\'s default, built into Falco, nothing to download (Linux 5.8 or later). ' +
-        `To use the bundled drivers, patch falco-common.yaml.gotmpl so that driver.loader.initContainer.env sets FALCOCTL_DRIVER_REPOS to ${repo}, set falco.driver.kind: ${kind.split(' ')[0]} with repoURL left empty, and allow the file server's IP and port in networkPolicies.falco.plugins.`,
+        `To use the bundled drivers, patch falco-common.yaml.gotmpl so that driver.loader.initContainer.env sets FALCOCTL_DRIVER_REPOS to ${mdCode(repo)}, set falco.driver.kind: ${kind.split(' ')[0]} with repoURL left empty, and allow the file server's IP and port in networkPolicies.falco.plugins.` +
+        (legacy ? ` ${LEGACY_EBPF_GONE}` : ''),
     });
   }
   if (Object.keys(falco).length) common.falco = falco;
@@ -231,7 +210,9 @@ export function welkinScConfig(ctx: EmitContext, notes: Notes): string | undefin
 /**
  * Crossplane packages (provider-*, function-*) are pulled by Crossplane's package
  * manager, not by containerd: the mirrors do not apply. Welkin names them in
- * images.crossplane.{providers,functions}.<name> (helmfile.d/values/crossplane-packages.yaml.gotmpl).
+ * images.crossplane.{providers,functions}.<name> (helmfile.d/values/crossplane-packages.yaml.gotmpl),
+ * read through container_uri.parse (helmfile.d/values/_helpers.tpl), which splits
+ * a reference at its first ":": a registry with a port cannot be named there.
  */
 function crossplaneStep(ctx: EmitContext, notes: Notes, regPort: number): void {
   const settings: string[] = [];
@@ -242,18 +223,96 @@ function crossplaneStep(ctx: EmitContext, notes: Notes, regPort: number): void {
     settings.push(`images.crossplane.${m[1]}s.${m[2]}: ${ctx.registry.host}/${repositoryOf(ctx, img)}:${ref.tag}`);
   }
   if (settings.length === 0) return;
+  const why = "Crossplane packages are pulled by Crossplane's own package manager, not by containerd, so the registry mirrors do not cover them.";
+  if (ctx.registry.host.includes(':')) {
+    notes.omit({
+      setting: settings.join(', '),
+      why:
+        `${why} Welkin reads images.crossplane.* through container_uri.parse (helmfile.d/values/_helpers.tpl), which splits a reference at its first ":" to find the tag: ` +
+        `with the registry's port in it (${mdCode(ctx.registry.host)}) the registry, repository and tag come out wrong, and the packages would not install.`,
+      todo: `Leave images.crossplane.* as they are (Crossplane then pulls from xpkg.crossplane.io, which the air gap blocks) until the registry is reachable under a name without a port (HTTPS on 443); then set them to the references above, with that name.`,
+    });
+    return;
+  }
   notes.step(
-    'Crossplane packages are pulled by Crossplane\'s own package manager, not by containerd, so the registry mirrors do not cover them. ' +
-      `To install them from the registry, set ${settings.map((s) => `\`${s}\``).join(', ')} and allow the registry (its IP, port ${regPort}) in networkPolicies.crossplane.packageRegistry; ` +
+    `${why} To install them from the registry, set ${settings.map(mdCode).join(', ')} and allow the registry (its IP, port ${regPort}) in networkPolicies.crossplane.packageRegistry; ` +
       'the package manager speaks HTTPS and checks the certificate against its own trust store (Welkin passes the Crossplane chart no CA bundle).',
   );
 }
 
+/**
+ * An https:// file server airlock was told nothing about is taken to have a public
+ * certificate; with --ca-file (the registry's private CA) it is taken to share
+ * that CA. Then none of its consumers can reach it: each checks the certificate
+ * against its own image's trust store, and Welkin gives none of them a CA.
+ */
+export function fileServerCaWarning(ctx: EmitContext, notes: Notes): void {
+  if (!ctx.fileserverUrl?.startsWith('https:') || !ctx.caFile) return;
+  const h = held(ctx);
+  const consumers = [
+    h.pluginPaths.length ? ["OpenSearch's plugin installer", "(opensearch-plugin install, Java's trust store in the OpenSearch image; Welkin passes it no CA)"] : [],
+    h.falcoArtifacts.length ? ['falcoctl', "(for the index: Go's trust store in the falcoctl image; no CA setting, in falcoctl or in Welkin)"] : [],
+    h.driverFiles.length ? ["Falco's driver loader", '(falcoctl driver install: only --http-insecure, which skips verification, and no CA)'] : [],
+  ].filter((c) => c.length > 0);
+  if (consumers.length === 0) return;
+  notes.alert(
+    `The file server ${mdCode(ctx.fileserverUrl)} speaks HTTPS and --ca-file was given, so airlock takes its certificate to come from that private CA. These would then fail with "certificate signed by unknown authority": ${consumers.map((c) => c.join(' ')).join('; ')}. ` +
+      'Give the cluster a plain http:// URL to the same files (--fileserver-url http://…, or let the file server listen on HTTP too): OpenSearch checks no checksum for a plugin given by URL either way, and falcoctl reads an index over http. Or serve the files with a certificate from a public CA.',
+    `note: the file server ${ctx.fileserverUrl} is https and --ca-file was given: ${consumers.map((c) => c[0]).join(', ')} in the cluster cannot be given a private CA; see README.md in the --emit-config folder (an http:// --fileserver-url works)`,
+  );
+}
+
+/** Said wherever the legacy eBPF probe (driver kind `ebpf`, `.o` files) is chosen. */
+export const LEGACY_EBPF_GONE =
+  'The legacy eBPF probe (driver kind ebpf, .o files) is gone from falcoctl 0.13 and Falco 0.44 ("drop legacy BPF probe support"): it works with the Falco 0.41.3 and falcoctl 0.11.2 Welkin runs now, but not after an upgrade to those; use kmod, or modern_ebpf (nothing to download), for anything meant to last.';
+
+/** The reference of the Falco container plugin the chart adds to falcoctl's install list (charts/falco values.yaml, chart 6.0.2). */
+export const CHART_CONTAINER_PLUGIN = 'ghcr.io/falcosecurity/plugins/plugin/container:0.3.1';
+
+/**
+ * falcoctl's artifact install is left off (the air-gapped flavor's value) whatever
+ * the target: with Welkin's defaults the Falco chart adds the container plugin by
+ * its full ghcr.io reference to falcoctl's install list (templates/_helpers.tpl,
+ * falco.containerPlugin: whenever containerEngine or any of the docker, containerd,
+ * crio collectors is on, and useContainerEngine: false turns the latter back on),
+ * and Welkin does not pass collectors.containerEngine.pluginRef through
+ * (falco-common.yaml.gotmpl), so falcoctl would pull it from ghcr.io and Falco
+ * would not start. The README says what to patch to turn it on.
+ */
+function falcoctlStep(ctx: EmitContext, notes: Notes, h: Held, trust: RegistryTrust, regPort: number, fsPort: number): void {
+  const indexUrl = `${ctx.fileserverUrl}/falco/index.yaml`;
+  const plugin = h.falcoArtifacts.find((i) => i.role === 'falco-plugin' && parseReference(i.ref).repository.split('/').at(-1) === 'container');
+  const pluginTag = plugin ? parseReference(plugin.ref).tag : undefined;
+  const pluginRef = plugin ? `${ctx.registry.host}/${repositoryOf(ctx, plugin)}${pluginTag !== undefined ? `:${pluginTag}` : `@${plugin.digest}`}` : undefined;
+  const why = [
+    `Welkin's default falco.useContainerEngine: true makes the Falco chart (${WELKIN_SOURCE} vendors chart 6.0.2; templates/_helpers.tpl, falco.containerPlugin) add collectors.containerEngine.pluginRef, the full reference ${mdCode(CHART_CONTAINER_PLUGIN)}, to falcoctl's install list ` +
+      '(with useContainerEngine: false the chart\'s default docker, containerd and crio collectors add it all the same). falcoctl pulls a full reference as it is, from ghcr.io, not through falco.customIndexes: its init container fails and Falco never starts. ' +
+      'Welkin (helmfile.d/values/falco/falco-common.yaml.gotmpl) does not pass collectors.containerEngine.pluginRef through, so no config value can point it at the registry.',
+    plugin ? '' : `The bundle does not hold the container plugin either (carry it with \`falco: {plugins: [${CHART_CONTAINER_PLUGIN}]}\` in the manifest).`,
+    trust === 'public' ? '' : falcoctlWhy(trust),
+  ].filter(Boolean);
+  const ports = uniq([regPort, fsPort]).sort((a, b) => a - b);
+  const tags = h.falcoArtifacts.map((i) => parseReference(i.ref)).filter((r) => r.repository.endsWith('/falco-rules') && r.tag !== undefined).map((r) => r.tag ?? '');
+  const steps = [
+    trust === 'public' ? '' : `${falcoctlFix(trust)};`,
+    plugin
+      ? `patch helmfile.d/values/falco/falco-common.yaml.gotmpl: inside \`{{- if .Values.falco.useContainerEngine }}\`, below \`containerEngine:\` and its \`enabled: true\`, add ${mdCode(`pluginRef: ${pluginRef ?? ''}`)} (the container plugin in the registry);`
+      : 'carry the container plugin, then patch helmfile.d/values/falco/falco-common.yaml.gotmpl to set collectors.containerEngine.pluginRef to its reference in the registry;',
+    `set falco.artifact.install.enabled: true and falco.customIndexes: [{name: airlock, url: ${mdCode(indexUrl)}}];`,
+    tags.length ? `set falco.rulesFiles.default.version to a tag the registry holds (falco-rules ${tags.map(mdCode).join(', ')}; Welkin's default is 4.0.0);` : '',
+    `allow falcoctl to reach the registry and the file server: networkPolicies.falco.plugins.ips (their IP/32) and ports ${JSON.stringify(ports)} (the list replaces Welkin's [443]).`,
+  ].filter(Boolean);
+  notes.omit({
+    setting: `falco.artifact.install.enabled: true, falco.customIndexes: [{name: airlock, url: ${indexUrl}}]`,
+    why: why.join(' '),
+    todo: `Keep falco.artifact.install.enabled: false (the air-gapped flavor's value): Falco then starts with the rules and the container plugin packaged in its image. To install the bundled rules instead: ${steps.join(' ')}`,
+  });
+}
+
 function falcoctlWhy(trust: RegistryTrust): string {
   return (
-    `The registry is ${TRUST_WORDS[trust]}. falcoctl 0.11.2, the version Welkin runs, pulls artifacts over HTTPS checked against its image's trust store: ` +
-    'plain HTTP only with its --plain-http command-line flag, and no setting to skip verification or add a CA; Welkin passes it neither flags nor environment. ' +
-    'Its init container would fail and keep Falco from starting.'
+    `And the registry is ${TRUST_WORDS[trust]}. falcoctl 0.11.2, the version Welkin runs, pulls artifacts over HTTPS checked against its image's trust store: ` +
+    'plain HTTP only with its --plain-http command-line flag, and no setting to skip verification or add a CA; Welkin passes it neither flags nor environment.'
   );
 }
 

@@ -4,13 +4,16 @@ import path from 'node:path';
 import { Notes, readmeFiles } from './readme.js';
 import { containerdHosts, kubesprayMirrors } from './containerd.js';
 import type { EmitContext } from './context.js';
-import { welkinCommonConfig, welkinScConfig } from './welkin.js';
+import { fileServerCaWarning, welkinCommonConfig, welkinScConfig } from './welkin.js';
 import { writeAtomic } from '../fsx/atomic.js';
 import { mkdirs } from '../fsx/mkdirs.js';
 import { resolveInside } from '../fsx/safe.js';
+import { printable } from '../util/printable.js';
 
-export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[]> {
+/** `log` gets the few warnings worth a line on stderr (escaped); the README holds them all. */
+export async function emitConfig(dir: string, ctx: EmitContext, log?: (line: string) => void): Promise<string[]> {
   const notes = new Notes();
+  fileServerCaWarning(ctx, notes);
   const files = new Map<string, string>();
   const common = welkinCommonConfig(ctx, notes);
   if (common) files.set('welkin/common-config.yaml', common);
@@ -28,5 +31,6 @@ export async function emitConfig(dir: string, ctx: EmitContext): Promise<string[
     await writeAtomic(full, text);
     written.push(path.join(dir, ...rel.split('/')));
   }
+  for (const line of notes.console) log?.(printable(line));
   return written;
 }

@@ -1,7 +1,8 @@
 // Image references in rendered Kubernetes YAML: every `image:` value at any
 // depth of every document, like `yq '..|.image? | select(.)'`. A Helm-values
 // style map (`image: {registry, repository, tag, digest}`) is composed into
-// one reference instead of being printed as YAML.
+// one reference instead of being printed as YAML. The `status` of an object
+// (what `kubectl get -o yaml` adds) is skipped: the spec names the reference.
 import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { isMap, isScalar, isSeq, type Node } from 'yaml';
 import type { Problem } from './problems.js';
@@ -25,11 +26,16 @@ export function extractImagesFromText(display: string, text: string): { images: 
   };
   const visit = (node: unknown): void => {
     if (isMap(node)) {
+      const object = isKubernetesObject(node);
       for (const pair of node.items) {
         const key = isScalar(pair.key) ? pair.key.value : undefined;
+        // An object's status is what the cluster observed (`kubectl get -o yaml`): the runtime's
+        // name for a running image is an image ID or any tag the node holds, and the spec beside it
+        // names the reference.
+        if (object && key === 'status') continue;
         if (key === 'image') {
           const v = pair.value;
-          if (isScalar(v) && typeof v.value === 'string' && v.value.trim() !== '') add(v.value.trim(), v);
+          if (isScalar(v) && typeof v.value === 'string' && v.value.trim() !== '' && !IMAGE_ID.test(v.value.trim())) add(v.value.trim(), v);
           else if (isMap(v)) {
             const composed = composeValuesImage(v);
             if (composed) add(composed, v);
@@ -53,6 +59,16 @@ export async function extractImagesFromFile(file: string, display = file): Promi
     return { images: [], problems: [{ file: display, line: 1, col: 1, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }] };
   }
   return extractImagesFromText(display, text);
+}
+
+/** A local image ID (a config digest), never a reference: `docker.io/library/sha256:…` would be nonsense. */
+const IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
+
+/** A Kubernetes object: a map with apiVersion and kind. */
+function isKubernetesObject(map: Node): boolean {
+  if (!isMap(map)) return false;
+  const has = (k: string) => map.items.some((p) => isScalar(p.key) && p.key.value === k);
+  return has('apiVersion') && has('kind');
 }
 
 /** `{registry: quay.io, repository: org/app, tag: v1}` → `quay.io/org/app:v1`. */

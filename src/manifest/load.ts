@@ -12,7 +12,7 @@ import type { PresetContext } from '../presets/context.js';
 import { httpUrlProblem, redactUserinfo } from '../util/url.js';
 import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { extractImagesFromFile } from './images.js';
-import { formatPath, ManifestError, type PathSegment, type Problem } from './problems.js';
+import { formatPath, formatProblem, ManifestError, type PathSegment, type Problem } from './problems.js';
 import { validateSchema } from './schema.js';
 import { YamlSource } from './source.js';
 import { substitute } from './vars.js';
@@ -57,6 +57,8 @@ export async function loadManifest(file: string, options: LoadOptions = {}): Pro
 
 class Loader {
   private readonly problems: Problem[] = [];
+  /** `file:line:col: path: message`, for what works but should not be chosen. */
+  private readonly warnings: string[] = [];
   private readonly dir: string;
   private readonly items = new Map<string, Item>();
   private schemaPaths: string[] = [];
@@ -91,7 +93,7 @@ class Loader {
     await this.imageLists(spec.imageLists, defaultPlatforms);
     await this.renderedManifests(spec.renderedManifests, defaultPlatforms);
     if (Array.isArray(spec.artifacts)) {
-      spec.artifacts.forEach((ref, i) => typeof ref === 'string' && this.addRef('artifact', ref, ['spec', 'artifacts', i]));
+      spec.artifacts.forEach((ref, i) => typeof ref === 'string' && this.ok(['spec', 'artifacts', i]) && this.addRef('artifact', ref, ['spec', 'artifacts', i]));
     }
     this.files(spec.files);
     const ctx = this.presetContext();
@@ -108,6 +110,7 @@ class Loader {
       name: metadata.name,
       ...(metadata.version !== undefined && { version: metadata.version }),
       ...(defaultPlatforms && { platforms: defaultPlatforms }),
+      ...(this.warnings.length && { warnings: [...this.warnings] }),
       registries,
       vars,
       items: [...this.items.values()],
@@ -169,6 +172,8 @@ class Loader {
     if (!Array.isArray(value)) return;
     value.forEach((entry, i) => {
       const at: PathSegment[] = ['spec', 'images', i];
+      // An entry the schema refused (a control character) gets that one message, not a second about its reference.
+      if (!this.ok(at)) return;
       if (typeof entry === 'string') this.addRef('image', entry, at, undefined, defaultPlatforms);
       else if (isObject(entry) && typeof entry.ref === 'string') {
         const platforms = Array.isArray(entry.platforms) && this.ok([...at, 'platforms']) ? (entry.platforms as string[]) : defaultPlatforms;
@@ -260,6 +265,7 @@ class Loader {
     return {
       origin: (p) => this.origin(p),
       problem: (p, m) => this.problem(p, m),
+      warn: (p, m) => this.warnings.push(formatProblem(this.source.problemAt(p, m))),
       artifact: (ref, p, role) => this.addRef('artifact', ref, p, role),
       file: (item, p) => this.addFile({ ...item }, p),
     };

@@ -7,6 +7,11 @@ import type { PathSegment, Problem } from './problems.js';
 import type { YamlSource } from './source.js';
 import { formatPath } from './problems.js';
 import generated from './validate.generated.js';
+import { printable } from '../util/printable.js';
+
+/** What the schema's definitions/line refuses: C0, DEL, C1, and the separators PyYAML reads as line breaks. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 interface ValidateFunction {
   (data: unknown): boolean;
@@ -70,8 +75,12 @@ function toProblem(err: ErrorObject, path: PathSegment[], source: YamlSource): P
       return source.problemAt(path, withHint(`must be ${JSON.stringify(parent.const)}, not ${describe(err.data)}`));
     case 'enum':
       return source.problemAt(path, withHint(`must be one of ${(parent.enum ?? []).map((v) => JSON.stringify(v)).join(', ')}, not ${describe(err.data)}`));
-    case 'pattern':
+    case 'pattern': {
+      // The one-line rule (definitions/line) says which character and where; other patterns show the value.
+      const control = typeof err.data === 'string' ? CONTROL.exec(err.data) : null;
+      if (control) return source.problemAt(path, withHint(`contains the control character ${printable(control[0])} at character ${control.index + 1}`));
       return source.problemAt(path, withHint(`${describe(err.data)} is not valid`));
+    }
     case 'minItems':
       return source.problemAt(path, withHint('must not be empty'));
     case 'minLength':

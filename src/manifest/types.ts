@@ -69,4 +69,6 @@ export interface Plan {
   readonly registries: Record<string, RegistrySettings>;
   readonly vars: Record<string, string>;
   readonly items: Item[];
+  /** What loads but should not be chosen, as `file:line:col: path: message` (build and sync print them). */
+  readonly warnings?: string[];
 }

@@ -4,17 +4,19 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","description":"Free text, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
-const schema12 = {"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","allOf":[{"$ref":"#/definitions/line"}],"description":"Free text on one line, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o: the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"line":{"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}},"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
+const schema12 = {"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}};
+const schema14 = {"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}};
 const func2 = ucs2length;
 const func3 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z0-9][a-z0-9.-]*$", "u");
-const pattern1 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const pattern2 = new RegExp("^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "u");
-const pattern4 = new RegExp("^[a-fA-F0-9]{64}$", "u");
-const pattern5 = new RegExp("^[a-fA-F0-9]{128}$", "u");
-const pattern7 = new RegExp("^[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
-const pattern8 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
+const pattern1 = new RegExp("^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$", "u");
+const pattern2 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern4 = new RegExp("^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "u");
+const pattern14 = new RegExp("^[a-fA-F0-9]{64}$", "u");
+const pattern15 = new RegExp("^[a-fA-F0-9]{128}$", "u");
+const pattern27 = new RegExp("^[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
+const pattern28 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://airlock.invalid/schema/airlock-v1.json" */;
@@ -171,10 +173,11 @@ vErrors.push(err12);
 }
 errors++;
 }
-}
-}
-else {
-const err13 = {instancePath:instancePath+"/metadata",schemaPath:"#/properties/metadata/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.metadata.type,parentSchema:schema11.properties.metadata,data:data2};
+const _errs17 = errors;
+let valid4 = true;
+const _errs18 = errors;
+if(typeof data4 !== "string"){
+const err13 = {};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -183,15 +186,21 @@ vErrors.push(err13);
 }
 errors++;
 }
+var _valid0 = _errs18 === errors;
+errors = _errs17;
+if(vErrors !== null){
+if(_errs17){
+vErrors.length = _errs17;
 }
-if(data.vars !== undefined){
-let data5 = data.vars;
-if(data5 && typeof data5 == "object" && !Array.isArray(data5)){
-for(const key2 in data5){
-const _errs19 = errors;
-if(typeof key2 === "string"){
-if(!pattern1.test(key2)){
-const err14 = {instancePath:instancePath+"/vars",schemaPath:"#/properties/vars/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]*$",parentSchema:schema11.properties.vars.propertyNames,data:key2,propertyName:key2};
+else {
+vErrors = null;
+}
+}
+if(_valid0){
+const _errs20 = errors;
+if(typeof data4 === "string"){
+if(!pattern1.test(data4)){
+const err14 = {instancePath:instancePath+"/metadata/version",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data4};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -201,9 +210,8 @@ vErrors.push(err14);
 errors++;
 }
 }
-var valid2 = _errs19 === errors;
-if(!valid2){
-const err15 = {instancePath:instancePath+"/vars",schemaPath:"#/properties/vars/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid",schema:schema11.properties.vars.propertyNames,parentSchema:schema11.properties.vars,data:data5};
+else {
+const err15 = {instancePath:instancePath+"/metadata/version",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data4};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -212,11 +220,11 @@ vErrors.push(err15);
 }
 errors++;
 }
+var _valid0 = _errs20 === errors;
+valid4 = _valid0;
 }
-for(const key3 in data5){
-let data6 = data5[key3];
-if(((typeof data6 !== "string") && (!((typeof data6 == "number") && (isFinite(data6))))) && (typeof data6 !== "boolean")){
-const err16 = {instancePath:instancePath+"/vars/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/vars/additionalProperties/type",keyword:"type",params:{type: schema11.properties.vars.additionalProperties.type},message:"must be string,number,boolean",schema:schema11.properties.vars.additionalProperties.type,parentSchema:schema11.properties.vars.additionalProperties,data:data6};
+if(!valid4){
+const err16 = {instancePath:instancePath+"/metadata/version",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data4};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -228,7 +236,7 @@ errors++;
 }
 }
 else {
-const err17 = {instancePath:instancePath+"/vars",schemaPath:"#/properties/vars/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.vars.type,parentSchema:schema11.properties.vars,data:data5};
+const err17 = {instancePath:instancePath+"/metadata",schemaPath:"#/properties/metadata/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.metadata.type,parentSchema:schema11.properties.metadata,data:data2};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -238,12 +246,14 @@ vErrors.push(err17);
 errors++;
 }
 }
-if(data.spec !== undefined){
-let data7 = data.spec;
-if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
-for(const key4 in data7){
-if(!(func3.call(schema11.properties.spec.properties, key4))){
-const err18 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec,data:data7};
+if(data.vars !== undefined){
+let data5 = data.vars;
+if(data5 && typeof data5 == "object" && !Array.isArray(data5)){
+for(const key2 in data5){
+const _errs27 = errors;
+if(typeof key2 === "string"){
+if(!pattern2.test(key2)){
+const err18 = {instancePath:instancePath+"/vars",schemaPath:"#/properties/vars/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]*$",parentSchema:schema11.properties.vars.propertyNames,data:key2,propertyName:key2};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -253,11 +263,9 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data7.platforms !== undefined){
-let data8 = data7.platforms;
-if(Array.isArray(data8)){
-if(data8.length < 1){
-const err19 = {instancePath:instancePath+"/spec/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12,data:data8};
+var valid5 = _errs27 === errors;
+if(!valid5){
+const err19 = {instancePath:instancePath+"/vars",schemaPath:"#/properties/vars/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid",schema:schema11.properties.vars.propertyNames,parentSchema:schema11.properties.vars,data:data5};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -266,12 +274,11 @@ vErrors.push(err19);
 }
 errors++;
 }
-const len0 = data8.length;
-for(let i0=0; i0<len0; i0++){
-let data9 = data8[i0];
-if(typeof data9 === "string"){
-if(!pattern2.test(data9)){
-const err20 = {instancePath:instancePath+"/spec/platforms/" + i0,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema12.items,data:data9};
+}
+for(const key3 in data5){
+let data6 = data5[key3];
+if(((typeof data6 !== "string") && (!((typeof data6 == "number") && (isFinite(data6))))) && (typeof data6 !== "boolean")){
+const err20 = {instancePath:instancePath+"/vars/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/vars/additionalProperties/type",keyword:"type",params:{type: schema11.properties.vars.additionalProperties.type},message:"must be string,number,boolean",schema:schema11.properties.vars.additionalProperties.type,parentSchema:schema11.properties.vars.additionalProperties,data:data6};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -280,9 +287,11 @@ vErrors.push(err20);
 }
 errors++;
 }
-}
-else {
-const err21 = {instancePath:instancePath+"/spec/platforms/" + i0,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.items.type,parentSchema:schema12.items,data:data9};
+const _errs33 = errors;
+let valid9 = true;
+const _errs34 = errors;
+if(typeof data6 !== "string"){
+const err21 = {};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -291,15 +300,128 @@ vErrors.push(err21);
 }
 errors++;
 }
-}
+var _valid1 = _errs34 === errors;
+errors = _errs33;
+if(vErrors !== null){
+if(_errs33){
+vErrors.length = _errs33;
 }
 else {
-const err22 = {instancePath:instancePath+"/spec/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.type,parentSchema:schema12,data:data8};
+vErrors = null;
+}
+}
+if(_valid1){
+const _errs36 = errors;
+if(typeof data6 === "string"){
+if(!pattern1.test(data6)){
+const err22 = {instancePath:instancePath+"/vars/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data6};
 if(vErrors === null){
 vErrors = [err22];
 }
 else {
 vErrors.push(err22);
+}
+errors++;
+}
+}
+else {
+const err23 = {instancePath:instancePath+"/vars/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data6};
+if(vErrors === null){
+vErrors = [err23];
+}
+else {
+vErrors.push(err23);
+}
+errors++;
+}
+var _valid1 = _errs36 === errors;
+valid9 = _valid1;
+}
+if(!valid9){
+const err24 = {instancePath:instancePath+"/vars/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data6};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+}
+}
+else {
+const err25 = {instancePath:instancePath+"/vars",schemaPath:"#/properties/vars/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.vars.type,parentSchema:schema11.properties.vars,data:data5};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+}
+if(data.spec !== undefined){
+let data7 = data.spec;
+if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
+for(const key4 in data7){
+if(!(func3.call(schema11.properties.spec.properties, key4))){
+const err26 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec,data:data7};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+}
+if(data7.platforms !== undefined){
+let data8 = data7.platforms;
+if(Array.isArray(data8)){
+if(data8.length < 1){
+const err27 = {instancePath:instancePath+"/spec/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema14,data:data8};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
+const len0 = data8.length;
+for(let i0=0; i0<len0; i0++){
+let data9 = data8[i0];
+if(typeof data9 === "string"){
+if(!pattern4.test(data9)){
+const err28 = {instancePath:instancePath+"/spec/platforms/" + i0,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema14.items,data:data9};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
+else {
+const err29 = {instancePath:instancePath+"/spec/platforms/" + i0,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.items.type,parentSchema:schema14.items,data:data9};
+if(vErrors === null){
+vErrors = [err29];
+}
+else {
+vErrors.push(err29);
+}
+errors++;
+}
+}
+}
+else {
+const err30 = {instancePath:instancePath+"/spec/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema14.type,parentSchema:schema14,data:data8};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
 }
 errors++;
 }
@@ -312,126 +434,7 @@ let data11 = data10[key5];
 if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
 for(const key6 in data11){
 if(!(((key6 === "plainHttp") || (key6 === "caFile")) || (key6 === "insecureSkipTLSVerify"))){
-const err23 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data11};
-if(vErrors === null){
-vErrors = [err23];
-}
-else {
-vErrors.push(err23);
-}
-errors++;
-}
-}
-if(data11.plainHttp !== undefined){
-let data12 = data11.plainHttp;
-if(typeof data12 !== "boolean"){
-const err24 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/plainHttp",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/plainHttp/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp,data:data12};
-if(vErrors === null){
-vErrors = [err24];
-}
-else {
-vErrors.push(err24);
-}
-errors++;
-}
-}
-if(data11.caFile !== undefined){
-let data13 = data11.caFile;
-if(typeof data13 === "string"){
-if(func2(data13) < 1){
-const err25 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data13};
-if(vErrors === null){
-vErrors = [err25];
-}
-else {
-vErrors.push(err25);
-}
-errors++;
-}
-}
-else {
-const err26 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data13};
-if(vErrors === null){
-vErrors = [err26];
-}
-else {
-vErrors.push(err26);
-}
-errors++;
-}
-}
-if(data11.insecureSkipTLSVerify !== undefined){
-let data14 = data11.insecureSkipTLSVerify;
-if(typeof data14 !== "boolean"){
-const err27 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/insecureSkipTLSVerify",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/insecureSkipTLSVerify/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify,data:data14};
-if(vErrors === null){
-vErrors = [err27];
-}
-else {
-vErrors.push(err27);
-}
-errors++;
-}
-}
-}
-else {
-const err28 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data11};
-if(vErrors === null){
-vErrors = [err28];
-}
-else {
-vErrors.push(err28);
-}
-errors++;
-}
-}
-}
-else {
-const err29 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data10};
-if(vErrors === null){
-vErrors = [err29];
-}
-else {
-vErrors.push(err29);
-}
-errors++;
-}
-}
-if(data7.images !== undefined){
-let data15 = data7.images;
-if(Array.isArray(data15)){
-const len1 = data15.length;
-for(let i1=0; i1<len1; i1++){
-let data16 = data15[i1];
-const _errs56 = errors;
-let valid12 = true;
-const _errs57 = errors;
-if(typeof data16 !== "string"){
-const err30 = {};
-if(vErrors === null){
-vErrors = [err30];
-}
-else {
-vErrors.push(err30);
-}
-errors++;
-}
-var _valid0 = _errs57 === errors;
-errors = _errs56;
-if(vErrors !== null){
-if(_errs56){
-vErrors.length = _errs56;
-}
-else {
-vErrors = null;
-}
-}
-let ifClause0;
-if(_valid0){
-const _errs59 = errors;
-if(typeof data16 === "string"){
-if(func2(data16) < 1){
-const err31 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.then,data:data16};
+const err31 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data11};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -441,8 +444,10 @@ vErrors.push(err31);
 errors++;
 }
 }
-else {
-const err32 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.then.type,parentSchema:schema11.properties.spec.properties.images.items.then,data:data16};
+if(data11.plainHttp !== undefined){
+let data12 = data11.plainHttp;
+if(typeof data12 !== "boolean"){
+const err32 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/plainHttp",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/plainHttp/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp,data:data12};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -451,15 +456,14 @@ vErrors.push(err32);
 }
 errors++;
 }
-var _valid0 = _errs59 === errors;
-valid12 = _valid0;
-ifClause0 = "then";
 }
-else {
-const _errs62 = errors;
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-if(data16.ref === undefined){
-const err33 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/required",keyword:"required",params:{missingProperty: "ref"},message:"must have required property '"+"ref"+"'",schema:schema11.properties.spec.properties.images.items.else.required,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+if(data11.caFile !== undefined){
+let data13 = data11.caFile;
+const _errs66 = errors;
+let valid18 = true;
+const _errs67 = errors;
+if(typeof data13 !== "string"){
+const err33 = {};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -468,9 +472,21 @@ vErrors.push(err33);
 }
 errors++;
 }
-for(const key7 in data16){
-if(!((key7 === "ref") || (key7 === "platforms"))){
-const err34 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+var _valid2 = _errs67 === errors;
+errors = _errs66;
+if(vErrors !== null){
+if(_errs66){
+vErrors.length = _errs66;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid2){
+const _errs69 = errors;
+if(typeof data13 === "string"){
+if(!pattern1.test(data13)){
+const err34 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data13};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -480,11 +496,8 @@ vErrors.push(err34);
 errors++;
 }
 }
-if(data16.ref !== undefined){
-let data17 = data16.ref;
-if(typeof data17 === "string"){
-if(func2(data17) < 1){
-const err35 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data17};
+else {
+const err35 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data13};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -493,9 +506,11 @@ vErrors.push(err35);
 }
 errors++;
 }
+var _valid2 = _errs69 === errors;
+valid18 = _valid2;
 }
-else {
-const err36 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.else.properties.ref.type,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data17};
+if(!valid18){
+const err36 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data13};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -504,12 +519,9 @@ vErrors.push(err36);
 }
 errors++;
 }
-}
-if(data16.platforms !== undefined){
-let data18 = data16.platforms;
-if(Array.isArray(data18)){
-if(data18.length < 1){
-const err37 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12,data:data18};
+if(typeof data13 === "string"){
+if(func2(data13) < 1){
+const err37 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data13};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -518,12 +530,9 @@ vErrors.push(err37);
 }
 errors++;
 }
-const len2 = data18.length;
-for(let i2=0; i2<len2; i2++){
-let data19 = data18[i2];
-if(typeof data19 === "string"){
-if(!pattern2.test(data19)){
-const err38 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema12.items,data:data19};
+}
+else {
+const err38 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data13};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -533,8 +542,10 @@ vErrors.push(err38);
 errors++;
 }
 }
-else {
-const err39 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.items.type,parentSchema:schema12.items,data:data19};
+if(data11.insecureSkipTLSVerify !== undefined){
+let data14 = data11.insecureSkipTLSVerify;
+if(typeof data14 !== "boolean"){
+const err39 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/insecureSkipTLSVerify",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/insecureSkipTLSVerify/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify,data:data14};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -546,7 +557,7 @@ errors++;
 }
 }
 else {
-const err40 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.type,parentSchema:schema12,data:data18};
+const err40 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data11};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -558,7 +569,7 @@ errors++;
 }
 }
 else {
-const err41 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.images.items.else.type,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+const err41 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data10};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -567,12 +578,18 @@ vErrors.push(err41);
 }
 errors++;
 }
-var _valid0 = _errs62 === errors;
-valid12 = _valid0;
-ifClause0 = "else";
 }
-if(!valid12){
-const err42 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema11.properties.spec.properties.images.items.if,parentSchema:schema11.properties.spec.properties.images.items,data:data16};
+if(data7.images !== undefined){
+let data15 = data7.images;
+if(Array.isArray(data15)){
+const len1 = data15.length;
+for(let i1=0; i1<len1; i1++){
+let data16 = data15[i1];
+const _errs80 = errors;
+let valid21 = true;
+const _errs81 = errors;
+if(typeof data16 !== "string"){
+const err42 = {};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -581,10 +598,24 @@ vErrors.push(err42);
 }
 errors++;
 }
-}
+var _valid3 = _errs81 === errors;
+errors = _errs80;
+if(vErrors !== null){
+if(_errs80){
+vErrors.length = _errs80;
 }
 else {
-const err43 = {instancePath:instancePath+"/spec/images",schemaPath:"#/properties/spec/properties/images/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.images.type,parentSchema:schema11.properties.spec.properties.images,data:data15};
+vErrors = null;
+}
+}
+let ifClause0;
+if(_valid3){
+const _errs83 = errors;
+const _errs87 = errors;
+let valid24 = true;
+const _errs88 = errors;
+if(typeof data16 !== "string"){
+const err43 = {};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -593,16 +624,21 @@ vErrors.push(err43);
 }
 errors++;
 }
+var _valid4 = _errs88 === errors;
+errors = _errs87;
+if(vErrors !== null){
+if(_errs87){
+vErrors.length = _errs87;
 }
-if(data7.imageLists !== undefined){
-let data20 = data7.imageLists;
-if(Array.isArray(data20)){
-const len3 = data20.length;
-for(let i3=0; i3<len3; i3++){
-let data21 = data20[i3];
-if(typeof data21 === "string"){
-if(func2(data21) < 1){
-const err44 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data21};
+else {
+vErrors = null;
+}
+}
+if(_valid4){
+const _errs90 = errors;
+if(typeof data16 === "string"){
+if(!pattern1.test(data16)){
+const err44 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data16};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -613,7 +649,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageLists.items.type,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data21};
+const err45 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data16};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -622,10 +658,11 @@ vErrors.push(err45);
 }
 errors++;
 }
+var _valid4 = _errs90 === errors;
+valid24 = _valid4;
 }
-}
-else {
-const err46 = {instancePath:instancePath+"/spec/imageLists",schemaPath:"#/properties/spec/properties/imageLists/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageLists.type,parentSchema:schema11.properties.spec.properties.imageLists,data:data20};
+if(!valid24){
+const err46 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data16};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -634,16 +671,9 @@ vErrors.push(err46);
 }
 errors++;
 }
-}
-if(data7.renderedManifests !== undefined){
-let data22 = data7.renderedManifests;
-if(Array.isArray(data22)){
-const len4 = data22.length;
-for(let i4=0; i4<len4; i4++){
-let data23 = data22[i4];
-if(typeof data23 === "string"){
-if(func2(data23) < 1){
-const err47 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data23};
+if(typeof data16 === "string"){
+if(func2(data16) < 1){
+const err47 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.then,data:data16};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -654,7 +684,7 @@ errors++;
 }
 }
 else {
-const err48 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.renderedManifests.items.type,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data23};
+const err48 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.then.type,parentSchema:schema11.properties.spec.properties.images.items.then,data:data16};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -663,15 +693,407 @@ vErrors.push(err48);
 }
 errors++;
 }
-}
+var _valid3 = _errs83 === errors;
+valid21 = _valid3;
+ifClause0 = "then";
 }
 else {
-const err49 = {instancePath:instancePath+"/spec/renderedManifests",schemaPath:"#/properties/spec/properties/renderedManifests/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.renderedManifests.type,parentSchema:schema11.properties.spec.properties.renderedManifests,data:data22};
+const _errs94 = errors;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+if(data16.ref === undefined){
+const err49 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/required",keyword:"required",params:{missingProperty: "ref"},message:"must have required property '"+"ref"+"'",schema:schema11.properties.spec.properties.images.items.else.required,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
 if(vErrors === null){
 vErrors = [err49];
 }
 else {
 vErrors.push(err49);
+}
+errors++;
+}
+for(const key7 in data16){
+if(!((key7 === "ref") || (key7 === "platforms"))){
+const err50 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+if(vErrors === null){
+vErrors = [err50];
+}
+else {
+vErrors.push(err50);
+}
+errors++;
+}
+}
+if(data16.ref !== undefined){
+let data17 = data16.ref;
+const _errs102 = errors;
+let valid28 = true;
+const _errs103 = errors;
+if(typeof data17 !== "string"){
+const err51 = {};
+if(vErrors === null){
+vErrors = [err51];
+}
+else {
+vErrors.push(err51);
+}
+errors++;
+}
+var _valid5 = _errs103 === errors;
+errors = _errs102;
+if(vErrors !== null){
+if(_errs102){
+vErrors.length = _errs102;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid5){
+const _errs105 = errors;
+if(typeof data17 === "string"){
+if(!pattern1.test(data17)){
+const err52 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data17};
+if(vErrors === null){
+vErrors = [err52];
+}
+else {
+vErrors.push(err52);
+}
+errors++;
+}
+}
+else {
+const err53 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data17};
+if(vErrors === null){
+vErrors = [err53];
+}
+else {
+vErrors.push(err53);
+}
+errors++;
+}
+var _valid5 = _errs105 === errors;
+valid28 = _valid5;
+}
+if(!valid28){
+const err54 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data17};
+if(vErrors === null){
+vErrors = [err54];
+}
+else {
+vErrors.push(err54);
+}
+errors++;
+}
+if(typeof data17 === "string"){
+if(func2(data17) < 1){
+const err55 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data17};
+if(vErrors === null){
+vErrors = [err55];
+}
+else {
+vErrors.push(err55);
+}
+errors++;
+}
+}
+else {
+const err56 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.else.properties.ref.type,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data17};
+if(vErrors === null){
+vErrors = [err56];
+}
+else {
+vErrors.push(err56);
+}
+errors++;
+}
+}
+if(data16.platforms !== undefined){
+let data18 = data16.platforms;
+if(Array.isArray(data18)){
+if(data18.length < 1){
+const err57 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema14,data:data18};
+if(vErrors === null){
+vErrors = [err57];
+}
+else {
+vErrors.push(err57);
+}
+errors++;
+}
+const len2 = data18.length;
+for(let i2=0; i2<len2; i2++){
+let data19 = data18[i2];
+if(typeof data19 === "string"){
+if(!pattern4.test(data19)){
+const err58 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema14.items,data:data19};
+if(vErrors === null){
+vErrors = [err58];
+}
+else {
+vErrors.push(err58);
+}
+errors++;
+}
+}
+else {
+const err59 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.items.type,parentSchema:schema14.items,data:data19};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
+}
+errors++;
+}
+}
+}
+else {
+const err60 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema14.type,parentSchema:schema14,data:data18};
+if(vErrors === null){
+vErrors = [err60];
+}
+else {
+vErrors.push(err60);
+}
+errors++;
+}
+}
+}
+else {
+const err61 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.images.items.else.type,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+if(vErrors === null){
+vErrors = [err61];
+}
+else {
+vErrors.push(err61);
+}
+errors++;
+}
+var _valid3 = _errs94 === errors;
+valid21 = _valid3;
+ifClause0 = "else";
+}
+if(!valid21){
+const err62 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema11.properties.spec.properties.images.items.if,parentSchema:schema11.properties.spec.properties.images.items,data:data16};
+if(vErrors === null){
+vErrors = [err62];
+}
+else {
+vErrors.push(err62);
+}
+errors++;
+}
+}
+}
+else {
+const err63 = {instancePath:instancePath+"/spec/images",schemaPath:"#/properties/spec/properties/images/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.images.type,parentSchema:schema11.properties.spec.properties.images,data:data15};
+if(vErrors === null){
+vErrors = [err63];
+}
+else {
+vErrors.push(err63);
+}
+errors++;
+}
+}
+if(data7.imageLists !== undefined){
+let data20 = data7.imageLists;
+if(Array.isArray(data20)){
+const len3 = data20.length;
+for(let i3=0; i3<len3; i3++){
+let data21 = data20[i3];
+const _errs123 = errors;
+let valid36 = true;
+const _errs124 = errors;
+if(typeof data21 !== "string"){
+const err64 = {};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+var _valid6 = _errs124 === errors;
+errors = _errs123;
+if(vErrors !== null){
+if(_errs123){
+vErrors.length = _errs123;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid6){
+const _errs126 = errors;
+if(typeof data21 === "string"){
+if(!pattern1.test(data21)){
+const err65 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data21};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
+}
+errors++;
+}
+}
+else {
+const err66 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data21};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
+}
+errors++;
+}
+var _valid6 = _errs126 === errors;
+valid36 = _valid6;
+}
+if(!valid36){
+const err67 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data21};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+if(typeof data21 === "string"){
+if(func2(data21) < 1){
+const err68 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data21};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
+}
+errors++;
+}
+}
+else {
+const err69 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageLists.items.type,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data21};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
+}
+errors++;
+}
+}
+}
+else {
+const err70 = {instancePath:instancePath+"/spec/imageLists",schemaPath:"#/properties/spec/properties/imageLists/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageLists.type,parentSchema:schema11.properties.spec.properties.imageLists,data:data20};
+if(vErrors === null){
+vErrors = [err70];
+}
+else {
+vErrors.push(err70);
+}
+errors++;
+}
+}
+if(data7.renderedManifests !== undefined){
+let data22 = data7.renderedManifests;
+if(Array.isArray(data22)){
+const len4 = data22.length;
+for(let i4=0; i4<len4; i4++){
+let data23 = data22[i4];
+const _errs137 = errors;
+let valid41 = true;
+const _errs138 = errors;
+if(typeof data23 !== "string"){
+const err71 = {};
+if(vErrors === null){
+vErrors = [err71];
+}
+else {
+vErrors.push(err71);
+}
+errors++;
+}
+var _valid7 = _errs138 === errors;
+errors = _errs137;
+if(vErrors !== null){
+if(_errs137){
+vErrors.length = _errs137;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid7){
+const _errs140 = errors;
+if(typeof data23 === "string"){
+if(!pattern1.test(data23)){
+const err72 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data23};
+if(vErrors === null){
+vErrors = [err72];
+}
+else {
+vErrors.push(err72);
+}
+errors++;
+}
+}
+else {
+const err73 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data23};
+if(vErrors === null){
+vErrors = [err73];
+}
+else {
+vErrors.push(err73);
+}
+errors++;
+}
+var _valid7 = _errs140 === errors;
+valid41 = _valid7;
+}
+if(!valid41){
+const err74 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data23};
+if(vErrors === null){
+vErrors = [err74];
+}
+else {
+vErrors.push(err74);
+}
+errors++;
+}
+if(typeof data23 === "string"){
+if(func2(data23) < 1){
+const err75 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data23};
+if(vErrors === null){
+vErrors = [err75];
+}
+else {
+vErrors.push(err75);
+}
+errors++;
+}
+}
+else {
+const err76 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.renderedManifests.items.type,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data23};
+if(vErrors === null){
+vErrors = [err76];
+}
+else {
+vErrors.push(err76);
+}
+errors++;
+}
+}
+}
+else {
+const err77 = {instancePath:instancePath+"/spec/renderedManifests",schemaPath:"#/properties/spec/properties/renderedManifests/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.renderedManifests.type,parentSchema:schema11.properties.spec.properties.renderedManifests,data:data22};
+if(vErrors === null){
+vErrors = [err77];
+}
+else {
+vErrors.push(err77);
 }
 errors++;
 }
@@ -682,37 +1104,97 @@ if(Array.isArray(data24)){
 const len5 = data24.length;
 for(let i5=0; i5<len5; i5++){
 let data25 = data24[i5];
+const _errs151 = errors;
+let valid46 = true;
+const _errs152 = errors;
+if(typeof data25 !== "string"){
+const err78 = {};
+if(vErrors === null){
+vErrors = [err78];
+}
+else {
+vErrors.push(err78);
+}
+errors++;
+}
+var _valid8 = _errs152 === errors;
+errors = _errs151;
+if(vErrors !== null){
+if(_errs151){
+vErrors.length = _errs151;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid8){
+const _errs154 = errors;
+if(typeof data25 === "string"){
+if(!pattern1.test(data25)){
+const err79 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data25};
+if(vErrors === null){
+vErrors = [err79];
+}
+else {
+vErrors.push(err79);
+}
+errors++;
+}
+}
+else {
+const err80 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data25};
+if(vErrors === null){
+vErrors = [err80];
+}
+else {
+vErrors.push(err80);
+}
+errors++;
+}
+var _valid8 = _errs154 === errors;
+valid46 = _valid8;
+}
+if(!valid46){
+const err81 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data25};
+if(vErrors === null){
+vErrors = [err81];
+}
+else {
+vErrors.push(err81);
+}
+errors++;
+}
 if(typeof data25 === "string"){
 if(func2(data25) < 1){
-const err50 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data25};
+const err82 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data25};
 if(vErrors === null){
-vErrors = [err50];
+vErrors = [err82];
 }
 else {
-vErrors.push(err50);
+vErrors.push(err82);
 }
 errors++;
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.artifacts.items.type,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data25};
+const err83 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.artifacts.items.type,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data25};
 if(vErrors === null){
-vErrors = [err51];
+vErrors = [err83];
 }
 else {
-vErrors.push(err51);
+vErrors.push(err83);
 }
 errors++;
 }
 }
 }
 else {
-const err52 = {instancePath:instancePath+"/spec/artifacts",schemaPath:"#/properties/spec/properties/artifacts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.artifacts.type,parentSchema:schema11.properties.spec.properties.artifacts,data:data24};
+const err84 = {instancePath:instancePath+"/spec/artifacts",schemaPath:"#/properties/spec/properties/artifacts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.artifacts.type,parentSchema:schema11.properties.spec.properties.artifacts,data:data24};
 if(vErrors === null){
-vErrors = [err52];
+vErrors = [err84];
 }
 else {
-vErrors.push(err52);
+vErrors.push(err84);
 }
 errors++;
 }
@@ -725,415 +1207,7 @@ for(let i6=0; i6<len6; i6++){
 let data27 = data26[i6];
 if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
 if(data27.url === undefined){
-const err53 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.spec.properties.files.items.required,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
-if(vErrors === null){
-vErrors = [err53];
-}
-else {
-vErrors.push(err53);
-}
-errors++;
-}
-for(const key8 in data27){
-if(!(((((key8 === "url") || (key8 === "path")) || (key8 === "sha256")) || (key8 === "sha512")) || (key8 === "checksumUrl"))){
-const err54 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
-if(vErrors === null){
-vErrors = [err54];
-}
-else {
-vErrors.push(err54);
-}
-errors++;
-}
-}
-if(data27.url !== undefined){
-let data28 = data27.url;
-if(typeof data28 === "string"){
-if(func2(data28) < 1){
-const err55 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data28};
-if(vErrors === null){
-vErrors = [err55];
-}
-else {
-vErrors.push(err55);
-}
-errors++;
-}
-}
-else {
-const err56 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.url.type,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data28};
-if(vErrors === null){
-vErrors = [err56];
-}
-else {
-vErrors.push(err56);
-}
-errors++;
-}
-}
-if(data27.path !== undefined){
-let data29 = data27.path;
-if(typeof data29 === "string"){
-if(func2(data29) < 1){
-const err57 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data29};
-if(vErrors === null){
-vErrors = [err57];
-}
-else {
-vErrors.push(err57);
-}
-errors++;
-}
-}
-else {
-const err58 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.path.type,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data29};
-if(vErrors === null){
-vErrors = [err58];
-}
-else {
-vErrors.push(err58);
-}
-errors++;
-}
-}
-if(data27.sha256 !== undefined){
-let data30 = data27.sha256;
-if(typeof data30 === "string"){
-if(!pattern4.test(data30)){
-const err59 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data30};
-if(vErrors === null){
-vErrors = [err59];
-}
-else {
-vErrors.push(err59);
-}
-errors++;
-}
-}
-else {
-const err60 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data30};
-if(vErrors === null){
-vErrors = [err60];
-}
-else {
-vErrors.push(err60);
-}
-errors++;
-}
-}
-if(data27.sha512 !== undefined){
-let data31 = data27.sha512;
-if(typeof data31 === "string"){
-if(!pattern5.test(data31)){
-const err61 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{128}$"},message:"must match pattern \""+"^[a-fA-F0-9]{128}$"+"\"",schema:"^[a-fA-F0-9]{128}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data31};
-if(vErrors === null){
-vErrors = [err61];
-}
-else {
-vErrors.push(err61);
-}
-errors++;
-}
-}
-else {
-const err62 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha512.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data31};
-if(vErrors === null){
-vErrors = [err62];
-}
-else {
-vErrors.push(err62);
-}
-errors++;
-}
-}
-if(data27.checksumUrl !== undefined){
-let data32 = data27.checksumUrl;
-if(typeof data32 === "string"){
-if(func2(data32) < 1){
-const err63 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data32};
-if(vErrors === null){
-vErrors = [err63];
-}
-else {
-vErrors.push(err63);
-}
-errors++;
-}
-}
-else {
-const err64 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.checksumUrl.type,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data32};
-if(vErrors === null){
-vErrors = [err64];
-}
-else {
-vErrors.push(err64);
-}
-errors++;
-}
-}
-}
-else {
-const err65 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.files.items.type,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
-if(vErrors === null){
-vErrors = [err65];
-}
-else {
-vErrors.push(err65);
-}
-errors++;
-}
-}
-}
-else {
-const err66 = {instancePath:instancePath+"/spec/files",schemaPath:"#/properties/spec/properties/files/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.files.type,parentSchema:schema11.properties.spec.properties.files,data:data26};
-if(vErrors === null){
-vErrors = [err66];
-}
-else {
-vErrors.push(err66);
-}
-errors++;
-}
-}
-if(data7.trivy !== undefined){
-let data33 = data7.trivy;
-if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
-for(const key9 in data33){
-if(!((key9 === "db") || (key9 === "javaDb"))){
-const err67 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.trivy,data:data33};
-if(vErrors === null){
-vErrors = [err67];
-}
-else {
-vErrors.push(err67);
-}
-errors++;
-}
-}
-if(data33.db !== undefined){
-let data34 = data33.db;
-if((typeof data34 !== "string") && (typeof data34 !== "boolean")){
-const err68 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/properties/spec/properties/trivy/properties/db/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.db.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.db.type,parentSchema:schema11.properties.spec.properties.trivy.properties.db,data:data34};
-if(vErrors === null){
-vErrors = [err68];
-}
-else {
-vErrors.push(err68);
-}
-errors++;
-}
-}
-if(data33.javaDb !== undefined){
-let data35 = data33.javaDb;
-if((typeof data35 !== "string") && (typeof data35 !== "boolean")){
-const err69 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/properties/spec/properties/trivy/properties/javaDb/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.javaDb.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.javaDb.type,parentSchema:schema11.properties.spec.properties.trivy.properties.javaDb,data:data35};
-if(vErrors === null){
-vErrors = [err69];
-}
-else {
-vErrors.push(err69);
-}
-errors++;
-}
-}
-}
-else {
-const err70 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.trivy.type,parentSchema:schema11.properties.spec.properties.trivy,data:data33};
-if(vErrors === null){
-vErrors = [err70];
-}
-else {
-vErrors.push(err70);
-}
-errors++;
-}
-}
-if(data7.falco !== undefined){
-let data36 = data7.falco;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-for(const key10 in data36){
-if(!(((key10 === "rules") || (key10 === "plugins")) || (key10 === "drivers"))){
-const err71 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco,data:data36};
-if(vErrors === null){
-vErrors = [err71];
-}
-else {
-vErrors.push(err71);
-}
-errors++;
-}
-}
-if(data36.rules !== undefined){
-let data37 = data36.rules;
-if(Array.isArray(data37)){
-const len7 = data37.length;
-for(let i7=0; i7<len7; i7++){
-let data38 = data37[i7];
-if(typeof data38 === "string"){
-if(func2(data38) < 1){
-const err72 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data38};
-if(vErrors === null){
-vErrors = [err72];
-}
-else {
-vErrors.push(err72);
-}
-errors++;
-}
-}
-else {
-const err73 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.rules.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data38};
-if(vErrors === null){
-vErrors = [err73];
-}
-else {
-vErrors.push(err73);
-}
-errors++;
-}
-}
-}
-else {
-const err74 = {instancePath:instancePath+"/spec/falco/rules",schemaPath:"#/properties/spec/properties/falco/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.rules.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules,data:data37};
-if(vErrors === null){
-vErrors = [err74];
-}
-else {
-vErrors.push(err74);
-}
-errors++;
-}
-}
-if(data36.plugins !== undefined){
-let data39 = data36.plugins;
-if(Array.isArray(data39)){
-const len8 = data39.length;
-for(let i8=0; i8<len8; i8++){
-let data40 = data39[i8];
-if(typeof data40 === "string"){
-if(func2(data40) < 1){
-const err75 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data40};
-if(vErrors === null){
-vErrors = [err75];
-}
-else {
-vErrors.push(err75);
-}
-errors++;
-}
-}
-else {
-const err76 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data40};
-if(vErrors === null){
-vErrors = [err76];
-}
-else {
-vErrors.push(err76);
-}
-errors++;
-}
-}
-}
-else {
-const err77 = {instancePath:instancePath+"/spec/falco/plugins",schemaPath:"#/properties/spec/properties/falco/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.plugins.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins,data:data39};
-if(vErrors === null){
-vErrors = [err77];
-}
-else {
-vErrors.push(err77);
-}
-errors++;
-}
-}
-if(data36.drivers !== undefined){
-let data41 = data36.drivers;
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-if(data41.version === undefined){
-const err78 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
-if(vErrors === null){
-vErrors = [err78];
-}
-else {
-vErrors.push(err78);
-}
-errors++;
-}
-if(data41.kernels === undefined){
-const err79 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "kernels"},message:"must have required property '"+"kernels"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
-if(vErrors === null){
-vErrors = [err79];
-}
-else {
-vErrors.push(err79);
-}
-errors++;
-}
-for(const key11 in data41){
-if(!(((((key11 === "repoUrl") || (key11 === "version")) || (key11 === "arch")) || (key11 === "kind")) || (key11 === "kernels"))){
-const err80 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
-if(vErrors === null){
-vErrors = [err80];
-}
-else {
-vErrors.push(err80);
-}
-errors++;
-}
-}
-if(data41.repoUrl !== undefined){
-let data42 = data41.repoUrl;
-if(typeof data42 === "string"){
-if(func2(data42) < 1){
-const err81 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data42};
-if(vErrors === null){
-vErrors = [err81];
-}
-else {
-vErrors.push(err81);
-}
-errors++;
-}
-}
-else {
-const err82 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data42};
-if(vErrors === null){
-vErrors = [err82];
-}
-else {
-vErrors.push(err82);
-}
-errors++;
-}
-}
-if(data41.version !== undefined){
-let data43 = data41.version;
-if(typeof data43 === "string"){
-if(func2(data43) < 1){
-const err83 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data43};
-if(vErrors === null){
-vErrors = [err83];
-}
-else {
-vErrors.push(err83);
-}
-errors++;
-}
-}
-else {
-const err84 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.version.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data43};
-if(vErrors === null){
-vErrors = [err84];
-}
-else {
-vErrors.push(err84);
-}
-errors++;
-}
-}
-if(data41.arch !== undefined){
-let data44 = data41.arch;
-if(!((data44 === "x86_64") || (data44 === "aarch64"))){
-const err85 = {instancePath:instancePath+"/spec/falco/drivers/arch",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/arch/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch,data:data44};
+const err85 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.spec.properties.files.items.required,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1142,11 +1216,9 @@ vErrors.push(err85);
 }
 errors++;
 }
-}
-if(data41.kind !== undefined){
-let data45 = data41.kind;
-if(!((data45 === "kmod") || (data45 === "ebpf"))){
-const err86 = {instancePath:instancePath+"/spec/falco/drivers/kind",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind,data:data45};
+for(const key8 in data27){
+if(!(((((key8 === "url") || (key8 === "path")) || (key8 === "sha256")) || (key8 === "sha512")) || (key8 === "checksumUrl"))){
+const err86 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1156,11 +1228,13 @@ vErrors.push(err86);
 errors++;
 }
 }
-if(data41.kernels !== undefined){
-let data46 = data41.kernels;
-if(Array.isArray(data46)){
-if(data46.length < 1){
-const err87 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data46};
+if(data27.url !== undefined){
+let data28 = data27.url;
+const _errs169 = errors;
+let valid52 = true;
+const _errs170 = errors;
+if(typeof data28 !== "string"){
+const err87 = {};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1169,12 +1243,21 @@ vErrors.push(err87);
 }
 errors++;
 }
-const len9 = data46.length;
-for(let i9=0; i9<len9; i9++){
-let data47 = data46[i9];
-if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
-if(data47.target === undefined){
-const err88 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "target"},message:"must have required property '"+"target"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+var _valid9 = _errs170 === errors;
+errors = _errs169;
+if(vErrors !== null){
+if(_errs169){
+vErrors.length = _errs169;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid9){
+const _errs172 = errors;
+if(typeof data28 === "string"){
+if(!pattern1.test(data28)){
+const err88 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data28};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1183,8 +1266,9 @@ vErrors.push(err88);
 }
 errors++;
 }
-if(data47.kernelRelease === undefined){
-const err89 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelRelease"},message:"must have required property '"+"kernelRelease"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+}
+else {
+const err89 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data28};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1193,8 +1277,11 @@ vErrors.push(err89);
 }
 errors++;
 }
-if(data47.kernelVersion === undefined){
-const err90 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelVersion"},message:"must have required property '"+"kernelVersion"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+var _valid9 = _errs172 === errors;
+valid52 = _valid9;
+}
+if(!valid52){
+const err90 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data28};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1203,9 +1290,9 @@ vErrors.push(err90);
 }
 errors++;
 }
-for(const key12 in data47){
-if(!((((key12 === "target") || (key12 === "kernelRelease")) || (key12 === "kernelVersion")) || (key12 === "sha256"))){
-const err91 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(typeof data28 === "string"){
+if(func2(data28) < 1){
+const err91 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data28};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1215,11 +1302,8 @@ vErrors.push(err91);
 errors++;
 }
 }
-if(data47.target !== undefined){
-let data48 = data47.target;
-if(typeof data48 === "string"){
-if(func2(data48) < 1){
-const err92 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data48};
+else {
+const err92 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.url.type,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data28};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1229,8 +1313,13 @@ vErrors.push(err92);
 errors++;
 }
 }
-else {
-const err93 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data48};
+if(data27.path !== undefined){
+let data29 = data27.path;
+const _errs180 = errors;
+let valid55 = true;
+const _errs181 = errors;
+if(typeof data29 !== "string"){
+const err93 = {};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1239,12 +1328,21 @@ vErrors.push(err93);
 }
 errors++;
 }
+var _valid10 = _errs181 === errors;
+errors = _errs180;
+if(vErrors !== null){
+if(_errs180){
+vErrors.length = _errs180;
 }
-if(data47.kernelRelease !== undefined){
-let data49 = data47.kernelRelease;
-if(typeof data49 === "string"){
-if(func2(data49) < 1){
-const err94 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data49};
+else {
+vErrors = null;
+}
+}
+if(_valid10){
+const _errs183 = errors;
+if(typeof data29 === "string"){
+if(!pattern1.test(data29)){
+const err94 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data29};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1255,7 +1353,7 @@ errors++;
 }
 }
 else {
-const err95 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data49};
+const err95 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data29};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1264,11 +1362,11 @@ vErrors.push(err95);
 }
 errors++;
 }
+var _valid10 = _errs183 === errors;
+valid55 = _valid10;
 }
-if(data47.kernelVersion !== undefined){
-let data50 = data47.kernelVersion;
-if((typeof data50 !== "string") && (!(((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50))) && (isFinite(data50))))){
-const err96 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelVersion/type",keyword:"type",params:{type: schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type},message:"must be string,integer",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion,data:data50};
+if(!valid55){
+const err96 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data29};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1277,12 +1375,9 @@ vErrors.push(err96);
 }
 errors++;
 }
-}
-if(data47.sha256 !== undefined){
-let data51 = data47.sha256;
-if(typeof data51 === "string"){
-if(!pattern4.test(data51)){
-const err97 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data51};
+if(typeof data29 === "string"){
+if(func2(data29) < 1){
+const err97 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data29};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1293,7 +1388,7 @@ errors++;
 }
 }
 else {
-const err98 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data51};
+const err98 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.path.type,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data29};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1303,9 +1398,11 @@ vErrors.push(err98);
 errors++;
 }
 }
-}
-else {
-const err99 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(data27.sha256 !== undefined){
+let data30 = data27.sha256;
+if(typeof data30 === "string"){
+if(!pattern14.test(data30)){
+const err99 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data30};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1315,9 +1412,8 @@ vErrors.push(err99);
 errors++;
 }
 }
-}
 else {
-const err100 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data46};
+const err100 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data30};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1327,9 +1423,11 @@ vErrors.push(err100);
 errors++;
 }
 }
-}
-else {
-const err101 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+if(data27.sha512 !== undefined){
+let data31 = data27.sha512;
+if(typeof data31 === "string"){
+if(!pattern15.test(data31)){
+const err101 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{128}$"},message:"must match pattern \""+"^[a-fA-F0-9]{128}$"+"\"",schema:"^[a-fA-F0-9]{128}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data31};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1339,9 +1437,8 @@ vErrors.push(err101);
 errors++;
 }
 }
-}
 else {
-const err102 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.type,parentSchema:schema11.properties.spec.properties.falco,data:data36};
+const err102 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha512.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data31};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1351,11 +1448,13 @@ vErrors.push(err102);
 errors++;
 }
 }
-if(data7.opensearch !== undefined){
-let data52 = data7.opensearch;
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-if(data52.version === undefined){
-const err103 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+if(data27.checksumUrl !== undefined){
+let data32 = data27.checksumUrl;
+const _errs197 = errors;
+let valid58 = true;
+const _errs198 = errors;
+if(typeof data32 !== "string"){
+const err103 = {};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1364,8 +1463,21 @@ vErrors.push(err103);
 }
 errors++;
 }
-if(data52.plugins === undefined){
-const err104 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+var _valid11 = _errs198 === errors;
+errors = _errs197;
+if(vErrors !== null){
+if(_errs197){
+vErrors.length = _errs197;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid11){
+const _errs200 = errors;
+if(typeof data32 === "string"){
+if(!pattern1.test(data32)){
+const err104 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data32};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1374,9 +1486,9 @@ vErrors.push(err104);
 }
 errors++;
 }
-for(const key13 in data52){
-if(!(((key13 === "version") || (key13 === "plugins")) || (key13 === "baseUrl"))){
-const err105 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+}
+else {
+const err105 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data32};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1385,12 +1497,11 @@ vErrors.push(err105);
 }
 errors++;
 }
+var _valid11 = _errs200 === errors;
+valid58 = _valid11;
 }
-if(data52.version !== undefined){
-let data53 = data52.version;
-if(typeof data53 === "string"){
-if(!pattern7.test(data53)){
-const err106 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data53};
+if(!valid58){
+const err106 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data32};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1399,9 +1510,9 @@ vErrors.push(err106);
 }
 errors++;
 }
-}
-else {
-const err107 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data53};
+if(typeof data32 === "string"){
+if(func2(data32) < 1){
+const err107 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data32};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1411,11 +1522,8 @@ vErrors.push(err107);
 errors++;
 }
 }
-if(data52.plugins !== undefined){
-let data54 = data52.plugins;
-if(Array.isArray(data54)){
-if(data54.length < 1){
-const err108 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data54};
+else {
+const err108 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.checksumUrl.type,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data32};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1424,12 +1532,10 @@ vErrors.push(err108);
 }
 errors++;
 }
-const len10 = data54.length;
-for(let i10=0; i10<len10; i10++){
-let data55 = data54[i10];
-if(typeof data55 === "string"){
-if(!pattern8.test(data55)){
-const err109 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data55};
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.files.items.type,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1439,8 +1545,9 @@ vErrors.push(err109);
 errors++;
 }
 }
+}
 else {
-const err110 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data55};
+const err110 = {instancePath:instancePath+"/spec/files",schemaPath:"#/properties/spec/properties/files/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.files.type,parentSchema:schema11.properties.spec.properties.files,data:data26};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1450,9 +1557,12 @@ vErrors.push(err110);
 errors++;
 }
 }
-}
-else {
-const err111 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data54};
+if(data7.trivy !== undefined){
+let data33 = data7.trivy;
+if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
+for(const key9 in data33){
+if(!((key9 === "db") || (key9 === "javaDb"))){
+const err111 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.trivy,data:data33};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1462,11 +1572,10 @@ vErrors.push(err111);
 errors++;
 }
 }
-if(data52.baseUrl !== undefined){
-let data56 = data52.baseUrl;
-if(typeof data56 === "string"){
-if(func2(data56) < 1){
-const err112 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data56};
+if(data33.db !== undefined){
+let data34 = data33.db;
+if((typeof data34 !== "string") && (typeof data34 !== "boolean")){
+const err112 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/properties/spec/properties/trivy/properties/db/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.db.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.db.type,parentSchema:schema11.properties.spec.properties.trivy.properties.db,data:data34};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1475,9 +1584,11 @@ vErrors.push(err112);
 }
 errors++;
 }
-}
-else {
-const err113 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data56};
+const _errs212 = errors;
+let valid62 = true;
+const _errs213 = errors;
+if(typeof data34 !== "string"){
+const err113 = {};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1486,10 +1597,21 @@ vErrors.push(err113);
 }
 errors++;
 }
-}
+var _valid12 = _errs213 === errors;
+errors = _errs212;
+if(vErrors !== null){
+if(_errs212){
+vErrors.length = _errs212;
 }
 else {
-const err114 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+vErrors = null;
+}
+}
+if(_valid12){
+const _errs215 = errors;
+if(typeof data34 === "string"){
+if(!pattern1.test(data34)){
+const err114 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data34};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1499,9 +1621,8 @@ vErrors.push(err114);
 errors++;
 }
 }
-}
 else {
-const err115 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
+const err115 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data34};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1510,15 +1631,1156 @@ vErrors.push(err115);
 }
 errors++;
 }
+var _valid12 = _errs215 === errors;
+valid62 = _valid12;
 }
-}
-else {
-const err116 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(!valid62){
+const err116 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data34};
 if(vErrors === null){
 vErrors = [err116];
 }
 else {
 vErrors.push(err116);
+}
+errors++;
+}
+}
+if(data33.javaDb !== undefined){
+let data35 = data33.javaDb;
+if((typeof data35 !== "string") && (typeof data35 !== "boolean")){
+const err117 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/properties/spec/properties/trivy/properties/javaDb/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.javaDb.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.javaDb.type,parentSchema:schema11.properties.spec.properties.trivy.properties.javaDb,data:data35};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+}
+const _errs223 = errors;
+let valid65 = true;
+const _errs224 = errors;
+if(typeof data35 !== "string"){
+const err118 = {};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+var _valid13 = _errs224 === errors;
+errors = _errs223;
+if(vErrors !== null){
+if(_errs223){
+vErrors.length = _errs223;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid13){
+const _errs226 = errors;
+if(typeof data35 === "string"){
+if(!pattern1.test(data35)){
+const err119 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data35};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+}
+else {
+const err120 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data35};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+var _valid13 = _errs226 === errors;
+valid65 = _valid13;
+}
+if(!valid65){
+const err121 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data35};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
+}
+errors++;
+}
+}
+}
+else {
+const err122 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.trivy.type,parentSchema:schema11.properties.spec.properties.trivy,data:data33};
+if(vErrors === null){
+vErrors = [err122];
+}
+else {
+vErrors.push(err122);
+}
+errors++;
+}
+}
+if(data7.falco !== undefined){
+let data36 = data7.falco;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key10 in data36){
+if(!(((key10 === "rules") || (key10 === "plugins")) || (key10 === "drivers"))){
+const err123 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco,data:data36};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+}
+}
+if(data36.rules !== undefined){
+let data37 = data36.rules;
+if(Array.isArray(data37)){
+const len7 = data37.length;
+for(let i7=0; i7<len7; i7++){
+let data38 = data37[i7];
+const _errs241 = errors;
+let valid71 = true;
+const _errs242 = errors;
+if(typeof data38 !== "string"){
+const err124 = {};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+var _valid14 = _errs242 === errors;
+errors = _errs241;
+if(vErrors !== null){
+if(_errs241){
+vErrors.length = _errs241;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid14){
+const _errs244 = errors;
+if(typeof data38 === "string"){
+if(!pattern1.test(data38)){
+const err125 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data38};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+}
+else {
+const err126 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data38};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+var _valid14 = _errs244 === errors;
+valid71 = _valid14;
+}
+if(!valid71){
+const err127 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data38};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+if(typeof data38 === "string"){
+if(func2(data38) < 1){
+const err128 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data38};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+}
+else {
+const err129 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.rules.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data38};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+}
+}
+else {
+const err130 = {instancePath:instancePath+"/spec/falco/rules",schemaPath:"#/properties/spec/properties/falco/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.rules.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules,data:data37};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+}
+if(data36.plugins !== undefined){
+let data39 = data36.plugins;
+if(Array.isArray(data39)){
+const len8 = data39.length;
+for(let i8=0; i8<len8; i8++){
+let data40 = data39[i8];
+const _errs255 = errors;
+let valid76 = true;
+const _errs256 = errors;
+if(typeof data40 !== "string"){
+const err131 = {};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
+}
+errors++;
+}
+var _valid15 = _errs256 === errors;
+errors = _errs255;
+if(vErrors !== null){
+if(_errs255){
+vErrors.length = _errs255;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid15){
+const _errs258 = errors;
+if(typeof data40 === "string"){
+if(!pattern1.test(data40)){
+const err132 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data40};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+}
+else {
+const err133 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data40};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+var _valid15 = _errs258 === errors;
+valid76 = _valid15;
+}
+if(!valid76){
+const err134 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data40};
+if(vErrors === null){
+vErrors = [err134];
+}
+else {
+vErrors.push(err134);
+}
+errors++;
+}
+if(typeof data40 === "string"){
+if(func2(data40) < 1){
+const err135 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data40};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+}
+else {
+const err136 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data40};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+}
+}
+else {
+const err137 = {instancePath:instancePath+"/spec/falco/plugins",schemaPath:"#/properties/spec/properties/falco/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.plugins.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins,data:data39};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+}
+if(data36.drivers !== undefined){
+let data41 = data36.drivers;
+if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
+if(data41.version === undefined){
+const err138 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+if(data41.kernels === undefined){
+const err139 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "kernels"},message:"must have required property '"+"kernels"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+for(const key11 in data41){
+if(!(((((key11 === "repoUrl") || (key11 === "version")) || (key11 === "arch")) || (key11 === "kind")) || (key11 === "kernels"))){
+const err140 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+}
+if(data41.repoUrl !== undefined){
+let data42 = data41.repoUrl;
+const _errs270 = errors;
+let valid80 = true;
+const _errs271 = errors;
+if(typeof data42 !== "string"){
+const err141 = {};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+var _valid16 = _errs271 === errors;
+errors = _errs270;
+if(vErrors !== null){
+if(_errs270){
+vErrors.length = _errs270;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid16){
+const _errs273 = errors;
+if(typeof data42 === "string"){
+if(!pattern1.test(data42)){
+const err142 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data42};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+}
+else {
+const err143 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data42};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+var _valid16 = _errs273 === errors;
+valid80 = _valid16;
+}
+if(!valid80){
+const err144 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data42};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
+}
+errors++;
+}
+if(typeof data42 === "string"){
+if(func2(data42) < 1){
+const err145 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data42};
+if(vErrors === null){
+vErrors = [err145];
+}
+else {
+vErrors.push(err145);
+}
+errors++;
+}
+}
+else {
+const err146 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data42};
+if(vErrors === null){
+vErrors = [err146];
+}
+else {
+vErrors.push(err146);
+}
+errors++;
+}
+}
+if(data41.version !== undefined){
+let data43 = data41.version;
+const _errs281 = errors;
+let valid83 = true;
+const _errs282 = errors;
+if(typeof data43 !== "string"){
+const err147 = {};
+if(vErrors === null){
+vErrors = [err147];
+}
+else {
+vErrors.push(err147);
+}
+errors++;
+}
+var _valid17 = _errs282 === errors;
+errors = _errs281;
+if(vErrors !== null){
+if(_errs281){
+vErrors.length = _errs281;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid17){
+const _errs284 = errors;
+if(typeof data43 === "string"){
+if(!pattern1.test(data43)){
+const err148 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data43};
+if(vErrors === null){
+vErrors = [err148];
+}
+else {
+vErrors.push(err148);
+}
+errors++;
+}
+}
+else {
+const err149 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data43};
+if(vErrors === null){
+vErrors = [err149];
+}
+else {
+vErrors.push(err149);
+}
+errors++;
+}
+var _valid17 = _errs284 === errors;
+valid83 = _valid17;
+}
+if(!valid83){
+const err150 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data43};
+if(vErrors === null){
+vErrors = [err150];
+}
+else {
+vErrors.push(err150);
+}
+errors++;
+}
+if(typeof data43 === "string"){
+if(func2(data43) < 1){
+const err151 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data43};
+if(vErrors === null){
+vErrors = [err151];
+}
+else {
+vErrors.push(err151);
+}
+errors++;
+}
+}
+else {
+const err152 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.version.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data43};
+if(vErrors === null){
+vErrors = [err152];
+}
+else {
+vErrors.push(err152);
+}
+errors++;
+}
+}
+if(data41.arch !== undefined){
+let data44 = data41.arch;
+if(!((data44 === "x86_64") || (data44 === "aarch64"))){
+const err153 = {instancePath:instancePath+"/spec/falco/drivers/arch",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/arch/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch,data:data44};
+if(vErrors === null){
+vErrors = [err153];
+}
+else {
+vErrors.push(err153);
+}
+errors++;
+}
+}
+if(data41.kind !== undefined){
+let data45 = data41.kind;
+if(!((data45 === "kmod") || (data45 === "ebpf"))){
+const err154 = {instancePath:instancePath+"/spec/falco/drivers/kind",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind,data:data45};
+if(vErrors === null){
+vErrors = [err154];
+}
+else {
+vErrors.push(err154);
+}
+errors++;
+}
+}
+if(data41.kernels !== undefined){
+let data46 = data41.kernels;
+if(Array.isArray(data46)){
+if(data46.length < 1){
+const err155 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data46};
+if(vErrors === null){
+vErrors = [err155];
+}
+else {
+vErrors.push(err155);
+}
+errors++;
+}
+const len9 = data46.length;
+for(let i9=0; i9<len9; i9++){
+let data47 = data46[i9];
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+if(data47.target === undefined){
+const err156 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "target"},message:"must have required property '"+"target"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(vErrors === null){
+vErrors = [err156];
+}
+else {
+vErrors.push(err156);
+}
+errors++;
+}
+if(data47.kernelRelease === undefined){
+const err157 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelRelease"},message:"must have required property '"+"kernelRelease"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(vErrors === null){
+vErrors = [err157];
+}
+else {
+vErrors.push(err157);
+}
+errors++;
+}
+if(data47.kernelVersion === undefined){
+const err158 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelVersion"},message:"must have required property '"+"kernelVersion"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(vErrors === null){
+vErrors = [err158];
+}
+else {
+vErrors.push(err158);
+}
+errors++;
+}
+for(const key12 in data47){
+if(!((((key12 === "target") || (key12 === "kernelRelease")) || (key12 === "kernelVersion")) || (key12 === "sha256"))){
+const err159 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(vErrors === null){
+vErrors = [err159];
+}
+else {
+vErrors.push(err159);
+}
+errors++;
+}
+}
+if(data47.target !== undefined){
+let data48 = data47.target;
+const _errs303 = errors;
+let valid89 = true;
+const _errs304 = errors;
+if(typeof data48 !== "string"){
+const err160 = {};
+if(vErrors === null){
+vErrors = [err160];
+}
+else {
+vErrors.push(err160);
+}
+errors++;
+}
+var _valid18 = _errs304 === errors;
+errors = _errs303;
+if(vErrors !== null){
+if(_errs303){
+vErrors.length = _errs303;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid18){
+const _errs306 = errors;
+if(typeof data48 === "string"){
+if(!pattern1.test(data48)){
+const err161 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data48};
+if(vErrors === null){
+vErrors = [err161];
+}
+else {
+vErrors.push(err161);
+}
+errors++;
+}
+}
+else {
+const err162 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data48};
+if(vErrors === null){
+vErrors = [err162];
+}
+else {
+vErrors.push(err162);
+}
+errors++;
+}
+var _valid18 = _errs306 === errors;
+valid89 = _valid18;
+}
+if(!valid89){
+const err163 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data48};
+if(vErrors === null){
+vErrors = [err163];
+}
+else {
+vErrors.push(err163);
+}
+errors++;
+}
+if(typeof data48 === "string"){
+if(func2(data48) < 1){
+const err164 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data48};
+if(vErrors === null){
+vErrors = [err164];
+}
+else {
+vErrors.push(err164);
+}
+errors++;
+}
+}
+else {
+const err165 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data48};
+if(vErrors === null){
+vErrors = [err165];
+}
+else {
+vErrors.push(err165);
+}
+errors++;
+}
+}
+if(data47.kernelRelease !== undefined){
+let data49 = data47.kernelRelease;
+const _errs314 = errors;
+let valid92 = true;
+const _errs315 = errors;
+if(typeof data49 !== "string"){
+const err166 = {};
+if(vErrors === null){
+vErrors = [err166];
+}
+else {
+vErrors.push(err166);
+}
+errors++;
+}
+var _valid19 = _errs315 === errors;
+errors = _errs314;
+if(vErrors !== null){
+if(_errs314){
+vErrors.length = _errs314;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid19){
+const _errs317 = errors;
+if(typeof data49 === "string"){
+if(!pattern1.test(data49)){
+const err167 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data49};
+if(vErrors === null){
+vErrors = [err167];
+}
+else {
+vErrors.push(err167);
+}
+errors++;
+}
+}
+else {
+const err168 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data49};
+if(vErrors === null){
+vErrors = [err168];
+}
+else {
+vErrors.push(err168);
+}
+errors++;
+}
+var _valid19 = _errs317 === errors;
+valid92 = _valid19;
+}
+if(!valid92){
+const err169 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data49};
+if(vErrors === null){
+vErrors = [err169];
+}
+else {
+vErrors.push(err169);
+}
+errors++;
+}
+if(typeof data49 === "string"){
+if(func2(data49) < 1){
+const err170 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data49};
+if(vErrors === null){
+vErrors = [err170];
+}
+else {
+vErrors.push(err170);
+}
+errors++;
+}
+}
+else {
+const err171 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data49};
+if(vErrors === null){
+vErrors = [err171];
+}
+else {
+vErrors.push(err171);
+}
+errors++;
+}
+}
+if(data47.kernelVersion !== undefined){
+let data50 = data47.kernelVersion;
+if((typeof data50 !== "string") && (!(((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50))) && (isFinite(data50))))){
+const err172 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelVersion/type",keyword:"type",params:{type: schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type},message:"must be string,integer",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion,data:data50};
+if(vErrors === null){
+vErrors = [err172];
+}
+else {
+vErrors.push(err172);
+}
+errors++;
+}
+const _errs325 = errors;
+let valid95 = true;
+const _errs326 = errors;
+if(typeof data50 !== "string"){
+const err173 = {};
+if(vErrors === null){
+vErrors = [err173];
+}
+else {
+vErrors.push(err173);
+}
+errors++;
+}
+var _valid20 = _errs326 === errors;
+errors = _errs325;
+if(vErrors !== null){
+if(_errs325){
+vErrors.length = _errs325;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid20){
+const _errs328 = errors;
+if(typeof data50 === "string"){
+if(!pattern1.test(data50)){
+const err174 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data50};
+if(vErrors === null){
+vErrors = [err174];
+}
+else {
+vErrors.push(err174);
+}
+errors++;
+}
+}
+else {
+const err175 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data50};
+if(vErrors === null){
+vErrors = [err175];
+}
+else {
+vErrors.push(err175);
+}
+errors++;
+}
+var _valid20 = _errs328 === errors;
+valid95 = _valid20;
+}
+if(!valid95){
+const err176 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data50};
+if(vErrors === null){
+vErrors = [err176];
+}
+else {
+vErrors.push(err176);
+}
+errors++;
+}
+}
+if(data47.sha256 !== undefined){
+let data51 = data47.sha256;
+if(typeof data51 === "string"){
+if(!pattern14.test(data51)){
+const err177 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data51};
+if(vErrors === null){
+vErrors = [err177];
+}
+else {
+vErrors.push(err177);
+}
+errors++;
+}
+}
+else {
+const err178 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data51};
+if(vErrors === null){
+vErrors = [err178];
+}
+else {
+vErrors.push(err178);
+}
+errors++;
+}
+}
+}
+else {
+const err179 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(vErrors === null){
+vErrors = [err179];
+}
+else {
+vErrors.push(err179);
+}
+errors++;
+}
+}
+}
+else {
+const err180 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data46};
+if(vErrors === null){
+vErrors = [err180];
+}
+else {
+vErrors.push(err180);
+}
+errors++;
+}
+}
+}
+else {
+const err181 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+if(vErrors === null){
+vErrors = [err181];
+}
+else {
+vErrors.push(err181);
+}
+errors++;
+}
+}
+}
+else {
+const err182 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.type,parentSchema:schema11.properties.spec.properties.falco,data:data36};
+if(vErrors === null){
+vErrors = [err182];
+}
+else {
+vErrors.push(err182);
+}
+errors++;
+}
+}
+if(data7.opensearch !== undefined){
+let data52 = data7.opensearch;
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+if(data52.version === undefined){
+const err183 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+if(vErrors === null){
+vErrors = [err183];
+}
+else {
+vErrors.push(err183);
+}
+errors++;
+}
+if(data52.plugins === undefined){
+const err184 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+if(vErrors === null){
+vErrors = [err184];
+}
+else {
+vErrors.push(err184);
+}
+errors++;
+}
+for(const key13 in data52){
+if(!(((key13 === "version") || (key13 === "plugins")) || (key13 === "baseUrl"))){
+const err185 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+if(vErrors === null){
+vErrors = [err185];
+}
+else {
+vErrors.push(err185);
+}
+errors++;
+}
+}
+if(data52.version !== undefined){
+let data53 = data52.version;
+if(typeof data53 === "string"){
+if(!pattern27.test(data53)){
+const err186 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data53};
+if(vErrors === null){
+vErrors = [err186];
+}
+else {
+vErrors.push(err186);
+}
+errors++;
+}
+}
+else {
+const err187 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data53};
+if(vErrors === null){
+vErrors = [err187];
+}
+else {
+vErrors.push(err187);
+}
+errors++;
+}
+}
+if(data52.plugins !== undefined){
+let data54 = data52.plugins;
+if(Array.isArray(data54)){
+if(data54.length < 1){
+const err188 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data54};
+if(vErrors === null){
+vErrors = [err188];
+}
+else {
+vErrors.push(err188);
+}
+errors++;
+}
+const len10 = data54.length;
+for(let i10=0; i10<len10; i10++){
+let data55 = data54[i10];
+if(typeof data55 === "string"){
+if(!pattern28.test(data55)){
+const err189 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data55};
+if(vErrors === null){
+vErrors = [err189];
+}
+else {
+vErrors.push(err189);
+}
+errors++;
+}
+}
+else {
+const err190 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data55};
+if(vErrors === null){
+vErrors = [err190];
+}
+else {
+vErrors.push(err190);
+}
+errors++;
+}
+}
+}
+else {
+const err191 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data54};
+if(vErrors === null){
+vErrors = [err191];
+}
+else {
+vErrors.push(err191);
+}
+errors++;
+}
+}
+if(data52.baseUrl !== undefined){
+let data56 = data52.baseUrl;
+const _errs352 = errors;
+let valid101 = true;
+const _errs353 = errors;
+if(typeof data56 !== "string"){
+const err192 = {};
+if(vErrors === null){
+vErrors = [err192];
+}
+else {
+vErrors.push(err192);
+}
+errors++;
+}
+var _valid21 = _errs353 === errors;
+errors = _errs352;
+if(vErrors !== null){
+if(_errs352){
+vErrors.length = _errs352;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid21){
+const _errs355 = errors;
+if(typeof data56 === "string"){
+if(!pattern1.test(data56)){
+const err193 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data56};
+if(vErrors === null){
+vErrors = [err193];
+}
+else {
+vErrors.push(err193);
+}
+errors++;
+}
+}
+else {
+const err194 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data56};
+if(vErrors === null){
+vErrors = [err194];
+}
+else {
+vErrors.push(err194);
+}
+errors++;
+}
+var _valid21 = _errs355 === errors;
+valid101 = _valid21;
+}
+if(!valid101){
+const err195 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data56};
+if(vErrors === null){
+vErrors = [err195];
+}
+else {
+vErrors.push(err195);
+}
+errors++;
+}
+if(typeof data56 === "string"){
+if(func2(data56) < 1){
+const err196 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data56};
+if(vErrors === null){
+vErrors = [err196];
+}
+else {
+vErrors.push(err196);
+}
+errors++;
+}
+}
+else {
+const err197 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data56};
+if(vErrors === null){
+vErrors = [err197];
+}
+else {
+vErrors.push(err197);
+}
+errors++;
+}
+}
+}
+else {
+const err198 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+if(vErrors === null){
+vErrors = [err198];
+}
+else {
+vErrors.push(err198);
+}
+errors++;
+}
+}
+}
+else {
+const err199 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
+if(vErrors === null){
+vErrors = [err199];
+}
+else {
+vErrors.push(err199);
+}
+errors++;
+}
+}
+}
+else {
+const err200 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err200];
+}
+else {
+vErrors.push(err200);
 }
 errors++;
 }

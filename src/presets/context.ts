@@ -7,6 +7,8 @@ import { httpUrlProblem } from '../util/url.js';
 export interface PresetContext {
   origin(path: PathSegment[]): Origin;
   problem(path: PathSegment[], message: string): void;
+  /** Something that works but should not be chosen. */
+  warn(path: PathSegment[], message: string): void;
   /** Parses an OCI reference, reporting a problem at `path` when it is invalid. */
   artifact(ref: string, path: PathSegment[], role: NonNullable<Extract<Item, { kind: 'artifact' }>['role']>): void;
   file(item: Omit<Extract<Item, { kind: 'file' }>, 'kind' | 'origins'>, path: PathSegment[]): void;

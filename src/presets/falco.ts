@@ -62,6 +62,12 @@ export function expandFalco(spec: FalcoSpec, ctx: PresetContext): void {
   const repo = baseUrl(ctx, d.repoUrl ?? FALCO_DRIVER_REPO, [...at, 'repoUrl']);
   const arch = d.arch ?? 'x86_64';
   const kind = d.kind ?? 'kmod';
+  if (kind === 'ebpf') {
+    ctx.warn(
+      [...at, 'kind'],
+      'ebpf is the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44 ("drop legacy BPF probe support"): these drivers serve Falco 0.41 (Welkin\'s) but not an upgrade; choose kmod, or modern_ebpf in the cluster (built into Falco, no files to carry)',
+    );
+  }
   let ok = repo !== undefined;
   if (SEGMENT_BAD.test(d.version) || d.version === '.' || d.version === '..') {
     ctx.problem([...at, 'version'], `"${d.version}" cannot be a path segment; write the driver version such as 8.1.0+driver`);

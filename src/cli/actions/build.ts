@@ -48,6 +48,7 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
 
   const progress = createProgress('airlock build');
   const warn = (m: string) => progress.log(m);
+  for (const w of plan.warnings ?? []) warn(`warning: ${w}`);
   for (const b of bases) for (const w of key ? await baseWarnings(b, key) : []) warn(w);
   const lookup = firstOf(flagCredentials(credentials, opts.authHost), dockerConfigCredentials({ warn }));
   let result: BuildResult;

@@ -32,6 +32,7 @@ export async function syncAction(manifest: string, opts: SyncFlags): Promise<voi
 
   const progress = createProgress('airlock sync');
   const warn = (m: string) => progress.log(m);
+  for (const w of plan.warnings ?? []) warn(`warning: ${w}`);
   // --username/--password-stdin are for the --registry host only; upstream hosts (and the target too, without them) use docker config.json.
   const credentials = firstOf(flagCredentials(target.credentials, [registry.host]), dockerConfigCredentials({ warn }));
   const settings = (h: string) => (h === registry.host ? target.settings : hostSettings(plan, h));

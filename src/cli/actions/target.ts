@@ -96,7 +96,7 @@ export async function finishTarget(
       ...(opts.caFile && { caFile: opts.caFile }),
       ...(fileserverUrl && { fileserverUrl }),
       ...(extra.via && { via: extra.via }),
-    });
+    }, (line) => progress.log(line));
     if (!fileserverUrl) progress.log('note: no --fileserver-url (or --files-url): the config has no file server URLs (OpenSearch plugins, Falco index and drivers)');
   }
   if (opts.receipt !== undefined && result.receipt) {
