@@ -98,3 +98,29 @@ async function onlyEntry(table: 'url', f: SeededFile): Promise<string> {
   }
   throw new Error(`no ${table} entry for ${f.landing} among ${names.join(', ')}`);
 }
+
+it('a value derived from stored content comes from bytes that hash to its digest, even when the deriver stops early', async () => {
+  const { ContentStore, DigestMismatchError } = await import('../src/cache/store.js');
+  const root = await makeTempDir('airlock-derived-');
+  const content = Buffer.concat([Buffer.from('head:'), Buffer.alloc(3 * 1024 * 1024, 0x61)]);
+  const digest = `sha256:${hex('sha256', content)}`;
+  const store = new ContentStore(root);
+  await store.init();
+  await store.putBuffer(content);
+  const firstBytes = async (body: NodeJS.ReadableStream) => {
+    for await (const c of body) return (c as Buffer).subarray(0, 5).toString();
+    return '';
+  };
+  // A later run (nothing proven), the tail of the file changed in place: the head still reads "head:".
+  const damaged = Buffer.from(content);
+  damaged[damaged.length - 1] = 0x62;
+  await writeFile(store.pathOf(digest), damaged);
+  const later = new ContentStore(root);
+  await later.init();
+  await assert.rejects(later.derived('test', digest, firstBytes), (err: unknown) => err instanceof DigestMismatchError && /cache entry sha256:[0-9a-f]{64} \(removed/.test((err as Error).message));
+  assert.equal(await later.has(digest), false, 'the damaged file is removed');
+  assert.deepEqual(await readdir(path.join(root, 'index', 'derived')), [], 'nothing derived from it is kept');
+  await later.putBuffer(content);
+  assert.equal(await later.derived('test', digest, firstBytes), 'head:');
+  assert.deepEqual(await readdir(path.join(root, 'index', 'derived')), [`test-${hex('sha256', content)}`]);
+});

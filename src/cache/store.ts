@@ -220,14 +220,17 @@ export class ContentStore {
 
   private async deriveVerified<T>(digest: string, derive: (content: Readable) => Promise<T>): Promise<T> {
     const fh = await this.open(digest);
+    const hash = createHash('sha256');
+    let position = 0;
+    let hashed = false;
+    // One read at a time, in order, whether derive's stream or the drain below asks;
+    // none once the digest is taken or the file closed (a read derive's stream still had under way).
+    let chain: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
     try {
       const proven = await this.provenByThisRun(digest, fh);
-      const hash = createHash('sha256');
-      let position = 0;
-      // One read at a time, in order, whether derive's stream or the drain below asks.
-      let chain: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
       const next = () =>
         (chain = chain.then(async () => {
+          if (hashed) return Buffer.alloc(0);
           const buf = Buffer.allocUnsafe(BATCH);
           const { bytesRead } = await fh.read(buf, 0, buf.length, position);
           position += bytesRead;
@@ -240,6 +243,7 @@ export class ContentStore {
       const value = await derive(Readable.from(chunks(), { objectMode: false }));
       if (!proven) {
         while ((await next()).length > 0);
+        hashed = true;
         const actual = `sha256:${hash.digest('hex')}`;
         if (actual !== digest) {
           await this.remove(digest);
@@ -248,6 +252,8 @@ export class ContentStore {
       }
       return value;
     } finally {
+      hashed = true;
+      await chain.catch(() => undefined);
       await fh.close();
     }
   }
