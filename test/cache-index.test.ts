@@ -124,3 +124,19 @@ it('a value derived from stored content comes from bytes that hash to its digest
   assert.equal(await later.derived('test', digest, firstBytes), 'head:');
   assert.deepEqual(await readdir(path.join(root, 'index', 'derived')), [`test-${hex('sha256', content)}`]);
 });
+
+it('under umask 002 the folders the cache makes are still the user’s alone: a warm rebuild downloads nothing, pinned files included', async () => {
+  const fresh = path.join(dir, 'umask-cache');
+  const old = process.umask(0o002);
+  try {
+    const run = async (out: string) => {
+      const b = await runAirlock(['build', path.join(dir, 'm.yaml'), '-o', path.join(dir, out), '--key', path.join(dir, 'k.key'), '--cache', fresh, '--json']);
+      assert.equal(b.code, 0, b.stderr);
+      return JSON.parse(b.stdout) as { downloadedBytes: number };
+    };
+    assert.ok((await run('umask-1.tar')).downloadedBytes > 0);
+    assert.equal((await run('umask-2.tar')).downloadedBytes, 0);
+  } finally {
+    process.umask(old);
+  }
+});

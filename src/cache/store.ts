@@ -75,7 +75,9 @@ export class ContentStore {
   async init(): Promise<void> {
     for (const d of FOLDERS) {
       const dir = path.join(this.root, d);
-      await mkdirs(dir).catch((err: unknown) => {
+      // Writable by this user only, whatever the umask (002 on many desktops): the URL and derived
+      // tables are believed only from folders nobody else can write (lookup, derived).
+      await mkdirs(dir, 0o755).catch((err: unknown) => {
         throw Object.assign(new UnsafeFileError(`cache folder ${dir} cannot be made: ${(err as Error).message}; use another --cache`, dir), { cause: err });
       });
       const s = await lstat(dir);
