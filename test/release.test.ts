@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { bundle } from '../scripts/release/bundle.js';
@@ -179,6 +179,45 @@ it('airlock.mjs keeps its command code in the user’s cache folder, checked aga
     const nowhere = await runWith(file, ['inspect', 'b.tar'], { cwd: dir, env: { XDG_CACHE_HOME: '/proc/airlock-no-such-folder' } });
     assert.equal(nowhere.code, 0, nowhere.stderr);
     assert.equal(nowhere.stdout, want.stdout);
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+});
+
+it('a cache folder others can write, or a link in its place, holds no code of airlock’s: neither the command code nor the compile cache', { timeout: 60_000 }, async () => {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'airlock-xdg-'));
+  try {
+    const env = { XDG_CACHE_HOME: home };
+    const release = path.join(home, 'airlock', 'release');
+    const compiled = path.join(home, 'airlock', 'node-compile-cache');
+    await mkdir(release, { recursive: true, mode: 0o700 });
+    await mkdir(compiled, { mode: 0o700 });
+    await chmod(release, 0o777);
+    await chmod(compiled, 0o770);
+    const want = await runWith(checkout, ['inspect', 'b.tar'], { cwd: dir });
+    const got = await runWith(file, ['inspect', 'b.tar'], { cwd: dir, env });
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout, want.stdout);
+    assert.equal(got.stderr, want.stderr);
+    assert.deepEqual(await readdir(release), [], 'no copy of the command code where others can write');
+    assert.deepEqual(await readdir(compiled), [], 'no compiled code where others can write');
+    const binEnv: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: home };
+    delete binEnv.NODE_COMPILE_CACHE;
+    const help = await runWith({ name: 'bin', argv: checkout.argv, env: binEnv }, ['--help'], { cwd: dir });
+    assert.equal(help.code, 0, help.stderr);
+    assert.deepEqual(await readdir(compiled), [], 'bin/airlock keeps no compile cache there either');
+
+    // The release folder a link to someone else's folder: nothing written there, nothing removed.
+    const elsewhere = path.join(home, 'elsewhere');
+    await mkdir(elsewhere, { mode: 0o700 });
+    const theirs = [`${'a'.repeat(64)}.cjs`, 'tool.cjs'];
+    for (const n of theirs) await writeFile(path.join(elsewhere, n), 'theirs\n');
+    await rm(release, { recursive: true });
+    await symlink(elsewhere, release);
+    const linked = await runWith(file, ['inspect', 'b.tar'], { cwd: dir, env });
+    assert.equal(linked.code, 0, linked.stderr);
+    assert.equal(linked.stdout, want.stdout);
+    assert.deepEqual((await readdir(elsewhere)).sort(), theirs.sort());
   } finally {
     await rm(home, { recursive: true, force: true });
   }

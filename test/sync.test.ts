@@ -185,6 +185,25 @@ describe('sync into a fresh registry gives what build + unpack give', () => {
     assert.deepEqual(await load('receipt-b.json', proxyB.host), await load('receipt-a.json', regA.host));
   });
 
+  it('the receipt says it was synced, with no sha256 of an index nobody signed; build --base and diff take it', async () => {
+    const text = await readFile(path.join(work, 'receipt-b.json'), 'utf8');
+    const r = JSON.parse(text) as { bundle: Record<string, unknown> };
+    assert.deepEqual(Object.keys(r.bundle).sort(), ['created', 'name', 'synced', 'version']);
+    assert.equal(r.bundle.synced, true);
+    assert.equal(r.bundle.name, 'test-bundle');
+    const d = await runAirlock(['diff', path.join(work, 'receipt-a.json'), path.join(work, 'receipt-b.json'), '--json']);
+    assert.equal(d.code, 0, d.stderr);
+    const delta = await runAirlock(['build', manifest, '-o', path.join(work, 'delta.tar'), '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache-a'), '--base', path.join(work, 'receipt-b.json'), '--json']);
+    assert.equal(delta.code, 0, delta.stderr);
+    // A receipt whose bundle is neither (synced but not true, or both) is refused, naming the field.
+    for (const bundle of [{ ...r.bundle, synced: 'yes' }, { ...r.bundle, sha256: 'a'.repeat(64) }]) {
+      await writeFile(path.join(work, 'odd-receipt.json'), JSON.stringify({ ...r, bundle }));
+      const odd = await runAirlock(['diff', path.join(work, 'receipt-a.json'), path.join(work, 'odd-receipt.json')]);
+      assert.equal(odd.code, 1, odd.stderr);
+      assert.match(odd.stderr, /odd-receipt\.json: bundle(\.synced is not true| has an unknown field "sha256")/);
+    }
+  });
+
   it('a second sync with nothing changed uploads nothing and fetches no blob, even with an empty cache', async () => {
     for (const cache of [cacheB, path.join(work, 'cache-empty')]) {
       upProxy.stats.reset();
@@ -259,6 +278,40 @@ it('SIGKILL mid-sync, rerun: complete, and nothing uploaded twice', async () => 
   } finally {
     await proxy.stop();
     await reg.stop();
+  }
+});
+
+it('a damaged cache file (a layer, a file) is removed and fetched anew, not pushed and not failed on', async () => {
+  const cache = path.join(work, 'cache-damaged');
+  const first = await startRegistry();
+  const second = await startRegistry();
+  try {
+    report(await runAirlock(syncArgs(first.host, await makeTempDir('airlock-sync-damaged-'), cache)));
+    // The largest blob and the file whose manifest gives its sha256, one byte flipped in place each.
+    const blobs = path.join(cache, 'blobs', 'sha256');
+    const sizes = await Promise.all((await readdir(blobs)).map(async (n) => ({ n, size: (await readFile(path.join(blobs, n))).length })));
+    const layer = sizes.sort((a, b) => b.size - a.size)[0]!.n;
+    for (const name of [layer, up.tool.sha256]) {
+      const bytes = await readFile(path.join(blobs, name));
+      bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+      await writeFile(path.join(blobs, name), bytes);
+    }
+
+    upProxy.stats.reset();
+    const files = await makeTempDir('airlock-sync-damaged-');
+    const r = report(await runAirlock(syncArgs(second.host, files, cache)));
+    assert.ok(r.items.every((i) => i.status === 'pushed'));
+    assert.deepEqual(upstreamBlobGets(), [`sha256:${layer}`], 'the damaged layer, and only it, came from upstream again');
+    for (const name of [layer, up.tool.sha256]) assert.equal(createHash('sha256').update(await readFile(path.join(blobs, name))).digest('hex'), name, 'the cache holds the right bytes again');
+    assert.ok((await readFile(path.join(files, up.tool.landing))).equals(up.tool.bytes));
+    for (const s of Object.values(up.refs)) {
+      const bytes = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${second.host}/${s.path}`]);
+      const upstream = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${up.registry.host}/${s.path}`]);
+      assert.ok(bytes.equals(upstream), s.path);
+    }
+  } finally {
+    await first.stop();
+    await second.stop();
   }
 });
 

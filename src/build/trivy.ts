@@ -1,5 +1,4 @@
 // A Trivy DB's dates, read from its layer once downloaded and signed into bundle.json.
-import { createReadStream } from 'node:fs';
 import type { ContentStore } from '../cache/store.js';
 import type { ArtifactItem, ImageItem } from '../manifest/types.js';
 import type { PulledGraph } from '../registry/pull.js';
@@ -28,6 +27,6 @@ export async function readDbInfo(
   } catch {
     return { problem: 'its layer was not downloaded' };
   }
-  return store.derived('trivydb', layer.digest, () => readTrivyDbInfo(createReadStream(store.pathOf(layer.digest))));
+  return store.derived('trivydb', layer.digest, readTrivyDbInfo);
 }
 

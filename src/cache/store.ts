@@ -8,11 +8,12 @@ import { createHash, type Hash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
 import { lstat, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { sha256Hex, splitDigest, type Algorithm } from '../oci/digest.js';
 import { withRetry, type RetryPolicy } from '../http/retry.js';
 import { writeAtomic } from '../fsx/atomic.js';
 import { acquireLock, removeStaleLocks } from '../fsx/lock.js';
+import { privateFolder } from '../fsx/cachedir.js';
 import { mkdirs } from '../fsx/mkdirs.js';
 import { explain, isRegularFile, notRegular, openRegular, readRegular, UnsafeFileError } from '../fsx/safe.js';
 
@@ -66,6 +67,7 @@ const FOLDERS = ['blobs/sha256', 'partial', 'locks', 'index/sha512', 'index/url'
 export class ContentStore {
   /** Content this process hashed to its digest and renamed into place: digest → the file's stamp right after. */
   private readonly proven = new Map<string, string>();
+  private readonly privacy = new Map<string, Promise<boolean>>();
 
   constructor(readonly root: string) {}
 
@@ -73,7 +75,9 @@ export class ContentStore {
   async init(): Promise<void> {
     for (const d of FOLDERS) {
       const dir = path.join(this.root, d);
-      await mkdirs(dir).catch((err: unknown) => {
+      // Writable by this user only, whatever the umask (002 on many desktops): the URL and derived
+      // tables are believed only from folders nobody else can write (lookup, derived).
+      await mkdirs(dir, 0o755).catch((err: unknown) => {
         throw Object.assign(new UnsafeFileError(`cache folder ${dir} cannot be made: ${(err as Error).message}; use another --cache`, dir), { cause: err });
       });
       const s = await lstat(dir);
@@ -131,14 +135,61 @@ export class ContentStore {
     await rm(this.pathOf(digest), { force: true });
   }
 
-  /** Small lookup tables: sha512 → sha256 for files, URL → sha256 for files pinned at build. */
-  async lookup(table: 'sha512' | 'url', key: string): Promise<{ digest: string; size: number; sha512?: string } | undefined> {
+  /**
+   * The content stored under `digest` when the file hashes to it (and has
+   * `size` bytes, when given), and to `sha512` too, when given: hashed now
+   * unless this very process verified it into place, unchanged since. A file
+   * that does not hash to its own name is removed; undefined then, as when
+   * there is none, so the caller fetches it anew. Hashed now, it counts as
+   * verified by this run (a build then copies it without hashing it again).
+   */
+  async check(digest: string, size?: number, sha512?: string): Promise<{ digest: string; size: number } | undefined> {
+    const { hex } = splitDigest(digest);
+    let fh: FileHandle;
     try {
-      const entry = JSON.parse((await readRegular(this.indexPath(table, key))).toString('utf8')) as { digest: string; size: number; sha512?: string };
-      return (await this.has(entry.digest, entry.size)) ? entry : undefined;
+      fh = await this.open(digest);
+    } catch {
+      return undefined; // missing, or a link or FIFO in its place: fetched anew, and renamed over it
+    }
+    let damaged = false;
+    try {
+      const before = await fh.stat({ bigint: true });
+      if (size !== undefined && before.size !== BigInt(size)) return undefined;
+      const found = { digest, size: Number(before.size) };
+      if (sha512 === undefined && this.proven.get(digest) === stampOf(before)) return found;
+      const hashes = await hashHandle(fh, found.size, sha512 === undefined ? ['sha256'] : ['sha256', 'sha512']);
+      if (hashes.get('sha256')?.digest('hex') !== hex) {
+        damaged = true;
+        return undefined;
+      }
+      if (stampOf(await fh.stat({ bigint: true })) === stampOf(before)) this.proven.set(digest, stampOf(before));
+      return sha512 === undefined || hashes.get('sha512')?.digest('hex') === sha512 ? found : undefined;
+    } finally {
+      await fh.close();
+      if (damaged) await this.remove(digest);
+    }
+  }
+
+  /**
+   * Small lookup tables: sha512 → sha256 for files, URL → sha256 for files
+   * pinned at build. An entry is believed only once the content it names was
+   * hashed (by check) to its sha256 and, for the sha512 table, to the sha512
+   * it was found under: a planted entry pointing at other bytes is not used.
+   * A URL names no content, so nothing can tell a planted URL entry from a
+   * true one: that table is believed only where nobody else can write it
+   * (privateFolder); elsewhere (a cache shared with a group, say) files
+   * pinned at build are fetched anew.
+   */
+  async lookup(table: 'sha512' | 'url', key: string): Promise<{ digest: string; size: number; sha512?: string } | undefined> {
+    let entry: { digest: string; size: number } | undefined;
+    try {
+      entry = indexEntry(JSON.parse((await readRegular(this.indexPath(table, key))).toString('utf8')));
     } catch {
       return undefined;
     }
+    if (!entry || (table === 'url' && !(await this.privateIndex('url')))) return undefined;
+    const found = await this.check(entry.digest, entry.size, table === 'sha512' ? key : undefined);
+    return found && { ...found, ...(table === 'sha512' && { sha512: key }) };
   }
 
   async record(table: 'sha512' | 'url', key: string, entry: { digest: string; size: number; sha512?: string }): Promise<void> {
@@ -148,16 +199,72 @@ export class ContentStore {
   /**
    * A small fact derived from stored content (a Trivy DB's dates), computed
    * once per digest: a warm rebuild does not decompress the layer again.
+   * `derive` reads the content as this call streams it from one open file,
+   * hashing every byte (the rest too, when `derive` stops early): a value
+   * derived from other bytes than `digest`'s is never kept or returned, and
+   * the damaged file is removed. The value kept is believed later only from
+   * a folder nobody else can write (like the URL table): it cannot be checked
+   * without deriving it again.
    */
-  async derived<T>(name: string, digest: string, derive: () => Promise<T>): Promise<T> {
+  async derived<T>(name: string, digest: string, derive: (content: Readable) => Promise<T>): Promise<T> {
     const file = path.join(this.root, 'index', 'derived', `${name}-${splitDigest(digest).hex}`);
-    try {
-      return JSON.parse((await readRegular(file)).toString('utf8')) as T;
-    } catch {
-      const value = await derive();
-      await writeAtomic(file, JSON.stringify(value)).catch(() => undefined);
-      return value;
+    if (await this.privateIndex('derived')) {
+      try {
+        return JSON.parse((await readRegular(file)).toString('utf8')) as T;
+      } catch {
+        // not derived yet
+      }
     }
+    const value = await this.deriveVerified(digest, derive);
+    await writeAtomic(file, JSON.stringify(value)).catch(() => undefined);
+    return value;
+  }
+
+  private async deriveVerified<T>(digest: string, derive: (content: Readable) => Promise<T>): Promise<T> {
+    const fh = await this.open(digest);
+    const hash = createHash('sha256');
+    let position = 0;
+    let hashed = false;
+    // One read at a time, in order, whether derive's stream or the drain below asks;
+    // none once the digest is taken or the file closed (a read derive's stream still had under way).
+    let chain: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
+    try {
+      const proven = await this.provenByThisRun(digest, fh);
+      const next = () =>
+        (chain = chain.then(async () => {
+          if (hashed) return Buffer.alloc(0);
+          const buf = Buffer.allocUnsafe(BATCH);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+          position += bytesRead;
+          hash.update(buf.subarray(0, bytesRead));
+          return buf.subarray(0, bytesRead);
+        }));
+      async function* chunks(): AsyncGenerator<Buffer> {
+        for (let c = await next(); c.length > 0; c = await next()) yield c;
+      }
+      const value = await derive(Readable.from(chunks(), { objectMode: false }));
+      if (!proven) {
+        while ((await next()).length > 0);
+        hashed = true;
+        const actual = `sha256:${hash.digest('hex')}`;
+        if (actual !== digest) {
+          await this.remove(digest);
+          throw new DigestMismatchError(`cache entry ${digest} (removed; run again to fetch it anew)`, digest, actual);
+        }
+      }
+      return value;
+    } finally {
+      hashed = true;
+      await chain.catch(() => undefined);
+      await fh.close();
+    }
+  }
+
+  /** True when nobody but this user can write the index folder `table` (src/fsx/cachedir.ts); asked once per store. */
+  private privateIndex(table: 'url' | 'derived'): Promise<boolean> {
+    let p = this.privacy.get(table);
+    if (!p) this.privacy.set(table, (p = privateFolder(path.join(this.root, 'index', table))));
+    return p;
   }
 
   private indexPath(table: 'sha512' | 'url', key: string): string {
@@ -355,6 +462,14 @@ async function writeAllv(fh: FileHandle, buffers: Buffer[], position: number): P
     while (bufs.length > 0 && bytesWritten >= bufs[0]!.length) bytesWritten -= bufs.shift()!.length;
     if (bytesWritten > 0) bufs[0] = bufs[0]!.subarray(bytesWritten);
   }
+}
+
+/** An index entry as record() writes it; undefined for anything else. */
+function indexEntry(v: unknown): { digest: string; size: number } | undefined {
+  const e = v as { digest?: unknown; size?: unknown } | null;
+  if (typeof e !== 'object' || e === null || typeof e.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(e.digest)) return undefined;
+  if (typeof e.size !== 'number' || !Number.isSafeInteger(e.size) || e.size < 0) return undefined;
+  return { digest: e.digest, size: e.size };
 }
 
 function stampOf(s: BigIntStats): string {

@@ -55,13 +55,12 @@ export interface ReceiptFile {
 export interface Receipt {
   apiVersion: typeof RECEIPT_API_VERSION;
   kind: typeof RECEIPT_KIND;
-  bundle: {
-    name: string;
-    version: string;
-    created: string;
-    /** Hex sha256 of the exact bytes of the bundle's bundle.json. */
-    sha256: string;
-  };
+  /**
+   * The bundle unpacked, with the hex sha256 of the exact bytes of its
+   * bundle.json; or, written by sync, which has no bundle, the manifest and
+   * the time of the sync, marked `synced` and with no sha256: nothing was signed.
+   */
+  bundle: { name: string; version: string; created: string; sha256: string } | { name: string; version: string; created: string; synced: true };
   /** `HOST[:PORT][/PREFIX]` (trailing slashes dropped). */
   registry: string;
   layout: Layout;
@@ -202,9 +201,11 @@ export function checkReceipt(v: unknown, file = 'receipt'): Receipt {
   const r = obj(v, '', ['apiVersion', 'kind', 'bundle', 'registry', 'layout', 'images', 'blobs', 'files']);
   if (r.apiVersion !== RECEIPT_API_VERSION) bad('apiVersion', `is ${JSON.stringify(r.apiVersion)?.slice(0, 80)}, not "${RECEIPT_API_VERSION}"`);
   if (r.kind !== RECEIPT_KIND) bad('kind', `is ${JSON.stringify(r.kind)?.slice(0, 80)}, not "${RECEIPT_KIND}"`);
-  const b = obj(r.bundle, 'bundle', ['name', 'version', 'created', 'sha256']);
+  const synced = typeof r.bundle === 'object' && r.bundle !== null && 'synced' in r.bundle;
+  const b = obj(r.bundle, 'bundle', ['name', 'version', 'created', synced ? 'synced' : 'sha256']);
   for (const k of ['name', 'version', 'created'] as const) text(b[k], `bundle.${k}`);
-  if (!HEX.test(text(b.sha256, 'bundle.sha256'))) bad('bundle.sha256', 'is not 64 lowercase hex characters');
+  if (synced && b.synced !== true) bad('bundle.synced', 'is not true');
+  if (!synced && !HEX.test(text(b.sha256, 'bundle.sha256'))) bad('bundle.sha256', 'is not 64 lowercase hex characters');
   let registry: TargetRegistry;
   try {
     registry = parseTargetRegistry(text(r.registry, 'registry'));

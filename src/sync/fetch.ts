@@ -15,6 +15,8 @@ type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
 export class LazyFetcher extends BlobFetcher {
   private readonly origins = new Map<string, { client: RegistryClient; repo: string; d: Descriptor }>();
   private readonly missing = new Set<string>();
+  /** Each blob's check against the cache, made once per run (ensure is asked for a blob again by every step that reads it). */
+  private readonly checking = new Map<string, Promise<{ digest: string; size: number } | undefined>>();
 
   constructor(
     private readonly cache: ContentStore,
@@ -36,11 +38,17 @@ export class LazyFetcher extends BlobFetcher {
     return Promise.resolve();
   }
 
-  /** The blob in the cache, verified: fetched from upstream once, when the cache lacks it. */
+  /**
+   * The blob in the cache, verified: fetched from upstream once, when the
+   * cache lacks it. One found there from an earlier run is hashed first (the
+   * push copies it out as it is); one that does not match is removed and
+   * fetched anew, as build does.
+   */
   async ensure(digest: string): Promise<void> {
     const o = this.origins.get(digest);
     if (!o) throw new Error(`${digest}: no image walked names it, so there is nowhere to fetch it from`);
-    if (!this.missing.has(digest) && !(await this.cache.has(digest, o.d.size))) this.missing.add(digest);
+    this.checking.set(digest, this.checking.get(digest) ?? this.cache.check(digest, o.d.size));
+    if (!this.missing.has(digest) && !(await this.checking.get(digest))) this.missing.add(digest);
     await super.fetch(o.client, o.repo, o.d);
   }
 }

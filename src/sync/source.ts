@@ -20,7 +20,7 @@ export class CacheSource implements UnpackSource {
 
   constructor(
     readonly index: BundleIndex,
-    /** The composed index as JSON: what the receipt's `bundle.sha256` names. */
+    /** The composed index as JSON (the receipt sync writes names no sha256 of it: nothing signed it). */
     readonly bundleJson: Buffer,
     private readonly store: ContentStore,
     private readonly fetcher: LazyFetcher,

@@ -70,7 +70,9 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const result = await unpackFrom(source, { ...opts, maxDbAge: undefined });
   await recordDbDates(index, graphs, store, opts.maxDbAge, (m) => progress.log(m));
   const filesBytes = files.reduce((n, r) => n + (r.file?.downloaded ?? 0), 0);
-  return { ...result, fetched: { blobs: fetcher.fetched, files: files.filter((r) => (r.file?.downloaded ?? 0) > 0).length, bytes: fetcher.downloaded + filesBytes } };
+  // No bundle, nothing signed: the receipt says so instead of naming the sha256 of an index nobody can check.
+  const receipt = result.receipt && { ...result.receipt, bundle: { name: index.name, version: index.version, created: index.created, synced: true as const } };
+  return { ...result, ...(receipt && { receipt }), fetched: { blobs: fetcher.fetched, files: files.filter((r) => (r.file?.downloaded ?? 0) > 0).length, bytes: fetcher.downloaded + filesBytes } };
 }
 
 /** The index a build of the same manifest would sign (no tar behind it, so no layout entries, no signer). */
