@@ -132,6 +132,13 @@ describe('mergeFallbackIndex', () => {
     ];
     for (const c of cases) assert.throws(() => mergeFallbackIndex(c, [entry('a')]), AttachedError, c.toString().slice(0, 80));
   });
+  it('parseReferrersIndex reads only the first `keep` entries of a long list, and says how many it lists', () => {
+    const list = [...Array.from({ length: 1500 }, (_, i) => entry(String(i))), { digest: 'garbage past the bound' }];
+    const got = parseReferrersIndex(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: list })), 'busy', 65);
+    assert.equal(got.entries.length, 65);
+    assert.equal(got.listed, 1501);
+    assert.deepEqual(got.entries[64], entry('64'));
+  });
   it('parseReferrersIndex names what it reads', () => {
     assert.throws(() => parseReferrersIndex(Buffer.from('{}'), 'the thing X'), /the thing X has schemaVersion/);
   });

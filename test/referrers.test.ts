@@ -110,6 +110,21 @@ describe('discovery', () => {
     }
   });
 
+  it('a referrers answer of the right type but a hostile body: a warning naming the subject, the tag scheme still found', async () => {
+    front.referrersBody = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [{ mediaType: MediaTypes.ociManifest, digest: 'sha256:../../etc', size: 1 }] }));
+    try {
+      const d = await discoverAttached(new RegistryClient(front.host, http), 'signed/app', SUBJECT.digest);
+      assert.deepEqual(
+        d.attached.map((a) => a.tag),
+        [tagFor(SUBJECT.digest, 'sig'), tagFor(SUBJECT.digest, 'att')],
+      );
+      assert.equal(d.warnings.length, 1);
+      assert.match(d.warnings[0] ?? '', new RegExp(`referrers answer for ${front.host}/signed/app@${SUBJECT.digest}: entry 0 has digest`));
+    } finally {
+      front.referrersBody = undefined;
+    }
+  });
+
   it('nothing attached: an empty answer, no warning', async () => {
     const none = sha256('nothing attached');
     for (const host of [reg28.host, front.host]) {

@@ -159,17 +159,20 @@ export function subjectOf(bytes: Buffer): string | undefined {
 /**
  * The entries of an OCI index that lists referrers (a referrers API answer or a
  * fallback index), shapes checked: each an image manifest or index descriptor
- * with a sha256 digest and a size. Throws AttachedError naming `what`.
+ * with a sha256 digest and a size. `keep`: read only the first `keep` entries
+ * (discovery keeps a bounded number; a busy subject may list thousands);
+ * without it an index listing more than MAX_FALLBACK_ENTRIES is refused.
+ * `listed` is how many the index lists. Throws AttachedError naming `what`.
  */
-export function parseReferrersIndex(bytes: Buffer, what: string): { doc: Record<string, unknown>; entries: ReferrerDescriptor[] } {
+export function parseReferrersIndex(bytes: Buffer, what: string, keep?: number): { doc: Record<string, unknown>; entries: ReferrerDescriptor[]; listed: number } {
   const doc = parseObject(bytes);
   if (!doc) throw new AttachedError(`${what} is not a JSON object`);
   if (doc.schemaVersion !== 2) throw new AttachedError(`${what} has schemaVersion ${JSON.stringify(doc.schemaVersion)}, not 2`);
   if (doc.mediaType !== undefined && doc.mediaType !== OCI_INDEX) throw new AttachedError(`${what} has media type ${JSON.stringify(doc.mediaType)}, not ${OCI_INDEX}`);
   if (!Array.isArray(doc.manifests)) throw new AttachedError(`${what} has no "manifests" list`);
   const list = doc.manifests as unknown[];
-  if (list.length > MAX_FALLBACK_ENTRIES) throw new AttachedError(`${what} lists ${list.length} manifests, more than the ${MAX_FALLBACK_ENTRIES} airlock reads`);
-  const entries = list.map((e, i): ReferrerDescriptor => {
+  if (keep === undefined && list.length > MAX_FALLBACK_ENTRIES) throw new AttachedError(`${what} lists ${list.length} manifests, more than the ${MAX_FALLBACK_ENTRIES} airlock reads`);
+  const entries = list.slice(0, keep ?? list.length).map((e, i): ReferrerDescriptor => {
     const x = e as Record<string, unknown> | null;
     if (!x || typeof x !== 'object' || Array.isArray(x)) throw new AttachedError(`${what}: entry ${i} is not an object`);
     const mediaType = str(x.mediaType);
@@ -180,7 +183,7 @@ export function parseReferrersIndex(bytes: Buffer, what: string): { doc: Record<
     if (x.artifactType !== undefined && typeof x.artifactType !== 'string') throw new AttachedError(`${what}: entry ${i} has an artifactType that is not a string`);
     return x as unknown as ReferrerDescriptor;
   });
-  return { doc, entries };
+  return { doc, entries, listed: list.length };
 }
 
 /**

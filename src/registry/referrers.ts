@@ -112,23 +112,33 @@ async function manifestOrNone(client: RegistryClient, repo: string, ref: string)
  * says, else from the fallback tag. Pages are followed while they bring
  * entries under the bound.
  */
-export async function listReferrers(client: RegistryClient, repo: string, subject: string): Promise<{ via: 'api' | 'fallback'; entries: ReferrerDescriptor[]; warnings: string[] }> {
+export async function listReferrers(client: RegistryClient, repo: string, subject: string): Promise<{ via: 'api' | 'fallback'; entries: ReferrerDescriptor[]; listed: number; more: boolean; warnings: string[] }> {
   const name = `${client.host}/${repo}@${subject}`;
   const warnings: string[] = [];
   const first = await client.referrersPage(repo, subject);
   if (first.status === 200 && first.contentType === OCI_INDEX && first.bytes) {
     const entries: ReferrerDescriptor[] = [];
+    let listed = 0;
+    /** Pages left unread once the bound was passed. */
+    let more = false;
     const seenPages = new Set<string>();
     let page = first;
     for (let n = 1; ; n++) {
       try {
-        entries.push(...parseReferrersIndex(page.bytes ?? Buffer.alloc(0), `the referrers answer for ${name}`).entries);
+        // One past the bound is enough to know the bound was passed.
+        const got = parseReferrersIndex(page.bytes ?? Buffer.alloc(0), `the referrers answer for ${name}`, MAX_REFERRERS + 1 - entries.length);
+        entries.push(...got.entries);
+        listed += got.listed;
       } catch (err) {
         if (!(err instanceof AttachedError)) throw err;
         warnings.push(`${err.message}; the rest of its referrers are left out`);
         break;
       }
-      if (!page.next || entries.length > MAX_REFERRERS) break;
+      if (!page.next) break;
+      if (entries.length > MAX_REFERRERS) {
+        more = true;
+        break;
+      }
       if (n >= MAX_REFERRERS_PAGES || seenPages.has(page.next)) {
         warnings.push(`the referrers answer for ${name} runs past ${n} pages; the rest are left out`);
         break;
@@ -146,17 +156,18 @@ export async function listReferrers(client: RegistryClient, repo: string, subjec
         break;
       }
     }
-    return { via: 'api', entries, warnings };
+    return { via: 'api', entries, listed, more, warnings };
   }
   const tag = fallbackTag(subject);
   const index = await manifestOrNone(client, repo, tag);
-  if (!index) return { via: 'fallback', entries: [], warnings };
+  if (!index) return { via: 'fallback', entries: [], listed: 0, more: false, warnings };
   try {
-    return { via: 'fallback', entries: parseReferrersIndex(index.bytes, `the fallback index ${client.host}/${repo}:${tag}`).entries, warnings };
+    const got = parseReferrersIndex(index.bytes, `the fallback index ${client.host}/${repo}:${tag}`, MAX_REFERRERS + 1);
+    return { via: 'fallback', entries: got.entries, listed: got.listed, more: false, warnings };
   } catch (err) {
     if (!(err instanceof AttachedError)) throw err;
     warnings.push(`${err.message}; the referrers of ${name} it would list are left out`);
-    return { via: 'fallback', entries: [], warnings };
+    return { via: 'fallback', entries: [], listed: 0, more: false, warnings };
   }
 }
 
@@ -183,13 +194,15 @@ export async function discoverAttached(client: RegistryClient, repo: string, sub
     seen.add(m.digest);
     candidates.push({ tag: tagSchemeTag(subject, suffix), suffix, manifest: m });
   });
+  const byTag = candidates.length;
   for (const e of listed.entries) {
     if (seen.has(e.digest)) continue;
     seen.add(e.digest);
     candidates.push({ digest: e.digest, size: e.size });
   }
   if (candidates.length > MAX_REFERRERS) {
-    warnings.push(`${name} has ${candidates.length} attached manifests, more than the ${MAX_REFERRERS} airlock carries per subject; the first ${MAX_REFERRERS} are kept, the rest left out`);
+    const total = Math.max(candidates.length, byTag + listed.listed);
+    warnings.push(`${name} has ${total}${listed.more ? ' or more' : ''} attached manifests, more than the ${MAX_REFERRERS} airlock carries per subject; the first ${MAX_REFERRERS} are kept, the rest left out`);
     candidates.length = MAX_REFERRERS;
   }
   // Declared sizes first: nothing past the byte bound is fetched at all.

@@ -40,6 +40,8 @@ export interface ReferrersFront {
   pageSize: number | undefined;
   /** Origin put before the path of the next-page Link (default none: a relative link). */
   nextOrigin: string | undefined;
+  /** When set, every referrers answer has this body instead (a hostile or broken registry). */
+  referrersBody: Buffer | undefined;
   stop(): Promise<void>;
 }
 
@@ -92,6 +94,7 @@ export async function startReferrersFront(upstreamUrl: string): Promise<Referrer
     referrersContentType: OCI_INDEX,
     pageSize: undefined,
     nextOrigin: undefined,
+    referrersBody: undefined,
     stop: async () => undefined,
   };
 
@@ -100,7 +103,7 @@ export async function startReferrersFront(upstreamUrl: string): Promise<Referrer
     const page = Number(query.get('page') ?? '0');
     const size = front.pageSize ?? Math.max(all.length, 1);
     const slice = all.slice(page * size, page * size + size);
-    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: slice }));
+    const body = front.referrersBody ?? Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: slice }));
     const headers: OutgoingHttpHeaders = { 'content-type': front.referrersContentType, 'content-length': body.length };
     if ((page + 1) * size < all.length) headers['link'] = `<${front.nextOrigin ?? ''}/v2/${repo}/referrers/${subject}?page=${page + 1}>; rel="next"`;
     res.writeHead(200, headers);
