@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { apiHost } from '../oci/reference.js';
 import { sha256Digest } from '../oci/digest.js';
-import { MANIFEST_ACCEPT } from '../oci/mediatypes.js';
+import { MANIFEST_ACCEPT, OCI_INDEX } from '../oci/mediatypes.js';
 import { header, statusError, type Http, type HttpRequest, type HttpResponse } from '../http/client.js';
 import { describeNetworkError, HttpError, StatusError } from '../http/errors.js';
 import { MAX_MANIFEST_BYTES } from '../http/limits.js';
@@ -76,6 +76,16 @@ export interface StagedUpload {
   readonly what: string;
   /** The session's URL as the registry last gave it. */
   readonly location: string;
+}
+
+export interface ReferrersPage {
+  readonly status: number;
+  /** Without parameters. */
+  readonly contentType?: string;
+  /** The body, on 200 only. */
+  readonly bytes?: Buffer;
+  /** Absolute URL of the next page (`Link: <…>; rel="next"`). */
+  readonly next?: string;
 }
 
 export class RegistryClient {
@@ -298,8 +308,12 @@ export class RegistryClient {
     if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}`);
   }
 
-  /** PUTs manifest bytes as they are, under a tag or their digest; checks the digest the registry computed. */
-  async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<void> {
+  /**
+   * PUTs manifest bytes as they are, under a tag or their digest; checks the
+   * digest the registry computed. `ociSubject`: the `OCI-Subject` header, which
+   * a registry with the referrers API sends when it processed a `subject`.
+   */
+  async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<{ ociSubject?: string }> {
     const digest = sha256Digest(bytes);
     const what = `PUT manifest ${this.ref(repo, ref)}`;
     const res = await this.send(what, repo, `/manifests/${ref}`, { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': String(bytes.length) }, body: bytes });
@@ -307,6 +321,32 @@ export class RegistryClient {
     await res.body.dump();
     const got = header(res, 'docker-content-digest');
     if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}, not ${digest}`);
+    const ociSubject = header(res, 'oci-subject');
+    return ociSubject ? { ociSubject } : {};
+  }
+
+  /**
+   * One page of `GET /v2/<repo>/referrers/<digest>` (or the `next` URL a
+   * previous page linked to, same origin only). Answers whatever the registry
+   * said, for the caller to decide whether to trust it: a registry without the
+   * API answers 404, 400 or 405, or a page of HTML. A 5xx after the retries
+   * throws; the body is read (bounded like a manifest) only on 200.
+   */
+  async referrersPage(repo: string, digest: string, next?: string): Promise<ReferrersPage> {
+    const what = `referrers of ${this.host}/${repo}@${digest}`;
+    const base = `${this.http.baseUrl(this.api)}/v2/${repo}/referrers/${digest}`;
+    const url = next === undefined ? new URL(base) : new URL(next, base);
+    if (url.origin !== new URL(base).origin) throw new RegistryError(`${what}: the registry links the next page to another origin (${url.origin}); refusing to follow`, undefined, 'AIRLOCK_FOREIGN_LINK');
+    const res = await this.sendUrl(what, url, { headers: { accept: OCI_INDEX }, maxBody: MAX_MANIFEST_BYTES, scope: [`repository:${repo}:pull`] });
+    if (res.status >= 500) await this.expect(res, [200], `GET ${what}`);
+    const type = contentType(res);
+    if (res.status !== 200) {
+      await res.body.dump();
+      return { status: res.status, ...(type !== undefined && { contentType: type }) };
+    }
+    const bytes = Buffer.from(await this.read(res, what, () => res.body.arrayBuffer()));
+    const link = nextLink(res.headers['link']);
+    return { status: 200, bytes, ...(type !== undefined && { contentType: type }), ...(link !== undefined && { next: new URL(link, res.url).toString() }) };
   }
 
   private ref(repo: string, ref: string): string {
@@ -421,4 +461,14 @@ export function ociErrorSummary(text: string): string {
   } catch {
     return printable(text.trim().slice(0, 200));
   }
+}
+
+/** The target of `rel="next"` in a Link header (RFC 8288), as written. */
+export function nextLink(value: string | string[] | undefined): string | undefined {
+  for (const v of Array.isArray(value) ? value : value ? [value] : []) {
+    for (const m of v.matchAll(/<([^>]*)>\s*((?:;\s*[^;,]+)*)/g)) {
+      if (/;\s*rel\s*=\s*"?next"?(\s|;|$)/i.test(m[2] ?? '')) return m[1];
+    }
+  }
+  return undefined;
 }
