@@ -1,7 +1,8 @@
 // Content-addressed store, after npm's cacache: content lives under its
 // sha256, is written to a partial file, and is renamed into place only after
 // its digest matched. A partial file survives a crash or SIGKILL and is
-// resumed with a Range request on the next run. One process at a time works
+// resumed with a Range request on the next run, when the digest it must
+// reach is known (content pinned at build starts over). One process at a time works
 // on a partial file (a lock per entry, under locks/); whoever waited for it
 // finds the content in place afterwards and fetches nothing.
 import { createHash, type Hash } from 'node:crypto';
@@ -273,7 +274,8 @@ export class ContentStore {
 
   /**
    * Downloads into the store: takes the entry's lock (waiting while another
-   * process holds it), resumes a partial file left by an earlier run, hashes
+   * process holds it), resumes a partial file left by an earlier run (only
+   * when the digest is known: see download), hashes
    * while writing, retries transient failures from where it stopped, and
    * renames into place only when the digest matches. Files found by sha512
    * or by URL get their index entry recorded before the lock is let go.
@@ -317,6 +319,11 @@ export class ContentStore {
         // Never through a link, never blocking on a FIFO: only a regular file is resumed.
         const fh = await openRegular(partial, O_RDWR | O_CREAT);
         try {
+          // Content pinned at build has no digest to catch a splice: bytes kept from an earlier
+          // attempt or run may be of another version than what the server sends now (a plain
+          // Range asks for no validator), so such a download always starts from byte 0.
+          // undici's own resume within one request keeps If-Match and is checked (http/resume.ts).
+          if (!expected) await fh.truncate(0);
           const have = (await fh.stat()).size;
           const hashes = have > 0 ? await hashHandle(fh, have, algorithms) : undefined;
           if (hashes && have === req.size) {
