@@ -6,11 +6,12 @@
 // bundle, and the reader refuses every malformed entry by name.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runAirlock } from './support/cli.js';
 import { makeTempDir, removeTempDir } from './support/proc.js';
 import { skopeoOk } from './support/skopeo.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
 import { entry, readTar } from './support/tarball.js';
 import { APP, makeAttachedBundle, OTHER, SIGSTORE_BUNDLE, type AttachedBundle } from './support/attachedbundle.js';
 import { BundleError, parseIndex } from '../src/bundle/reader.js';
@@ -75,6 +76,11 @@ describe('a bundle with attached manifests', () => {
     const s = await runAirlock(['verify', '-', '--pub', b.pub], await readFile(b.bundle));
     assert.equal(s.code, 0, s.stderr);
     assert.match(s.stdout, /with 2 attached \(2 signatures\)/);
+    // Split in parts smaller than a manifest: the attached ones span parts like any blob.
+    const split = await makeAttachedBundle(work, 'split', { splitSize: 700 });
+    const p = await runAirlock(['verify', `${split.bundle}.001`, '--pub', split.pub]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /with 2 attached \(2 signatures\)/);
   });
 
   it('inspect lists what is attached under its image (text and --json)', async () => {
@@ -265,5 +271,25 @@ describe('the reader refuses malformed attached entries', () => {
       assert.equal(r.code, 1, `${name}: ${r.stdout}`);
       assert.match(r.stderr, message(x), name);
     }
+  });
+});
+
+describe('unpack of a bundle with attached manifests', () => {
+  let target: TestRegistry | undefined;
+  after(async () => target?.stop());
+
+  it('verifies them with the rest and still pushes every image; the receipt reads back (pushing them is the next step)', async () => {
+    target = await startRegistry();
+    await mkdir(path.join(work, 'files'));
+    const receipt = path.join(work, 'unpack-receipt.json');
+    const r = await runAirlock(['unpack', b.bundle, '--pub', b.pub, '--registry', target.host, '--files-dir', path.join(work, 'files'), '--receipt', receipt, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { items: Array<{ status: string }> };
+    assert.deepEqual(report.items.map((i) => i.status), ['pushed', 'pushed']);
+    const back = parseReceipt(await readFile(receipt));
+    assert.deepEqual(back.images.map((i) => i.target), [`${target.host}/team/app:1`, `${target.host}/team/other:1`]);
+    // Nothing attached was pushed, so none is listed, nor its blobs.
+    assert.equal(back.attached, undefined);
+    assert.ok(!back.blobs.some((x) => x.digest === b.sig.digest));
   });
 });

@@ -47,6 +47,8 @@ export interface AttachedOptions {
   readonly bases?: readonly Base[];
   /** Changes bundle.json before it is signed: a bundle another tool made, signed with the right key. */
   readonly mutate?: (index: Omit<BundleIndex, 'layout'>) => void;
+  /** Write it split in parts of this many bytes (SPEC §7). */
+  readonly splitSize?: number;
   /** Another key pair to sign with (default: DIR/k). */
   readonly keyName?: string;
 }
@@ -121,6 +123,6 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
   });
   opts.mutate?.(index);
   const bundle = path.join(dir, `${name}.tar`);
-  await writeBundle({ output: bundle, store, index, key, mtime: new Date(0) });
+  await writeBundle({ output: bundle, store, index, key, mtime: new Date(0), ...(opts.splitSize !== undefined && { splitSize: opts.splitSize }) });
   return { bundle, pub: path.join(dir, `${opts.keyName ?? 'k'}.pub`), index, app: appIndex.digest, child: appChild.manifest.digest, other: other.manifest.digest, sig, ...(referrer && { referrer }) };
 }
