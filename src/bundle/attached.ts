@@ -23,14 +23,16 @@ export interface AttachedGraph extends ImageGraph {
 export async function readAttached(reader: { index: BundleIndex } & EntryReader, graphs: ReadonlyMap<string, ImageGraph>): Promise<AttachedGraph[]> {
   const external = new Set(reader.index.blobs.filter((b) => b.external).map((b) => b.digest));
   const sizes = new Map(reader.index.blobs.map((b) => [b.digest, b.size]));
+  const owners = ownersBySubject(reader.index, graphs);
   const out: AttachedGraph[] = [];
   for (const a of reader.index.attached ?? []) {
     const name = `attached ${a.digest} (${a.kind}${a.tag ? ` ${a.tag}` : ', a referrer'} in ${a.repository})`;
     const fail = (problem: string): never => {
       throw new BundleError(printable(`${name}: ${problem}; airlock does not use this bundle: build it again with this version of airlock`));
     };
-    const image = ownerOf(reader.index, graphs, a, external);
-    if (image === undefined) fail(`its subject ${a.subject} is not a manifest of any image from ${a.repository}`);
+    // In a delta, an image's external manifests were not walked: an external subject may be a child of one.
+    const image = owners.held.get(`${a.repository}\0${a.subject}`) ?? (external.has(a.subject) ? owners.withExternal.get(a.repository) : undefined);
+    if (image === undefined) return fail(`its subject ${a.subject} is not a manifest of any image from ${a.repository}`);
     const g = await readGraph(reader, { ref: `${a.repository}@${a.digest}`, digest: a.digest, mediaType: a.mediaType });
     if (!external.has(a.digest)) {
       const subject = subjectOf(await reader.readEntry(BLOBS_PREFIX + a.digest.slice(7)));
@@ -42,24 +44,27 @@ export async function readAttached(reader: { index: BundleIndex } & EntryReader,
       const size = [...new Set([...g.manifests.map((m) => m.digest), ...g.blobs])].reduce((n, d) => n + (sizes.get(d) ?? 0), 0);
       if (size !== a.size) fail(`bundle.json says it is ${a.size} bytes, but its manifest and blobs are ${size}`);
     }
-    out.push({ ...g, entry: a, image: image! });
+    out.push({ ...g, entry: a, image });
   }
   return out;
 }
 
 /**
- * The first image from the entry's repository whose graph holds its subject;
- * in a delta, where an image's external manifests were not walked, also the
- * first such image with external manifests when the subject is external (it
- * may be a child of one).
+ * For each repository and manifest digest, the first image (bundle.json order)
+ * from that repository whose graph holds it; and for each repository, the first
+ * image with external manifests (a delta's, not walked).
  */
-function ownerOf(index: BundleIndex, graphs: ReadonlyMap<string, ImageGraph>, a: BundleAttached, external: ReadonlySet<string>): string | undefined {
-  const mine = index.images.filter((i) => imageRepository(i.ref) === a.repository);
-  const holds = (g: ImageGraph | undefined) => g !== undefined && (g.manifests.some((m) => m.digest === a.subject) || g.externalManifests.some((m) => m.digest === a.subject));
-  const found = mine.find((i) => holds(graphs.get(i.ref)));
-  if (found) return found.ref;
-  if (external.has(a.subject)) return mine.find((i) => (graphs.get(i.ref)?.externalManifests.length ?? 0) > 0)?.ref;
-  return undefined;
+function ownersBySubject(index: BundleIndex, graphs: ReadonlyMap<string, ImageGraph>): { held: Map<string, string>; withExternal: Map<string, string> } {
+  const held = new Map<string, string>();
+  const withExternal = new Map<string, string>();
+  for (const i of index.images) {
+    const g = graphs.get(i.ref);
+    if (!g) continue;
+    const repository = imageRepository(i.ref);
+    for (const m of [...g.manifests, ...g.externalManifests]) if (!held.has(`${repository}\0${m.digest}`)) held.set(`${repository}\0${m.digest}`, i.ref);
+    if (g.externalManifests.length > 0 && !withExternal.has(repository)) withExternal.set(repository, i.ref);
+  }
+  return { held, withExternal };
 }
 
 /** The `subject` digest a manifest names: undefined when it has none, null when it is not a sha256 digest (the graph walk parsed the JSON already). */

@@ -95,6 +95,12 @@ export function imageRepository(ref: string): string {
   return referenceName(parseReference(ref));
 }
 
+/** True when `tag` is cosign's tag-scheme name (`sha256-<hex>.sig`, `.att`, `.sbom`) for `subject`. */
+export function isTagSchemeTagOf(tag: string, subject: string): boolean {
+  const m = /^sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$/.exec(tag);
+  return m !== null && `sha256:${m[1]}` === subject;
+}
+
 export type AttachedKind = 'signature' | 'attestation' | 'sbom' | 'other';
 export const ATTACHED_KINDS: readonly AttachedKind[] = ['signature', 'attestation', 'sbom', 'other'];
 

@@ -23,6 +23,7 @@ import {
   ATTACHED_KINDS,
   compareAttached,
   imageRepository,
+  isTagSchemeTagOf,
   type BundleAttached,
   type BundleIndex,
 } from './format.js';
@@ -424,7 +425,6 @@ export function parseIndex(bytes: Buffer): BundleIndex {
 }
 
 const ATTACHED_FIELDS = ['subject', 'repository', 'digest', 'mediaType', 'artifactType', 'kind', 'tag', 'size'];
-const TAG_SCHEME = /^sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$/;
 /** Longer than any media type in use; a bound on what inspect prints. */
 const MAX_MEDIA_TYPE = 255;
 
@@ -464,9 +464,8 @@ function checkAttached(list: unknown, blobs: ReadonlySet<string>, repositories: 
     if (a.artifactType !== undefined && (typeof a.artifactType !== 'string' || a.artifactType === '' || a.artifactType.length > MAX_MEDIA_TYPE)) bad(`${name}: artifactType is not a media type`);
     if (!ATTACHED_KINDS.includes(a.kind as BundleAttached['kind'])) bad(`${name}: kind is not one of ${ATTACHED_KINDS.join(', ')}`);
     if (a.tag !== undefined) {
-      const m = typeof a.tag === 'string' ? TAG_SCHEME.exec(a.tag) : null;
-      if (!m) bad(`${name}: tag is not cosign's sha256-<hex>.sig, .att or .sbom`);
-      if (`sha256:${m![1]}` !== a.subject) bad(`${name}: tag ${String(a.tag)} is not the tag of its subject ${String(a.subject)}`);
+      if (typeof a.tag !== 'string' || !/^sha256-[a-f0-9]{64}\.(?:sig|att|sbom)$/.test(a.tag)) bad(`${name}: tag is not cosign's sha256-<hex>.sig, .att or .sbom`);
+      if (!isTagSchemeTagOf(a.tag as string, a.subject as string)) bad(`${name}: tag ${String(a.tag)} is not the tag of its subject ${String(a.subject)}`);
       const tagKey = `${a.repository}:${String(a.tag)}`;
       if (tags.has(tagKey)) bad(`${name}: tag ${tagKey} is given to two entries`);
       tags.add(tagKey);

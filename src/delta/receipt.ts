@@ -13,7 +13,7 @@
 // for a manifest or index under /manifests/<digest>, not /blobs/<digest>: the
 // receipt does not mark which entries are manifests; the bundle's graphs say.)
 import { createHash } from 'node:crypto';
-import { ATTACHED_KINDS, type AttachedKind, type BundleAttached, type BundleIndex } from '../bundle/format.js';
+import { ATTACHED_KINDS, isTagSchemeTagOf, type AttachedKind, type BundleAttached, type BundleIndex } from '../bundle/format.js';
 import { parseTargetRegistry, targetRepository, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { writeAtomic } from '../fsx/atomic.js';
 import { READ_BOUNDS, readRegular, UnsafeFileError, type ReadBound } from '../fsx/safe.js';
@@ -309,7 +309,7 @@ export function checkReceipt(v: unknown, file = 'receipt'): Receipt {
       const repo = text(a.repository, `${where}.repository`);
       if (!repositories.has(repo)) bad(`${where}.repository`, `${repo} is not the repository of any image in the receipt`);
       if (!ATTACHED_KINDS.includes(a.kind as AttachedKind)) bad(`${where}.kind`, `is not one of ${ATTACHED_KINDS.join(', ')}`);
-      if (a.tag !== undefined && text(a.tag, `${where}.tag`) !== `sha256-${subject.slice(7)}${/\.(?:sig|att|sbom)$/.exec(a.tag as string)?.[0] ?? '?'}`) {
+      if (a.tag !== undefined && !isTagSchemeTagOf(text(a.tag, `${where}.tag`), subject)) {
         bad(`${where}.tag`, `"${(a.tag as string).slice(0, 100)}" is not cosign's sha256-<hex>.sig, .att or .sbom of its subject`);
       }
       if (seen.has(`${repo}\0${d}`)) bad(`${where}.digest`, `${d} is listed twice for ${repo}`);
