@@ -292,4 +292,17 @@ describe('unpack of a bundle with attached manifests', () => {
     assert.equal(back.attached, undefined);
     assert.ok(!back.blobs.some((x) => x.digest === b.sig.digest));
   });
+
+  it('build --base takes the bundle with attached manifests as a base: what it holds is external, placed with its image', async () => {
+    assert.ok(target, 'the unpack above ran');
+    const m = path.join(work, 'rebuild.yaml');
+    await writeFile(m, `apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: rebuild\n  version: "2"\nspec:\n  images:\n    - ${target.host}/team/app:1\n`);
+    const out = path.join(work, 'rebuild.tar');
+    const r = await runAirlock(['build', m, '-o', out, '--key', path.join(work, 'k.key'), '--cache', path.join(work, 'cache-rebuild'), '--base', b.bundle]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /signature was not checked/, 'the base is signed with the same key: checked');
+    const bj = JSON.parse(entry(await readTar(out), 'bundle.json').data.toString()) as BundleIndex;
+    assert.equal(bj.images[0]?.digest, b.app);
+    assert.ok(bj.blobs.length === 4 && bj.blobs.every((x) => x.external && x.from?.image === APP), JSON.stringify(bj.blobs));
+  });
 });
