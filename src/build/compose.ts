@@ -6,7 +6,7 @@ import type { PulledFile } from '../fetch/pull.js';
 import type { ArtifactItem, FileItem, ImageItem, Plan } from '../manifest/types.js';
 import type { Descriptor, PulledGraph } from '../registry/pull.js';
 import { fingerprint } from '../sign/keys.js';
-import { BUNDLE_SCHEMA_VERSION, type BlobFrom, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex, type TrivyDbInfo } from '../bundle/format.js';
+import { BUNDLE_SCHEMA_VERSION, compareAttached, type BlobFrom, type BundleAttached, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex, type TrivyDbInfo } from '../bundle/format.js';
 import { fileKey } from './bases.js';
 
 export interface ComposeInput {
@@ -17,13 +17,21 @@ export interface ComposeInput {
   readonly created: Date;
   readonly graphs: ReadonlyArray<{ item: ImageItem | ArtifactItem; graph: PulledGraph }>;
   readonly files: ReadonlyArray<{ item: FileItem; file: PulledFile }>;
+  /** Every blob once (uniqueBlobs), those of the attached manifests included. */
   readonly blobs: readonly BundleBlob[];
+  /** Signatures, attestations, SBOMs found for the images (SPEC §9), in any order; their manifests and blobs are in `blobs`. */
+  readonly attached?: readonly BundleAttached[];
   readonly dbInfo: ReadonlyMap<string, TrivyDbInfo>;
   readonly held: { blobs: ReadonlyMap<string, BlobFrom>; files: ReadonlySet<string> };
   readonly bases?: readonly Base[];
 }
 
 export function composeIndex(c: ComposeInput): Omit<BundleIndex, 'layout'> {
+  const listed = new Set(c.blobs.map((b) => b.digest));
+  for (const a of c.attached ?? []) {
+    // The reader refuses such a bundle: say so here, where the mistake is.
+    if (!listed.has(a.digest) || !listed.has(a.subject)) throw new Error(`compose: attached ${a.digest} (subject ${a.subject}) is not among the blobs`);
+  }
   return {
     schemaVersion: BUNDLE_SCHEMA_VERSION,
     name: c.plan.name,
@@ -51,6 +59,7 @@ export function composeIndex(c: ComposeInput): Omit<BundleIndex, 'layout'> {
       const from = c.held.blobs.get(b.digest);
       return from ? { ...b, external: true, from } : b;
     }),
+    ...(c.attached?.length && { attached: [...c.attached].sort(compareAttached) }),
     ...(c.bases?.length && { bases: c.bases.map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 })) }),
   };
 }

@@ -1,6 +1,7 @@
 // The bundle (SPEC §4): an uncompressed POSIX tar whose first entry,
 // bundle.json, names every other entry with its size and digest.
 import type { ArtifactRole, FileRole } from '../manifest/types.js';
+import { parseReference, referenceName } from '../oci/reference.js';
 
 export const BUNDLE_SCHEMA_VERSION = 1;
 export const BUNDLE_JSON = 'bundle.json';
@@ -72,6 +73,50 @@ export interface BlobFrom {
   image?: string;
 }
 
+/** A signature, attestation, SBOM or other manifest attached to an image (SPEC §9), carried byte for byte. */
+export interface BundleAttached {
+  /** The digest it is attached to: an image's top digest or a child manifest of its index. */
+  subject: string;
+  /** Source repository, normalized HOST/PATH (no tag), the same repository as the image it belongs to. */
+  repository: string;
+  /** The attached manifest's digest; the manifest and its blobs are in blobs[] like any other. */
+  digest: string;
+  mediaType: string;
+  artifactType?: string;
+  kind: AttachedKind;
+  /** Tag scheme only: `sha256-<hex>.sig|.att|.sbom` of the subject. Absent: an OCI 1.1 referrer (pushed by digest). */
+  tag?: string;
+  /** Bytes of the manifest and its blobs. */
+  size: number;
+}
+
+/** The repository an attached entry names for an image: its ref's normalized HOST/PATH, no tag or digest. */
+export function imageRepository(ref: string): string {
+  return referenceName(parseReference(ref));
+}
+
+/** True when `tag` is cosign's tag-scheme name (`sha256-<hex>.sig`, `.att`, `.sbom`) for `subject`. */
+export function isTagSchemeTagOf(tag: string, subject: string): boolean {
+  const m = /^sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$/.exec(tag);
+  return m !== null && `sha256:${m[1]}` === subject;
+}
+
+export type AttachedKind = 'signature' | 'attestation' | 'sbom' | 'other';
+export const ATTACHED_KINDS: readonly AttachedKind[] = ['signature', 'attestation', 'sbom', 'other'];
+
+/**
+ * bundle.json's order of attached[]: by repository, subject, tag (a referrer,
+ * without one, first), digest. One order, so two builds of the same content
+ * write the same bytes, and the reader can refuse anything else.
+ */
+export function compareAttached(a: BundleAttached, b: BundleAttached): number {
+  const key = (x: BundleAttached) => [x.repository, x.subject, x.tag ?? '', x.digest];
+  const ka = key(a);
+  const kb = key(b);
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! < kb[i]! ? -1 : 1;
+  return 0;
+}
+
 /** An earlier bundle or receipt a delta was built against. */
 export interface BundleBase {
   kind: 'bundle' | 'receipt';
@@ -98,6 +143,8 @@ export interface BundleIndex {
   files: BundleFile[];
   /** In tar order (external ones are not in the tar). */
   blobs: BundleBlob[];
+  /** Signatures, attestations, SBOMs attached to the images (SPEC §9); absent or empty when none. Sorted by compareAttached. */
+  attached?: BundleAttached[];
   /** A delta: the bases its external entries come from. */
   bases?: BundleBase[];
   layout: { 'oci-layout': EntryDigest; 'index.json': EntryDigest };

@@ -27,7 +27,7 @@ export type EntryReader = Pick<BundleReader, 'readEntry' | 'has'>;
  * With `entries` (a delta served with its bases), external entries are read
  * through it and walked like the rest; without, they are skipped and listed.
  */
-export async function readGraph(reader: Pick<BundleReader, 'index'> & EntryReader, image: BundleImage, entries?: EntryReader): Promise<ImageGraph> {
+export async function readGraph(reader: Pick<BundleReader, 'index'> & EntryReader, image: Pick<BundleImage, 'ref' | 'digest' | 'mediaType'>, entries?: EntryReader): Promise<ImageGraph> {
   const external = new Set(entries ? [] : reader.index.blobs.filter((b) => b.external).map((b) => b.digest));
   const from: EntryReader = entries ?? reader;
   if (external.has(image.digest)) return { manifests: [], blobs: new Set(), externalManifests: [{ digest: image.digest, mediaType: image.mediaType }] };

@@ -20,8 +20,14 @@ import {
   FILES_PREFIX,
   INDEX_JSON,
   OCI_LAYOUT_FILE,
+  ATTACHED_KINDS,
+  compareAttached,
+  imageRepository,
+  isTagSchemeTagOf,
+  type BundleAttached,
   type BundleIndex,
 } from './format.js';
+import { isIndexType, isManifestType } from '../oci/mediatypes.js';
 import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } from './tarread.js';
 import { openSource, type Part, type PositionedSource } from './source.js';
 import { PartMismatchError } from './parts.js';
@@ -387,6 +393,8 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   }
   refuseLandingCollisions([...paths], bad);
   const refs = new Set<string>();
+  /** Each image's normalized repository: what an attached entry must name. */
+  const repositories = new Set<string>();
   for (const i of v.images as unknown[]) {
     if (!isObj(i) || typeof i.ref !== 'string') bad('an image has no ref');
     const ii = i as Record<string, unknown>;
@@ -397,6 +405,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     }
     if (refs.has(ii.ref as string)) bad(`image ${String(ii.ref)} is listed twice`);
     refs.add(ii.ref as string);
+    repositories.add(imageRepository(ii.ref as string));
     if (typeof ii.digest !== 'string' || !blobs.has(ii.digest)) bad(`image ${String(ii.ref)}: its digest is not one of the blobs`);
     if (typeof ii.mediaType !== 'string') bad(`image ${String(ii.ref)} has no mediaType`);
     if (ii.kind !== 'image' && ii.kind !== 'artifact') bad(`image ${String(ii.ref)} has an unknown kind`);
@@ -404,6 +413,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     if (!Array.isArray(ii.platforms)) bad(`image ${String(ii.ref)} has no platforms list`);
     if (ii.trivyDb !== undefined) checkTrivyDb(ii.trivyDb, `image ${String(ii.ref)}: trivyDb`, bad);
   }
+  if (v.attached !== undefined) checkAttached(v.attached, blobs, repositories, bad);
   const layout = v.layout as Record<string, unknown>;
   for (const k of ['oci-layout', 'index.json']) {
     const e = layout[k];
@@ -412,6 +422,62 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   }
   if (!isObj(v.signer) || typeof v.signer.fingerprint !== 'string') bad('signer is missing');
   return v as unknown as BundleIndex;
+}
+
+const ATTACHED_FIELDS = ['subject', 'repository', 'digest', 'mediaType', 'artifactType', 'kind', 'tag', 'size'];
+/** Longer than any media type in use; a bound on what inspect prints. */
+const MAX_MEDIA_TYPE = 255;
+
+/**
+ * attached[] (SPEC §9), as far as bundle.json alone can tell: each entry's
+ * shape, its manifest and subject among the blobs, its repository one of an
+ * image's, a tag only of cosign's scheme for that very subject, no entry (or
+ * tag) twice, and build's order. That the subject is in that image's graph,
+ * and that the manifest says so, is checked when the manifests are read
+ * (bundle/attached.ts).
+ */
+function checkAttached(list: unknown, blobs: ReadonlySet<string>, repositories: ReadonlySet<string>, bad: (what: string) => never): void {
+  if (!Array.isArray(list)) return bad('attached is not a list');
+  const seen = new Set<string>();
+  const tags = new Set<string>();
+  let previous: BundleAttached | undefined;
+  for (const [n, x] of (list as unknown[]).entries()) {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) return bad(`attached entry ${n} is not an object`);
+    const a = x as Record<string, unknown>;
+    const name = `attached entry ${n} (${typeof a.digest === 'string' ? a.digest.slice(0, 80) : 'no digest'}${typeof a.repository === 'string' ? ` in ${a.repository.slice(0, 300)}` : ''})`;
+    for (const k of Object.keys(a)) if (!ATTACHED_FIELDS.includes(k)) bad(`${name} has an unknown field ${JSON.stringify(k).slice(0, 80)}`);
+    if (typeof a.digest !== 'string' || !DIGEST.test(a.digest)) bad(`${name}: digest is not a sha256 digest`);
+    if (!blobs.has(a.digest as string)) bad(`${name}: its manifest is not one of the blobs`);
+    if (typeof a.subject !== 'string' || !DIGEST.test(a.subject)) bad(`${name}: subject is not a sha256 digest`);
+    if (!blobs.has(a.subject as string)) bad(`${name}: its subject ${String(a.subject)} is not one of the blobs`);
+    if (a.subject === a.digest) bad(`${name} is attached to itself`);
+    if (typeof a.repository !== 'string') return bad(`${name}: repository is not a string`);
+    let normal: string | undefined;
+    try {
+      normal = imageRepository(a.repository);
+    } catch (err) {
+      bad(`${name}: repository: ${(err as Error).message}`);
+    }
+    if (normal !== a.repository) bad(`${name}: repository is not a normalized HOST/PATH without tag or digest (that would be ${String(normal)})`);
+    if (!repositories.has(a.repository)) bad(`${name}: no image in the bundle is from ${a.repository}`);
+    if (typeof a.mediaType !== 'string' || !(isManifestType(a.mediaType) || isIndexType(a.mediaType))) bad(`${name}: mediaType is not an OCI or Docker manifest or index`);
+    if (a.artifactType !== undefined && (typeof a.artifactType !== 'string' || a.artifactType === '' || a.artifactType.length > MAX_MEDIA_TYPE)) bad(`${name}: artifactType is not a media type`);
+    if (!ATTACHED_KINDS.includes(a.kind as BundleAttached['kind'])) bad(`${name}: kind is not one of ${ATTACHED_KINDS.join(', ')}`);
+    if (a.tag !== undefined) {
+      if (typeof a.tag !== 'string' || !/^sha256-[a-f0-9]{64}\.(?:sig|att|sbom)$/.test(a.tag)) bad(`${name}: tag is not cosign's sha256-<hex>.sig, .att or .sbom`);
+      if (!isTagSchemeTagOf(a.tag as string, a.subject as string)) bad(`${name}: tag ${String(a.tag)} is not the tag of its subject ${String(a.subject)}`);
+      const tagKey = `${a.repository}:${String(a.tag)}`;
+      if (tags.has(tagKey)) bad(`${name}: tag ${tagKey} is given to two entries`);
+      tags.add(tagKey);
+    }
+    if (!Number.isSafeInteger(a.size) || (a.size as number) < 0) bad(`${name}: size is not a size`);
+    const key = `${a.repository}\0${a.digest as string}`;
+    if (seen.has(key)) bad(`${name} is listed twice`);
+    seen.add(key);
+    const entry = a as unknown as BundleAttached;
+    if (previous && compareAttached(previous, entry) > 0) bad(`${name} is out of order (attached[] is sorted by repository, subject, tag, digest)`);
+    previous = entry;
+  }
 }
 
 /**

@@ -48,22 +48,39 @@ export interface Written {
   readonly parts: ReadonlyArray<{ path: string; size: number; sha256: string }>;
 }
 
-/** The OCI image layout's index.json: one descriptor per image or artifact, named by its full reference. */
-function ociIndex(images: BundleIndex['images'], blobs: BundleIndex['blobs']): Buffer {
-  const sizes = new Map(blobs.map((b) => [b.digest, b.size]));
-  const manifests = images.map((i) => ({
+/**
+ * The OCI image layout's index.json: one descriptor per image or artifact,
+ * named by its full reference; then one per attached manifest (SPEC §9): a
+ * tag-scheme one named `REPO:TAG` like an image (no containerd name: it is no
+ * image to import), a referrer unnamed with its artifactType, as oras writes
+ * untagged manifests into a layout (its `subject` is in the manifest itself).
+ * Tools that look a name up (skopeo oci-archive:BUNDLE:REF) skip what they do not ask for.
+ */
+function ociIndex(index: Pick<BundleIndex, 'images' | 'blobs' | 'attached'>): Buffer {
+  const sizes = new Map(index.blobs.map((b) => [b.digest, b.size]));
+  const manifests: Array<Record<string, unknown>> = index.images.map((i) => ({
     mediaType: i.mediaType,
     digest: i.digest,
     size: sizes.get(i.digest) ?? 0,
     annotations: { [ANNOTATION_REF_NAME]: i.ref, [ANNOTATION_CONTAINERD_NAME]: i.ref },
   }));
+  const unnamed = new Set<string>();
+  for (const a of index.attached ?? []) {
+    const d = { mediaType: a.mediaType, digest: a.digest, size: sizes.get(a.digest) ?? 0, ...(a.artifactType !== undefined && { artifactType: a.artifactType }) };
+    if (a.tag !== undefined) manifests.push({ ...d, annotations: { [ANNOTATION_REF_NAME]: `${a.repository}:${a.tag}` } });
+    // The same referrer carried for two repositories is one unnamed descriptor.
+    else if (!unnamed.has(a.digest)) {
+      unnamed.add(a.digest);
+      manifests.push(d);
+    }
+  }
   return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }, null, 2) + '\n');
 }
 
 export async function writeBundle(input: WriteInput): Promise<Written> {
   const { store, index } = input;
   const layoutBytes = Buffer.from('{"imageLayoutVersion":"1.0.0"}\n');
-  const indexBytes = ociIndex(index.images, index.blobs);
+  const indexBytes = ociIndex(index);
   const full: BundleIndex = {
     ...index,
     layout: {

@@ -6,9 +6,9 @@
 // reader's own bundle.json checks, a receipt through the receipt's.
 import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
-import { readGraph } from '../bundle/graph.js';
+import { placeAttached, readAllGraphs } from '../bundle/attached.js';
 import { BundleError, BundleReader, parseIndex } from '../bundle/reader.js';
-import type { BundleIndex } from '../bundle/format.js';
+import type { AttachedKind, BundleIndex } from '../bundle/format.js';
 import type { Layout } from '../bundle/targets.js';
 import { openInput, READ_BOUNDS, UnsafeFileError } from '../fsx/safe.js';
 import { parseUntrustedJson } from '../util/json.js';
@@ -36,6 +36,20 @@ export interface BaseFile {
   size: number;
 }
 
+/** A signature, attestation or SBOM the base holds for one of its images (SPEC §9). */
+export interface BaseAttached {
+  subject: string;
+  digest: string;
+  /** A bundle: the source repository (HOST/PATH); a receipt: the target repository below the registry host. */
+  repository: string;
+  kind: AttachedKind;
+  tag?: string;
+  /** Bundles only. */
+  artifactType?: string;
+  /** The ref of the image it belongs to, when that could be told (see placeAttached). */
+  image?: string;
+}
+
 export interface Base {
   /** As SPEC §6 records bases: a bundle (a tar or its bundle.json) or a receipt. */
   kind: 'bundle' | 'receipt';
@@ -55,6 +69,8 @@ export interface Base {
   images: BaseImage[];
   blobs: BaseBlob[];
   files: BaseFile[];
+  /** Attached manifests (none for bundles and receipts from before airlock carried them). */
+  attached: BaseAttached[];
   /** Bundle tars only: for each blob (manifests included), the ref of the first image (bundle.json order) whose graph holds it. */
   imageOf?: Map<string, string>;
   /** Bundle tars only: why `imageOf` could not be worked out (the tar's entries or manifests did not check out). */
@@ -129,13 +145,20 @@ async function fromTar(file: string): Promise<Base> {
   // Which image held each blob: the manifests are read from the tar (headers walked, manifests re-hashed), so a delta
   // unpack can find a blob where this unpack's layout puts that image. Only a hint: a tar whose entries cannot be
   // walked (cut short, changed) still says what it holds through its bundle.json, and its blobs are left unplaced.
+  // An attached manifest's blobs are placed with the image it belongs to: unpack pushes them into that image's repository.
   const imageOf = new Map<string, string>();
+  const owner = new Map<string, string>();
   let unplaced: string | undefined;
   try {
     await reader.scan();
-    for (const image of reader.index.images) {
-      const g = await readGraph(reader, image);
-      for (const d of [...g.manifests.map((m) => m.digest), ...g.externalManifests.map((m) => m.digest), ...g.blobs]) if (!imageOf.has(d)) imageOf.set(d, image.ref);
+    const graphs = await readAllGraphs(reader);
+    const place = (ref: string, g: { manifests: Array<{ digest: string }>; externalManifests: Array<{ digest: string }>; blobs: Iterable<string> }) => {
+      for (const d of [...g.manifests.map((m) => m.digest), ...g.externalManifests.map((m) => m.digest), ...g.blobs]) if (!imageOf.has(d)) imageOf.set(d, ref);
+    };
+    for (const image of reader.index.images) place(image.ref, graphs.images.get(image.ref)!);
+    for (const a of graphs.attached) {
+      place(a.image, a);
+      owner.set(`${a.entry.repository}\0${a.entry.digest}`, a.image);
     }
   } catch (err) {
     if (!(err instanceof BundleError)) throw err;
@@ -143,11 +166,12 @@ async function fromTar(file: string): Promise<Base> {
   } finally {
     await reader.close();
   }
-  const base = fromIndex(file, 'tar', reader.index, createHash('sha256').update(reader.bundleJson).digest('hex'));
+  const base = fromIndex(file, 'tar', reader.index, createHash('sha256').update(reader.bundleJson).digest('hex'), (a) => owner.get(`${a.repository}\0${a.digest}`));
   return { ...base, signed: reader.signed, ...(unplaced === undefined ? { imageOf } : { unplaced }) };
 }
 
-function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sha256: string): Base {
+/** `ownerOf`: the image an attached entry belongs to, when the graphs were read (a tar); else placeAttached tells what bundle.json can. */
+function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sha256: string, ownerOf?: (a: { repository: string; digest: string }) => string | undefined): Base {
   return {
     kind: 'bundle',
     form,
@@ -159,6 +183,10 @@ function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sh
     images: i.images.map((x) => ({ ref: x.ref, digest: x.digest })),
     blobs: i.blobs.map((b) => ({ digest: b.digest, size: b.size })),
     files: i.files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size })),
+    attached: placeAttached(i).map(({ entry: a, image }) => {
+      const owner = ownerOf?.(a) ?? image;
+      return { subject: a.subject, digest: a.digest, repository: a.repository, kind: a.kind, ...(a.tag !== undefined && { tag: a.tag }), ...(a.artifactType !== undefined && { artifactType: a.artifactType }), ...(owner !== undefined && { image: owner }) };
+    }),
   };
 }
 
@@ -176,5 +204,18 @@ function fromReceipt(file: string, r: Receipt, sha256: string): Base {
     images: r.images.map((x) => ({ ref: x.ref, digest: x.digest, target: x.target })),
     blobs: r.blobs.map((b) => ({ digest: b.digest, size: b.size, repository: b.repository })),
     files: r.files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size })),
+    attached: (r.attached ?? []).map((a) => {
+      const image = receiptImageOf(r, a);
+      return { subject: a.subject, digest: a.digest, repository: a.repository, kind: a.kind, ...(a.tag !== undefined && { tag: a.tag }), ...(image !== undefined && { image }) };
+    }),
   };
+}
+
+/** The receipt image an attached entry belongs to: the one in its target repository whose digest is the subject, else the only one in that repository. */
+function receiptImageOf(r: Receipt, a: { subject: string; repository: string }): string | undefined {
+  // A target is HOST/REPO:TAG or HOST/REPO@DIGEST (checkReceipt made sure), and a repository has no ':' or '@'.
+  const host = r.registry.split('/')[0] ?? '';
+  const repositoryOf = (target: string) => target.slice(host.length + 1).split(/[:@]/)[0];
+  const mine = r.images.filter((i) => repositoryOf(i.target) === a.repository);
+  return (mine.find((i) => i.digest === a.subject) ?? (mine.length === 1 ? mine[0] : undefined))?.ref;
 }

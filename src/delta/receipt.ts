@@ -13,7 +13,7 @@
 // for a manifest or index under /manifests/<digest>, not /blobs/<digest>: the
 // receipt does not mark which entries are manifests; the bundle's graphs say.)
 import { createHash } from 'node:crypto';
-import type { BundleIndex } from '../bundle/format.js';
+import { ATTACHED_KINDS, isTagSchemeTagOf, type AttachedKind, type BundleAttached, type BundleIndex } from '../bundle/format.js';
 import { parseTargetRegistry, targetRepository, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { writeAtomic } from '../fsx/atomic.js';
 import { READ_BOUNDS, readRegular, UnsafeFileError, type ReadBound } from '../fsx/safe.js';
@@ -52,6 +52,19 @@ export interface ReceiptFile {
   size: number;
 }
 
+/** A signature, attestation or SBOM pushed with an image (SPEC §9). Its manifest and blobs are in `blobs` too. */
+export interface ReceiptAttached {
+  /** The digest it is attached to. */
+  subject: string;
+  /** The attached manifest's digest. */
+  digest: string;
+  /** The target repository (below the registry host) it was pushed to: its image's. */
+  repository: string;
+  kind: AttachedKind;
+  /** Tag scheme: the tag it was pushed by; absent for a referrer (pushed by digest). */
+  tag?: string;
+}
+
 export interface Receipt {
   apiVersion: typeof RECEIPT_API_VERSION;
   kind: typeof RECEIPT_KIND;
@@ -67,6 +80,8 @@ export interface Receipt {
   images: ReceiptImage[];
   blobs: ReceiptBlob[];
   files: ReceiptFile[];
+  /** Absent from receipts of bundles without attached manifests, and from those airlock wrote before it carried them. */
+  attached?: ReceiptAttached[];
 }
 
 export class ReceiptError extends Error {
@@ -95,9 +110,21 @@ export interface HeldImage {
   readonly blobs: Iterable<string>;
 }
 
+/** An attached manifest pushed to the target (SPEC §9), with what its graph holds. */
+export interface HeldAttached {
+  readonly entry: BundleAttached;
+  /** The target repository it was pushed to (its image's). */
+  readonly repository: string;
+  /** Its manifest (and, for an index, its children). */
+  readonly manifests: Iterable<string>;
+  /** Configs and layers. */
+  readonly blobs: Iterable<string>;
+}
+
 /**
  * The receipt for a bundle whose images (`held`, in bundle.json order, one per
- * image) and files are all at the target.
+ * image) and files are all at the target, with the attached manifests pushed
+ * (`attached`: those only; an attached entry not pushed is not in the receipt).
  */
 export function makeReceipt(input: {
   bundleJson: Buffer;
@@ -105,6 +132,7 @@ export function makeReceipt(input: {
   registry: TargetRegistry;
   layout: Layout;
   held: readonly HeldImage[];
+  attached?: readonly HeldAttached[];
   /** A delta: external blobs no held image reaches (below external manifests), where their base put them. */
   elsewhere?: ReadonlyMap<string, string>;
 }): Receipt {
@@ -112,6 +140,7 @@ export function makeReceipt(input: {
   if (held.length !== index.images.length) throw new Error(`receipt: ${held.length} images held, bundle.json lists ${index.images.length}`);
   const repositoryOf = new Map<string, string>();
   for (const h of held) for (const d of [...h.manifests, ...h.blobs]) if (!repositoryOf.has(d)) repositoryOf.set(d, h.target.repository);
+  for (const a of input.attached ?? []) for (const d of [...a.manifests, ...a.blobs]) if (!repositoryOf.has(d)) repositoryOf.set(d, a.repository);
   for (const [d, repo] of input.elsewhere ?? []) if (!repositoryOf.has(d)) repositoryOf.set(d, repo);
   const blobs: ReceiptBlob[] = [];
   for (const b of index.blobs) {
@@ -130,6 +159,9 @@ export function makeReceipt(input: {
     images: index.images.map((img, i) => ({ ref: img.ref, digest: img.digest, target: targetText(registry.host, held[i]!.target) })),
     blobs,
     files: index.files.map((f) => ({ path: f.path, sha256: f.sha256, size: f.size })),
+    ...(input.attached?.length && {
+      attached: input.attached.map((a) => ({ subject: a.entry.subject, digest: a.entry.digest, repository: a.repository, kind: a.entry.kind, ...(a.entry.tag !== undefined && { tag: a.entry.tag }) })),
+    }),
   };
 }
 
@@ -179,10 +211,10 @@ export function checkReceipt(v: unknown, file = 'receipt'): Receipt {
   const bad = (where: string, problem: string): never => {
     throw new ReceiptError(`${printable(file)}: ${printable(where)}${where ? ' ' : ''}${printable(problem)}; this is not a receipt airlock wrote`);
   };
-  const obj = (x: unknown, where: string, keys: readonly string[]): Record<string, unknown> => {
+  const obj = (x: unknown, where: string, keys: readonly string[], optional: readonly string[] = []): Record<string, unknown> => {
     if (typeof x !== 'object' || x === null || Array.isArray(x)) return bad(where, 'is not an object');
     const o = x as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!keys.includes(k)) bad(where, `has an unknown field ${JSON.stringify(k).slice(0, 80)}`);
+    for (const k of Object.keys(o)) if (!keys.includes(k) && !optional.includes(k)) bad(where, `has an unknown field ${JSON.stringify(k).slice(0, 80)}`);
     for (const k of keys) if (!(k in o)) bad(where, `has no field "${k}"`);
     return o;
   };
@@ -198,7 +230,7 @@ export function checkReceipt(v: unknown, file = 'receipt'): Receipt {
   };
   const list = (x: unknown, where: string): unknown[] => (Array.isArray(x) ? x : bad(where, 'is not a list'));
 
-  const r = obj(v, '', ['apiVersion', 'kind', 'bundle', 'registry', 'layout', 'images', 'blobs', 'files']);
+  const r = obj(v, '', ['apiVersion', 'kind', 'bundle', 'registry', 'layout', 'images', 'blobs', 'files'], ['attached']);
   if (r.apiVersion !== RECEIPT_API_VERSION) bad('apiVersion', `is ${JSON.stringify(r.apiVersion)?.slice(0, 80)}, not "${RECEIPT_API_VERSION}"`);
   if (r.kind !== RECEIPT_KIND) bad('kind', `is ${JSON.stringify(r.kind)?.slice(0, 80)}, not "${RECEIPT_KIND}"`);
   const synced = typeof r.bundle === 'object' && r.bundle !== null && 'synced' in r.bundle;
@@ -264,6 +296,26 @@ export function checkReceipt(v: unknown, file = 'receipt'): Receipt {
     paths.add(p);
     if (!HEX.test(text(f.sha256, `${where}.sha256`))) bad(`${where}.sha256`, 'is not 64 lowercase hex characters');
     size(f.size, `${where}.size`);
+  }
+
+  if (r.attached !== undefined) {
+    const seen = new Set<string>();
+    for (const [i, x] of list(r.attached, 'attached').entries()) {
+      const where = `attached[${i}]`;
+      const a = obj(x, where, ['subject', 'digest', 'repository', 'kind'], ['tag']);
+      const subject = digest(a.subject, `${where}.subject`);
+      const d = digest(a.digest, `${where}.digest`);
+      if (!blobs.has(d)) bad(`${where}.digest`, `${d} is not among the blobs`);
+      if (!blobs.has(subject)) bad(`${where}.subject`, `${subject} is not among the blobs`);
+      const repo = text(a.repository, `${where}.repository`);
+      if (!repositories.has(repo)) bad(`${where}.repository`, `${repo} is not the repository of any image in the receipt`);
+      if (!ATTACHED_KINDS.includes(a.kind as AttachedKind)) bad(`${where}.kind`, `is not one of ${ATTACHED_KINDS.join(', ')}`);
+      if (a.tag !== undefined && !isTagSchemeTagOf(text(a.tag, `${where}.tag`), subject)) {
+        bad(`${where}.tag`, `"${(a.tag as string).slice(0, 100)}" is not cosign's sha256-<hex>.sig, .att or .sbom of its subject`);
+      }
+      if (seen.has(`${repo}\0${d}`)) bad(`${where}.digest`, `${d} is listed twice for ${repo}`);
+      seen.add(`${repo}\0${d}`);
+    }
   }
   return v as Receipt;
 }

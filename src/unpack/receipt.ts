@@ -2,7 +2,8 @@
 // and its bases, worked out from the bundle's graphs (and, for a delta's
 // external manifests, from the target).
 import pLimit from 'p-limit';
-import { makeReceipt, type HeldImage, type Receipt } from '../delta/receipt.js';
+import { makeReceipt, type HeldAttached, type HeldImage, type Receipt } from '../delta/receipt.js';
+import type { BundleAttached } from '../bundle/format.js';
 import { walkGraph } from '../oci/graph.js';
 import { RegistryClient } from '../registry/client.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
@@ -15,9 +16,17 @@ import type { TargetOptions } from './unpack.js';
  * The receipt once every image and file is at the target: each image's
  * manifests and blobs from the bundle (graphs already read are reused; the
  * others are read from their verified, re-hashed manifest entries, after a
- * walk over the tar's headers when the tar was not read yet).
+ * walk over the tar's headers when the tar was not read yet). `attached`: the
+ * attached manifests pushed (SPEC §9), each with the target repository it went to.
  */
-export async function receiptFor(reader: UnpackSource, opts: TargetOptions, targets: readonly TargetName[], known: ReadonlyMap<string, ImageGraph>, scanned: boolean): Promise<Receipt> {
+export async function receiptFor(
+  reader: UnpackSource,
+  opts: TargetOptions,
+  targets: readonly TargetName[],
+  known: ReadonlyMap<string, ImageGraph>,
+  scanned: boolean,
+  attached: ReadonlyArray<{ entry: BundleAttached; repository: string }> = [],
+): Promise<Receipt> {
   if (!scanned) await reader.scan();
   const inIndex = new Set(reader.index.blobs.map((b) => b.digest));
   const client = new RegistryClient(opts.registry.host, opts.http);
@@ -39,7 +48,12 @@ export async function receiptFor(reader: UnpackSource, opts: TargetOptions, targ
     const repo = b.from && fromRepository(b.from, opts);
     if (b.external && repo !== undefined && repositories.has(repo)) elsewhere.set(b.digest, repo);
   }
-  return makeReceipt({ bundleJson: reader.bundleJson, index: reader.index, registry: opts.registry, layout: opts.layout, held, elsewhere });
+  const heldAttached: HeldAttached[] = [];
+  for (const a of attached) {
+    const g = await readGraph(reader, { ref: `${a.entry.repository}@${a.entry.digest}`, digest: a.entry.digest, mediaType: a.entry.mediaType });
+    heldAttached.push({ entry: a.entry, repository: a.repository, manifests: [...g.manifests, ...g.externalManifests].map((m) => m.digest), blobs: g.blobs });
+  }
+  return makeReceipt({ bundleJson: reader.bundleJson, index: reader.index, registry: opts.registry, layout: opts.layout, held, attached: heldAttached, elsewhere });
 }
 
 /** Every manifest, config and layer below an external manifest, walked at the target (each manifest checked against its digest); none when that fails. */

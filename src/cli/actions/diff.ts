@@ -1,5 +1,6 @@
 import { loadBase, type Base } from '../../delta/base.js';
-import { diffBases } from '../../delta/diff.js';
+import { attachedVia, diffBases } from '../../delta/diff.js';
+import type { BaseAttached } from '../../delta/base.js';
 import { formatBytes } from '../../progress/reporter.js';
 import { printable } from '../../util/printable.js';
 import { jsonText } from '../json.js';
@@ -22,6 +23,10 @@ export async function diffAction(oldFile: string, newFile: string, opts: { json?
   for (const f of d.files.added) out.push(`  added    ${f.path}  sha256:${f.sha256}  ${formatBytes(f.size)}`);
   for (const f of d.files.removed) out.push(`  removed  ${f.path}  sha256:${f.sha256}  ${formatBytes(f.size)}`);
   for (const f of d.files.changed) out.push(`  changed  ${f.path}  sha256:${f.oldSha256} → sha256:${f.newSha256}  (${formatBytes(f.oldSize)} → ${formatBytes(f.newSize)})`);
+  out.push('', `attached (signatures, attestations, SBOMs): ${counts(d.attached)}`);
+  for (const a of d.attached.added) out.push(`  added    ${attachedText(a)}  ${a.digest}`);
+  for (const a of d.attached.removed) out.push(`  removed  ${attachedText(a)}  ${a.digest}`);
+  for (const a of d.attached.changed) out.push(`  changed  ${attachedText(a)}  ${a.oldDigest} → ${a.newDigest}`);
   const c = d.carries;
   out.push(
     '',
@@ -32,9 +37,14 @@ export async function diffAction(oldFile: string, newFile: string, opts: { json?
   process.stdout.write(out.map(printable).join('\n') + '\n');
 }
 
+/** `docker.io/x/y:1  signature (sig)`: the image (else its repository), kind and way. */
+function attachedText(a: Pick<BaseAttached, 'image' | 'repository' | 'kind'> & { tag?: string; via?: string }): string {
+  return `${a.image ?? `(an image from ${a.repository})`}  ${a.kind} (${a.via ?? attachedVia(a)})`;
+}
+
 /** One side, for --json: what it is, without its lists. */
 function side(b: Base) {
-  const { images: _i, blobs: _b, files: _f, ...rest } = b;
+  const { images: _i, blobs: _b, files: _f, attached: _a, ...rest } = b;
   return { ...rest, signatureChecked: false };
 }
 

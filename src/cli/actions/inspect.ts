@@ -3,6 +3,8 @@ import { readBundleStream } from '../../bundle/stream.js';
 import { formatBytes } from '../../progress/reporter.js';
 import { printable } from '../../util/printable.js';
 import { describeDb, trivyDbReports } from '../../bundle/trivydb.js';
+import { placeAttached } from '../../bundle/attached.js';
+import type { BundleAttached, BundleImage } from '../../bundle/format.js';
 import { failure } from '../errors.js';
 import { jsonText } from '../json.js';
 
@@ -28,10 +30,11 @@ export async function inspectAction(bundle: string, opts: { json?: boolean }): P
   const i = reader.index;
   const total = i.blobs.reduce((n, b) => n + b.size, 0) + i.files.reduce((n, f) => n + f.size, 0);
   const dbs = trivyDbReports(i.images);
+  const placed = placeAttached(i);
   if (opts.json) {
     const external = { blobs: i.blobs.filter((b) => b.external).length, files: i.files.filter((f) => f.external).length };
     const parts = reader.parts.length > 1 ? { parts: reader.parts.map((p) => ({ name: p.name, size: p.size })) } : {};
-    process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...parts, ...i, ...(i.bases?.length && { external }), trivyDbs: dbs }));
+    process.stdout.write(jsonText({ bundle, signed: reader.signed, signatureChecked: false, total, ...parts, ...i, ...(i.attached && { attached: placed.map((p) => ({ ...p.entry, ...(p.image !== undefined && { image: p.image }) })) }), ...(i.bases?.length && { external }), trivyDbs: dbs }));
     return;
   }
   const out: string[] = [];
@@ -52,16 +55,26 @@ export async function inspectAction(bundle: string, opts: { json?: boolean }): P
   const images = i.images.filter((x) => x.kind === 'image');
   const artifacts = i.images.filter((x) => x.kind === 'artifact');
   out.push('', `images (${images.length})`);
-  for (const x of images) out.push(`  ${x.ref}  ${x.digest}  ${formatBytes(x.size)}${x.platforms.length ? `  [${x.platforms.join(', ')}]` : ''}${x.upstreamDigest ? `  (upstream ${x.upstreamDigest})` : ''}`);
+  const attachedLines = (x: BundleImage) => placed.filter((p) => p.image === x.ref).map((p) => `    ${attachedLine(p.entry, x.digest)}`);
+  for (const x of images) {
+    out.push(`  ${x.ref}  ${x.digest}  ${formatBytes(x.size)}${x.platforms.length ? `  [${x.platforms.join(', ')}]` : ''}${x.upstreamDigest ? `  (upstream ${x.upstreamDigest})` : ''}`);
+    out.push(...attachedLines(x));
+  }
   out.push('', `artifacts (${artifacts.length})`);
   for (const x of artifacts) {
     out.push(`  ${x.ref}  ${x.role ?? 'artifact'}  ${x.digest}  ${formatBytes(x.size)}`);
     const db = dbs.find((d) => d.ref === x.ref);
     if (db) out.push(`    ${describeDb(db)}`);
+    out.push(...attachedLines(x));
+  }
+  const unplaced = placed.filter((p) => p.image === undefined);
+  if (unplaced.length) {
+    out.push('', `attached to manifests inside images, the image not told by bundle.json alone (${unplaced.length})`);
+    for (const p of unplaced) out.push(`  ${p.entry.repository}  ${attachedLine(p.entry)}`);
   }
   out.push('', `files (${i.files.length})`);
   for (const f of i.files) out.push(`  ${f.path}  ${f.role}  ${formatBytes(f.size)}  sha256:${f.sha256}`);
-  out.push('', `total ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files`);
+  out.push('', `total ${formatBytes(total)} in ${i.blobs.length} blobs and ${i.files.length} files${i.attached?.length ? `, ${i.attached.length} attached manifests among them` : ''}`);
   if (i.bases?.length) {
     const extBytes = extBlobs.reduce((n, b) => n + b.size, 0) + extFiles.reduce((n, f) => n + f.size, 0);
     out.push('', `a delta: ${extBlobs.length} blobs and ${extFiles.length} files (${formatBytes(extBytes)}) are external (held by a base, not in the tar)`, `bases (${i.bases.length})`);
@@ -70,4 +83,15 @@ export async function inspectAction(bundle: string, opts: { json?: boolean }): P
   // Every line is one line: what bundle.json says (it may not even be signed)
   // cannot add lines, move the cursor or recolour the terminal.
   process.stdout.write(out.map(printable).join('\n') + '\n');
+}
+
+/**
+ * One attached manifest: `signature  tag sha256-0123456789ab….sig  sha256:0123456789ab  4.1 KiB`,
+ * or `sbom  referrer application/spdx+json  sha256:…`, and ` on sha256:…` when its subject is not the image's top digest.
+ */
+function attachedLine(a: BundleAttached, top?: string): string {
+  const how = a.tag !== undefined ? `tag ${a.tag.replace(/^(sha256-[a-f0-9]{12})[a-f0-9]{52}/, '$1…')}` : 'referrer';
+  const type = a.artifactType !== undefined ? `  ${a.artifactType}` : '';
+  const on = a.subject !== top ? `  on ${a.subject.slice(0, 19)}` : '';
+  return `${a.kind.padEnd(11)}  ${how}  ${a.digest.slice(0, 19)}  ${formatBytes(a.size)}${type}${on}`;
 }

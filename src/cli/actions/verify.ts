@@ -1,4 +1,5 @@
-import { readGraph } from '../../bundle/graph.js';
+import { readAllGraphs } from '../../bundle/attached.js';
+import type { BundleIndex } from '../../bundle/format.js';
 import { readBundleStream } from '../../bundle/stream.js';
 import type { KeyObject } from 'node:crypto';
 import { BundleError, BundleReader } from '../../bundle/reader.js';
@@ -25,7 +26,7 @@ export async function verifyAction(bundle: string, opts: { pub?: string; json?: 
       await reader.verify((n) => t.advance(n));
       reader.onPart(undefined);
       // The same graph walk unpack and serve make: a bundle verify passes is one they accept.
-      for (const image of reader.index.images) await readGraph(reader, image);
+      await readAllGraphs(reader);
     } finally {
       t.done();
       progress.finish();
@@ -33,13 +34,13 @@ export async function verifyAction(bundle: string, opts: { pub?: string; json?: 
     const i = reader.index;
     const external = i.blobs.filter((b) => b.external).length + i.files.filter((f) => f.external).length;
     const bases = (i.bases ?? []).map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 }));
-    const report = { ok: true, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, external, bases, bytes: total };
+    const report = { ok: true, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total };
     if (opts.json) process.stdout.write(jsonText(report));
     else {
       const ext = i.bases?.length
         ? `; a delta: ${external} entries external (held by ${i.bases.map((b) => `${b.kind} ${b.name} ${b.version}`).join(', ')}; not in the tar, unpack checks them at the target)`
         : '';
-      process.stdout.write(printable(`OK ${bundle}: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified${ext}`) + '\n');
+      process.stdout.write(printable(`OK ${bundle}: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts${attachedText(i)}, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified${ext}`) + '\n');
     }
   } catch (err) {
     if (err instanceof BundleError || err instanceof KeyError) {
@@ -67,7 +68,7 @@ async function verifyStdin(pub: KeyObject, json: boolean): Promise<void> {
       },
       onBytes: (n) => t?.advance(n),
     });
-    for (const image of r.index.images) await readGraph(r, image);
+    await readAllGraphs(r);
   } finally {
     t?.done();
     progress.finish();
@@ -77,9 +78,28 @@ async function verifyStdin(pub: KeyObject, json: boolean): Promise<void> {
   const total = i.blobs.filter((b) => !b.external).reduce((n, b) => n + b.size, 0) + i.files.filter((f) => !f.external).reduce((n, f) => n + f.size, 0);
   const external = i.blobs.filter((b) => b.external).length + i.files.filter((f) => f.external).length;
   const bases = (i.bases ?? []).map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 }));
-  if (json) process.stdout.write(jsonText({ ok: true, bundle: '-', name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, external, bases, bytes: total, streamed: r.bytes }));
+  if (json) process.stdout.write(jsonText({ ok: true, bundle: '-', name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, streamed: r.bytes }));
   else {
     const ext = i.bases?.length ? `; a delta: ${external} entries external` : '';
-    process.stdout.write(printable(`OK -: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified from standard input${ext}`) + '\n');
+    process.stdout.write(printable(`OK -: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts${attachedText(i)}, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified from standard input${ext}`) + '\n');
   }
+}
+
+/** Attached manifests (SPEC §9) by kind, for --json: `{total, signature, attestation, sbom, other}`. */
+function attachedCounts(i: Pick<BundleIndex, 'attached'>): Record<'total' | 'signature' | 'attestation' | 'sbom' | 'other', number> {
+  const c = { total: 0, signature: 0, attestation: 0, sbom: 0, other: 0 };
+  for (const a of i.attached ?? []) {
+    c.total++;
+    c[a.kind]++;
+  }
+  return c;
+}
+
+/** `, 3 attached (2 signatures, 1 SBOM)`, or nothing when none. */
+function attachedText(i: Pick<BundleIndex, 'attached'>): string {
+  const c = attachedCounts(i);
+  if (c.total === 0) return '';
+  const names = { signature: ['signature', 'signatures'], attestation: ['attestation', 'attestations'], sbom: ['SBOM', 'SBOMs'], other: ['other', 'other'] } as const;
+  const parts = (['signature', 'attestation', 'sbom', 'other'] as const).filter((k) => c[k] > 0).map((k) => `${c[k]} ${names[k][c[k] === 1 ? 0 : 1]}`);
+  return ` with ${c.total} attached (${parts.join(', ')})`;
 }
