@@ -1,7 +1,10 @@
 // The bundle (SPEC §4): an uncompressed POSIX tar whose first entry,
 // bundle.json, names every other entry with its size and digest.
 import type { ArtifactRole, FileRole } from '../manifest/types.js';
+import { TAG_SUFFIXES, tagSchemeTag, type AttachedKind } from '../oci/attached.js';
 import { parseReference, referenceName } from '../oci/reference.js';
+
+export type { AttachedKind };
 
 export const BUNDLE_SCHEMA_VERSION = 1;
 export const BUNDLE_JSON = 'bundle.json';
@@ -97,11 +100,10 @@ export function imageRepository(ref: string): string {
 
 /** True when `tag` is cosign's tag-scheme name (`sha256-<hex>.sig`, `.att`, `.sbom`) for `subject`. */
 export function isTagSchemeTagOf(tag: string, subject: string): boolean {
-  const m = /^sha256-([a-f0-9]{64})\.(?:sig|att|sbom)$/.exec(tag);
-  return m !== null && `sha256:${m[1]}` === subject;
+  if (!/^sha256:[a-f0-9]{64}$/.test(subject)) return false;
+  return TAG_SUFFIXES.some((suffix) => tagSchemeTag(subject, suffix) === tag);
 }
 
-export type AttachedKind = 'signature' | 'attestation' | 'sbom' | 'other';
 export const ATTACHED_KINDS: readonly AttachedKind[] = ['signature', 'attestation', 'sbom', 'other'];
 
 /**
