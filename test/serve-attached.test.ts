@@ -14,6 +14,9 @@ import { flip, writeEntries } from './support/tamper.js';
 import { entry, readTar } from './support/tarball.js';
 import { makeAttachedBundle, OCI_INDEX, OCI_MANIFEST, SIGSTORE_BUNDLE, SPDX, type AttachedBundle } from './support/attachedbundle.js';
 import { loadBase } from '../src/delta/base.js';
+import { Http } from '../src/http/client.js';
+import { RegistryClient } from '../src/registry/client.js';
+import { discoverAttached } from '../src/registry/referrers.js';
 import { compareAttached } from '../src/bundle/format.js';
 
 const ANNOTATIONS = { 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1', 'org.opencontainers.image.created': '2026-01-02T03:04:05Z' };
@@ -177,6 +180,24 @@ describe('serve: tag-scheme tags', () => {
     assert.ok(sig.equals(blobs.get(b.sig.digest)!));
     const ref = await skopeoOk(['inspect', '--raw', '--tls-verify=false', `docker://${served.host}/example.com/team/app@${b.referrer!.digest}`]);
     assert.ok(ref.equals(blobs.get(b.referrer!.digest)!));
+  });
+});
+
+describe('serve as an upstream', () => {
+  it("airlock's own discovery finds the API, the .sig by its tag and every referrer, byte for byte", async () => {
+    const http = new Http({ retry: { attempts: 1, baseDelayMs: 10, maxDelayMs: 20 } });
+    try {
+      const client = new RegistryClient(served.host, http);
+      const top = await discoverAttached(client, 'team/app', b.app);
+      assert.equal(top.referrersVia, 'api');
+      assert.deepEqual(top.warnings, []);
+      assert.deepEqual(top.attached.map((a) => [a.digest, a.kind, a.tag]), [[b.sig.digest, 'signature', b.sig.tag], [b.sbom!.digest, 'sbom', undefined]]);
+      const child = await discoverAttached(client, 'team/app', b.child);
+      assert.deepEqual(child.attached.map((a) => [a.digest, a.kind, a.artifactType]), [[b.referrer!.digest, 'signature', SIGSTORE_BUNDLE]]);
+      for (const a of [...top.attached, ...child.attached]) assert.ok(a.bytes.equals(blobs.get(a.digest)!), a.digest);
+    } finally {
+      await http.close();
+    }
   });
 });
 
