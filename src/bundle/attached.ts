@@ -17,11 +17,14 @@ export interface AttachedGraph extends ImageGraph {
 
 /**
  * Every attached entry of the bundle with its graph and the image it belongs
- * to; `graphs` are the images' (by ref), read already. Throws BundleError
- * naming the entry at the first problem.
+ * to; `graphs` are the images' (by ref), read already. With `entries` (a delta
+ * served with its bases, as for readGraph) external manifests are read through
+ * it and checked like the rest. Throws BundleError naming the entry at the
+ * first problem.
  */
-export async function readAttached(reader: { index: BundleIndex } & EntryReader, graphs: ReadonlyMap<string, ImageGraph>): Promise<AttachedGraph[]> {
-  const external = new Set(reader.index.blobs.filter((b) => b.external).map((b) => b.digest));
+export async function readAttached(reader: { index: BundleIndex } & EntryReader, graphs: ReadonlyMap<string, ImageGraph>, entries?: EntryReader): Promise<AttachedGraph[]> {
+  const external = new Set(entries ? [] : reader.index.blobs.filter((b) => b.external).map((b) => b.digest));
+  const from: EntryReader = entries ?? reader;
   const sizes = new Map(reader.index.blobs.map((b) => [b.digest, b.size]));
   const owners = ownersBySubject(reader.index, graphs);
   const out: AttachedGraph[] = [];
@@ -33,9 +36,9 @@ export async function readAttached(reader: { index: BundleIndex } & EntryReader,
     // In a delta, an image's external manifests were not walked: an external subject may be a child of one.
     const image = owners.held.get(`${a.repository}\0${a.subject}`) ?? (external.has(a.subject) ? owners.withExternal.get(a.repository) : undefined);
     if (image === undefined) return fail(`its subject ${a.subject} is not a manifest of any image from ${a.repository}`);
-    const g = await readGraph(reader, { ref: `${a.repository}@${a.digest}`, digest: a.digest, mediaType: a.mediaType });
+    const g = await readGraph(reader, { ref: `${a.repository}@${a.digest}`, digest: a.digest, mediaType: a.mediaType }, entries);
     if (!external.has(a.digest)) {
-      const subject = subjectOf(await reader.readEntry(BLOBS_PREFIX + a.digest.slice(7)));
+      const subject = subjectOf(await from.readEntry(BLOBS_PREFIX + a.digest.slice(7)));
       if (subject === null) fail('its manifest has a subject without a sha256 digest');
       if (subject !== undefined && subject !== a.subject) fail(`its manifest names the subject ${subject}, not ${a.subject}`);
       if (subject === undefined && a.tag === undefined) fail('it is listed as a referrer, but its manifest has no subject');

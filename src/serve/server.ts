@@ -1,4 +1,4 @@
-// `airlock serve`: a bundle as a read-only OCI registry (pull API) and a file
+// `airlock serve`: a bundle as a read-only OCI registry (pull API, referrers API) and a file
 // server, straight from the tarball with positioned reads. The signature is
 // checked at start and the headers indexed; every entry is hashed whole before
 // its first byte goes out, and again whenever the bundle file changed since
@@ -23,6 +23,8 @@ import { Catalog, type Repo } from './catalog.js';
 import { DEFAULT_LIMITS, KEEP_ALIVE_MS, READ_CHUNK, type ServeLimits } from './limits.js';
 import { printable } from '../util/printable.js';
 import { parseRange } from './range.js';
+import { referrersAnswer } from './referrers.js';
+import { OCI_INDEX } from '../oci/mediatypes.js';
 import { EntrySources, type EntrySource } from './sources.js';
 
 export interface ServeOptions {
@@ -105,7 +107,7 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       const all = [...catalog.repos.keys()].sort();
       return sendJson(res, head, { repositories: page(all, url) }, link(url, all));
     }
-    const m = /^\/v2\/(.+)\/(manifests|blobs|tags)\/(.+)$/.exec(p);
+    const m = /^\/v2\/(.+)\/(manifests|blobs|tags|referrers)\/(.+)$/.exec(p);
     if (!m) return ociError(res, 404, 'NOT_FOUND', 'not a registry API path', head);
     const [, name = '', kind, ref = ''] = m;
     const repo = NAME_RE.test(name) ? catalog.repos.get(name) : undefined;
@@ -114,6 +116,12 @@ export async function serve(opts: ServeOptions): Promise<Serving> {
       if (ref !== 'list') return ociError(res, 404, 'NOT_FOUND', 'not a registry API path', head);
       const tags = [...repo.tags.keys()].sort();
       return sendJson(res, head, { name, tags: page(tags, url) }, link(url, tags));
+    }
+    if (kind === 'referrers') {
+      const answer = referrersAnswer(repo, ref, url.searchParams);
+      if (answer.status === 400) return ociError(res, 400, 'DIGEST_INVALID', answer.problem, head);
+      res.writeHead(200, { 'content-type': OCI_INDEX, 'content-length': String(answer.body.length), ...(answer.filtered && { 'oci-filters-applied': 'artifactType' }) });
+      return res.end(head ? undefined : answer.body);
     }
     if (kind === 'manifests') return manifest(req, res, head, repo, name, ref, url.searchParams.get('ns'));
     return blob(req, res, head, repo, ref);

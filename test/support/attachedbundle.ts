@@ -3,6 +3,8 @@
 // index `example.com/team/app:1` (one linux/amd64 child) with a cosign
 // tag-scheme signature on its top digest and a Sigstore-bundle referrer on its
 // child, and a plain image `example.com/team/other:1` with nothing attached.
+// Options add more (an SPDX referrer on the top digest, annotations) without
+// changing what the defaults write.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -20,6 +22,7 @@ import { keygen, loadPrivateKey } from '../../src/sign/keys.js';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+export const SPDX = 'application/spdx+json';
 export const APP = 'example.com/team/app:1';
 export const OTHER = 'example.com/team/other:1';
 
@@ -34,6 +37,8 @@ export interface AttachedBundle {
   /** The tag-scheme signature on `app`, and the referrer on `child` (when made). */
   readonly sig: BundleAttached;
   readonly referrer?: BundleAttached;
+  /** The SBOM referrer on `app` (with `sbom`). */
+  readonly sbom?: BundleAttached;
 }
 
 export interface AttachedOptions {
@@ -51,6 +56,10 @@ export interface AttachedOptions {
   readonly splitSize?: number;
   /** Another key pair to sign with (default: DIR/k). */
   readonly keyName?: string;
+  /** Annotations on the Sigstore-bundle referrer's manifest (as cosign 3 puts there). */
+  readonly referrerAnnotations?: Record<string, string>;
+  /** Also an SPDX SBOM referrer on the app index's top digest, without artifactType (a referrers list names its config media type). */
+  readonly sbom?: boolean;
 }
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -92,10 +101,21 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
     // A cosign 3 Sigstore bundle referrer: empty config, the bundle JSON as the one layer, the child as subject.
     const empty = await put(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
     const bundleLayer = await put(json({ mediaType: SIGSTORE_BUNDLE, dsseEnvelope: { payloadType: 'application/vnd.in-toto+json', payload: '', signatures: [] } }), SIGSTORE_BUNDLE);
-    const m = await put(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: SIGSTORE_BUNDLE, config: empty, layers: [bundleLayer], subject: appChild.manifest }), OCI_MANIFEST);
+    const annotations = opts.referrerAnnotations && { annotations: opts.referrerAnnotations };
+    const m = await put(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: SIGSTORE_BUNDLE, config: empty, layers: [bundleLayer], subject: appChild.manifest, ...annotations }), OCI_MANIFEST);
     referrer = { subject: appChild.manifest.digest, repository: 'example.com/team/app', digest: m.digest, mediaType: OCI_MANIFEST, artifactType: SIGSTORE_BUNDLE, kind: 'signature', size: m.size + empty.size + bundleLayer.size };
     attached.push(referrer);
     attachedBlobs.push(m, empty, bundleLayer);
+  }
+  let sbom: BundleAttached | undefined;
+  if (opts.sbom) {
+    // An SBOM pushed the OCI 1.1 way without artifactType: its config's media type says what it is.
+    const doc = await put(json({ spdxVersion: 'SPDX-2.3', name: 'app' }), SPDX);
+    const config = await put(json({ spdxVersion: 'SPDX-2.3' }), SPDX);
+    const m = await put(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [doc], subject: appIndex }), OCI_MANIFEST);
+    sbom = { subject: appIndex.digest, repository: 'example.com/team/app', digest: m.digest, mediaType: OCI_MANIFEST, artifactType: SPDX, kind: 'sbom', size: m.size + config.size + doc.size };
+    attached.push(sbom);
+    attachedBlobs.push(m, config, doc);
   }
 
   const appBlobs = [appIndex, appChild.manifest, appChild.config, appChild.layer];
@@ -124,5 +144,5 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
   opts.mutate?.(index);
   const bundle = path.join(dir, `${name}.tar`);
   await writeBundle({ output: bundle, store, index, key, mtime: new Date(0), ...(opts.splitSize !== undefined && { splitSize: opts.splitSize }) });
-  return { bundle, pub: path.join(dir, `${opts.keyName ?? 'k'}.pub`), index, app: appIndex.digest, child: appChild.manifest.digest, other: other.manifest.digest, sig, ...(referrer && { referrer }) };
+  return { bundle, pub: path.join(dir, `${opts.keyName ?? 'k'}.pub`), index, app: appIndex.digest, child: appChild.manifest.digest, other: other.manifest.digest, sig, ...(referrer && { referrer }), ...(sbom && { sbom }) };
 }
