@@ -20,6 +20,7 @@ import { keygen, loadPrivateKey } from '../../src/sign/keys.js';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+export const SPDX = 'application/spdx+json';
 export const APP = 'example.com/team/app:1';
 export const OTHER = 'example.com/team/other:1';
 
@@ -34,6 +35,9 @@ export interface AttachedBundle {
   /** The tag-scheme signature on `app`, and the referrer on `child` (when made). */
   readonly sig: BundleAttached;
   readonly referrer?: BundleAttached;
+  /** With `extras`: a tag-scheme attestation and an SPDX SBOM referrer, both on `app`. */
+  readonly att?: BundleAttached;
+  readonly sbom?: BundleAttached;
 }
 
 export interface AttachedOptions {
@@ -51,6 +55,8 @@ export interface AttachedOptions {
   readonly splitSize?: number;
   /** Another key pair to sign with (default: DIR/k). */
   readonly keyName?: string;
+  /** Add a cosign `.att` (DSSE) and an SPDX SBOM referrer on the app index. */
+  readonly extras?: boolean;
 }
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -98,6 +104,21 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
     attachedBlobs.push(m, empty, bundleLayer);
   }
 
+  let att: BundleAttached | undefined;
+  let sbom: BundleAttached | undefined;
+  if (opts.extras) {
+    const envelope = await put(json({ payloadType: 'application/vnd.in-toto+json', payload: Buffer.from(JSON.stringify({ predicateType: 'https://slsa.dev/provenance/v1', subject: [{ digest: { sha256: appIndex.digest.slice(7) } }] })).toString('base64'), signatures: [] }), 'application/vnd.dsse.envelope.v1+json', { annotations: { predicateType: 'https://slsa.dev/provenance/v1' } });
+    const attConfig = await put(json({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [envelope.digest] } }), 'application/vnd.oci.image.config.v1+json');
+    const attManifest = await put(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: attConfig, layers: [envelope] }), OCI_MANIFEST);
+    att = { subject: appIndex.digest, repository: 'example.com/team/app', digest: attManifest.digest, mediaType: OCI_MANIFEST, kind: 'attestation', tag: `sha256-${appIndex.digest.slice(7)}.att`, size: attManifest.size + attConfig.size + envelope.size };
+    const empty = await put(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+    const spdx = await put(json({ spdxVersion: 'SPDX-2.3', name: 'app', packages: [] }), SPDX);
+    const m = await put(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: SPDX, config: empty, layers: [spdx], subject: appIndex }), OCI_MANIFEST);
+    sbom = { subject: appIndex.digest, repository: 'example.com/team/app', digest: m.digest, mediaType: OCI_MANIFEST, artifactType: SPDX, kind: 'sbom', size: m.size + empty.size + spdx.size };
+    attached.push(att, sbom);
+    attachedBlobs.push(attManifest, attConfig, envelope, m, empty, spdx);
+  }
+
   const appBlobs = [appIndex, appChild.manifest, appChild.config, appChild.layer];
   const otherBlobs = [other.manifest, other.config, other.layer];
   const item = (ref: string) => ({ kind: 'image' as const, ref, reference: parseReference(ref), origins: [] });
@@ -124,5 +145,5 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
   opts.mutate?.(index);
   const bundle = path.join(dir, `${name}.tar`);
   await writeBundle({ output: bundle, store, index, key, mtime: new Date(0), ...(opts.splitSize !== undefined && { splitSize: opts.splitSize }) });
-  return { bundle, pub: path.join(dir, `${opts.keyName ?? 'k'}.pub`), index, app: appIndex.digest, child: appChild.manifest.digest, other: other.manifest.digest, sig, ...(referrer && { referrer }) };
+  return { bundle, pub: path.join(dir, `${opts.keyName ?? 'k'}.pub`), index, app: appIndex.digest, child: appChild.manifest.digest, other: other.manifest.digest, sig, ...(referrer && { referrer }), ...(att && { att }), ...(sbom && { sbom }) };
 }
