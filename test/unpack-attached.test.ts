@@ -152,13 +152,23 @@ describe('the fallback index at the target', () => {
     }
   });
 
-  it('--referrers-fallback never on 2.8 writes no fallback tag (the referrers are still pushed)', async () => {
+  it('--referrers-fallback never on 2.8 writes no fallback tag (the referrers are still pushed); a later auto run writes only those', async () => {
     const reg = await startRegistry();
     try {
       const r = await unpack(b.bundle, reg.host, '--referrers-fallback', 'never');
       assert.equal(r.code, 0, r.stderr);
       assert.equal((await get(reg.url, b.referrer!.digest)).status, 200);
       for (const s of [b.app, b.child]) assert.equal((await get(reg.url, fallbackOf(s))).status, 404);
+      // Run again with auto: the quick look sees the fallback indexes missing; they are written, nothing else is.
+      const proxy = await startFaultProxy(reg.url);
+      try {
+        const again = await unpack(b.bundle, proxy.host);
+        assert.equal(again.code, 0, again.stderr);
+        assert.deepEqual(again.report?.attached?.pushed, { signature: 0, attestation: 0, sbom: 0, other: 0 });
+        assert.deepEqual(puts(proxy.stats.requests).sort(), [b.app, b.child].map((s) => `PUT /v2/${REPO}/manifests/${fallbackOf(s)}`).sort());
+      } finally {
+        await proxy.stop();
+      }
     } finally {
       await reg.stop();
     }

@@ -152,7 +152,7 @@ export async function pushAttached(
 }
 
 /** What an unpack that found every attached manifest in place reports. */
-export function allPresent(look: AttachedLook, mode: ReferrersFallback): AttachedStats {
+export function inPlaceStats(look: AttachedLook, mode: ReferrersFallback): AttachedStats {
   const pushed = Object.fromEntries(ATTACHED_KINDS.map((k) => [k, 0])) as Record<AttachedKind, number>;
   const count = (f: AttachedLook['fallback'][number]) => look.fallback.filter((x) => x === f).length;
   return { pushed, present: look.present.length, fallbackIndexes: { written: 0, unchanged: count('listed'), notNeeded: count('not needed') }, referrersFallback: mode };

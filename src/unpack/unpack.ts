@@ -22,7 +22,7 @@ import { BundleReader } from '../bundle/reader.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from '../bundle/trivydb.js';
 import { readAttached } from '../bundle/attached.js';
-import { allPresent, attachedInPlace, attachedTargets, lookAttached, pushAttached, type AttachedStats, type ReferrersFallback } from './attached.js';
+import { attachedInPlace, inPlaceStats, attachedTargets, lookAttached, pushAttached, type AttachedStats, type ReferrersFallback } from './attached.js';
 import { checkExternals, MissingBaseError } from './externals.js';
 import type { FileTarget } from './files-target.js';
 import { checkHarborProjects } from './harbor.js';
@@ -113,17 +113,16 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
   const limit = pLimit(opts.concurrency);
   const items = new Items(index, targets, opts);
 
-  const look = await quickLook(index, targets, client, opts, limit);
   // Attached manifests go where their image goes; looked for by tag or digest, their fallback indexes read.
   const attached = attachedTargets(index, targets);
   const mode = opts.referrersFallback ?? 'auto';
-  const attachedLook = attached.length > 0 ? await lookAttached(attached, client, mode, limit) : undefined;
+  const [look, attachedLook] = await Promise.all([quickLook(index, targets, client, opts, limit), attached.length > 0 ? lookAttached(attached, client, mode, limit) : undefined]);
   if (look.images.every(Boolean) && look.files.every(Boolean) && (!attachedLook || attachedInPlace(attachedLook))) {
     await writeFalcoIndex(index, opts);
     items.allPresent();
     // The receipt needs each image's manifests: the tar's headers are walked and the manifests read (small), nothing else.
     const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(), false, attached) : undefined;
-    const stats = attachedLook && allPresent(attachedLook, mode);
+    const stats = attachedLook && inPlaceStats(attachedLook, mode);
     return result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt, stats);
   }
 
