@@ -7,7 +7,8 @@
 // verified in the same pass that streams the large blobs to the registry; only
 // when all of it checked out is any upload committed. Manifests go after
 // their blobs, children before parents, tags last; a tag never points at
-// anything that was not verified.
+// anything that was not verified. What is attached to the images (signatures,
+// attestations, SBOMs) follows them (attached.ts).
 import pLimit from 'p-limit';
 import type { KeyObject } from 'node:crypto';
 import type { Progress } from '../progress/reporter.js';
