@@ -152,6 +152,28 @@ describe('the fallback index at the target', () => {
     }
   });
 
+  it('a fallback tag holding something other than a referrers index: exit 1 naming it before anything is pushed', async () => {
+    const reg = await startRegistry();
+    const proxy = await startFaultProxy(reg.url);
+    try {
+      const seeder = new Seeder({ url: reg.url });
+      const config = await seeder.pushBlob(REPO, Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+      await seeder.pushManifest(REPO, fallbackOf(b.child), Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [] })), 'application/vnd.oci.image.manifest.v1+json');
+      await seeder.close();
+      proxy.stats.reset();
+      const r = await unpack(b.bundle, proxy.host);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`${proxy.host}/${REPO}:${fallbackOf(b.child)} has media type .*--referrers-fallback never; nothing was pushed`));
+      assert.deepEqual(puts(proxy.stats.requests), []);
+      // With never, the tag is left alone and the rest goes in.
+      const never = await unpack(b.bundle, proxy.host, '--referrers-fallback', 'never');
+      assert.equal(never.code, 0, never.stderr);
+    } finally {
+      await proxy.stop();
+      await reg.stop();
+    }
+  });
+
   it('--referrers-fallback never on 2.8 writes no fallback tag (the referrers are still pushed); a later auto run writes only those', async () => {
     const reg = await startRegistry();
     try {

@@ -76,8 +76,12 @@ export async function lookAttached(list: readonly AttachedTarget[], client: Regi
       limit(async (): Promise<AttachedLook['fallback'][number]> => {
         if (mode === 'never') return 'not needed';
         const { repository, entry } = group[0]!;
-        if (await fallbackLists(client, repository, entry.subject, group.map((a) => a.entry.digest))) return 'listed';
-        return mode === 'auto' && (await targetHasReferrersApi(client, repository, entry.subject)) ? 'not needed' : 'missing';
+        const found = await fallbackLists(client, repository, entry.subject, group.map((a) => a.entry.digest));
+        if (found === true) return 'listed';
+        if (mode === 'auto' && (await targetHasReferrersApi(client, repository, entry.subject))) return 'not needed';
+        // Refused before anything is pushed, not after the images went in.
+        if (found instanceof RegistryError) throw found;
+        return 'missing';
       }),
     ),
   );
@@ -169,22 +173,26 @@ function bySubject(list: readonly AttachedTarget[]): Map<string, AttachedTarget[
   return out;
 }
 
-/** True when the fallback index of `subject` is there and lists every one of `digests`. */
-async function fallbackLists(client: RegistryClient, repo: string, subject: string, digests: readonly string[]): Promise<boolean> {
+/**
+ * True when the fallback index of `subject` is there and lists every one of
+ * `digests`; false when it is missing or lacks some; the error to refuse with
+ * when the tag holds something other than a referrers index (not ours to overwrite).
+ */
+async function fallbackLists(client: RegistryClient, repo: string, subject: string, digests: readonly string[]): Promise<boolean | RegistryError> {
+  const tag = fallbackTag(subject);
   let bytes: Buffer;
   try {
-    bytes = (await client.manifest(repo, fallbackTag(subject))).bytes;
+    bytes = (await client.manifest(repo, tag)).bytes;
   } catch (err) {
     if (err instanceof RegistryError && err.status === 404) return false;
     throw err;
   }
   try {
-    const listed = new Set(parseReferrersIndex(bytes, `${client.host}/${repo}:${fallbackTag(subject)}`).entries.map((e) => e.digest));
+    const listed = new Set(parseReferrersIndex(bytes, `${client.host}/${repo}:${tag}`).entries.map((e) => e.digest));
     return digests.every((d) => listed.has(d));
   } catch (err) {
-    // Not a referrers index: the push step says so, naming the tag.
-    if (err instanceof AttachedError) return false;
-    throw err;
+    if (!(err instanceof AttachedError)) throw err;
+    return new RegistryError(`${err.message}; the tag holds something other than a referrers index, and this unpack would write the referrers of ${subject} there: remove or retag it, or unpack with --referrers-fallback never; nothing was pushed`);
   }
 }
 
