@@ -51,8 +51,8 @@ async function bundleBlob(bundle: string, digest: string): Promise<Buffer> {
   return entry(await readTar(bundle), `blobs/sha256/${digest.slice(7)}`).data;
 }
 
-async function get(url: string, ref: string): Promise<{ status: number; bytes: Buffer }> {
-  const res = await fetch(`${url}/v2/${REPO}/manifests/${ref}`, { headers: { accept: ['application/vnd.oci.image.manifest.v1+json', OCI_INDEX].join(', ') } });
+async function get(url: string, ref: string, repo = REPO): Promise<{ status: number; bytes: Buffer }> {
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { accept: ['application/vnd.oci.image.manifest.v1+json', OCI_INDEX].join(', ') } });
   return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -191,6 +191,22 @@ describe('the fallback index at the target', () => {
       } finally {
         await proxy.stop();
       }
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('with a prefix and --layout host, what is attached goes to the repository of its image there', async () => {
+    const reg = await startRegistry();
+    try {
+      const r = await unpack(b.bundle, `${reg.host}/mirror`, '--layout', 'host');
+      assert.equal(r.code, 0, r.stderr);
+      const repo = 'mirror/example.com/team/app';
+      assert.equal((await get(reg.url, '1', repo)).status, 200);
+      assert.deepEqual((await get(reg.url, b.sig.tag!, repo)).bytes, await bundleBlob(b.bundle, b.sig.digest));
+      assert.equal((await get(reg.url, b.referrer!.digest, repo)).status, 200);
+      assert.equal((await get(reg.url, fallbackOf(b.child), repo)).status, 200);
+      assert.equal((await get(reg.url, b.sig.tag!)).status, 404, 'nothing in the flat place');
     } finally {
       await reg.stop();
     }
