@@ -21,6 +21,7 @@ export interface TargetFlags {
   json?: boolean;
   maxDbAge?: string;
   receipt?: string;
+  referrersFallback?: string;
 }
 
 /** The target's flags, in the order `--help` lists them. */
@@ -40,6 +41,7 @@ export function targetOptions(cmd: Command, receiptHelp: string): Command {
     .option('--password-stdin', 'read the registry password from standard input')
     .option('--concurrency <n>', 'parallel uploads (default 8)')
     .option('--create-projects', 'on Harbor: create the projects the images land in when they are missing')
+    .option('--referrers-fallback <when>', 'write the sha256-<digest> index of attached referrers: auto (when the registry has no referrers API), always, never', 'auto')
     .option('--max-db-age <age>', 'warn when a Trivy DB is older than this: 7d, 36h; 0 turns the check off (default 7d)')
     .option('--json', 'print a JSON report on stdout');
 }

@@ -33,6 +33,7 @@ export function fromRepository(from: BlobFrom, opts: Pick<TargetOptions, 'regist
 
 /**
  * A delta's external entries, checked at the target before anything is pushed:
+ * those of the images and of the attached manifests (`attached`, named by `what`) to push:
  * each external manifest (HEAD by digest in the image's repository), each
  * external config and layer (in the image's repository, else where its base put
  * it: then it is mounted from there), each external file not at the file
@@ -46,6 +47,7 @@ export async function checkExternals(
   client: RegistryClient,
   opts: TargetOptions,
   limit: <T>(fn: () => Promise<T>) => Promise<T>,
+  attached: ReadonlyArray<Pick<Graph, 'blobs' | 'externalManifests'> & { target: { repository: string }; what: string }> = [],
 ): Promise<Map<string, string>> {
   const mountFrom = new Map<string, string>();
   const blobs = new Map(index.blobs.map((b) => [b.digest, b]));
@@ -57,7 +59,8 @@ export async function checkExternals(
   const missing: string[] = [];
   const checks: Array<Promise<void>> = [];
   const seen = new Set<string>();
-  for (const g of graphs) {
+  const all = [...graphs.map((g) => ({ ...g, what: g.image.ref })), ...attached];
+  for (const g of all) {
     const repo = g.target.repository;
     for (const m of g.externalManifests) {
       if (seen.has(`m ${repo} ${m.digest}`)) continue;
@@ -71,7 +74,7 @@ export async function checkExternals(
           // Manifests are not mounted: one its base put in another repository would need copying with all it lists.
           const elsewhere = from !== undefined && from !== repo && (await client.resolve(from, m.digest))?.digest === m.digest;
           missing.push(
-            `manifest ${m.digest} of ${g.image.ref}, not in ${opts.registry.host}/${repo}; held by ${baseName(b?.from?.base)}` +
+            `manifest ${m.digest} of ${g.what}, not in ${opts.registry.host}/${repo}; held by ${baseName(b?.from?.base)}` +
               (elsewhere ? ` (it is in ${opts.registry.host}/${from}, but an unpack does not copy manifests between repositories: build this image without that --base)` : ''),
           );
         }),
@@ -89,7 +92,7 @@ export async function checkExternals(
             mountFrom.set(d, from);
             return;
           }
-          missing.push(`blob ${d} of ${g.image.ref}, in neither ${opts.registry.host}/${repo}${from !== undefined && from !== repo ? ` nor ${opts.registry.host}/${from}` : ''}; held by ${baseName(b.from?.base)}`);
+          missing.push(`blob ${d} of ${g.what}, in neither ${opts.registry.host}/${repo}${from !== undefined && from !== repo ? ` nor ${opts.registry.host}/${from}` : ''}; held by ${baseName(b.from?.base)}`);
         }),
       );
     }

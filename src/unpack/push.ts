@@ -22,7 +22,7 @@ export interface BlobStats {
 }
 
 /**
- * Every blob of every graph into its repository: present ones skipped, external
+ * Every blob of every graph (an image's, or an attached manifest's) into its repository: present ones skipped, external
  * ones mounted from where their base put them. A blob over STREAM_MIN is sent
  * while it is read, hashed on the way (its upload is what verifies it), and the
  * rest of the source is verified meanwhile; only when all of it checked out is
@@ -30,7 +30,7 @@ export interface BlobStats {
  * bundle is read and hashed once, and a bundle with one bad byte leaves nothing
  * in the registry: the open sessions are abandoned.
  */
-export async function pushBlobs(graphs: readonly Graph[], reader: UnpackSource, client: RegistryClient, mountFrom: ReadonlyMap<string, string>, opts: TargetOptions, limit: Limit): Promise<BlobStats> {
+export async function pushBlobs(graphs: ReadonlyArray<Pick<Graph, 'blobs'> & { target: { repository: string } }>, reader: UnpackSource, client: RegistryClient, mountFrom: ReadonlyMap<string, string>, opts: TargetOptions, limit: Limit): Promise<BlobStats> {
   const stats: BlobStats = { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 };
   const sizeOf = new Map(reader.index.blobs.map((b) => [b.digest, b.size]));
   const size = (digest: string) => sizeOf.get(digest) ?? 0;

@@ -7,7 +7,8 @@
 // verified in the same pass that streams the large blobs to the registry; only
 // when all of it checked out is any upload committed. Manifests go after
 // their blobs, children before parents, tags last; a tag never points at
-// anything that was not verified.
+// anything that was not verified. What is attached to the images (signatures,
+// attestations, SBOMs) follows them (attached.ts).
 import pLimit from 'p-limit';
 import type { KeyObject } from 'node:crypto';
 import type { Progress } from '../progress/reporter.js';
@@ -16,11 +17,13 @@ import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { FALCO_INDEX_PATH as FALCO_INDEX } from '../manifest/paths.js';
 import type { Receipt } from '../delta/receipt.js';
-import type { BundleImage, BundleIndex } from '../bundle/format.js';
+import type { BundleAttached, BundleImage, BundleIndex } from '../bundle/format.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
 import { BundleReader } from '../bundle/reader.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from '../bundle/trivydb.js';
+import { readAttached } from '../bundle/attached.js';
+import { attachedInPlace, inPlaceStats, attachedTargets, lookAttached, pushAttached, type AttachedStats, type ReferrersFallback } from './attached.js';
 import { checkExternals, MissingBaseError } from './externals.js';
 import type { FileTarget } from './files-target.js';
 import { checkHarborProjects } from './harbor.js';
@@ -48,6 +51,8 @@ export interface TargetOptions {
   readonly maxDbAge?: MaxDbAge;
   /** Work out the receipt (SPEC §6) of what the target holds once the unpack succeeded (--receipt). */
   readonly receipt?: boolean;
+  /** `--referrers-fallback` (default auto): when to write the `sha256-<hex>` index of a subject's referrers. */
+  readonly referrersFallback?: ReferrersFallback;
 }
 
 export interface UnpackOptions extends TargetOptions {
@@ -79,6 +84,8 @@ export interface UnpackResult {
   readonly index: BundleIndex;
   /** With `receipt: true`: what the target now holds from this bundle. */
   readonly receipt?: Receipt;
+  /** When the bundle carries attached manifests (SPEC §9): how many were pushed, by kind, and what became of the fallback indexes. */
+  readonly attached?: AttachedStats;
 }
 
 export interface Graph extends ImageGraph {
@@ -107,29 +114,44 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
   const limit = pLimit(opts.concurrency);
   const items = new Items(index, targets, opts);
 
-  const look = await quickLook(index, targets, client, opts, limit);
-  if (look.images.every(Boolean) && look.files.every(Boolean)) {
+  // Attached manifests go where their image goes; looked for by tag or digest, their fallback indexes read.
+  const attached = attachedTargets(index, targets);
+  const mode = opts.referrersFallback ?? 'auto';
+  const [look, attachedLook] = await Promise.all([quickLook(index, targets, client, opts, limit), attached.length > 0 ? lookAttached(attached, client, mode, limit) : undefined]);
+  if (look.images.every(Boolean) && look.files.every(Boolean) && (!attachedLook || attachedInPlace(attachedLook))) {
     await writeFalcoIndex(index, opts);
     items.allPresent();
     // The receipt needs each image's manifests: the tar's headers are walked and the manifests read (small), nothing else.
-    const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(), false) : undefined;
-    return result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt);
+    const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(), false, attached) : undefined;
+    const stats = attachedLook && inPlaceStats(attachedLook, mode);
+    return result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt, stats);
   }
 
   // The headers only: each entry where bundle.json says, of that size. Its bytes are verified while the blobs are pushed (push.ts).
   await reader.scan();
-  const graphs = await readMissingGraphs(reader, targets, look.images, items);
-  const mountFrom = await checkExternals(index, graphs, look.files, client, opts, limit).catch(async (err: unknown) => {
+  const { graphs, all } = await readGraphs(reader, targets, look.images, items, attached.length > 0);
+  // Every attached manifest checked against its image and walked like one, before anything is pushed.
+  const attachedGraphs = attached.length > 0 ? await readAttached(reader, all) : [];
+  const attachedMissing = attached.map((a, i) => ({ target: { repository: a.repository }, what: attachedName(a.entry, attachedGraphs[i]!.image), ...attachedGraphs[i]! })).filter((_a, i) => !attachedLook?.present[i]);
+  const mountFrom = await checkExternals(index, graphs, look.files, client, opts, limit, attachedMissing).catch(async (err: unknown) => {
     // A damaged bundle is the thing to fix first (a base unpacked would not help): say so if it is.
     if (err instanceof MissingBaseError) await reader.verify();
     throw err;
   });
-  const stats = await pushBlobs(graphs, reader, client, mountFrom, opts, limit);
+  // The attached manifests' blobs go up in the same pass: verified with every other byte before any is committed.
+  const stats = await pushBlobs([...graphs, ...attachedMissing], reader, client, mountFrom, opts, limit);
   await pushManifests(graphs, reader, client, limit, (g) => items.image(g.target, g.image, 'pushed'));
+  // After the images they belong to: an attached manifest never points at something not pushed yet.
+  const attachedStats = attachedLook && (await pushAttached(attached, attachedGraphs, attachedLook.present, reader, client, mode, limit));
   const filesWritten = await putFiles(index, look.files, reader, opts, limit, (i, status) => items.file(i, status));
   await writeFalcoIndex(index, opts);
-  const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(graphs.map((g) => [g.image.ref, g])), true) : undefined;
-  return result(items, stats, filesWritten, false, index, opts, receipt);
+  const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(graphs.map((g) => [g.image.ref, g])), true, attached) : undefined;
+  return result(items, stats, filesWritten, false, index, opts, receipt, attachedStats);
+}
+
+/** How an attached entry is named in messages: its kind, tag, and the image it belongs to. */
+function attachedName(a: BundleAttached, image: string): string {
+  return `${a.tag ?? `the ${a.kind} referrer ${a.digest}`} (attached to ${image})`;
 }
 
 function warnAboutStaleDbs(index: BundleIndex, opts: TargetOptions): void {
@@ -151,13 +173,17 @@ async function quickLook(index: BundleIndex, targets: readonly TargetName[], cli
   return { images, files };
 }
 
-async function readMissingGraphs(reader: UnpackSource, targets: readonly TargetName[], present: readonly boolean[], items: Items): Promise<Graph[]> {
+/** The graphs of the images the target lacks, to push; with `everyImage`, every image's too (attached manifests are checked against all of them). */
+async function readGraphs(reader: UnpackSource, targets: readonly TargetName[], present: readonly boolean[], items: Items, everyImage: boolean): Promise<{ graphs: Graph[]; all: Map<string, ImageGraph> }> {
   const graphs: Graph[] = [];
+  const all = new Map<string, ImageGraph>();
   for (const [i, image] of reader.index.images.entries()) {
+    const g = present[i] && !everyImage ? undefined : await readGraph(reader, image);
+    if (g) all.set(image.ref, g);
     if (present[i]) items.image(targets[i]!, image, 'present');
-    else graphs.push({ image, target: targets[i]!, ...(await readGraph(reader, image)) });
+    else graphs.push({ image, target: targets[i]!, ...g! });
   }
-  return graphs;
+  return { graphs, all };
 }
 
 async function writeFalcoIndex(index: BundleIndex, opts: TargetOptions): Promise<void> {
@@ -190,7 +216,7 @@ class Items {
   }
 }
 
-function result(items: Items, stats: BlobStats, filesWritten: number, upToDate: boolean, index: BundleIndex, opts: TargetOptions, receipt: Receipt | undefined): UnpackResult {
+function result(items: Items, stats: BlobStats, filesWritten: number, upToDate: boolean, index: BundleIndex, opts: TargetOptions, receipt: Receipt | undefined, attached: AttachedStats | undefined): UnpackResult {
   const falco = falcoIndexEntries(index, opts.registry, opts.layout).length > 0;
-  return { items: items.list, ...stats, filesWritten, upToDate, index, ...(falco && { falcoIndex: FALCO_INDEX }), ...(receipt && { receipt }) };
+  return { items: items.list, ...stats, filesWritten, upToDate, index, ...(falco && { falcoIndex: FALCO_INDEX }), ...(receipt && { receipt }), ...(attached && { attached }) };
 }

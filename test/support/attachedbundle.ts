@@ -37,7 +37,9 @@ export interface AttachedBundle {
   /** The tag-scheme signature on `app`, and the referrer on `child` (when made). */
   readonly sig: BundleAttached;
   readonly referrer?: BundleAttached;
-  /** The SBOM referrer on `app` (with `sbom`). */
+  /** With `extras`: a tag-scheme attestation on `app`. */
+  readonly att?: BundleAttached;
+  /** The SBOM referrer on `app` (with `sbom`, or `extras`: one with artifactType). */
   readonly sbom?: BundleAttached;
 }
 
@@ -60,6 +62,8 @@ export interface AttachedOptions {
   readonly referrerAnnotations?: Record<string, string>;
   /** Also an SPDX SBOM referrer on the app index's top digest, without artifactType (a referrers list names its config media type). */
   readonly sbom?: boolean;
+  /** Add a cosign `.att` (DSSE) and an SPDX SBOM referrer with artifactType on the app index (not with `sbom`). */
+  readonly extras?: boolean;
 }
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -118,6 +122,21 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
     attachedBlobs.push(m, config, doc);
   }
 
+  let att: BundleAttached | undefined;
+  if (opts.extras) {
+    if (opts.sbom) throw new Error('makeAttachedBundle: sbom and extras each add an SBOM referrer; give one of them');
+    const envelope = await put(json({ payloadType: 'application/vnd.in-toto+json', payload: Buffer.from(JSON.stringify({ predicateType: 'https://slsa.dev/provenance/v1', subject: [{ digest: { sha256: appIndex.digest.slice(7) } }] })).toString('base64'), signatures: [] }), 'application/vnd.dsse.envelope.v1+json', { annotations: { predicateType: 'https://slsa.dev/provenance/v1' } });
+    const attConfig = await put(json({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [envelope.digest] } }), 'application/vnd.oci.image.config.v1+json');
+    const attManifest = await put(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: attConfig, layers: [envelope] }), OCI_MANIFEST);
+    att = { subject: appIndex.digest, repository: 'example.com/team/app', digest: attManifest.digest, mediaType: OCI_MANIFEST, kind: 'attestation', tag: `sha256-${appIndex.digest.slice(7)}.att`, size: attManifest.size + attConfig.size + envelope.size };
+    const empty = await put(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+    const spdx = await put(json({ spdxVersion: 'SPDX-2.3', name: 'app', packages: [] }), SPDX);
+    const m = await put(json({ schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: SPDX, config: empty, layers: [spdx], subject: appIndex }), OCI_MANIFEST);
+    sbom = { subject: appIndex.digest, repository: 'example.com/team/app', digest: m.digest, mediaType: OCI_MANIFEST, artifactType: SPDX, kind: 'sbom', size: m.size + empty.size + spdx.size };
+    attached.push(att, sbom);
+    attachedBlobs.push(attManifest, attConfig, envelope, m, empty, spdx);
+  }
+
   const appBlobs = [appIndex, appChild.manifest, appChild.config, appChild.layer];
   const otherBlobs = [other.manifest, other.config, other.layer];
   const item = (ref: string) => ({ kind: 'image' as const, ref, reference: parseReference(ref), origins: [] });
@@ -144,5 +163,5 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
   opts.mutate?.(index);
   const bundle = path.join(dir, `${name}.tar`);
   await writeBundle({ output: bundle, store, index, key, mtime: new Date(0), ...(opts.splitSize !== undefined && { splitSize: opts.splitSize }) });
-  return { bundle, pub: path.join(dir, `${opts.keyName ?? 'k'}.pub`), index, app: appIndex.digest, child: appChild.manifest.digest, other: other.manifest.digest, sig, ...(referrer && { referrer }), ...(sbom && { sbom }) };
+  return { bundle, pub: path.join(dir, `${opts.keyName ?? 'k'}.pub`), index, app: appIndex.digest, child: appChild.manifest.digest, other: other.manifest.digest, sig, ...(referrer && { referrer }), ...(att && { att }), ...(sbom && { sbom }) };
 }

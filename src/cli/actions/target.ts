@@ -10,6 +10,7 @@ import type { Credential } from '../../http/credentials.js';
 import { formatBytes, type Progress } from '../../progress/reporter.js';
 import type { FileTarget } from '../../unpack/files-target.js';
 import type { UnpackResult } from '../../unpack/unpack.js';
+import { REFERRERS_FALLBACK, type AttachedStats, type ReferrersFallback } from '../../unpack/attached.js';
 import { printable } from '../../util/printable.js';
 import { httpUrlProblem, redactUserinfo } from '../../util/url.js';
 import { failure, usageError } from '../errors.js';
@@ -27,6 +28,8 @@ export interface Target {
   /** --username/--password-stdin: for the --registry host only. */
   readonly credentials?: Credential;
   readonly chunkSize?: number;
+  /** --referrers-fallback. */
+  readonly referrersFallback: ReferrersFallback;
 }
 
 /** Every target flag checked (usage errors, exit 2) before anything is read or pushed; reads the password from stdin. */
@@ -48,6 +51,8 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
     const problem = httpUrlProblem(url) ?? (/^https?:\/\/[^/]/i.test(url) ? undefined : `"${redactUserinfo(url)}" has no host; write an http:// or https:// URL`);
     if (problem) throw usageError(`${flag} ${problem}`);
   }
+  const referrersFallback = (opts.referrersFallback ?? 'auto') as ReferrersFallback;
+  if (!REFERRERS_FALLBACK.includes(referrersFallback)) throw usageError(`--referrers-fallback ${opts.referrersFallback}: write auto, always or never`);
   if (opts.receipt !== undefined) await checkReceiptPath(opts.receipt);
   if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
   const concurrency = parseConcurrency(opts.concurrency, 8);
@@ -63,6 +68,7 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
       ...(opts.caFile && { caFile: opts.caFile }),
     },
     concurrency,
+    referrersFallback,
     ...(maxDbAge && { maxDbAge }),
     ...(credentials && { credentials }),
     ...(chunkSize && { chunkSize }),
@@ -114,12 +120,23 @@ export async function finishTarget(
     result.upToDate
       ? `everything was already in place (${result.items.length} items); nothing pushed`
       : `${pushed} items pushed, ${result.items.length - pushed} already present; blobs: ${result.blobsPushed} uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsPresent} present; ${result.filesWritten} files written`,
+    ...(result.attached ? [attachedLine(result.attached)] : []),
     ...(extra.lines ?? []),
     ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
     ...emitted.map((f) => `wrote ${f}`),
     ...(opts.receipt !== undefined ? [`wrote receipt ${opts.receipt}`] : []),
   ];
   process.stdout.write(lines.map(printable).join('\n') + '\n');
+}
+
+/** One line on the attached manifests: how many pushed, of which kinds, and what became of the fallback indexes. */
+function attachedLine(a: AttachedStats): string {
+  const plural: Record<string, string> = { signature: 'signatures', attestation: 'attestations', sbom: 'SBOMs', other: 'others' };
+  const kinds = Object.entries(a.pushed).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${n === 1 ? (k === 'sbom' ? 'SBOM' : k) : plural[k]}`);
+  const pushed = Object.values(a.pushed).reduce((x, y) => x + y, 0);
+  const f = a.fallbackIndexes;
+  const fallback = a.referrersFallback === 'never' ? 'fallback index: never (--referrers-fallback never)' : `fallback index: ${f.written} written, ${f.unchanged} up to date, ${f.notNeeded} not needed (referrers API)`;
+  return `attached manifests: ${pushed} pushed${kinds.length ? ` (${kinds.join(', ')})` : ''}, ${a.present} already present; ${fallback}`;
 }
 
 /** Refuses, before anything is pushed, a receipt path whose folder is missing or that names a folder. */
