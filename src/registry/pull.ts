@@ -20,6 +20,8 @@ export interface PulledGraph {
   readonly platforms: string[];
   /** Every blob of the graph, manifests first in walk order, then configs and layers; each once. */
   readonly blobs: Descriptor[];
+  /** The digests of its manifests, the root first: what signatures and referrers hang off (SPEC §9). */
+  readonly manifests: string[];
   /** Set when the platform filter was ignored because the reference pins the index digest. */
   readonly note?: string;
   /**
@@ -124,6 +126,7 @@ export async function pullGraph(
     ...(upstreamDigest && { upstreamDigest }),
     platforms: [...new Set(seenPlatforms)].sort(),
     blobs: all,
+    manifests: graph.manifests.map((m) => m.digest),
     ...(note && { note }),
     downloads,
   };

@@ -58,6 +58,7 @@ export async function syncAction(manifest: string, opts: SyncFlags): Promise<voi
       ...(maxDbAge && { maxDbAge }),
       createProjects: opts.createProjects === true,
       receipt: opts.receipt !== undefined,
+      ...(opts.attached === false && { attached: false }),
     });
   } catch (err) {
     if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
