@@ -6,7 +6,7 @@
 // that has the referrers API. A fault proxy in front counts the requests.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleAttached, BundleIndex } from '../src/bundle/format.js';
 import { runAirlock } from './support/cli.js';
@@ -15,7 +15,7 @@ import { makeTempDir, removeTempDir } from './support/proc.js';
 import { startReferrersFront, type ReferrersFront } from './support/referrers-registry.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { makeLayer, Seeder, type PushedImage } from './support/seed.js';
-import { pushFallbackIndex, pushSbomReferrer, referrerEntry, seedAttached, tagFor, type SeededAttached, type SeededSet } from './support/seed-attached.js';
+import { pushFallbackIndex, pushRealSignature, pushSbomReferrer, referrerEntry, seedAttached, tagFor, type SeededAttached, type SeededSet } from './support/seed-attached.js';
 import { entry, readTar, type TarEntry } from './support/tarball.js';
 
 let reg: TestRegistry;
@@ -32,6 +32,10 @@ let multiDigest: string;
 let frontApp: PushedImage;
 let frontSeeded: SeededSet;
 let first: { file: string; index: BundleIndex; tar: TarEntry[] };
+let filteredIndex: string;
+let filteredChild: PushedImage;
+let filteredChildSbom: SeededAttached;
+let badSbom: SeededAttached;
 
 const EPOCH = { ...process.env, SOURCE_DATE_EPOCH: '1767225600' };
 
@@ -85,6 +89,17 @@ before(async () => {
   multiDigest = (await s.pushIndex('multi/app', '1', [child.descriptor, arm.descriptor], 'oci')).digest;
   childSbom = await pushSbomReferrer(s, 'multi/app', child.descriptor, 7);
   await pushFallbackIndex(s, 'multi/app', child.digest, [referrerEntry(childSbom)]);
+  // An index signed as a whole, with an SBOM on its amd64 child: built with a platform filter.
+  filteredChild = await s.pushImage('filtered/app', undefined, { layers: [await makeLayer('filtered-amd64', 5_000)], format: 'oci', platform: { os: 'linux', architecture: 'amd64' } });
+  const filteredArm = await s.pushImage('filtered/app', undefined, { layers: [await makeLayer('filtered-arm64', 5_000)], format: 'oci', platform: { os: 'linux', architecture: 'arm64' } });
+  filteredIndex = (await s.pushIndex('filtered/app', '1', [filteredChild.descriptor, filteredArm.descriptor], 'oci')).digest;
+  await pushRealSignature(s, 'filtered/app', filteredIndex);
+  filteredChildSbom = await pushSbomReferrer(s, 'filtered/app', filteredChild.descriptor, 8);
+  await pushFallbackIndex(s, 'filtered/app', filteredChild.digest, [referrerEntry(filteredChildSbom)]);
+  // An SBOM whose layer the registry serves with other bytes (changed on its disk, same size).
+  const bad = await s.pushImage('bad/app', '1', { layers: [await makeLayer('bad-app', 5_000)], format: 'oci' });
+  badSbom = await pushSbomReferrer(s, 'bad/app', bad.descriptor, 9);
+  await pushFallbackIndex(s, 'bad/app', bad.digest, [referrerEntry(badSbom)]);
   await s.close();
 
   const f = new Seeder({ url: front.url });
@@ -195,6 +210,53 @@ describe('build carries attached manifests', () => {
       assert.equal(index.images.length, 1);
     } finally {
       proxy.clearRules();
+    }
+  });
+
+  it('a blob of an attached manifest that does not match its digest fails the build like any blob', async () => {
+    const layer = badSbom.blobs[1]!;
+    const hex = layer.descriptor.digest.slice(7);
+    const data = path.join(reg.dataDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+    const changed = Buffer.from(layer.bytes);
+    changed[changed.length - 2]! ^= 0x20;
+    await writeFile(data, changed);
+    const r = await build('bad', manifestYaml(proxy.host, ['bad/app:1']));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`bad/app.*${hex.slice(0, 12)}`));
+    await assert.rejects(access(r.file), 'no bundle is written');
+  });
+
+  it('with a platform filter, what is attached to the upstream index is left out with a warning; a kept child keeps its own', async () => {
+    const r = await build('filtered', manifestYaml(proxy.host, ['filtered/app:1']), ['--platform', 'linux/amd64']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`warning: .*filtered/app:1: 1 signature.*upstream index ${filteredIndex}.*platform filter`));
+    assert.deepEqual(
+      (r.index?.attached ?? []).map((a) => [a.subject, a.digest]),
+      [[filteredChild.digest, filteredChildSbom.digest]],
+    );
+    assertCarried(r.tar!, filteredChildSbom);
+    const v = await runAirlock(['verify', r.file, '--pub', path.join(work, 'k.pub')]);
+    assert.equal(v.code, 0, v.stderr);
+  });
+
+  it('sync looks for them as build does, and with --no-attached sends no lookup', async () => {
+    const target = await startRegistry();
+    try {
+      const m = path.join(work, 'sync.yaml');
+      await writeFile(m, manifestYaml(proxy.host, ['signed/app:1', 'multi/app:1']));
+      await mkdir(path.join(work, 'sync-files'));
+      const args = (cache: string) => ['sync', m, '--registry', target.host, '--files-dir', path.join(work, 'sync-files'), '--cache', path.join(work, cache)];
+      proxy.stats.reset();
+      const off = await runAirlock([...args('cache-sync-off'), '--no-attached']);
+      assert.equal(off.code, 0, off.stderr);
+      assert.deepEqual(discoveryRequests(proxy), []);
+      proxy.stats.reset();
+      const on = await runAirlock(args('cache-sync-on'));
+      assert.equal(on.code, 0, on.stderr);
+      const asked = discoveryRequests(proxy).map((r) => r.path);
+      for (const subject of [app.digest, child.digest, multiDigest]) assert.ok(asked.some((p) => p.includes(tagFor(subject, 'sig'))), `${subject}: its .sig was looked for`);
+    } finally {
+      await target.stop();
     }
   });
 
