@@ -84,7 +84,7 @@ export interface BuildResult {
   readonly trivyDbs?: TrivyDbReport[];
   /** Signatures, attestations and SBOMs carried (bundle.json attached[]). */
   readonly attached?: number;
-  /** What the build warned about on the way (also on stderr): attached manifests left out, lookups that failed. */
+  /** The warnings about attached manifests (also on stderr): some left out, lookups that failed. */
   readonly warnings?: string[];
 }
 
