@@ -48,6 +48,12 @@ export class AttachedFinder {
     private readonly warn: (message: string) => void,
   ) {}
 
+  /** Starts the lookup of what hangs off an item's upstream root while its walk goes on. */
+  start(client: RegistryClient, item: ImageItem | ArtifactItem, digest: string): void {
+    // Awaited by find; a failure here (the cache refusing a write) is reported there, or not at all when the walk failed.
+    this.lookup(client, item.reference.repository, digest, item.ref).catch(() => undefined);
+  }
+
   async find(client: RegistryClient, item: ImageItem | ArtifactItem, graph: PulledGraph): Promise<ItemAttached> {
     const repo = item.reference.repository;
     // A platform filter rewrote the index: what hangs off the upstream one is looked for, to say it is not carried.

@@ -189,12 +189,19 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
   };
   const refs = opts.plan.items.filter((i): i is ImageItem | ArtifactItem => i.kind !== 'file');
   // Slots of its own (the dispatcher has connections for them): lookups neither wait behind layers nor hold a slot one needs.
-  const finder = opts.attached !== false && opts.plan.attached !== false && opts.dryRun !== true ? new AttachedFinder(store, fetcher, pLimit(opts.concurrency), warn) : undefined;
+  // Twice the downloads': each is a small GET, and an image's lookups are a chain (tags and referrers, the fallback tag, each
+  // manifest found), so with fewer the bundle's first byte waited for them (measured: scripts/bench-attached.ts).
+  const finder = opts.attached !== false && opts.plan.attached !== false && opts.dryRun !== true ? new AttachedFinder(store, fetcher, pLimit(opts.concurrency * 2), warn) : undefined;
   return Promise.all(
     refs.map(async (item): Promise<GraphResult> => {
       const platforms = item.kind === 'image' ? (opts.platforms ?? item.platforms) : undefined;
       try {
-        const hooks = { limit, fetchBlob: (c: RegistryClient, repo: string, d: Parameters<BlobFetcher['fetch']>[2], urgent?: boolean) => fetcher.fetch(c, repo, d, urgent), dryRun: opts.dryRun === true };
+        const hooks = {
+          limit,
+          fetchBlob: (c: RegistryClient, repo: string, d: Parameters<BlobFetcher['fetch']>[2], urgent?: boolean) => fetcher.fetch(c, repo, d, urgent),
+          dryRun: opts.dryRun === true,
+          ...(finder && { rootKnown: (digest: string) => finder.start(clientFor(item.reference.registry), item, digest) }),
+        };
         const g = await pullGraph(clientFor(item.reference.registry), item.reference, store, hooks, platforms);
         if (g.note) opts.progress.log(`${item.ref}: ${g.note}`);
         if (!finder) return { item, graph: g };

@@ -42,6 +42,8 @@ export interface PullHooks {
   fetchBlob(client: RegistryClient, repo: string, d: Descriptor, urgent?: boolean): Promise<void>;
   /** Dry run: resolve manifests only. */
   readonly dryRun: boolean;
+  /** Told the upstream root digest as soon as it is known, before the walk: lookups about it can start then. */
+  rootKnown?(digest: string): void;
 }
 
 export async function pullGraph(
@@ -146,8 +148,10 @@ async function loadRoot(client: RegistryClient, repo: string, ref: string, store
       if (isIndexType(head.mediaType) || isManifestType(head.mediaType)) mediaType = head.mediaType;
     }
   }
+  if (digest) hooks.rootKnown?.(digest);
   if (digest && (await store.has(digest))) return { digest, bytes: await store.read(digest), ...(mediaType && { mediaType }) };
   const m = await hooks.limit(() => client.manifest(repo, digest ?? ref));
+  if (!digest) hooks.rootKnown?.(m.digest);
   await store.putBuffer(m.bytes, m.digest);
   return { digest: m.digest, bytes: m.bytes, mediaType: m.mediaType };
 }
