@@ -15,9 +15,10 @@ import type { Http } from '../http/client.js';
 import type { CredentialLookup } from '../http/credentials.js';
 import type { RetryPolicy } from '../http/retry.js';
 import type { Base } from '../delta/base.js';
-import type { TrivyDbInfo } from '../bundle/format.js';
+import type { BundleAttached, TrivyDbInfo } from '../bundle/format.js';
 import { trivyDbReports, trivyDbWarnings, type MaxDbAge, type TrivyDbReport } from '../bundle/trivydb.js';
 import { writeBundle } from '../bundle/writer.js';
+import { AttachedFinder, type ItemAttached } from './attached.js';
 import { heldByBases } from './bases.js';
 import { composeIndex, externalOf, uniqueBlobs } from './compose.js';
 import { BlobFetcher, createHttp, hostSettings } from './fetch.js';
@@ -50,6 +51,8 @@ export interface BuildOptions {
   readonly maxDbAge?: MaxDbAge;
   /** `--base`: a delta; what these hold is marked external and left out of the tar (SPEC §6). */
   readonly bases?: readonly Base[];
+  /** `--no-attached` (false): no signatures, attestations or SBOMs are looked for (SPEC §9); `spec.attached: false` does the same. */
+  readonly attached?: boolean;
 }
 
 export interface ItemReport {
@@ -79,10 +82,14 @@ export interface BuildResult {
   readonly bundle?: { path: string; sha256: string; size: number; parts?: Array<{ path: string; size: number; sha256: string }> };
   /** The Trivy DBs' dates from their metadata.json (when a bundle is written). */
   readonly trivyDbs?: TrivyDbReport[];
+  /** Signatures, attestations and SBOMs carried (bundle.json attached[]). */
+  readonly attached?: number;
+  /** The warnings about attached manifests (also on stderr): some left out, lookups that failed. */
+  readonly warnings?: string[];
 }
 
 type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
-export type GraphResult = { item: ImageItem | ArtifactItem; graph?: PulledGraph; error?: string };
+export type GraphResult = { item: ImageItem | ArtifactItem; graph?: PulledGraph; attached?: ItemAttached; error?: string };
 export type FileResult = { item: FileItem; file?: PulledFile; error?: string };
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -99,9 +106,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const fetcher = new BlobFetcher(store, http, progress, limit, held.blobs, walkLimit);
   progress.itemsTotal(plan.items.length);
 
-  const graphs = await resolveImages(opts, store, http, fetcher, walkLimit);
+  const warnings: string[] = [];
+  const warn = (m: string) => {
+    warnings.push(m);
+    progress.log(`warning: ${m}`);
+  };
+  const graphs = await resolveImages(opts, store, http, fetcher, walkLimit, warn);
   const files = await resolveFiles(opts, store, http, limit, held.fileSizes);
-  const blobs = uniqueBlobs(graphs.flatMap((r) => r.graph?.blobs ?? []));
+  const attached = attachedOf(graphs);
+  // The attached manifests and their blobs after every image's: small, and needed last by the writer.
+  const blobs = uniqueBlobs([...graphs.flatMap((r) => r.graph?.blobs ?? []), ...graphs.flatMap((r) => r.attached?.blobs ?? [])]);
   const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + files.reduce((n, r) => n + (r.file?.size ?? 0), 0);
 
   let written: Awaited<ReturnType<typeof writeBundle>> | undefined;
@@ -121,6 +135,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       graphs: graphs as Array<{ item: ImageItem | ArtifactItem; graph: PulledGraph }>,
       files: files as Array<{ item: FileItem; file: PulledFile }>,
       blobs,
+      attached,
       dbInfo,
       held,
       ...(opts.bases && { bases: opts.bases }),
@@ -145,14 +160,27 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
   const reports: ItemReport[] = [...settled.map((r) => reportGraph(r.item, r.graph, r.error)), ...files.map((r) => reportFile(r.item, r.file, r.error))];
   const failed = reports.filter((r) => !r.ok);
-  const base = { items: reports, failed, downloadedBytes: fetcher.downloaded + files.reduce((n, r) => n + (r.file?.downloaded ?? 0), 0), totalBytes, blobs: blobs.length, ...(external && { external }) };
+  const base = {
+    items: reports,
+    failed,
+    downloadedBytes: fetcher.downloaded + files.reduce((n, r) => n + (r.file?.downloaded ?? 0), 0),
+    totalBytes,
+    blobs: blobs.length,
+    ...(external && { external }),
+    ...(attached.length > 0 && { attached: attached.length }),
+    ...(warnings.length > 0 && { warnings }),
+  };
   if (writeError && failed.length === 0) throw writeError;
   if (!written || failed.length > 0) return base;
   return { ...base, bundle: { path: written.path, sha256: written.sha256, size: written.size, ...(opts.splitSize !== undefined && { parts: [...written.parts] }) }, ...(trivyDbs && { trivyDbs }) };
 }
 
-/** Every image and artifact: its manifests resolved and walked; its blobs on their way into the cache. */
-export async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit): Promise<GraphResult[]> {
+/**
+ * Every image and artifact: its manifests resolved and walked; its blobs on
+ * their way into the cache; then what is attached to each of its manifests
+ * found (unless turned off), while its layers download.
+ */
+export async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit, warn: (message: string) => void): Promise<GraphResult[]> {
   const clients = new Map<string, RegistryClient>();
   const clientFor = (host: string) => {
     let c = clients.get(host);
@@ -160,14 +188,28 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
     return c;
   };
   const refs = opts.plan.items.filter((i): i is ImageItem | ArtifactItem => i.kind !== 'file');
+  // Slots of its own (the dispatcher has connections for them): lookups neither wait behind layers nor hold a slot one needs.
+  // Twice the downloads': each is a small GET, and an image's lookups are a chain (tags and referrers, the fallback tag, each
+  // manifest found), so with fewer the bundle's first byte waited for them (measured: scripts/bench-attached.ts).
+  const finder = opts.attached !== false && opts.plan.attached !== false && opts.dryRun !== true ? new AttachedFinder(store, fetcher, pLimit(opts.concurrency * 2), warn) : undefined;
   return Promise.all(
     refs.map(async (item): Promise<GraphResult> => {
       const platforms = item.kind === 'image' ? (opts.platforms ?? item.platforms) : undefined;
       try {
-        const hooks = { limit, fetchBlob: (c: RegistryClient, repo: string, d: Parameters<BlobFetcher['fetch']>[2], urgent?: boolean) => fetcher.fetch(c, repo, d, urgent), dryRun: opts.dryRun === true };
+        const hooks = {
+          limit,
+          fetchBlob: (c: RegistryClient, repo: string, d: Parameters<BlobFetcher['fetch']>[2], urgent?: boolean) => fetcher.fetch(c, repo, d, urgent),
+          dryRun: opts.dryRun === true,
+          ...(finder && { rootKnown: (digest: string) => finder.start(clientFor(item.reference.registry), item, digest) }),
+        };
         const g = await pullGraph(clientFor(item.reference.registry), item.reference, store, hooks, platforms);
         if (g.note) opts.progress.log(`${item.ref}: ${g.note}`);
-        return { item, graph: g };
+        if (!finder) return { item, graph: g };
+        const attached = await finder.find(clientFor(item.reference.registry), item, g);
+        // A blob of an attached manifest that fails fails the item, as any of its blobs does.
+        const downloads = Promise.all([g.downloads, attached.downloads]).then(() => undefined);
+        downloads.catch(() => undefined);
+        return { item, graph: { ...g, downloads }, attached };
       } catch (err) {
         return { item, error: errorText(err, item.ref) };
       } finally {
@@ -175,6 +217,13 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
       }
     }),
   );
+}
+
+/** The attached entries of every item, each once (two references to one image find the same ones). */
+export function attachedOf(graphs: readonly GraphResult[]): BundleAttached[] {
+  const out = new Map<string, BundleAttached>();
+  for (const r of graphs) for (const a of r.attached?.entries ?? []) out.set(`${a.repository}\0${a.subject}\0${a.tag ?? ''}\0${a.digest}`, a);
+  return [...out.values()];
 }
 
 /** Every file, verified into the cache (or left to a base that holds it). */

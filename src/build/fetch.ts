@@ -77,8 +77,9 @@ export class BlobFetcher {
 export function createHttp(opts: Pick<BuildOptions, 'concurrency' | 'bodyTimeoutMs' | 'minBytesPerSecond' | 'tool' | 'credentials' | 'retry' | 'warn'>, settings: (host: string) => HostSettings): Http {
   const window = opts.bodyTimeoutMs ?? 60_000;
   return new Http({
-    // Per origin: the downloads' slots and the manifest walk's (build.ts), so a manifest never waits for a free connection behind layers.
-    connections: opts.concurrency * 2,
+    // Per origin: the downloads' slots, the manifest walk's and the attached lookups' (twice as many: small requests in chains of
+    // three round trips, build.ts), so neither walks nor lookups wait for a free connection behind layers.
+    connections: opts.concurrency * 4,
     settings,
     ...(opts.bodyTimeoutMs !== undefined && { bodyTimeoutMs: opts.bodyTimeoutMs }),
     rateWindowMs: window,

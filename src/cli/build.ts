@@ -18,6 +18,8 @@ export interface BuildFlags {
   maxDbAge?: string;
   base: string[];
   splitSize?: string;
+  /** commander's --no-attached: false when given. */
+  attached: boolean;
 }
 
 export function registerBuild(program: Command, run: RunAction): void {
@@ -37,6 +39,7 @@ export function registerBuild(program: Command, run: RunAction): void {
     .option('--max-db-age <age>', 'warn when a Trivy DB is older than this: 7d, 36h; 0 turns the check off (default 7d)')
     .option('--base <file>', 'a delta: leave out what this earlier bundle, its bundle.json or a receipt holds (repeatable)', collect, [])
     .option('--split-size <size>', 'write the bundle as parts BUNDLE.001, BUNDLE.002, … of this size (700M, 4G; K/M/G are powers of 1024) and no BUNDLE')
+    .option('--no-attached', 'carry no signatures, attestations or SBOMs: none are looked for upstream (default: every image carries what is attached to it)')
     .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
     .option('--json', 'print a JSON summary on stdout')
     .action((manifest: string, opts: BuildFlags) =>

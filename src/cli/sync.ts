@@ -8,6 +8,8 @@ export interface SyncFlags extends TargetFlags {
   cache?: string;
   set: string[];
   platform?: string;
+  /** commander's --no-attached: false when given. */
+  attached: boolean;
 }
 
 export function registerSync(program: Command, run: RunAction): void {
@@ -19,5 +21,6 @@ export function registerSync(program: Command, run: RunAction): void {
     .option('--cache <dir>', 'content cache folder (default $XDG_CACHE_HOME/airlock)')
     .option('--set <name=value>', 'override a manifest variable (repeatable)', collect, [])
     .option('--platform <list>', 'platforms to keep for images, comma separated (overrides the manifest)')
+    .option('--no-attached', 'carry no signatures, attestations or SBOMs: none are looked for upstream')
     .action((manifest: string, opts: SyncFlags) => run('sync', async () => (await import('./actions/sync.js')).syncAction(manifest, opts)));
 }

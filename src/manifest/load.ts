@@ -110,6 +110,7 @@ class Loader {
       name: metadata.name,
       ...(metadata.version !== undefined && { version: metadata.version }),
       ...(defaultPlatforms && { platforms: defaultPlatforms }),
+      ...(spec.attached === false && { attached: false as const }),
       ...(this.warnings.length && { warnings: [...this.warnings] }),
       registries,
       vars,

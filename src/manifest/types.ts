@@ -66,6 +66,8 @@ export interface Plan {
   readonly name: string;
   readonly version?: string;
   readonly platforms?: string[];
+  /** `spec.attached: false`: no signatures, attestations or SBOMs are looked for (SPEC §9). */
+  readonly attached?: false;
   readonly registries: Record<string, RegistrySettings>;
   readonly vars: Record<string, string>;
   readonly items: Item[];

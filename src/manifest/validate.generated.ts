@@ -4,7 +4,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","allOf":[{"$ref":"#/definitions/line"}],"description":"Free text on one line, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o: the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"line":{"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}},"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","allOf":[{"$ref":"#/definitions/line"}],"description":"Free text on one line, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"attached":{"type":"boolean","description":"Carry the signatures, attestations and SBOMs attached to every image and artifact (cosign tag scheme and OCI 1.1 referrers). Default true; false: none are looked for (as --no-attached).","x-hint":"true or false"},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o: the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"line":{"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}},"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
 const schema12 = {"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}};
 const schema14 = {"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}};
 const func2 = ucs2length;
@@ -426,15 +426,10 @@ vErrors.push(err30);
 errors++;
 }
 }
-if(data7.registries !== undefined){
-let data10 = data7.registries;
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-for(const key5 in data10){
-let data11 = data10[key5];
-if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
-for(const key6 in data11){
-if(!(((key6 === "plainHttp") || (key6 === "caFile")) || (key6 === "insecureSkipTLSVerify"))){
-const err31 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data11};
+if(data7.attached !== undefined){
+let data10 = data7.attached;
+if(typeof data10 !== "boolean"){
+const err31 = {instancePath:instancePath+"/spec/attached",schemaPath:"#/properties/spec/properties/attached/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.attached.type,parentSchema:schema11.properties.spec.properties.attached,data:data10};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -444,10 +439,15 @@ vErrors.push(err31);
 errors++;
 }
 }
-if(data11.plainHttp !== undefined){
-let data12 = data11.plainHttp;
-if(typeof data12 !== "boolean"){
-const err32 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/plainHttp",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/plainHttp/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp,data:data12};
+if(data7.registries !== undefined){
+let data11 = data7.registries;
+if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
+for(const key5 in data11){
+let data12 = data11[key5];
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+for(const key6 in data12){
+if(!(((key6 === "plainHttp") || (key6 === "caFile")) || (key6 === "insecureSkipTLSVerify"))){
+const err32 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data12};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -457,13 +457,10 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data11.caFile !== undefined){
-let data13 = data11.caFile;
-const _errs66 = errors;
-let valid18 = true;
-const _errs67 = errors;
-if(typeof data13 !== "string"){
-const err33 = {};
+if(data12.plainHttp !== undefined){
+let data13 = data12.plainHttp;
+if(typeof data13 !== "boolean"){
+const err33 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/plainHttp",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/plainHttp/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp,data:data13};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -472,21 +469,14 @@ vErrors.push(err33);
 }
 errors++;
 }
-var _valid2 = _errs67 === errors;
-errors = _errs66;
-if(vErrors !== null){
-if(_errs66){
-vErrors.length = _errs66;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid2){
+if(data12.caFile !== undefined){
+let data14 = data12.caFile;
 const _errs69 = errors;
-if(typeof data13 === "string"){
-if(!pattern1.test(data13)){
-const err34 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data13};
+let valid18 = true;
+const _errs70 = errors;
+if(typeof data14 !== "string"){
+const err34 = {};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -495,9 +485,21 @@ vErrors.push(err34);
 }
 errors++;
 }
+var _valid2 = _errs70 === errors;
+errors = _errs69;
+if(vErrors !== null){
+if(_errs69){
+vErrors.length = _errs69;
 }
 else {
-const err35 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data13};
+vErrors = null;
+}
+}
+if(_valid2){
+const _errs72 = errors;
+if(typeof data14 === "string"){
+if(!pattern1.test(data14)){
+const err35 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data14};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -506,11 +508,9 @@ vErrors.push(err35);
 }
 errors++;
 }
-var _valid2 = _errs69 === errors;
-valid18 = _valid2;
 }
-if(!valid18){
-const err36 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data13};
+else {
+const err36 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data14};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -519,9 +519,11 @@ vErrors.push(err36);
 }
 errors++;
 }
-if(typeof data13 === "string"){
-if(func2(data13) < 1){
-const err37 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data13};
+var _valid2 = _errs72 === errors;
+valid18 = _valid2;
+}
+if(!valid18){
+const err37 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data14};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -530,9 +532,9 @@ vErrors.push(err37);
 }
 errors++;
 }
-}
-else {
-const err38 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data13};
+if(typeof data14 === "string"){
+if(func2(data14) < 1){
+const err38 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data14};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -542,10 +544,8 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data11.insecureSkipTLSVerify !== undefined){
-let data14 = data11.insecureSkipTLSVerify;
-if(typeof data14 !== "boolean"){
-const err39 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/insecureSkipTLSVerify",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/insecureSkipTLSVerify/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify,data:data14};
+else {
+const err39 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data14};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -555,9 +555,10 @@ vErrors.push(err39);
 errors++;
 }
 }
-}
-else {
-const err40 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data11};
+if(data12.insecureSkipTLSVerify !== undefined){
+let data15 = data12.insecureSkipTLSVerify;
+if(typeof data15 !== "boolean"){
+const err40 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/insecureSkipTLSVerify",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/insecureSkipTLSVerify/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify,data:data15};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -569,7 +570,7 @@ errors++;
 }
 }
 else {
-const err41 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data10};
+const err41 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data12};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -579,17 +580,9 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data7.images !== undefined){
-let data15 = data7.images;
-if(Array.isArray(data15)){
-const len1 = data15.length;
-for(let i1=0; i1<len1; i1++){
-let data16 = data15[i1];
-const _errs80 = errors;
-let valid21 = true;
-const _errs81 = errors;
-if(typeof data16 !== "string"){
-const err42 = {};
+}
+else {
+const err42 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data11};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -598,23 +591,17 @@ vErrors.push(err42);
 }
 errors++;
 }
-var _valid3 = _errs81 === errors;
-errors = _errs80;
-if(vErrors !== null){
-if(_errs80){
-vErrors.length = _errs80;
 }
-else {
-vErrors = null;
-}
-}
-let ifClause0;
-if(_valid3){
+if(data7.images !== undefined){
+let data16 = data7.images;
+if(Array.isArray(data16)){
+const len1 = data16.length;
+for(let i1=0; i1<len1; i1++){
+let data17 = data16[i1];
 const _errs83 = errors;
-const _errs87 = errors;
-let valid24 = true;
-const _errs88 = errors;
-if(typeof data16 !== "string"){
+let valid21 = true;
+const _errs84 = errors;
+if(typeof data17 !== "string"){
 const err43 = {};
 if(vErrors === null){
 vErrors = [err43];
@@ -624,21 +611,24 @@ vErrors.push(err43);
 }
 errors++;
 }
-var _valid4 = _errs88 === errors;
-errors = _errs87;
+var _valid3 = _errs84 === errors;
+errors = _errs83;
 if(vErrors !== null){
-if(_errs87){
-vErrors.length = _errs87;
+if(_errs83){
+vErrors.length = _errs83;
 }
 else {
 vErrors = null;
 }
 }
-if(_valid4){
+let ifClause0;
+if(_valid3){
+const _errs86 = errors;
 const _errs90 = errors;
-if(typeof data16 === "string"){
-if(!pattern1.test(data16)){
-const err44 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data16};
+let valid24 = true;
+const _errs91 = errors;
+if(typeof data17 !== "string"){
+const err44 = {};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -647,9 +637,21 @@ vErrors.push(err44);
 }
 errors++;
 }
+var _valid4 = _errs91 === errors;
+errors = _errs90;
+if(vErrors !== null){
+if(_errs90){
+vErrors.length = _errs90;
 }
 else {
-const err45 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data16};
+vErrors = null;
+}
+}
+if(_valid4){
+const _errs93 = errors;
+if(typeof data17 === "string"){
+if(!pattern1.test(data17)){
+const err45 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data17};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -658,11 +660,9 @@ vErrors.push(err45);
 }
 errors++;
 }
-var _valid4 = _errs90 === errors;
-valid24 = _valid4;
 }
-if(!valid24){
-const err46 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data16};
+else {
+const err46 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data17};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -671,9 +671,11 @@ vErrors.push(err46);
 }
 errors++;
 }
-if(typeof data16 === "string"){
-if(func2(data16) < 1){
-const err47 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.then,data:data16};
+var _valid4 = _errs93 === errors;
+valid24 = _valid4;
+}
+if(!valid24){
+const err47 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data17};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -682,9 +684,9 @@ vErrors.push(err47);
 }
 errors++;
 }
-}
-else {
-const err48 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.then.type,parentSchema:schema11.properties.spec.properties.images.items.then,data:data16};
+if(typeof data17 === "string"){
+if(func2(data17) < 1){
+const err48 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.then,data:data17};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -693,15 +695,9 @@ vErrors.push(err48);
 }
 errors++;
 }
-var _valid3 = _errs83 === errors;
-valid21 = _valid3;
-ifClause0 = "then";
 }
 else {
-const _errs94 = errors;
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-if(data16.ref === undefined){
-const err49 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/required",keyword:"required",params:{missingProperty: "ref"},message:"must have required property '"+"ref"+"'",schema:schema11.properties.spec.properties.images.items.else.required,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+const err49 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.then.type,parentSchema:schema11.properties.spec.properties.images.items.then,data:data17};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -710,9 +706,15 @@ vErrors.push(err49);
 }
 errors++;
 }
-for(const key7 in data16){
-if(!((key7 === "ref") || (key7 === "platforms"))){
-const err50 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+var _valid3 = _errs86 === errors;
+valid21 = _valid3;
+ifClause0 = "then";
+}
+else {
+const _errs97 = errors;
+if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
+if(data17.ref === undefined){
+const err50 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/required",keyword:"required",params:{missingProperty: "ref"},message:"must have required property '"+"ref"+"'",schema:schema11.properties.spec.properties.images.items.else.required,parentSchema:schema11.properties.spec.properties.images.items.else,data:data17};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -721,14 +723,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-}
-if(data16.ref !== undefined){
-let data17 = data16.ref;
-const _errs102 = errors;
-let valid28 = true;
-const _errs103 = errors;
-if(typeof data17 !== "string"){
-const err51 = {};
+for(const key7 in data17){
+if(!((key7 === "ref") || (key7 === "platforms"))){
+const err51 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.images.items.else,data:data17};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -737,21 +734,14 @@ vErrors.push(err51);
 }
 errors++;
 }
-var _valid5 = _errs103 === errors;
-errors = _errs102;
-if(vErrors !== null){
-if(_errs102){
-vErrors.length = _errs102;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid5){
+if(data17.ref !== undefined){
+let data18 = data17.ref;
 const _errs105 = errors;
-if(typeof data17 === "string"){
-if(!pattern1.test(data17)){
-const err52 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data17};
+let valid28 = true;
+const _errs106 = errors;
+if(typeof data18 !== "string"){
+const err52 = {};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -760,9 +750,21 @@ vErrors.push(err52);
 }
 errors++;
 }
+var _valid5 = _errs106 === errors;
+errors = _errs105;
+if(vErrors !== null){
+if(_errs105){
+vErrors.length = _errs105;
 }
 else {
-const err53 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data17};
+vErrors = null;
+}
+}
+if(_valid5){
+const _errs108 = errors;
+if(typeof data18 === "string"){
+if(!pattern1.test(data18)){
+const err53 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data18};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -771,11 +773,9 @@ vErrors.push(err53);
 }
 errors++;
 }
-var _valid5 = _errs105 === errors;
-valid28 = _valid5;
 }
-if(!valid28){
-const err54 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data17};
+else {
+const err54 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data18};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -784,9 +784,11 @@ vErrors.push(err54);
 }
 errors++;
 }
-if(typeof data17 === "string"){
-if(func2(data17) < 1){
-const err55 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data17};
+var _valid5 = _errs108 === errors;
+valid28 = _valid5;
+}
+if(!valid28){
+const err55 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data18};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -795,9 +797,9 @@ vErrors.push(err55);
 }
 errors++;
 }
-}
-else {
-const err56 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.else.properties.ref.type,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data17};
+if(typeof data18 === "string"){
+if(func2(data18) < 1){
+const err56 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data18};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -807,11 +809,8 @@ vErrors.push(err56);
 errors++;
 }
 }
-if(data16.platforms !== undefined){
-let data18 = data16.platforms;
-if(Array.isArray(data18)){
-if(data18.length < 1){
-const err57 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema14,data:data18};
+else {
+const err57 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.else.properties.ref.type,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data18};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -820,12 +819,12 @@ vErrors.push(err57);
 }
 errors++;
 }
-const len2 = data18.length;
-for(let i2=0; i2<len2; i2++){
-let data19 = data18[i2];
-if(typeof data19 === "string"){
-if(!pattern4.test(data19)){
-const err58 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema14.items,data:data19};
+}
+if(data17.platforms !== undefined){
+let data19 = data17.platforms;
+if(Array.isArray(data19)){
+if(data19.length < 1){
+const err58 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema14,data:data19};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -834,9 +833,12 @@ vErrors.push(err58);
 }
 errors++;
 }
-}
-else {
-const err59 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.items.type,parentSchema:schema14.items,data:data19};
+const len2 = data19.length;
+for(let i2=0; i2<len2; i2++){
+let data20 = data19[i2];
+if(typeof data20 === "string"){
+if(!pattern4.test(data20)){
+const err59 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema14.items,data:data20};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -846,9 +848,8 @@ vErrors.push(err59);
 errors++;
 }
 }
-}
 else {
-const err60 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema14.type,parentSchema:schema14,data:data18};
+const err60 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.items.type,parentSchema:schema14.items,data:data20};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -860,7 +861,7 @@ errors++;
 }
 }
 else {
-const err61 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.images.items.else.type,parentSchema:schema11.properties.spec.properties.images.items.else,data:data16};
+const err61 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema14.type,parentSchema:schema14,data:data19};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -869,12 +870,10 @@ vErrors.push(err61);
 }
 errors++;
 }
-var _valid3 = _errs94 === errors;
-valid21 = _valid3;
-ifClause0 = "else";
 }
-if(!valid21){
-const err62 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema11.properties.spec.properties.images.items.if,parentSchema:schema11.properties.spec.properties.images.items,data:data16};
+}
+else {
+const err62 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.images.items.else.type,parentSchema:schema11.properties.spec.properties.images.items.else,data:data17};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -883,10 +882,12 @@ vErrors.push(err62);
 }
 errors++;
 }
+var _valid3 = _errs97 === errors;
+valid21 = _valid3;
+ifClause0 = "else";
 }
-}
-else {
-const err63 = {instancePath:instancePath+"/spec/images",schemaPath:"#/properties/spec/properties/images/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.images.type,parentSchema:schema11.properties.spec.properties.images,data:data15};
+if(!valid21){
+const err63 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema11.properties.spec.properties.images.items.if,parentSchema:schema11.properties.spec.properties.images.items,data:data17};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -896,17 +897,9 @@ vErrors.push(err63);
 errors++;
 }
 }
-if(data7.imageLists !== undefined){
-let data20 = data7.imageLists;
-if(Array.isArray(data20)){
-const len3 = data20.length;
-for(let i3=0; i3<len3; i3++){
-let data21 = data20[i3];
-const _errs123 = errors;
-let valid36 = true;
-const _errs124 = errors;
-if(typeof data21 !== "string"){
-const err64 = {};
+}
+else {
+const err64 = {instancePath:instancePath+"/spec/images",schemaPath:"#/properties/spec/properties/images/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.images.type,parentSchema:schema11.properties.spec.properties.images,data:data16};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -915,21 +908,18 @@ vErrors.push(err64);
 }
 errors++;
 }
-var _valid6 = _errs124 === errors;
-errors = _errs123;
-if(vErrors !== null){
-if(_errs123){
-vErrors.length = _errs123;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid6){
+if(data7.imageLists !== undefined){
+let data21 = data7.imageLists;
+if(Array.isArray(data21)){
+const len3 = data21.length;
+for(let i3=0; i3<len3; i3++){
+let data22 = data21[i3];
 const _errs126 = errors;
-if(typeof data21 === "string"){
-if(!pattern1.test(data21)){
-const err65 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data21};
+let valid36 = true;
+const _errs127 = errors;
+if(typeof data22 !== "string"){
+const err65 = {};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -938,9 +928,21 @@ vErrors.push(err65);
 }
 errors++;
 }
+var _valid6 = _errs127 === errors;
+errors = _errs126;
+if(vErrors !== null){
+if(_errs126){
+vErrors.length = _errs126;
 }
 else {
-const err66 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data21};
+vErrors = null;
+}
+}
+if(_valid6){
+const _errs129 = errors;
+if(typeof data22 === "string"){
+if(!pattern1.test(data22)){
+const err66 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data22};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -949,11 +951,9 @@ vErrors.push(err66);
 }
 errors++;
 }
-var _valid6 = _errs126 === errors;
-valid36 = _valid6;
 }
-if(!valid36){
-const err67 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data21};
+else {
+const err67 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data22};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -962,9 +962,11 @@ vErrors.push(err67);
 }
 errors++;
 }
-if(typeof data21 === "string"){
-if(func2(data21) < 1){
-const err68 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data21};
+var _valid6 = _errs129 === errors;
+valid36 = _valid6;
+}
+if(!valid36){
+const err68 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data22};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -973,9 +975,9 @@ vErrors.push(err68);
 }
 errors++;
 }
-}
-else {
-const err69 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageLists.items.type,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data21};
+if(typeof data22 === "string"){
+if(func2(data22) < 1){
+const err69 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data22};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -985,9 +987,8 @@ vErrors.push(err69);
 errors++;
 }
 }
-}
 else {
-const err70 = {instancePath:instancePath+"/spec/imageLists",schemaPath:"#/properties/spec/properties/imageLists/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageLists.type,parentSchema:schema11.properties.spec.properties.imageLists,data:data20};
+const err70 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageLists.items.type,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data22};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -997,17 +998,9 @@ vErrors.push(err70);
 errors++;
 }
 }
-if(data7.renderedManifests !== undefined){
-let data22 = data7.renderedManifests;
-if(Array.isArray(data22)){
-const len4 = data22.length;
-for(let i4=0; i4<len4; i4++){
-let data23 = data22[i4];
-const _errs137 = errors;
-let valid41 = true;
-const _errs138 = errors;
-if(typeof data23 !== "string"){
-const err71 = {};
+}
+else {
+const err71 = {instancePath:instancePath+"/spec/imageLists",schemaPath:"#/properties/spec/properties/imageLists/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageLists.type,parentSchema:schema11.properties.spec.properties.imageLists,data:data21};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1016,21 +1009,18 @@ vErrors.push(err71);
 }
 errors++;
 }
-var _valid7 = _errs138 === errors;
-errors = _errs137;
-if(vErrors !== null){
-if(_errs137){
-vErrors.length = _errs137;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid7){
+if(data7.renderedManifests !== undefined){
+let data23 = data7.renderedManifests;
+if(Array.isArray(data23)){
+const len4 = data23.length;
+for(let i4=0; i4<len4; i4++){
+let data24 = data23[i4];
 const _errs140 = errors;
-if(typeof data23 === "string"){
-if(!pattern1.test(data23)){
-const err72 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data23};
+let valid41 = true;
+const _errs141 = errors;
+if(typeof data24 !== "string"){
+const err72 = {};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1039,9 +1029,21 @@ vErrors.push(err72);
 }
 errors++;
 }
+var _valid7 = _errs141 === errors;
+errors = _errs140;
+if(vErrors !== null){
+if(_errs140){
+vErrors.length = _errs140;
 }
 else {
-const err73 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data23};
+vErrors = null;
+}
+}
+if(_valid7){
+const _errs143 = errors;
+if(typeof data24 === "string"){
+if(!pattern1.test(data24)){
+const err73 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data24};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1050,11 +1052,9 @@ vErrors.push(err73);
 }
 errors++;
 }
-var _valid7 = _errs140 === errors;
-valid41 = _valid7;
 }
-if(!valid41){
-const err74 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data23};
+else {
+const err74 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data24};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1063,9 +1063,11 @@ vErrors.push(err74);
 }
 errors++;
 }
-if(typeof data23 === "string"){
-if(func2(data23) < 1){
-const err75 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data23};
+var _valid7 = _errs143 === errors;
+valid41 = _valid7;
+}
+if(!valid41){
+const err75 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data24};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1074,9 +1076,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-}
-else {
-const err76 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.renderedManifests.items.type,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data23};
+if(typeof data24 === "string"){
+if(func2(data24) < 1){
+const err76 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data24};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1086,9 +1088,8 @@ vErrors.push(err76);
 errors++;
 }
 }
-}
 else {
-const err77 = {instancePath:instancePath+"/spec/renderedManifests",schemaPath:"#/properties/spec/properties/renderedManifests/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.renderedManifests.type,parentSchema:schema11.properties.spec.properties.renderedManifests,data:data22};
+const err77 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.renderedManifests.items.type,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data24};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1098,17 +1099,9 @@ vErrors.push(err77);
 errors++;
 }
 }
-if(data7.artifacts !== undefined){
-let data24 = data7.artifacts;
-if(Array.isArray(data24)){
-const len5 = data24.length;
-for(let i5=0; i5<len5; i5++){
-let data25 = data24[i5];
-const _errs151 = errors;
-let valid46 = true;
-const _errs152 = errors;
-if(typeof data25 !== "string"){
-const err78 = {};
+}
+else {
+const err78 = {instancePath:instancePath+"/spec/renderedManifests",schemaPath:"#/properties/spec/properties/renderedManifests/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.renderedManifests.type,parentSchema:schema11.properties.spec.properties.renderedManifests,data:data23};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1117,21 +1110,18 @@ vErrors.push(err78);
 }
 errors++;
 }
-var _valid8 = _errs152 === errors;
-errors = _errs151;
-if(vErrors !== null){
-if(_errs151){
-vErrors.length = _errs151;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid8){
+if(data7.artifacts !== undefined){
+let data25 = data7.artifacts;
+if(Array.isArray(data25)){
+const len5 = data25.length;
+for(let i5=0; i5<len5; i5++){
+let data26 = data25[i5];
 const _errs154 = errors;
-if(typeof data25 === "string"){
-if(!pattern1.test(data25)){
-const err79 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data25};
+let valid46 = true;
+const _errs155 = errors;
+if(typeof data26 !== "string"){
+const err79 = {};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1140,9 +1130,21 @@ vErrors.push(err79);
 }
 errors++;
 }
+var _valid8 = _errs155 === errors;
+errors = _errs154;
+if(vErrors !== null){
+if(_errs154){
+vErrors.length = _errs154;
 }
 else {
-const err80 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data25};
+vErrors = null;
+}
+}
+if(_valid8){
+const _errs157 = errors;
+if(typeof data26 === "string"){
+if(!pattern1.test(data26)){
+const err80 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data26};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1151,11 +1153,9 @@ vErrors.push(err80);
 }
 errors++;
 }
-var _valid8 = _errs154 === errors;
-valid46 = _valid8;
 }
-if(!valid46){
-const err81 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data25};
+else {
+const err81 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data26};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1164,9 +1164,11 @@ vErrors.push(err81);
 }
 errors++;
 }
-if(typeof data25 === "string"){
-if(func2(data25) < 1){
-const err82 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data25};
+var _valid8 = _errs157 === errors;
+valid46 = _valid8;
+}
+if(!valid46){
+const err82 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data26};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1175,9 +1177,9 @@ vErrors.push(err82);
 }
 errors++;
 }
-}
-else {
-const err83 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.artifacts.items.type,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data25};
+if(typeof data26 === "string"){
+if(func2(data26) < 1){
+const err83 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data26};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1187,9 +1189,8 @@ vErrors.push(err83);
 errors++;
 }
 }
-}
 else {
-const err84 = {instancePath:instancePath+"/spec/artifacts",schemaPath:"#/properties/spec/properties/artifacts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.artifacts.type,parentSchema:schema11.properties.spec.properties.artifacts,data:data24};
+const err84 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.artifacts.items.type,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data26};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1199,15 +1200,9 @@ vErrors.push(err84);
 errors++;
 }
 }
-if(data7.files !== undefined){
-let data26 = data7.files;
-if(Array.isArray(data26)){
-const len6 = data26.length;
-for(let i6=0; i6<len6; i6++){
-let data27 = data26[i6];
-if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
-if(data27.url === undefined){
-const err85 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.spec.properties.files.items.required,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
+}
+else {
+const err85 = {instancePath:instancePath+"/spec/artifacts",schemaPath:"#/properties/spec/properties/artifacts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.artifacts.type,parentSchema:schema11.properties.spec.properties.artifacts,data:data25};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1216,9 +1211,16 @@ vErrors.push(err85);
 }
 errors++;
 }
-for(const key8 in data27){
-if(!(((((key8 === "url") || (key8 === "path")) || (key8 === "sha256")) || (key8 === "sha512")) || (key8 === "checksumUrl"))){
-const err86 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
+}
+if(data7.files !== undefined){
+let data27 = data7.files;
+if(Array.isArray(data27)){
+const len6 = data27.length;
+for(let i6=0; i6<len6; i6++){
+let data28 = data27[i6];
+if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
+if(data28.url === undefined){
+const err86 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.spec.properties.files.items.required,parentSchema:schema11.properties.spec.properties.files.items,data:data28};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1227,14 +1229,9 @@ vErrors.push(err86);
 }
 errors++;
 }
-}
-if(data27.url !== undefined){
-let data28 = data27.url;
-const _errs169 = errors;
-let valid52 = true;
-const _errs170 = errors;
-if(typeof data28 !== "string"){
-const err87 = {};
+for(const key8 in data28){
+if(!(((((key8 === "url") || (key8 === "path")) || (key8 === "sha256")) || (key8 === "sha512")) || (key8 === "checksumUrl"))){
+const err87 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.files.items,data:data28};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1243,21 +1240,14 @@ vErrors.push(err87);
 }
 errors++;
 }
-var _valid9 = _errs170 === errors;
-errors = _errs169;
-if(vErrors !== null){
-if(_errs169){
-vErrors.length = _errs169;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid9){
+if(data28.url !== undefined){
+let data29 = data28.url;
 const _errs172 = errors;
-if(typeof data28 === "string"){
-if(!pattern1.test(data28)){
-const err88 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data28};
+let valid52 = true;
+const _errs173 = errors;
+if(typeof data29 !== "string"){
+const err88 = {};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1266,9 +1256,21 @@ vErrors.push(err88);
 }
 errors++;
 }
+var _valid9 = _errs173 === errors;
+errors = _errs172;
+if(vErrors !== null){
+if(_errs172){
+vErrors.length = _errs172;
 }
 else {
-const err89 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data28};
+vErrors = null;
+}
+}
+if(_valid9){
+const _errs175 = errors;
+if(typeof data29 === "string"){
+if(!pattern1.test(data29)){
+const err89 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data29};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1277,11 +1279,9 @@ vErrors.push(err89);
 }
 errors++;
 }
-var _valid9 = _errs172 === errors;
-valid52 = _valid9;
 }
-if(!valid52){
-const err90 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data28};
+else {
+const err90 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data29};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1290,9 +1290,11 @@ vErrors.push(err90);
 }
 errors++;
 }
-if(typeof data28 === "string"){
-if(func2(data28) < 1){
-const err91 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data28};
+var _valid9 = _errs175 === errors;
+valid52 = _valid9;
+}
+if(!valid52){
+const err91 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data29};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1301,9 +1303,9 @@ vErrors.push(err91);
 }
 errors++;
 }
-}
-else {
-const err92 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.url.type,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data28};
+if(typeof data29 === "string"){
+if(func2(data29) < 1){
+const err92 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data29};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1313,13 +1315,8 @@ vErrors.push(err92);
 errors++;
 }
 }
-if(data27.path !== undefined){
-let data29 = data27.path;
-const _errs180 = errors;
-let valid55 = true;
-const _errs181 = errors;
-if(typeof data29 !== "string"){
-const err93 = {};
+else {
+const err93 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.url.type,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data29};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1328,21 +1325,14 @@ vErrors.push(err93);
 }
 errors++;
 }
-var _valid10 = _errs181 === errors;
-errors = _errs180;
-if(vErrors !== null){
-if(_errs180){
-vErrors.length = _errs180;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid10){
+if(data28.path !== undefined){
+let data30 = data28.path;
 const _errs183 = errors;
-if(typeof data29 === "string"){
-if(!pattern1.test(data29)){
-const err94 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data29};
+let valid55 = true;
+const _errs184 = errors;
+if(typeof data30 !== "string"){
+const err94 = {};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1351,9 +1341,21 @@ vErrors.push(err94);
 }
 errors++;
 }
+var _valid10 = _errs184 === errors;
+errors = _errs183;
+if(vErrors !== null){
+if(_errs183){
+vErrors.length = _errs183;
 }
 else {
-const err95 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data29};
+vErrors = null;
+}
+}
+if(_valid10){
+const _errs186 = errors;
+if(typeof data30 === "string"){
+if(!pattern1.test(data30)){
+const err95 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data30};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1362,11 +1364,9 @@ vErrors.push(err95);
 }
 errors++;
 }
-var _valid10 = _errs183 === errors;
-valid55 = _valid10;
 }
-if(!valid55){
-const err96 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data29};
+else {
+const err96 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data30};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1375,9 +1375,11 @@ vErrors.push(err96);
 }
 errors++;
 }
-if(typeof data29 === "string"){
-if(func2(data29) < 1){
-const err97 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data29};
+var _valid10 = _errs186 === errors;
+valid55 = _valid10;
+}
+if(!valid55){
+const err97 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data30};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1386,9 +1388,9 @@ vErrors.push(err97);
 }
 errors++;
 }
-}
-else {
-const err98 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.path.type,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data29};
+if(typeof data30 === "string"){
+if(func2(data30) < 1){
+const err98 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data30};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1398,11 +1400,8 @@ vErrors.push(err98);
 errors++;
 }
 }
-if(data27.sha256 !== undefined){
-let data30 = data27.sha256;
-if(typeof data30 === "string"){
-if(!pattern14.test(data30)){
-const err99 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data30};
+else {
+const err99 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.path.type,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data30};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1412,8 +1411,11 @@ vErrors.push(err99);
 errors++;
 }
 }
-else {
-const err100 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data30};
+if(data28.sha256 !== undefined){
+let data31 = data28.sha256;
+if(typeof data31 === "string"){
+if(!pattern14.test(data31)){
+const err100 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data31};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1423,11 +1425,8 @@ vErrors.push(err100);
 errors++;
 }
 }
-if(data27.sha512 !== undefined){
-let data31 = data27.sha512;
-if(typeof data31 === "string"){
-if(!pattern15.test(data31)){
-const err101 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{128}$"},message:"must match pattern \""+"^[a-fA-F0-9]{128}$"+"\"",schema:"^[a-fA-F0-9]{128}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data31};
+else {
+const err101 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data31};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1437,8 +1436,11 @@ vErrors.push(err101);
 errors++;
 }
 }
-else {
-const err102 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha512.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data31};
+if(data28.sha512 !== undefined){
+let data32 = data28.sha512;
+if(typeof data32 === "string"){
+if(!pattern15.test(data32)){
+const err102 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{128}$"},message:"must match pattern \""+"^[a-fA-F0-9]{128}$"+"\"",schema:"^[a-fA-F0-9]{128}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data32};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1448,13 +1450,8 @@ vErrors.push(err102);
 errors++;
 }
 }
-if(data27.checksumUrl !== undefined){
-let data32 = data27.checksumUrl;
-const _errs197 = errors;
-let valid58 = true;
-const _errs198 = errors;
-if(typeof data32 !== "string"){
-const err103 = {};
+else {
+const err103 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha512.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data32};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1463,21 +1460,14 @@ vErrors.push(err103);
 }
 errors++;
 }
-var _valid11 = _errs198 === errors;
-errors = _errs197;
-if(vErrors !== null){
-if(_errs197){
-vErrors.length = _errs197;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid11){
+if(data28.checksumUrl !== undefined){
+let data33 = data28.checksumUrl;
 const _errs200 = errors;
-if(typeof data32 === "string"){
-if(!pattern1.test(data32)){
-const err104 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data32};
+let valid58 = true;
+const _errs201 = errors;
+if(typeof data33 !== "string"){
+const err104 = {};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1486,9 +1476,21 @@ vErrors.push(err104);
 }
 errors++;
 }
+var _valid11 = _errs201 === errors;
+errors = _errs200;
+if(vErrors !== null){
+if(_errs200){
+vErrors.length = _errs200;
 }
 else {
-const err105 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data32};
+vErrors = null;
+}
+}
+if(_valid11){
+const _errs203 = errors;
+if(typeof data33 === "string"){
+if(!pattern1.test(data33)){
+const err105 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data33};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1497,11 +1499,9 @@ vErrors.push(err105);
 }
 errors++;
 }
-var _valid11 = _errs200 === errors;
-valid58 = _valid11;
 }
-if(!valid58){
-const err106 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data32};
+else {
+const err106 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data33};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1510,9 +1510,11 @@ vErrors.push(err106);
 }
 errors++;
 }
-if(typeof data32 === "string"){
-if(func2(data32) < 1){
-const err107 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data32};
+var _valid11 = _errs203 === errors;
+valid58 = _valid11;
+}
+if(!valid58){
+const err107 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data33};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1521,9 +1523,9 @@ vErrors.push(err107);
 }
 errors++;
 }
-}
-else {
-const err108 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.checksumUrl.type,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data32};
+if(typeof data33 === "string"){
+if(func2(data33) < 1){
+const err108 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data33};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1533,9 +1535,8 @@ vErrors.push(err108);
 errors++;
 }
 }
-}
 else {
-const err109 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.files.items.type,parentSchema:schema11.properties.spec.properties.files.items,data:data27};
+const err109 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.checksumUrl.type,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data33};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1547,7 +1548,7 @@ errors++;
 }
 }
 else {
-const err110 = {instancePath:instancePath+"/spec/files",schemaPath:"#/properties/spec/properties/files/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.files.type,parentSchema:schema11.properties.spec.properties.files,data:data26};
+const err110 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.files.items.type,parentSchema:schema11.properties.spec.properties.files.items,data:data28};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1557,12 +1558,9 @@ vErrors.push(err110);
 errors++;
 }
 }
-if(data7.trivy !== undefined){
-let data33 = data7.trivy;
-if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
-for(const key9 in data33){
-if(!((key9 === "db") || (key9 === "javaDb"))){
-const err111 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.trivy,data:data33};
+}
+else {
+const err111 = {instancePath:instancePath+"/spec/files",schemaPath:"#/properties/spec/properties/files/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.files.type,parentSchema:schema11.properties.spec.properties.files,data:data27};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1572,10 +1570,12 @@ vErrors.push(err111);
 errors++;
 }
 }
-if(data33.db !== undefined){
-let data34 = data33.db;
-if((typeof data34 !== "string") && (typeof data34 !== "boolean")){
-const err112 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/properties/spec/properties/trivy/properties/db/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.db.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.db.type,parentSchema:schema11.properties.spec.properties.trivy.properties.db,data:data34};
+if(data7.trivy !== undefined){
+let data34 = data7.trivy;
+if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
+for(const key9 in data34){
+if(!((key9 === "db") || (key9 === "javaDb"))){
+const err112 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.trivy,data:data34};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1584,11 +1584,11 @@ vErrors.push(err112);
 }
 errors++;
 }
-const _errs212 = errors;
-let valid62 = true;
-const _errs213 = errors;
-if(typeof data34 !== "string"){
-const err113 = {};
+}
+if(data34.db !== undefined){
+let data35 = data34.db;
+if((typeof data35 !== "string") && (typeof data35 !== "boolean")){
+const err113 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/properties/spec/properties/trivy/properties/db/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.db.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.db.type,parentSchema:schema11.properties.spec.properties.trivy.properties.db,data:data35};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1597,21 +1597,11 @@ vErrors.push(err113);
 }
 errors++;
 }
-var _valid12 = _errs213 === errors;
-errors = _errs212;
-if(vErrors !== null){
-if(_errs212){
-vErrors.length = _errs212;
-}
-else {
-vErrors = null;
-}
-}
-if(_valid12){
 const _errs215 = errors;
-if(typeof data34 === "string"){
-if(!pattern1.test(data34)){
-const err114 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data34};
+let valid62 = true;
+const _errs216 = errors;
+if(typeof data35 !== "string"){
+const err114 = {};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1620,9 +1610,21 @@ vErrors.push(err114);
 }
 errors++;
 }
+var _valid12 = _errs216 === errors;
+errors = _errs215;
+if(vErrors !== null){
+if(_errs215){
+vErrors.length = _errs215;
 }
 else {
-const err115 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data34};
+vErrors = null;
+}
+}
+if(_valid12){
+const _errs218 = errors;
+if(typeof data35 === "string"){
+if(!pattern1.test(data35)){
+const err115 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data35};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1631,11 +1633,9 @@ vErrors.push(err115);
 }
 errors++;
 }
-var _valid12 = _errs215 === errors;
-valid62 = _valid12;
 }
-if(!valid62){
-const err116 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data34};
+else {
+const err116 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data35};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1644,11 +1644,11 @@ vErrors.push(err116);
 }
 errors++;
 }
+var _valid12 = _errs218 === errors;
+valid62 = _valid12;
 }
-if(data33.javaDb !== undefined){
-let data35 = data33.javaDb;
-if((typeof data35 !== "string") && (typeof data35 !== "boolean")){
-const err117 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/properties/spec/properties/trivy/properties/javaDb/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.javaDb.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.javaDb.type,parentSchema:schema11.properties.spec.properties.trivy.properties.javaDb,data:data35};
+if(!valid62){
+const err117 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data35};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1657,11 +1657,11 @@ vErrors.push(err117);
 }
 errors++;
 }
-const _errs223 = errors;
-let valid65 = true;
-const _errs224 = errors;
-if(typeof data35 !== "string"){
-const err118 = {};
+}
+if(data34.javaDb !== undefined){
+let data36 = data34.javaDb;
+if((typeof data36 !== "string") && (typeof data36 !== "boolean")){
+const err118 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/properties/spec/properties/trivy/properties/javaDb/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.javaDb.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.javaDb.type,parentSchema:schema11.properties.spec.properties.trivy.properties.javaDb,data:data36};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1670,21 +1670,11 @@ vErrors.push(err118);
 }
 errors++;
 }
-var _valid13 = _errs224 === errors;
-errors = _errs223;
-if(vErrors !== null){
-if(_errs223){
-vErrors.length = _errs223;
-}
-else {
-vErrors = null;
-}
-}
-if(_valid13){
 const _errs226 = errors;
-if(typeof data35 === "string"){
-if(!pattern1.test(data35)){
-const err119 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data35};
+let valid65 = true;
+const _errs227 = errors;
+if(typeof data36 !== "string"){
+const err119 = {};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1693,9 +1683,21 @@ vErrors.push(err119);
 }
 errors++;
 }
+var _valid13 = _errs227 === errors;
+errors = _errs226;
+if(vErrors !== null){
+if(_errs226){
+vErrors.length = _errs226;
 }
 else {
-const err120 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data35};
+vErrors = null;
+}
+}
+if(_valid13){
+const _errs229 = errors;
+if(typeof data36 === "string"){
+if(!pattern1.test(data36)){
+const err120 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data36};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1704,11 +1706,9 @@ vErrors.push(err120);
 }
 errors++;
 }
-var _valid13 = _errs226 === errors;
-valid65 = _valid13;
 }
-if(!valid65){
-const err121 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data35};
+else {
+const err121 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data36};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1717,10 +1717,11 @@ vErrors.push(err121);
 }
 errors++;
 }
+var _valid13 = _errs229 === errors;
+valid65 = _valid13;
 }
-}
-else {
-const err122 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.trivy.type,parentSchema:schema11.properties.spec.properties.trivy,data:data33};
+if(!valid65){
+const err122 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data36};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1730,12 +1731,9 @@ vErrors.push(err122);
 errors++;
 }
 }
-if(data7.falco !== undefined){
-let data36 = data7.falco;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-for(const key10 in data36){
-if(!(((key10 === "rules") || (key10 === "plugins")) || (key10 === "drivers"))){
-const err123 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco,data:data36};
+}
+else {
+const err123 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.trivy.type,parentSchema:schema11.properties.spec.properties.trivy,data:data34};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1745,17 +1743,12 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data36.rules !== undefined){
-let data37 = data36.rules;
-if(Array.isArray(data37)){
-const len7 = data37.length;
-for(let i7=0; i7<len7; i7++){
-let data38 = data37[i7];
-const _errs241 = errors;
-let valid71 = true;
-const _errs242 = errors;
-if(typeof data38 !== "string"){
-const err124 = {};
+if(data7.falco !== undefined){
+let data37 = data7.falco;
+if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
+for(const key10 in data37){
+if(!(((key10 === "rules") || (key10 === "plugins")) || (key10 === "drivers"))){
+const err124 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco,data:data37};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1764,21 +1757,18 @@ vErrors.push(err124);
 }
 errors++;
 }
-var _valid14 = _errs242 === errors;
-errors = _errs241;
-if(vErrors !== null){
-if(_errs241){
-vErrors.length = _errs241;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid14){
+if(data37.rules !== undefined){
+let data38 = data37.rules;
+if(Array.isArray(data38)){
+const len7 = data38.length;
+for(let i7=0; i7<len7; i7++){
+let data39 = data38[i7];
 const _errs244 = errors;
-if(typeof data38 === "string"){
-if(!pattern1.test(data38)){
-const err125 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data38};
+let valid71 = true;
+const _errs245 = errors;
+if(typeof data39 !== "string"){
+const err125 = {};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1787,9 +1777,21 @@ vErrors.push(err125);
 }
 errors++;
 }
+var _valid14 = _errs245 === errors;
+errors = _errs244;
+if(vErrors !== null){
+if(_errs244){
+vErrors.length = _errs244;
 }
 else {
-const err126 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data38};
+vErrors = null;
+}
+}
+if(_valid14){
+const _errs247 = errors;
+if(typeof data39 === "string"){
+if(!pattern1.test(data39)){
+const err126 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data39};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1798,11 +1800,9 @@ vErrors.push(err126);
 }
 errors++;
 }
-var _valid14 = _errs244 === errors;
-valid71 = _valid14;
 }
-if(!valid71){
-const err127 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data38};
+else {
+const err127 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data39};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1811,9 +1811,11 @@ vErrors.push(err127);
 }
 errors++;
 }
-if(typeof data38 === "string"){
-if(func2(data38) < 1){
-const err128 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data38};
+var _valid14 = _errs247 === errors;
+valid71 = _valid14;
+}
+if(!valid71){
+const err128 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data39};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1822,9 +1824,9 @@ vErrors.push(err128);
 }
 errors++;
 }
-}
-else {
-const err129 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.rules.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data38};
+if(typeof data39 === "string"){
+if(func2(data39) < 1){
+const err129 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data39};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1834,9 +1836,8 @@ vErrors.push(err129);
 errors++;
 }
 }
-}
 else {
-const err130 = {instancePath:instancePath+"/spec/falco/rules",schemaPath:"#/properties/spec/properties/falco/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.rules.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules,data:data37};
+const err130 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.rules.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data39};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1846,17 +1847,9 @@ vErrors.push(err130);
 errors++;
 }
 }
-if(data36.plugins !== undefined){
-let data39 = data36.plugins;
-if(Array.isArray(data39)){
-const len8 = data39.length;
-for(let i8=0; i8<len8; i8++){
-let data40 = data39[i8];
-const _errs255 = errors;
-let valid76 = true;
-const _errs256 = errors;
-if(typeof data40 !== "string"){
-const err131 = {};
+}
+else {
+const err131 = {instancePath:instancePath+"/spec/falco/rules",schemaPath:"#/properties/spec/properties/falco/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.rules.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules,data:data38};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1865,21 +1858,18 @@ vErrors.push(err131);
 }
 errors++;
 }
-var _valid15 = _errs256 === errors;
-errors = _errs255;
-if(vErrors !== null){
-if(_errs255){
-vErrors.length = _errs255;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid15){
+if(data37.plugins !== undefined){
+let data40 = data37.plugins;
+if(Array.isArray(data40)){
+const len8 = data40.length;
+for(let i8=0; i8<len8; i8++){
+let data41 = data40[i8];
 const _errs258 = errors;
-if(typeof data40 === "string"){
-if(!pattern1.test(data40)){
-const err132 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data40};
+let valid76 = true;
+const _errs259 = errors;
+if(typeof data41 !== "string"){
+const err132 = {};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1888,9 +1878,21 @@ vErrors.push(err132);
 }
 errors++;
 }
+var _valid15 = _errs259 === errors;
+errors = _errs258;
+if(vErrors !== null){
+if(_errs258){
+vErrors.length = _errs258;
 }
 else {
-const err133 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data40};
+vErrors = null;
+}
+}
+if(_valid15){
+const _errs261 = errors;
+if(typeof data41 === "string"){
+if(!pattern1.test(data41)){
+const err133 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data41};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1899,11 +1901,9 @@ vErrors.push(err133);
 }
 errors++;
 }
-var _valid15 = _errs258 === errors;
-valid76 = _valid15;
 }
-if(!valid76){
-const err134 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data40};
+else {
+const err134 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data41};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1912,9 +1912,11 @@ vErrors.push(err134);
 }
 errors++;
 }
-if(typeof data40 === "string"){
-if(func2(data40) < 1){
-const err135 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data40};
+var _valid15 = _errs261 === errors;
+valid76 = _valid15;
+}
+if(!valid76){
+const err135 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data41};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1923,9 +1925,9 @@ vErrors.push(err135);
 }
 errors++;
 }
-}
-else {
-const err136 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data40};
+if(typeof data41 === "string"){
+if(func2(data41) < 1){
+const err136 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data41};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1935,9 +1937,8 @@ vErrors.push(err136);
 errors++;
 }
 }
-}
 else {
-const err137 = {instancePath:instancePath+"/spec/falco/plugins",schemaPath:"#/properties/spec/properties/falco/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.plugins.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins,data:data39};
+const err137 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data41};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1947,11 +1948,9 @@ vErrors.push(err137);
 errors++;
 }
 }
-if(data36.drivers !== undefined){
-let data41 = data36.drivers;
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-if(data41.version === undefined){
-const err138 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+}
+else {
+const err138 = {instancePath:instancePath+"/spec/falco/plugins",schemaPath:"#/properties/spec/properties/falco/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.plugins.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins,data:data40};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1960,8 +1959,12 @@ vErrors.push(err138);
 }
 errors++;
 }
-if(data41.kernels === undefined){
-const err139 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "kernels"},message:"must have required property '"+"kernels"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+}
+if(data37.drivers !== undefined){
+let data42 = data37.drivers;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+if(data42.version === undefined){
+const err139 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1970,9 +1973,8 @@ vErrors.push(err139);
 }
 errors++;
 }
-for(const key11 in data41){
-if(!(((((key11 === "repoUrl") || (key11 === "version")) || (key11 === "arch")) || (key11 === "kind")) || (key11 === "kernels"))){
-const err140 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+if(data42.kernels === undefined){
+const err140 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "kernels"},message:"must have required property '"+"kernels"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1981,14 +1983,9 @@ vErrors.push(err140);
 }
 errors++;
 }
-}
-if(data41.repoUrl !== undefined){
-let data42 = data41.repoUrl;
-const _errs270 = errors;
-let valid80 = true;
-const _errs271 = errors;
-if(typeof data42 !== "string"){
-const err141 = {};
+for(const key11 in data42){
+if(!(((((key11 === "repoUrl") || (key11 === "version")) || (key11 === "arch")) || (key11 === "kind")) || (key11 === "kernels"))){
+const err141 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1997,21 +1994,14 @@ vErrors.push(err141);
 }
 errors++;
 }
-var _valid16 = _errs271 === errors;
-errors = _errs270;
-if(vErrors !== null){
-if(_errs270){
-vErrors.length = _errs270;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid16){
+if(data42.repoUrl !== undefined){
+let data43 = data42.repoUrl;
 const _errs273 = errors;
-if(typeof data42 === "string"){
-if(!pattern1.test(data42)){
-const err142 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data42};
+let valid80 = true;
+const _errs274 = errors;
+if(typeof data43 !== "string"){
+const err142 = {};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -2020,9 +2010,21 @@ vErrors.push(err142);
 }
 errors++;
 }
+var _valid16 = _errs274 === errors;
+errors = _errs273;
+if(vErrors !== null){
+if(_errs273){
+vErrors.length = _errs273;
 }
 else {
-const err143 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data42};
+vErrors = null;
+}
+}
+if(_valid16){
+const _errs276 = errors;
+if(typeof data43 === "string"){
+if(!pattern1.test(data43)){
+const err143 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data43};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -2031,11 +2033,9 @@ vErrors.push(err143);
 }
 errors++;
 }
-var _valid16 = _errs273 === errors;
-valid80 = _valid16;
 }
-if(!valid80){
-const err144 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data42};
+else {
+const err144 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data43};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -2044,9 +2044,11 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(typeof data42 === "string"){
-if(func2(data42) < 1){
-const err145 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data42};
+var _valid16 = _errs276 === errors;
+valid80 = _valid16;
+}
+if(!valid80){
+const err145 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data43};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2055,9 +2057,9 @@ vErrors.push(err145);
 }
 errors++;
 }
-}
-else {
-const err146 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data42};
+if(typeof data43 === "string"){
+if(func2(data43) < 1){
+const err146 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data43};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -2067,13 +2069,8 @@ vErrors.push(err146);
 errors++;
 }
 }
-if(data41.version !== undefined){
-let data43 = data41.version;
-const _errs281 = errors;
-let valid83 = true;
-const _errs282 = errors;
-if(typeof data43 !== "string"){
-const err147 = {};
+else {
+const err147 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data43};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -2082,21 +2079,14 @@ vErrors.push(err147);
 }
 errors++;
 }
-var _valid17 = _errs282 === errors;
-errors = _errs281;
-if(vErrors !== null){
-if(_errs281){
-vErrors.length = _errs281;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid17){
+if(data42.version !== undefined){
+let data44 = data42.version;
 const _errs284 = errors;
-if(typeof data43 === "string"){
-if(!pattern1.test(data43)){
-const err148 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data43};
+let valid83 = true;
+const _errs285 = errors;
+if(typeof data44 !== "string"){
+const err148 = {};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -2105,9 +2095,21 @@ vErrors.push(err148);
 }
 errors++;
 }
+var _valid17 = _errs285 === errors;
+errors = _errs284;
+if(vErrors !== null){
+if(_errs284){
+vErrors.length = _errs284;
 }
 else {
-const err149 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data43};
+vErrors = null;
+}
+}
+if(_valid17){
+const _errs287 = errors;
+if(typeof data44 === "string"){
+if(!pattern1.test(data44)){
+const err149 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data44};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -2116,11 +2118,9 @@ vErrors.push(err149);
 }
 errors++;
 }
-var _valid17 = _errs284 === errors;
-valid83 = _valid17;
 }
-if(!valid83){
-const err150 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data43};
+else {
+const err150 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data44};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -2129,9 +2129,11 @@ vErrors.push(err150);
 }
 errors++;
 }
-if(typeof data43 === "string"){
-if(func2(data43) < 1){
-const err151 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data43};
+var _valid17 = _errs287 === errors;
+valid83 = _valid17;
+}
+if(!valid83){
+const err151 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data44};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2140,9 +2142,9 @@ vErrors.push(err151);
 }
 errors++;
 }
-}
-else {
-const err152 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.version.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data43};
+if(typeof data44 === "string"){
+if(func2(data44) < 1){
+const err152 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data44};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2152,10 +2154,8 @@ vErrors.push(err152);
 errors++;
 }
 }
-if(data41.arch !== undefined){
-let data44 = data41.arch;
-if(!((data44 === "x86_64") || (data44 === "aarch64"))){
-const err153 = {instancePath:instancePath+"/spec/falco/drivers/arch",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/arch/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch,data:data44};
+else {
+const err153 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.version.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data44};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -2165,10 +2165,10 @@ vErrors.push(err153);
 errors++;
 }
 }
-if(data41.kind !== undefined){
-let data45 = data41.kind;
-if(!((data45 === "kmod") || (data45 === "ebpf"))){
-const err154 = {instancePath:instancePath+"/spec/falco/drivers/kind",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind,data:data45};
+if(data42.arch !== undefined){
+let data45 = data42.arch;
+if(!((data45 === "x86_64") || (data45 === "aarch64"))){
+const err154 = {instancePath:instancePath+"/spec/falco/drivers/arch",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/arch/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch,data:data45};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2178,11 +2178,10 @@ vErrors.push(err154);
 errors++;
 }
 }
-if(data41.kernels !== undefined){
-let data46 = data41.kernels;
-if(Array.isArray(data46)){
-if(data46.length < 1){
-const err155 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data46};
+if(data42.kind !== undefined){
+let data46 = data42.kind;
+if(!((data46 === "kmod") || (data46 === "ebpf"))){
+const err155 = {instancePath:instancePath+"/spec/falco/drivers/kind",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind,data:data46};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2191,12 +2190,12 @@ vErrors.push(err155);
 }
 errors++;
 }
-const len9 = data46.length;
-for(let i9=0; i9<len9; i9++){
-let data47 = data46[i9];
-if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
-if(data47.target === undefined){
-const err156 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "target"},message:"must have required property '"+"target"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+}
+if(data42.kernels !== undefined){
+let data47 = data42.kernels;
+if(Array.isArray(data47)){
+if(data47.length < 1){
+const err156 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data47};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2205,8 +2204,12 @@ vErrors.push(err156);
 }
 errors++;
 }
-if(data47.kernelRelease === undefined){
-const err157 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelRelease"},message:"must have required property '"+"kernelRelease"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+const len9 = data47.length;
+for(let i9=0; i9<len9; i9++){
+let data48 = data47[i9];
+if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
+if(data48.target === undefined){
+const err157 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "target"},message:"must have required property '"+"target"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2215,8 +2218,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(data47.kernelVersion === undefined){
-const err158 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelVersion"},message:"must have required property '"+"kernelVersion"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(data48.kernelRelease === undefined){
+const err158 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelRelease"},message:"must have required property '"+"kernelRelease"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2225,9 +2228,8 @@ vErrors.push(err158);
 }
 errors++;
 }
-for(const key12 in data47){
-if(!((((key12 === "target") || (key12 === "kernelRelease")) || (key12 === "kernelVersion")) || (key12 === "sha256"))){
-const err159 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+if(data48.kernelVersion === undefined){
+const err159 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelVersion"},message:"must have required property '"+"kernelVersion"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2236,14 +2238,9 @@ vErrors.push(err159);
 }
 errors++;
 }
-}
-if(data47.target !== undefined){
-let data48 = data47.target;
-const _errs303 = errors;
-let valid89 = true;
-const _errs304 = errors;
-if(typeof data48 !== "string"){
-const err160 = {};
+for(const key12 in data48){
+if(!((((key12 === "target") || (key12 === "kernelRelease")) || (key12 === "kernelVersion")) || (key12 === "sha256"))){
+const err160 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2252,21 +2249,14 @@ vErrors.push(err160);
 }
 errors++;
 }
-var _valid18 = _errs304 === errors;
-errors = _errs303;
-if(vErrors !== null){
-if(_errs303){
-vErrors.length = _errs303;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid18){
+if(data48.target !== undefined){
+let data49 = data48.target;
 const _errs306 = errors;
-if(typeof data48 === "string"){
-if(!pattern1.test(data48)){
-const err161 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data48};
+let valid89 = true;
+const _errs307 = errors;
+if(typeof data49 !== "string"){
+const err161 = {};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2275,9 +2265,21 @@ vErrors.push(err161);
 }
 errors++;
 }
+var _valid18 = _errs307 === errors;
+errors = _errs306;
+if(vErrors !== null){
+if(_errs306){
+vErrors.length = _errs306;
 }
 else {
-const err162 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data48};
+vErrors = null;
+}
+}
+if(_valid18){
+const _errs309 = errors;
+if(typeof data49 === "string"){
+if(!pattern1.test(data49)){
+const err162 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data49};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2286,11 +2288,9 @@ vErrors.push(err162);
 }
 errors++;
 }
-var _valid18 = _errs306 === errors;
-valid89 = _valid18;
 }
-if(!valid89){
-const err163 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data48};
+else {
+const err163 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data49};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2299,9 +2299,11 @@ vErrors.push(err163);
 }
 errors++;
 }
-if(typeof data48 === "string"){
-if(func2(data48) < 1){
-const err164 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data48};
+var _valid18 = _errs309 === errors;
+valid89 = _valid18;
+}
+if(!valid89){
+const err164 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data49};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2310,9 +2312,9 @@ vErrors.push(err164);
 }
 errors++;
 }
-}
-else {
-const err165 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data48};
+if(typeof data49 === "string"){
+if(func2(data49) < 1){
+const err165 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data49};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2322,13 +2324,8 @@ vErrors.push(err165);
 errors++;
 }
 }
-if(data47.kernelRelease !== undefined){
-let data49 = data47.kernelRelease;
-const _errs314 = errors;
-let valid92 = true;
-const _errs315 = errors;
-if(typeof data49 !== "string"){
-const err166 = {};
+else {
+const err166 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data49};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2337,21 +2334,14 @@ vErrors.push(err166);
 }
 errors++;
 }
-var _valid19 = _errs315 === errors;
-errors = _errs314;
-if(vErrors !== null){
-if(_errs314){
-vErrors.length = _errs314;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid19){
+if(data48.kernelRelease !== undefined){
+let data50 = data48.kernelRelease;
 const _errs317 = errors;
-if(typeof data49 === "string"){
-if(!pattern1.test(data49)){
-const err167 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data49};
+let valid92 = true;
+const _errs318 = errors;
+if(typeof data50 !== "string"){
+const err167 = {};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2360,9 +2350,21 @@ vErrors.push(err167);
 }
 errors++;
 }
+var _valid19 = _errs318 === errors;
+errors = _errs317;
+if(vErrors !== null){
+if(_errs317){
+vErrors.length = _errs317;
 }
 else {
-const err168 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data49};
+vErrors = null;
+}
+}
+if(_valid19){
+const _errs320 = errors;
+if(typeof data50 === "string"){
+if(!pattern1.test(data50)){
+const err168 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data50};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2371,11 +2373,9 @@ vErrors.push(err168);
 }
 errors++;
 }
-var _valid19 = _errs317 === errors;
-valid92 = _valid19;
 }
-if(!valid92){
-const err169 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data49};
+else {
+const err169 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data50};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2384,9 +2384,11 @@ vErrors.push(err169);
 }
 errors++;
 }
-if(typeof data49 === "string"){
-if(func2(data49) < 1){
-const err170 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data49};
+var _valid19 = _errs320 === errors;
+valid92 = _valid19;
+}
+if(!valid92){
+const err170 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data50};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2395,9 +2397,9 @@ vErrors.push(err170);
 }
 errors++;
 }
-}
-else {
-const err171 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data49};
+if(typeof data50 === "string"){
+if(func2(data50) < 1){
+const err171 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data50};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2407,10 +2409,8 @@ vErrors.push(err171);
 errors++;
 }
 }
-if(data47.kernelVersion !== undefined){
-let data50 = data47.kernelVersion;
-if((typeof data50 !== "string") && (!(((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50))) && (isFinite(data50))))){
-const err172 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelVersion/type",keyword:"type",params:{type: schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type},message:"must be string,integer",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion,data:data50};
+else {
+const err172 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data50};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2419,11 +2419,11 @@ vErrors.push(err172);
 }
 errors++;
 }
-const _errs325 = errors;
-let valid95 = true;
-const _errs326 = errors;
-if(typeof data50 !== "string"){
-const err173 = {};
+}
+if(data48.kernelVersion !== undefined){
+let data51 = data48.kernelVersion;
+if((typeof data51 !== "string") && (!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51))))){
+const err173 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelVersion/type",keyword:"type",params:{type: schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type},message:"must be string,integer",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion,data:data51};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2432,21 +2432,11 @@ vErrors.push(err173);
 }
 errors++;
 }
-var _valid20 = _errs326 === errors;
-errors = _errs325;
-if(vErrors !== null){
-if(_errs325){
-vErrors.length = _errs325;
-}
-else {
-vErrors = null;
-}
-}
-if(_valid20){
 const _errs328 = errors;
-if(typeof data50 === "string"){
-if(!pattern1.test(data50)){
-const err174 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data50};
+let valid95 = true;
+const _errs329 = errors;
+if(typeof data51 !== "string"){
+const err174 = {};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2455,9 +2445,21 @@ vErrors.push(err174);
 }
 errors++;
 }
+var _valid20 = _errs329 === errors;
+errors = _errs328;
+if(vErrors !== null){
+if(_errs328){
+vErrors.length = _errs328;
 }
 else {
-const err175 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data50};
+vErrors = null;
+}
+}
+if(_valid20){
+const _errs331 = errors;
+if(typeof data51 === "string"){
+if(!pattern1.test(data51)){
+const err175 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data51};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2466,11 +2468,9 @@ vErrors.push(err175);
 }
 errors++;
 }
-var _valid20 = _errs328 === errors;
-valid95 = _valid20;
 }
-if(!valid95){
-const err176 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data50};
+else {
+const err176 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data51};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2479,12 +2479,11 @@ vErrors.push(err176);
 }
 errors++;
 }
+var _valid20 = _errs331 === errors;
+valid95 = _valid20;
 }
-if(data47.sha256 !== undefined){
-let data51 = data47.sha256;
-if(typeof data51 === "string"){
-if(!pattern14.test(data51)){
-const err177 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data51};
+if(!valid95){
+const err177 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data51};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2494,8 +2493,11 @@ vErrors.push(err177);
 errors++;
 }
 }
-else {
-const err178 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data51};
+if(data48.sha256 !== undefined){
+let data52 = data48.sha256;
+if(typeof data52 === "string"){
+if(!pattern14.test(data52)){
+const err178 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data52};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2505,9 +2507,8 @@ vErrors.push(err178);
 errors++;
 }
 }
-}
 else {
-const err179 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data47};
+const err179 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data52};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2519,7 +2520,7 @@ errors++;
 }
 }
 else {
-const err180 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data46};
+const err180 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2531,7 +2532,7 @@ errors++;
 }
 }
 else {
-const err181 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data41};
+const err181 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data47};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2543,7 +2544,7 @@ errors++;
 }
 }
 else {
-const err182 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.type,parentSchema:schema11.properties.spec.properties.falco,data:data36};
+const err182 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2553,11 +2554,9 @@ vErrors.push(err182);
 errors++;
 }
 }
-if(data7.opensearch !== undefined){
-let data52 = data7.opensearch;
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-if(data52.version === undefined){
-const err183 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+}
+else {
+const err183 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.type,parentSchema:schema11.properties.spec.properties.falco,data:data37};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2566,8 +2565,12 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(data52.plugins === undefined){
-const err184 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+}
+if(data7.opensearch !== undefined){
+let data53 = data7.opensearch;
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+if(data53.version === undefined){
+const err184 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2576,9 +2579,8 @@ vErrors.push(err184);
 }
 errors++;
 }
-for(const key13 in data52){
-if(!(((key13 === "version") || (key13 === "plugins")) || (key13 === "baseUrl"))){
-const err185 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+if(data53.plugins === undefined){
+const err185 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2587,12 +2589,9 @@ vErrors.push(err185);
 }
 errors++;
 }
-}
-if(data52.version !== undefined){
-let data53 = data52.version;
-if(typeof data53 === "string"){
-if(!pattern27.test(data53)){
-const err186 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data53};
+for(const key13 in data53){
+if(!(((key13 === "version") || (key13 === "plugins")) || (key13 === "baseUrl"))){
+const err186 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2602,8 +2601,11 @@ vErrors.push(err186);
 errors++;
 }
 }
-else {
-const err187 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data53};
+if(data53.version !== undefined){
+let data54 = data53.version;
+if(typeof data54 === "string"){
+if(!pattern27.test(data54)){
+const err187 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data54};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2613,11 +2615,8 @@ vErrors.push(err187);
 errors++;
 }
 }
-if(data52.plugins !== undefined){
-let data54 = data52.plugins;
-if(Array.isArray(data54)){
-if(data54.length < 1){
-const err188 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data54};
+else {
+const err188 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data54};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2626,12 +2625,12 @@ vErrors.push(err188);
 }
 errors++;
 }
-const len10 = data54.length;
-for(let i10=0; i10<len10; i10++){
-let data55 = data54[i10];
-if(typeof data55 === "string"){
-if(!pattern28.test(data55)){
-const err189 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data55};
+}
+if(data53.plugins !== undefined){
+let data55 = data53.plugins;
+if(Array.isArray(data55)){
+if(data55.length < 1){
+const err189 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data55};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2640,9 +2639,12 @@ vErrors.push(err189);
 }
 errors++;
 }
-}
-else {
-const err190 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data55};
+const len10 = data55.length;
+for(let i10=0; i10<len10; i10++){
+let data56 = data55[i10];
+if(typeof data56 === "string"){
+if(!pattern28.test(data56)){
+const err190 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data56};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2652,9 +2654,8 @@ vErrors.push(err190);
 errors++;
 }
 }
-}
 else {
-const err191 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data54};
+const err191 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data56};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2664,13 +2665,9 @@ vErrors.push(err191);
 errors++;
 }
 }
-if(data52.baseUrl !== undefined){
-let data56 = data52.baseUrl;
-const _errs352 = errors;
-let valid101 = true;
-const _errs353 = errors;
-if(typeof data56 !== "string"){
-const err192 = {};
+}
+else {
+const err192 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data55};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2679,21 +2676,14 @@ vErrors.push(err192);
 }
 errors++;
 }
-var _valid21 = _errs353 === errors;
-errors = _errs352;
-if(vErrors !== null){
-if(_errs352){
-vErrors.length = _errs352;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid21){
+if(data53.baseUrl !== undefined){
+let data57 = data53.baseUrl;
 const _errs355 = errors;
-if(typeof data56 === "string"){
-if(!pattern1.test(data56)){
-const err193 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data56};
+let valid101 = true;
+const _errs356 = errors;
+if(typeof data57 !== "string"){
+const err193 = {};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2702,9 +2692,21 @@ vErrors.push(err193);
 }
 errors++;
 }
+var _valid21 = _errs356 === errors;
+errors = _errs355;
+if(vErrors !== null){
+if(_errs355){
+vErrors.length = _errs355;
 }
 else {
-const err194 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data56};
+vErrors = null;
+}
+}
+if(_valid21){
+const _errs358 = errors;
+if(typeof data57 === "string"){
+if(!pattern1.test(data57)){
+const err194 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data57};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2713,11 +2715,9 @@ vErrors.push(err194);
 }
 errors++;
 }
-var _valid21 = _errs355 === errors;
-valid101 = _valid21;
 }
-if(!valid101){
-const err195 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data56};
+else {
+const err195 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data57};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2726,9 +2726,11 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(typeof data56 === "string"){
-if(func2(data56) < 1){
-const err196 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data56};
+var _valid21 = _errs358 === errors;
+valid101 = _valid21;
+}
+if(!valid101){
+const err196 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data57};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2737,9 +2739,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-else {
-const err197 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data56};
+if(typeof data57 === "string"){
+if(func2(data57) < 1){
+const err197 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data57};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2749,9 +2751,8 @@ vErrors.push(err197);
 errors++;
 }
 }
-}
 else {
-const err198 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data52};
+const err198 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data57};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2763,7 +2764,7 @@ errors++;
 }
 }
 else {
-const err199 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
+const err199 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2775,12 +2776,24 @@ errors++;
 }
 }
 else {
-const err200 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+const err200 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
 if(vErrors === null){
 vErrors = [err200];
 }
 else {
 vErrors.push(err200);
+}
+errors++;
+}
+}
+}
+else {
+const err201 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err201];
+}
+else {
+vErrors.push(err201);
 }
 errors++;
 }

@@ -20,6 +20,8 @@ export interface PulledGraph {
   readonly platforms: string[];
   /** Every blob of the graph, manifests first in walk order, then configs and layers; each once. */
   readonly blobs: Descriptor[];
+  /** The digests of its manifests, the root first: what signatures and referrers hang off (SPEC §9). */
+  readonly manifests: string[];
   /** Set when the platform filter was ignored because the reference pins the index digest. */
   readonly note?: string;
   /**
@@ -40,6 +42,8 @@ export interface PullHooks {
   fetchBlob(client: RegistryClient, repo: string, d: Descriptor, urgent?: boolean): Promise<void>;
   /** Dry run: resolve manifests only. */
   readonly dryRun: boolean;
+  /** Told the upstream root digest as soon as it is known, before the walk: lookups about it can start then. */
+  rootKnown?(digest: string): void;
 }
 
 export async function pullGraph(
@@ -124,6 +128,7 @@ export async function pullGraph(
     ...(upstreamDigest && { upstreamDigest }),
     platforms: [...new Set(seenPlatforms)].sort(),
     blobs: all,
+    manifests: graph.manifests.map((m) => m.digest),
     ...(note && { note }),
     downloads,
   };
@@ -143,8 +148,10 @@ async function loadRoot(client: RegistryClient, repo: string, ref: string, store
       if (isIndexType(head.mediaType) || isManifestType(head.mediaType)) mediaType = head.mediaType;
     }
   }
+  if (digest) hooks.rootKnown?.(digest);
   if (digest && (await store.has(digest))) return { digest, bytes: await store.read(digest), ...(mediaType && { mediaType }) };
   const m = await hooks.limit(() => client.manifest(repo, digest ?? ref));
+  if (!digest) hooks.rootKnown?.(m.digest);
   await store.putBuffer(m.bytes, m.digest);
   return { digest: m.digest, bytes: m.bytes, mediaType: m.mediaType };
 }

@@ -182,7 +182,7 @@ export async function discoverAttached(client: RegistryClient, repo: string, sub
   const name = `${client.host}/${repo}@${subject}`;
   const [tagged, listed] = await Promise.all([
     Promise.all(TAG_SUFFIXES.map((suffix) => limit(() => manifestOrNone(client, repo, tagSchemeTag(subject, suffix))))),
-    listReferrers(client, repo, subject),
+    limit(() => listReferrers(client, repo, subject)),
   ]);
   const warnings = [...listed.warnings];
 

@@ -8,7 +8,7 @@
 // it lacks is fetched from upstream (verified into the cache) and pushed.
 import pLimit from 'p-limit';
 import { ContentStore } from '../cache/store.js';
-import { resolveFiles, resolveImages, type BuildOptions, type FileResult, type GraphResult } from '../build/build.js';
+import { attachedOf, resolveFiles, resolveImages, type BuildOptions, type FileResult, type GraphResult } from '../build/build.js';
 import { composeIndex, uniqueBlobs } from '../build/compose.js';
 import { reportFile, reportGraph } from '../build/report.js';
 import { BUILD_DB_ADVICE, readDbInfo } from '../build/trivy.js';
@@ -30,6 +30,8 @@ export interface SyncOptions extends TargetOptions {
   readonly tool: string;
   /** Seconds since the epoch (SOURCE_DATE_EPOCH): fixes `created`. */
   readonly sourceDateEpoch?: number;
+  /** `--no-attached` (false): no signatures, attestations or SBOMs are looked for (SPEC §9). */
+  readonly attached?: boolean;
 }
 
 export interface SyncResult extends UnpackResult {
@@ -56,11 +58,11 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   const limit = pLimit(opts.concurrency);
   // Downloads get a limit of their own: an upload holds a slot of `limit` while its blob is fetched.
   const fetcher = new LazyFetcher(store, http, progress, pLimit(opts.concurrency));
-  const asBuild: BuildOptions = { plan, cacheDir: opts.cacheDir, concurrency: opts.concurrency, progress, tool: opts.tool, ...(opts.platforms && { platforms: opts.platforms }) };
+  const asBuild: BuildOptions = { plan, cacheDir: opts.cacheDir, concurrency: opts.concurrency, progress, tool: opts.tool, ...(opts.platforms && { platforms: opts.platforms }), ...(opts.attached === false && { attached: false }) };
   progress.itemsTotal(plan.items.length);
 
   const held = await heldByTarget(plan, store, http, opts.files, limit);
-  const [graphs, files] = await Promise.all([resolveImages(asBuild, store, http, fetcher, limit), resolveFiles(asBuild, store, http, limit, held)]);
+  const [graphs, files] = await Promise.all([resolveImages(asBuild, store, http, fetcher, limit, (m) => progress.log(`warning: ${m}`)), resolveFiles(asBuild, store, http, limit, held)]);
   const failed = [...graphs.filter((r) => !r.graph).map((r) => reportGraph(r.item, undefined, r.error)), ...files.filter((r) => !r.file).map((r) => reportFile(r.item, undefined, r.error))];
   if (failed.length > 0) throw new SyncResolveError(failed, plan.items.length);
 
@@ -84,7 +86,8 @@ function syncIndex(opts: SyncOptions, graphs: readonly GraphResult[], files: rea
     created: opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : new Date(),
     graphs: resolved,
     files: files as Array<{ item: FileItem; file: PulledFile }>,
-    blobs: uniqueBlobs(resolved.flatMap((r) => r.graph.blobs)),
+    blobs: uniqueBlobs([...resolved.flatMap((r) => r.graph.blobs), ...graphs.flatMap((r) => r.attached?.blobs ?? [])]),
+    attached: attachedOf(graphs),
     dbInfo: new Map(),
     held: { blobs: new Map(), files: new Set() },
   });

@@ -140,7 +140,7 @@ export async function makeAttachedBundle(dir: string, name: string, opts: Attach
   const appBlobs = [appIndex, appChild.manifest, appChild.config, appChild.layer];
   const otherBlobs = [other.manifest, other.config, other.layer];
   const item = (ref: string) => ({ kind: 'image' as const, ref, reference: parseReference(ref), origins: [] });
-  const graph = (root: Descriptor, blobs: Descriptor[], platforms: string[]) => ({ digest: root.digest, mediaType: root.mediaType, size: blobs.reduce((n, b) => n + b.size, 0), platforms, blobs, downloads: Promise.resolve() });
+  const graph = (root: Descriptor, blobs: Descriptor[], platforms: string[]) => ({ digest: root.digest, mediaType: root.mediaType, size: blobs.reduce((n, b) => n + b.size, 0), platforms, blobs, manifests: [root.digest], downloads: Promise.resolve() });
   await keygen(path.join(dir, opts.keyName ?? 'k')).catch(() => undefined); // kept when it exists: every bundle of a test signed alike
   const key = await loadPrivateKey(path.join(dir, `${opts.keyName ?? 'k'}.key`));
   const index = composeIndex({

@@ -71,6 +71,7 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
       ...(maxDbAge && { maxDbAge }),
       ...(bases.length > 0 && { bases }),
       ...(splitSize !== undefined && { splitSize }),
+      ...(opts.attached === false && { attached: false }),
     });
   } finally {
     progress.finish();
@@ -137,6 +138,7 @@ function printSummary(r: BuildResult, dryRun: boolean): void {
     if (db) lines.push(`         ${describeDb(db)}`);
   }
   lines.push(`total ${formatBytes(r.totalBytes)} in ${r.blobs} blobs and ${r.items.filter((i) => i.kind === 'file').length} files; downloaded ${formatBytes(r.downloadedBytes)}`);
+  if (r.attached) lines.push(`attached: ${r.attached} signatures, attestations and SBOMs carried with their images`);
   if (r.external) lines.push(`delta: ${r.external.blobs} blobs and ${r.external.files} files (${formatBytes(r.external.bytes)}) are held by the bases, marked external and left out of the tar`);
   if (r.bundle?.parts && r.bundle.parts.length > 0) {
     lines.push(`wrote ${r.bundle.path} in ${r.bundle.parts.length} parts (${formatBytes(r.bundle.size)} in all, sha256 ${r.bundle.sha256}), and ${r.bundle.path}.sha256 with one line per part:`);

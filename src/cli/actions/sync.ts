@@ -59,6 +59,7 @@ export async function syncAction(manifest: string, opts: SyncFlags): Promise<voi
       createProjects: opts.createProjects === true,
       receipt: opts.receipt !== undefined,
       referrersFallback: target.referrersFallback,
+      ...(opts.attached === false && { attached: false }),
     });
   } catch (err) {
     if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
