@@ -9,7 +9,7 @@
 // unpack writes nothing; `sync` lands the same.
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { runAirlock } from './support/cli.js';
@@ -100,6 +100,7 @@ it('build carries every attached manifest; unpack lands them byte for byte with 
 
   const proxy: TestFaultProxy = await startFaultProxy(target.url);
   stops.push(() => proxy.stop());
+  await mkdir(path.join(work, 'files'));
   const args = ['unpack', bundle, '--pub', path.join(work, 'k.pub'), '--registry', proxy.host, '--files-dir', path.join(work, 'files')];
   const u = await runAirlock(args);
   assert.equal(u.code, 0, u.stderr);
@@ -124,6 +125,7 @@ it('build carries every attached manifest; unpack lands them byte for byte with 
 it('sync lands the same attached manifests and fallback index as build + unpack', async () => {
   const target = await startRegistry();
   stops.push(() => target.stop());
+  await mkdir(path.join(work, 'sync-files'));
   const s = await runAirlock(['sync', manifest, '--registry', target.host, '--files-dir', path.join(work, 'sync-files'), '--cache', path.join(work, 'sync-cache')]);
   assert.equal(s.code, 0, s.stderr);
   await assertLanded(target, 'sync');
