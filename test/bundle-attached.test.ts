@@ -303,6 +303,9 @@ describe('unpack of a bundle with attached manifests', () => {
     assert.doesNotMatch(r.stderr, /signature was not checked/, 'the base is signed with the same key: checked');
     const bj = JSON.parse(entry(await readTar(out), 'bundle.json').data.toString()) as BundleIndex;
     assert.equal(bj.images[0]?.digest, b.app);
-    assert.ok(bj.blobs.length === 4 && bj.blobs.every((x) => x.external && x.from?.image === APP), JSON.stringify(bj.blobs));
+    // Build finds at the target what unpack pushed there (the .sig by its tag, the referrer through the fallback index):
+    // the image's 4 blobs and the 3 of each attached manifest, all held by the base.
+    assert.deepEqual(bj.attached?.map((a) => a.digest).sort(), [b.sig.digest, b.referrer!.digest].sort());
+    assert.ok(bj.blobs.length === 10 && bj.blobs.every((x) => x.external && x.from?.image === APP), JSON.stringify(bj.blobs));
   });
 });
