@@ -3,7 +3,7 @@
 // trusted root; which rule applies to which image.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { formatProblem } from '../src/manifest/problems.js';
@@ -118,6 +118,20 @@ test('the SPEC example loads with the real public-good trusted root; keys made b
   assert.match(policy.warnings[0] ?? '', /policy\.yaml:11:\d+: rules\[1\]\.keyless\.subjectRegExp: must match the whole subject.*end it with "\.\*"/);
 });
 
+test('the example in docs/policy.md loads, with no warning', async () => {
+  const doc = await readFile(path.resolve(import.meta.dirname, '../docs/policy.md'), 'utf8');
+  const example = /```yaml\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+  const dir = await fixture({ 'policy.yaml': example, 'trusted_root.json': await readFile(PUBLIC_GOOD) });
+  await mkdir(path.join(dir, 'keys'));
+  opensslKey(path.join(dir, 'keys'), 'welkin-cosign', 'EC', 'ec_paramgen_curve:P-256');
+  const policy = await loadPolicy(path.join(dir, 'policy.yaml'));
+  assert.deepEqual(policy.warnings, []);
+  const falco = policy.rules[1]?.identity;
+  assert.ok(falco?.kind === 'keyless' && falco.subjectRegExp);
+  assert.ok(falco.subjectRegExp.test('https://github.com/falcosecurity/falco/.github/workflows/release.yaml@refs/tags/0.39.0'));
+  assert.ok(!falco.subjectRegExp.test('https://github.com/evil/x?https://github.com/falcosecurity/'));
+});
+
 test('the default for images no rule matches is enforce when the policy does not say', async () => {
   const dir = await fixture({
     'p.yaml': 'apiVersion: airlock/v1\nkind: SignaturePolicy\nkeys: { k: k.pub }\nrules:\n  - images: ["quay.io/x/*"]\n    key: k\n',
@@ -131,7 +145,7 @@ test('the default for images no rule matches is enforce when the policy does not
 
 test('every mistake in a policy is reported at once, at its line, with what to write instead', async () => {
   const dir = await fixture({
-    'trusted_root.json': await import('node:fs/promises').then((fs) => fs.readFile(PUBLIC_GOOD)),
+    'trusted_root.json': await readFile(PUBLIC_GOOD),
     'p.yaml': [
       'apiVersion: airlock/v1', //                                         1
       'kind: SignaturePolicy', //                                          2
