@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { formatProblem } from '../src/manifest/problems.js';
-import { loadPolicy } from '../src/policy/load.js';
+import { loadPolicy, parsePolicy, type PolicyFiles } from '../src/policy/load.js';
 import { ruleFor, repositoryOf } from '../src/policy/match.js';
 import { PolicyError } from '../src/policy/problems.js';
 import type { Policy } from '../src/policy/types.js';
@@ -130,6 +130,36 @@ test('the example in docs/policy.md loads, with no warning', async () => {
   assert.ok(falco?.kind === 'keyless' && falco.subjectRegExp);
   assert.ok(falco.subjectRegExp.test('https://github.com/falcosecurity/falco/.github/workflows/release.yaml@refs/tags/0.39.0'));
   assert.ok(!falco.subjectRegExp.test('https://github.com/evil/x?https://github.com/falcosecurity/'));
+});
+
+test('a policy carried with its keys and trusted root (entries, not files beside it) loads the same, and a missing entry is named', async () => {
+  const dir = await fixture({});
+  const key = opensslKey(dir, 'k', 'EC', 'ec_paramgen_curve:P-384');
+  const text = Buffer.from(
+    'apiVersion: airlock/v1\nkind: SignaturePolicy\ntrustedRoot: trusted_root.json\nkeys: { k: keys/k.pub, gone: keys/gone.pub }\nrules:\n  - images: ["quay.io/**"]\n    key: k\n',
+  );
+  const entries = new Map([
+    ['policy/keys/k.pub', await readFile(key.pub)],
+    ['policy/trusted_root.json', await readFile(PUBLIC_GOOD)],
+  ]);
+  const files: PolicyFiles = {
+    read: async (rel, bound) => {
+      const name = path.posix.join('policy', rel);
+      const bytes = entries.get(name);
+      if (!bytes) throw new Error(`the bundle carries no ${name}`);
+      assert.ok(bytes.length <= bound.max);
+      return { file: name, bytes };
+    },
+  };
+  const problems = await parsePolicy({ file: 'policy/policy.yaml', display: 'bundle:policy/policy.yaml', bytes: text }, files).then(
+    () => [],
+    (err: PolicyError) => err.problems.map(formatProblem),
+  );
+  assert.deepEqual(problems, ['bundle:policy/policy.yaml:4:30: keys.gone: the bundle carries no policy/keys/gone.pub']);
+  const policy = await parsePolicy({ file: 'policy/policy.yaml', display: 'bundle:policy/policy.yaml', bytes: Buffer.from(text.toString().replace(', gone: keys/gone.pub', '')) }, files);
+  assert.equal(policy.keys.get('k')?.fingerprint, opensslFingerprint(key.pub));
+  assert.equal(policy.keys.get('k')?.source.file, 'policy/keys/k.pub');
+  assert.equal(policy.trustedRoot?.source.sha256, 'sha256:6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66');
 });
 
 test('the default for images no rule matches is enforce when the policy does not say', async () => {

@@ -34,17 +34,54 @@ export interface LoadPolicyOptions {
   trustedRoot?: string;
 }
 
-/** Loads and checks a policy. Throws PolicyError (exit 2) listing every problem. */
+/**
+ * Where the files a policy names (keys, trusted root) are read from: beside it
+ * on disk, or, inside, from the bundle that carried them.
+ */
+export interface PolicyFiles {
+  /** What `rel` (as the policy writes it) leads to, read whole within `bound`; throws an Error whose message names it and says why. */
+  read(rel: string, bound: ReadBound): Promise<{ file: string; bytes: Buffer }>;
+}
+
+/** The files a policy on disk names, relative to it, read as every input is (bounded, regular files only). */
+export function filesBeside(policyFile: string): PolicyFiles {
+  const dir = path.dirname(path.resolve(policyFile));
+  return {
+    async read(rel, bound) {
+      const file = path.resolve(dir, rel);
+      try {
+        return { file, bytes: await readRegular(file, { ...bound, follow: true }) };
+      } catch (err) {
+        // Named as written, at the line that names it; the message says where that led.
+        const shown = rel === displayPath(file) ? rel : `${rel} (${displayPath(file)})`;
+        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' ? '; paths in a policy are relative to the policy file' : '';
+        throw new Error(`${(err as Error).message.replace(file, shown)}${missing}`, { cause: err });
+      }
+    },
+  };
+}
+
+/** Loads and checks a policy file. Throws PolicyError (exit 2) listing every problem. */
 export async function loadPolicy(file: string, options: LoadPolicyOptions = {}): Promise<Policy> {
   const abs = path.resolve(file);
-  const display = displayPath(abs);
-  const whole = (message: string) => new PolicyError([{ file: display, line: 1, col: 1, path: '', message }]);
   let bytes: Buffer;
   try {
     bytes = await readRegular(abs, { ...READ_BOUNDS.policy, follow: true });
   } catch (err) {
-    throw whole(`cannot read the signature policy: ${(err as Error).message}`);
+    throw new PolicyError([{ file: displayPath(abs), line: 1, col: 1, path: '', message: `cannot read the signature policy: ${(err as Error).message}` }]);
   }
+  return parsePolicy({ file: abs, display: displayPath(abs), bytes }, filesBeside(abs), options);
+}
+
+/**
+ * Checks a policy already read (`file` as recorded, `display` as messages name
+ * it), reading what it names through `files`: a bundle carries a policy with
+ * its keys and trusted root as entries, and they are checked again inside.
+ */
+export async function parsePolicy(policy: { file: string; display: string; bytes: Buffer }, files: PolicyFiles, options: LoadPolicyOptions = {}): Promise<Policy> {
+  const { file, display, bytes } = policy;
+  const whole = (message: string) => new PolicyError([{ file: display, line: 1, col: 1, path: '', message }]);
+  if (bytes.length > READ_BOUNDS.policy.max) throw whole(`is ${bytes.length} bytes, more than ${READ_BOUNDS.policy.what} may be (${READ_BOUNDS.policy.max} bytes)`);
   const { source, problems: syntax } = YamlSource.parse(display, bytes.toString('utf8'));
   if (syntax.length) throw new PolicyError(syntax);
   if (source.docs.length !== 1) {
@@ -53,13 +90,12 @@ export async function loadPolicy(file: string, options: LoadPolicyOptions = {}):
   }
   const raw: unknown = source.docs[0]?.toJS({ maxAliasCount: 100 });
   if (!isObject(raw)) throw whole('the policy must be a map with apiVersion: airlock/v1, kind: SignaturePolicy and rules');
-  return new Loader(abs, bytes, source, raw, options).load();
+  return new Loader(file, bytes, source, raw, files, options).load();
 }
 
 class Loader {
   private readonly problems: Problem[] = [];
   private readonly warnings: string[] = [];
-  private readonly dir: string;
   private schemaPaths: string[] = [];
 
   constructor(
@@ -67,10 +103,9 @@ class Loader {
     private readonly bytes: Buffer,
     private readonly source: YamlSource,
     private readonly raw: Record<string, unknown>,
+    private readonly files: PolicyFiles,
     private readonly options: LoadPolicyOptions,
-  ) {
-    this.dir = path.dirname(file);
-  }
+  ) {}
 
   async load(): Promise<Policy> {
     const schema = validateSchema(this.raw, this.source, validatePolicy);
@@ -215,17 +250,14 @@ class Loader {
     return { json: parsed.json, source: read };
   }
 
-  /** Reads a file the policy names, relative to the policy; a problem at `at` when it cannot be. */
+  /** Reads a file the policy names; a problem at `at` when it cannot be. */
   private async read(rel: string, bound: ReadBound, at: PathSegment[]): Promise<PolicySource | undefined> {
-    const file = path.resolve(this.dir, rel);
     try {
-      const bytes = await readRegular(file, { ...bound, follow: true });
+      const { file, bytes } = await this.files.read(rel, bound);
+      if (bytes.length > bound.max) throw new Error(`${rel} is ${bytes.length} bytes, more than ${bound.what} may be (${bound.max} bytes)`);
       return { file, bytes, sha256: sha256Digest(bytes) };
     } catch (err) {
-      // Named as written, at the line that names it; the message says where that led.
-      const shown = rel === displayPath(file) ? rel : `${rel} (${displayPath(file)})`;
-      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' ? '; paths in a policy are relative to the policy file' : '';
-      this.problem(at, `${(err as Error).message.replace(file, shown)}${missing}`);
+      this.problem(at, (err as Error).message);
       return undefined;
     }
   }
