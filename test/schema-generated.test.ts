@@ -1,11 +1,14 @@
-// The manifest validator is ajv's code for manifests/airlock.schema.json,
-// generated ahead of time (npm run gen). A schema edited without running it
-// would leave the CLI checking manifests against the old schema: this fails then.
+// The manifest and policy validators are ajv's code for their schemas
+// (manifests/airlock.schema.json, manifests/policy.schema.json), generated
+// ahead of time (npm run gen). A schema edited without running it would leave
+// the CLI checking files against the old schema: this fails then.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { generate, GENERATED } from '../scripts/gen-validator.js';
+import { generate, TARGETS } from '../scripts/gen-validator.js';
 
-test('src/manifest/validate.generated.ts is what npm run gen writes for the schema as it is', () => {
-  assert.ok(readFileSync(GENERATED, 'utf8') === generate(), 'out of date with manifests/airlock.schema.json: run npm run gen and commit the result');
-});
+for (const target of TARGETS) {
+  test(`${target.schema}: its generated validator is what npm run gen writes for the schema as it is`, () => {
+    assert.ok(readFileSync(target.out, 'utf8') === generate(target), `out of date with ${target.schema}: run npm run gen and commit the result`);
+  });
+}

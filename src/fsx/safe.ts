@@ -56,6 +56,10 @@ export const READ_BOUNDS = {
   /** CA bundles (the system one is about 200 KiB) and TLS certificates and keys. */
   pem: { max: 4 * MiB, what: 'a PEM file' },
   dockerConfig: { max: 4 * MiB, what: 'a docker config.json' },
+  /** A signature policy (SPEC §9): a few rules, a few KiB. */
+  policy: { max: 1 * MiB, what: 'a signature policy' },
+  /** A Sigstore trusted_root.json: public-good's is 7 KiB (2 CAs, 2 logs, 2 CT logs, 1 TSA). */
+  trustedRoot: { max: 4 * MiB, what: 'a Sigstore trusted root' },
   /** A checksum sidecar under --files-dir: one line. */
   fileSidecar: { max: 64 * KiB, what: 'a .sha256 file' },
   /** Files airlock keeps itself (cached manifests and configs, lookup tables): never larger than what was fetched. */

@@ -12,7 +12,7 @@ import type { PresetContext } from '../presets/context.js';
 import { httpUrlProblem, redactUserinfo } from '../util/url.js';
 import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { extractImagesFromFile } from './images.js';
-import { formatPath, formatProblem, ManifestError, type PathSegment, type Problem } from './problems.js';
+import { formatPath, formatProblem, ManifestError, sortProblems, type PathSegment, type Problem } from './problems.js';
 import { validateSchema } from './schema.js';
 import { YamlSource } from './source.js';
 import { substitute } from './vars.js';
@@ -358,10 +358,6 @@ class Loader {
 
 function sameChecksum(a: Checksum, b: Checksum): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function sortProblems(problems: Problem[]): Problem[] {
-  return [...problems].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -14,6 +14,11 @@ export function formatProblem(p: Problem): string {
   return `${p.file}:${p.line}:${p.col}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
 }
 
+/** In reading order: by file, line, column. */
+export function sortProblems(problems: readonly Problem[]): Problem[] {
+  return [...problems].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
+}
+
 export class ManifestError extends Error {
   readonly exitCode = 2;
   constructor(readonly problems: readonly Problem[]) {

@@ -13,18 +13,22 @@ import { printable } from '../util/printable.js';
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
-interface ValidateFunction {
+/** An ajv validator, as scripts/gen-validator.ts generates one. */
+export interface ValidateFunction {
   (data: unknown): boolean;
   errors?: ErrorObject[] | null;
 }
 
-const validator = (): ValidateFunction => generated as ValidateFunction;
+const manifestValidator = generated as ValidateFunction;
 
 type SchemaNode = { 'x-hint'?: string; properties?: Record<string, SchemaNode>; enum?: unknown[]; const?: unknown };
 
-/** Validates `data` (the manifest after variable substitution); positions come from `source`. */
-export function validateSchema(data: unknown, source: YamlSource): Problem[] {
-  const validate = validator();
+/**
+ * Validates `data` (the manifest after variable substitution, or another YAML
+ * document airlock reads with its own generated `validate`, such as a
+ * signature policy); positions come from `source`.
+ */
+export function validateSchema(data: unknown, source: YamlSource, validate: ValidateFunction = manifestValidator): Problem[] {
   if (validate(data)) return [];
   const problems: Problem[] = [];
   const seen = new Set<string>();
