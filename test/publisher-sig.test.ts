@@ -18,6 +18,7 @@ import {
   verifyAttachedSignature,
 } from '../src/sign/publisher/verify.js';
 import { makeTempDir, removeTempDir } from './support/proc.js';
+import { makePki, signKeyless, type TestPki } from './support/sigstore-pki.js';
 
 const FIX = path.resolve(import.meta.dirname, 'fixtures/sigstore');
 const PUBLIC_GOOD = path.join(FIX, 'trusted_root.public-good.json');
@@ -181,3 +182,49 @@ describe('real captured keyless signatures', () => {
 function withoutCAs(t: Trust): Trust {
   return { ...t, material: { ...t.material, certificateAuthorities: [] } };
 }
+
+describe('keyless signatures from a test PKI made with openssl', () => {
+  let dir: string;
+  let pki: TestPki;
+  let other: TestPki;
+  const ISSUER = 'https://token.actions.githubusercontent.com';
+  const SUBJECT = 'https://github.com/example/app/.github/workflows/release.yml@refs/tags/v1.2.3';
+  const payload = simplesigning(DIGEST);
+  before(async () => {
+    dir = await makeTempDir('airlock-pubsig-pki-');
+    pki = makePki(dir, 'good');
+    other = makePki(dir, 'other');
+  });
+  after(async () => removeTempDir(dir));
+
+  const layer = (annotations: Record<string, string>): AttachedSignature => ({ format: 'tag-scheme', payload, annotations });
+  const check = (sig: AttachedSignature, id: Partial<Extract<Identity, { kind: 'keyless' }>> = {}, digest = DIGEST, root = pki) =>
+    verifyAttachedSignature(sig, { digest, identity: { kind: 'keyless', issuer: ISSUER, subject: SUBJECT, ...id } }, loadTrustedRoot(root.trustedRoot));
+  const code = (v: ReturnType<typeof check>) => (v.ok ? 'ok' : v.reason.code);
+
+  it('the right issuer (extension .1.8) and subject verify; exact and anchored expressions both', () => {
+    const sig = layer(signKeyless(pki, 'leaf-ok', payload, { subject: SUBJECT, issuer: ISSUER }));
+    const v = check(sig);
+    assert.equal(v.ok, true, JSON.stringify(v));
+    assert.deepEqual(v.ok && v.signer, { kind: 'keyless', issuer: ISSUER, subject: SUBJECT });
+    assert.equal(code(check(sig, { subject: undefined, subjectRegExp: /https:\/\/github\.com\/example\/.*/ })), 'ok');
+  });
+
+  it('wrong subject, wrong issuer, expired at signing, untrusted root, missing timestamp and a payload naming another digest each fail with their own reason', () => {
+    const annotations = signKeyless(pki, 'leaf', payload, { subject: SUBJECT, issuer: ISSUER });
+    const sig = layer(annotations);
+    assert.equal(code(check(sig, { subject: `${SUBJECT}-rc1` })), 'wrong-subject');
+    assert.equal(code(check(sig, { subject: SUBJECT.slice(0, -2) })), 'wrong-subject');
+    assert.equal(code(check(sig, { subject: undefined, subjectRegExp: /https:\/\/github\.com\/example\// })), 'wrong-subject');
+    assert.equal(code(check(sig, { issuer: 'https://accounts.google.com' })), 'wrong-issuer');
+    assert.equal(code(check(sig, {}, `sha256:${'cd'.repeat(32)}`)), 'wrong-digest');
+    assert.equal(code(check(sig, {}, DIGEST, other)), 'untrusted-root');
+    const { 'dev.sigstore.cosign/bundle': _set, ...noSet } = annotations;
+    assert.equal(code(check(layer(noSet))), 'no-timestamp');
+    // Logged (and timestamped by the SET) three days after the one-day certificate ran out.
+    const late = layer(signKeyless(pki, 'leaf-late', payload, { subject: SUBJECT, issuer: ISSUER, integratedTime: Math.floor(Date.now() / 1000) + 3 * 86400 }));
+    const expired = check(late);
+    assert.equal(code(expired), 'expired-at-signing');
+    assert.match(!expired.ok ? expired.reason.message : '', /not valid at the time the signature was timestamped/);
+  });
+});

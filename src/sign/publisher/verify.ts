@@ -55,6 +55,8 @@ export function signerText(s: Signer): string {
 }
 
 export function verifyAttachedSignature(input: AttachedSignature, expectation: Expectation, trust?: Trust): Verdict {
+  // A policy without a subject is the caller's bug (the policy loader refuses it), not the signature's.
+  if (expectation.identity.kind === 'keyless') subjectPattern(expectation.identity);
   try {
     const r = input.format === 'tag-scheme' ? tagScheme(input, expectation, trust) : sigstoreBundle(input, expectation, trust);
     return 'code' in r ? { ok: false, reason: r } : r;
@@ -153,7 +155,7 @@ function keylessCheck(
  * anchored; a policy's expression must match the whole subject.
  */
 export function subjectPattern(id: { subject?: string; subjectRegExp?: RegExp }): RegExp {
-  if (id.subject !== undefined) return new RegExp(`^${id.subject.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}$`, 'u');
+  if (id.subject !== undefined) return new RegExp(`^${id.subject.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'u');
   if (id.subjectRegExp !== undefined) return new RegExp(`^(?:${id.subjectRegExp.source})$`, id.subjectRegExp.flags.replace(/[gy]/g, ''));
   throw new TypeError('a keyless identity needs subject or subjectRegExp');
 }
