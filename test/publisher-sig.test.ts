@@ -92,6 +92,31 @@ describe('key signatures made with openssl', () => {
     });
   }
 
+  it('a Sigstore bundle with a DSSE in-toto statement signed by the key (openssl over the PAE) verifies; another subject or a flipped signature byte fails', async () => {
+    const key = path.join(dir, 'dsse.key');
+    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key], { stdio: 'pipe' });
+    const publicKey = createPublicKey(await readFile(key));
+    const statement = Buffer.from(
+      JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'registry.example.com/team/app', digest: { sha256: DIGEST.slice(7) } }], predicateType: 'https://slsa.dev/provenance/v1', predicate: {} }),
+    );
+    const type = 'application/vnd.in-toto+json';
+    const paeFile = path.join(dir, 'dsse.pae');
+    await writeFile(paeFile, Buffer.concat([Buffer.from(`DSSEv1 ${type.length} ${type} ${statement.length} `), statement]));
+    const sig = execFileSync('openssl', ['dgst', '-sha256', '-sign', key, paeFile]);
+    const bundle = (s: Buffer) => ({
+      mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      verificationMaterial: { publicKey: { hint: 'welkin' }, tlogEntries: [] },
+      dsseEnvelope: { payload: statement.toString('base64'), payloadType: type, signatures: [{ sig: s.toString('base64'), keyid: '' }] },
+    });
+    const id: Identity = { kind: 'key', key: publicKey, name: 'welkin', fingerprint: fingerprint(publicKey) };
+    const ok = verifyAttachedSignature({ format: 'sigstore-bundle', json: bundle(sig) }, { digest: DIGEST, identity: id });
+    assert.equal(ok.ok && ok.format, 'sigstore-bundle');
+    const other = verifyAttachedSignature({ format: 'sigstore-bundle', json: bundle(sig) }, { digest: `sha256:${'cd'.repeat(32)}`, identity: id });
+    assert.equal(!other.ok && other.reason.code, 'wrong-digest');
+    const flipped = verifyAttachedSignature({ format: 'sigstore-bundle', json: bundle(flip(sig, sig.length - 3)) }, { digest: DIGEST, identity: id });
+    assert.equal(!flipped.ok && flipped.reason.code, 'bad-signature');
+  });
+
   it('a keyless signature under a key rule is refused as not made with the key', () => {
     const sig = captured();
     const { publicKey } = { publicKey: createPublicKey(execFileSync('openssl', ['pkey', '-pubout'], { input: execFileSync('openssl', ['genpkey', '-algorithm', 'ED25519']) })) };
@@ -219,6 +244,9 @@ describe('keyless signatures from a test PKI made with openssl', () => {
     assert.equal(code(check(sig, { issuer: 'https://accounts.google.com' })), 'wrong-issuer');
     assert.equal(code(check(sig, {}, `sha256:${'cd'.repeat(32)}`)), 'wrong-digest');
     assert.equal(code(check(sig, {}, DIGEST, other)), 'untrusted-root');
+    // A flipped payload byte: the Rekor entry no longer matches what is signed, checked before the signature.
+    const altered = verifyAttachedSignature({ format: 'tag-scheme', payload: flip(payload, 20), annotations }, { digest: DIGEST, identity: { kind: 'keyless', issuer: ISSUER, subject: SUBJECT } }, loadTrustedRoot(pki.trustedRoot));
+    assert.equal(code(altered), 'bad-tlog-entry');
     const { 'dev.sigstore.cosign/bundle': _set, ...noSet } = annotations;
     assert.equal(code(check(layer(noSet))), 'no-timestamp');
     // Logged (and timestamped by the SET) three days after the one-day certificate ran out.
