@@ -18,7 +18,7 @@ import {
   verifyAttachedSignature,
 } from '../src/sign/publisher/verify.js';
 import { makeTempDir, removeTempDir } from './support/proc.js';
-import { makePki, signKeyless, type TestPki } from './support/sigstore-pki.js';
+import { addTsa, makePki, signKeyless, type TestPki } from './support/sigstore-pki.js';
 
 const FIX = path.resolve(import.meta.dirname, 'fixtures/sigstore');
 const PUBLIC_GOOD = path.join(FIX, 'trusted_root.public-good.json');
@@ -254,5 +254,20 @@ describe('keyless signatures from a test PKI made with openssl', () => {
     const expired = check(late);
     assert.equal(code(expired), 'expired-at-signing');
     assert.match(!expired.ok ? expired.reason.message : '', /not valid at the time the signature was timestamped/);
+  });
+  it('an RFC 3161 timestamp from a TSA of the trusted root dates a signature that has no Rekor entry; one from a TSA the root does not list does not', () => {
+    const withTsa = makePki(dir, 'tsa');
+    const stamp = addTsa(withTsa);
+    const foreignStamp = addTsa(other);
+    const { 'dev.sigstore.cosign/bundle': _set, ...annotations } = signKeyless(withTsa, 'leaf-tsa', payload, { subject: SUBJECT, issuer: ISSUER });
+    const sig = Buffer.from(annotations['dev.cosignproject.cosign/signature']!, 'base64');
+    const stamped = (b64: string) => layer({ ...annotations, 'dev.sigstore.cosign/rfc3161timestamp': JSON.stringify({ SignedRFC3161Timestamp: b64 }) });
+    const ok = check(stamped(stamp(sig)), {}, DIGEST, withTsa);
+    assert.equal(code(ok), 'ok', JSON.stringify(ok));
+    const at = ok.ok && ok.signedAt ? Date.parse(ok.signedAt) : NaN;
+    assert.ok(Math.abs(at - Date.now()) < 3600_000, `signedAt is the TSA's time: ${ok.ok && ok.signedAt}`);
+    assert.equal(code(check(stamped(foreignStamp(sig)), {}, DIGEST, withTsa)), 'bad-timestamp');
+    // A timestamp over other bytes (the payload, not the signature) dates nothing.
+    assert.equal(code(check(stamped(stamp(payload)), {}, DIGEST, withTsa)), 'bad-timestamp');
   });
 });

@@ -117,3 +117,46 @@ const nameOf = (pki: TestPki) => path.basename(pki.rekorKey).replace(/-rekor\.ke
 function pemToDer(pem: string): Buffer {
   return Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 }
+
+/**
+ * A timestamp authority under `pki`'s root (EKU timeStamping), added to its trusted root; returns
+ * a function that timestamps bytes with `openssl ts` (a TimeStampResp, base64), as cosign's
+ * rfc3161timestamp annotation carries it.
+ */
+export function addTsa(pki: TestPki): (data: Buffer) => string {
+  const d = pki.dir;
+  const name = nameOf(pki);
+  const key = path.join(d, `${name}-tsa.key`);
+  const crt = path.join(d, `${name}-tsa.crt`);
+  ecKey(key);
+  const ext = path.join(d, `${name}-tsa.ext`);
+  writeFileSync(ext, '[v3]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\nauthorityKeyIdentifier=keyid\n');
+  const csr = openssl(['req', '-new', '-key', key, '-subj', `/O=airlock-test/CN=${name}-tsa`]);
+  writeFileSync(
+    crt,
+    openssl(['x509', '-req', '-CA', path.join(d, crtName(pki)), '-CAkey', path.join(d, keyName(pki)), '-CAcreateserial', '-days', '365', '-sha256', '-extfile', ext, '-extensions', 'v3'], csr),
+  );
+  const serial = path.join(d, `${name}-tsa.serial`);
+  writeFileSync(serial, '01\n');
+  const cnf = path.join(d, `${name}-tsa.cnf`);
+  writeFileSync(
+    cnf,
+    `[tsa]\ndefault_tsa=tsa1\n[tsa1]\nserial=${serial}\nsigner_cert=${crt}\nsigner_key=${key}\nsigner_digest=sha256\n` +
+      'default_policy=1.2.3.4.1\ndigests=sha256\naccuracy=secs:1\nordering=no\ntsa_name=no\ness_cert_id_chain=no\ness_cert_id_alg=sha256\n',
+  );
+  (pki.trustedRoot.timestampAuthorities as unknown[]).push({
+    subject: { organization: 'airlock-test', commonName: `${name}-tsa` },
+    uri: `https://tsa.${name}.test`,
+    certChain: { certificates: [pemToDer(readFileSync(crt, 'utf8')), pemToDer(pki.rootPem)].map((c) => ({ rawBytes: c.toString('base64') })) },
+    validFor: { start: '2020-01-01T00:00:00Z' },
+  });
+  let n = 0;
+  return (data: Buffer) => {
+    const dataFile = path.join(d, `${name}-tsa-data-${++n}`);
+    writeFileSync(dataFile, data);
+    const query = openssl(['ts', '-query', '-data', dataFile, '-sha256', '-cert']);
+    const queryFile = `${dataFile}.tsq`;
+    writeFileSync(queryFile, query);
+    return openssl(['ts', '-reply', '-config', cnf, '-queryfile', queryFile]).toString('base64');
+  };
+}

@@ -1,6 +1,7 @@
 // Sigstore bundles (v0.1–v0.3) attached as referrers: what they sign and whether they carry a
 // timestamp, both checked before @sigstore/verify sees them.
 import { createHash } from 'node:crypto';
+import { RFC3161Timestamp } from '@sigstore/core';
 import { checkInToto, checkSimpleSigning, clip } from './payload.js';
 import { type Reason, reason } from './reasons.js';
 
@@ -55,13 +56,23 @@ export function hasTimestamp(b: BundleShape): boolean {
   );
 }
 
-/** The earliest Rekor integrated time among entries with a promise: when it was signed, at the latest. */
+/**
+ * When it was signed, at the latest: the earliest Rekor integrated time among entries with a
+ * promise, else the earliest RFC 3161 time. Read only after @sigstore/verify accepted them.
+ */
 export function signedAt(b: BundleShape): string | undefined {
-  const times = (b.verificationMaterial?.tlogEntries ?? [])
+  const vm = b.verificationMaterial;
+  const times = (vm?.tlogEntries ?? [])
     .filter((e) => e?.inclusionPromise !== undefined)
-    .map((e) => Number(e.integratedTime))
+    .map((e) => Number(e.integratedTime) * 1000)
     .filter((t) => Number.isSafeInteger(t) && t > 0);
-  return times.length ? new Date(Math.min(...times) * 1000).toISOString() : undefined;
+  if (times.length === 0) {
+    for (const t of vm?.timestampVerificationData?.rfc3161Timestamps ?? []) {
+      const der = (t as { signedTimestamp?: unknown } | null)?.signedTimestamp;
+      if (typeof der === 'string') times.push(RFC3161Timestamp.parse(Buffer.from(der, 'base64')).signingTime.getTime());
+    }
+  }
+  return times.length ? new Date(Math.min(...times)).toISOString() : undefined;
 }
 
 /** What a DSSE envelope carries: its type and payload bytes, or why not. */
