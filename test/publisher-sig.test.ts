@@ -198,6 +198,16 @@ describe('real captured keyless signatures', () => {
     const prefix = verifyAttachedSignature({ format: 'sigstore-bundle', json }, { digest: subject, identity: { ...id, subject: 'cody@soyland' } }, trust);
     assert.equal(!prefix.ok && prefix.reason.code, 'wrong-subject');
 
+    // Without a timestamp the bundle is refused before @sigstore/verify sees it; an inclusion proof
+    // alone gives the library no signing time either.
+    const b = json as { verificationMaterial: { tlogEntries: Record<string, unknown>[] } };
+    const noTlog = { ...b, verificationMaterial: { ...b.verificationMaterial, tlogEntries: [] } };
+    const proofOnly = { ...b, verificationMaterial: { ...b.verificationMaterial, tlogEntries: b.verificationMaterial.tlogEntries.map(({ inclusionPromise: _p, ...e }) => e) } };
+    for (const bad of [noTlog, proofOnly]) {
+      const v2 = verifyAttachedSignature({ format: 'sigstore-bundle', json: bad }, { digest: subject, identity: id }, trust);
+      assert.equal(!v2.ok && v2.reason.code, 'no-timestamp');
+    }
+
     const unknown = verifyAttachedSignature({ format: 'sigstore-bundle', json: { ...(json as object), mediaType: 'application/vnd.example+json' } }, { digest: subject, identity: id }, trust);
     assert.equal(!unknown.ok && unknown.reason.code, 'unknown-format');
   });

@@ -43,10 +43,11 @@ export const isCertificateBased = (b: BundleShape): boolean =>
  * Whether the bundle carries something @sigstore/verify takes as a signing time: a Rekor entry with
  * a signed entry timestamp (inclusionPromise) or an RFC 3161 timestamp. An inclusion proof alone
  * gives it no time (getTLogTimestamp reads the promise only). A certificate-based bundle without
- * one must be refused here: with no timestamp the library builds no certificate path and then
- * calls verifySCTs(undefined), a TypeError, instead of a verification error (no upstream issue
- * for it was found in sigstore/sigstore-js; seen in @sigstore/verify 4.1.3's
- * key/index.js verifyCertificate).
+ * one is refused here, with a reason of its own: in @sigstore/verify 4.1.3 it gets only a generic
+ * "expected 1 timestamps, got 0", and with timestampThreshold 0 the library builds no certificate
+ * path and calls verifySCTs on nothing (TypeError "reading 'clone'", checked against
+ * cosign's v0.3 test bundle with its tlog entries removed). No upstream sigstore/sigstore-js issue
+ * for it was found in the issues corpus.
  */
 export function hasTimestamp(b: BundleShape): boolean {
   const vm = b.verificationMaterial;
