@@ -7,7 +7,6 @@ export type ReasonCode =
   | 'not-key-signed'
   | 'not-keyless'
   | 'bad-signature'
-  | 'wrong-key'
   | 'wrong-digest'
   | 'wrong-subject'
   | 'wrong-issuer'
