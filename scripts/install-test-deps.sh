@@ -145,14 +145,14 @@ fi
 
 # Final check: every program the tests need must be there now.
 [ "$DRY_RUN" -eq 1 ] && exit 0
-# airlock needs Node >= 22.19 (undici 8). An older node gets a Node 24 from the
+# airlock needs Node ^22.22.2 or >= 24.15 (@sigstore/verify 4; undici 8 alone needs 22.19). An older node gets a Node 24 from the
 # npm registry beside it; this script cannot change the caller's PATH, so it
 # says how to put it first.
-if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 19) ? 0 : 1)' 2>/dev/null; then
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); const c = +process.versions.node.split(".")[2]; process.exit(a > 24 || (a === 24 && b >= 15) || (a === 22 && (b > 22 || (b === 22 && c >= 2))) ? 0 : 1)' 2>/dev/null; then
   old="$(node --version 2>/dev/null || echo 'no node')"
   # shellcheck source=scripts/node24.sh
   source "$(dirname "$0")/node24.sh"
-  die "airlock needs Node.js >= 22.19 but this shell runs $old; Node 24 is now in $(dirname "$(command -v node)"): run \`export PATH=$(dirname "$(command -v node)"):\$PATH\` (or \`source scripts/node24.sh\`) and try again"
+  die "airlock needs Node.js ^22.22.2 or >= 24.15 but this shell runs $old; Node 24 is now in $(dirname "$(command -v node)"): run \`export PATH=$(dirname "$(command -v node)"):\$PATH\` (or \`source scripts/node24.sh\`) and try again"
 fi
 say "ok: node $(node --version)"
 bad=0

@@ -1,7 +1,7 @@
 // npm run release: the files that carry airlock into the air gap, where there
 // is no npm registry (SPEC §8), written to release/:
 //
-//   airlock.mjs         one file, every dependency inside: `node airlock.mjs` on Node ≥ 22.19
+//   airlock.mjs         one file, every dependency inside: `node airlock.mjs` on Node ^22.22.2 or ≥ 24.15
 //   airlock-linux-x64   a single executable with Node 24 inside, needing nothing installed
 //   SHA256SUMS          both, in `sha256sum -c` format
 //

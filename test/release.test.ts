@@ -95,17 +95,17 @@ it('errors keep their messages and exit codes: a bad manifest (schema inside the
 });
 
 it('an older Node is told it is too old, in one line, before anything else runs', async (t) => {
-  // The machine's own node, when it is older than 22.19 (Debian's is); airlock.mjs must say so itself.
+  // The machine's own node, when it is below the floor (^22.22.2 || >=24.15; Debian's is); airlock.mjs must say so itself.
   const old = ['/usr/bin/node', '/usr/local/bin/node'].find((n) => {
     if (!existsSync(n)) return false;
-    const [major = 0, minor = 0] = execFileSync(n, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim().split('.').map(Number);
-    return major < 22 || (major === 22 && minor < 19);
+    const [major = 0, minor = 0, patch = 0] = execFileSync(n, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim().split('.').map(Number);
+    return !(major > 24 || (major === 24 && minor >= 15) || (major === 22 && (minor > 22 || (minor === 22 && patch >= 2))));
   });
-  if (!old) return t.skip('no Node older than 22.19 on this machine');
+  if (!old) return t.skip('no Node below 22.22.2 / 24.15 on this machine');
   const r = await runWith({ name: 'old node', argv: [old, path.join(dir, 'airlock.mjs')], env: { PATH: '/usr/bin:/bin' } }, ['--version'], { cwd: dir });
   assert.equal(r.code, 1);
   assert.equal(r.stdout, '');
-  assert.match(r.stderr, /^airlock needs Node\.js 22\.19 or newer \(24 LTS recommended\); this is v\d+\.\d+\.\d+\. .*airlock-linux-x64/);
+  assert.match(r.stderr, /^airlock needs Node\.js 22\.22\.2 or newer on 22, or 24\.15 or newer \(24 LTS recommended\); this is v\d+\.\d+\.\d+\. .*airlock-linux-x64/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
 });
 

@@ -31,8 +31,8 @@ export interface BundleInput {
 const PLACEHOLDER = '__AIRLOCK_INNER_SOURCE__';
 const PLACEHOLDER_SHA256 = '__AIRLOCK_INNER_SHA256__';
 
-/** Node ≥ 22.19 runs every release file; the SEA's Node is newer anyway. */
-const TARGET = 'node22.19';
+/** Node ^22.22.2 / ≥ 24.15 runs every release file (engines); the SEA's Node is newer anyway. */
+const TARGET = 'node22.22';
 
 function common(input: BundleInput): BuildOptions {
   return {

@@ -24,7 +24,7 @@ const AIRLOCK = path.resolve(import.meta.dirname, '..', '..', 'bin', 'airlock');
 export const checkout: Runner = { name: 'bin/airlock', argv: [process.execPath, AIRLOCK], env: process.env };
 
 /**
- * `node airlock.mjs` with the node that runs this (≥ 22.19) and nothing else
+ * `node airlock.mjs` with the node that runs this (^22.22.2 or ≥ 24.15) and nothing else
  * on PATH: no NODE_PATH, no NODE_OPTIONS, no HOME (so no ~/.node_modules).
  */
 export function mjs(dir: string): Runner {

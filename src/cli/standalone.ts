@@ -7,10 +7,13 @@
 // `--version` alone is answered without commander or the command wiring
 // (about 35 ms of a 90 ms start, measured): scripts and health checks run it
 // often. It prints what commander's own --version prints.
-const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-if (major < 22 || (major === 22 && minor < 19)) {
+// The floor is @sigstore/verify 4's engines (^22.22.2 || ^24.15.0), above undici 8's 22.19.
+const [major = 0, minor = 0, patch = 0] = process.versions.node.split('.').map(Number);
+const nodeOk =
+  major > 24 || (major === 24 && minor >= 15) || (major === 22 && (minor > 22 || (minor === 22 && patch >= 2)));
+if (!nodeOk) {
   console.error(
-    `airlock needs Node.js 22.19 or newer (24 LTS recommended); this is ${process.version}. ` +
+    `airlock needs Node.js 22.22.2 or newer on 22, or 24.15 or newer (24 LTS recommended); this is ${process.version}. ` +
       'Install a newer Node, or use the single executable airlock-linux-x64, which has Node inside.',
   );
   process.exit(1);
