@@ -46,6 +46,8 @@ export class AttachedFinder {
     private readonly fetcher: Pick<BlobFetcher, 'fetch'>,
     private readonly limit: Limit,
     private readonly warn: (message: string) => void,
+    /** Fetch the attached blobs on the manifests' slots, ahead of layers (a policy needs them before bundle.json). */
+    private readonly urgent = false,
   ) {}
 
   /** Starts the lookup of what hangs off an item's upstream root while its walk goes on. */
@@ -88,7 +90,7 @@ export class AttachedFinder {
           size: [manifest, ...a.blobs].reduce((n, b) => n + b.size, 0),
         });
         for (const b of [manifest, ...a.blobs]) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
-        for (const b of a.blobs) fetches.push(this.fetcher.fetch(client, repo, b));
+        for (const b of a.blobs) fetches.push(this.fetcher.fetch(client, repo, b, this.urgent));
       }
     }
     const downloads = Promise.all(fetches).then(() => undefined);

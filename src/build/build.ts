@@ -10,7 +10,7 @@ import { pullFile, type PulledFile } from '../fetch/pull.js';
 import type { FileItem, ImageItem, ArtifactItem, Plan } from '../manifest/types.js';
 import type { Progress } from '../progress/reporter.js';
 import { RegistryClient } from '../registry/client.js';
-import { pullGraph, type PulledGraph } from '../registry/pull.js';
+import { pullGraph, type Descriptor, type PulledGraph } from '../registry/pull.js';
 import type { Http } from '../http/client.js';
 import type { CredentialLookup } from '../http/credentials.js';
 import type { RetryPolicy } from '../http/retry.js';
@@ -24,6 +24,10 @@ import { composeIndex, externalOf, uniqueBlobs } from './compose.js';
 import { BlobFetcher, createHttp, hostSettings } from './fetch.js';
 import { errorText, reportFile, reportGraph } from './report.js';
 import { BUILD_DB_ADVICE, readDbInfo } from './trivy.js';
+import type { Policy } from '../policy/types.js';
+import type { SignatureVerdict } from '../bundle/format.js';
+import { policyRecord } from '../sign/publisher/carried.js';
+import { blocks, Judge, ruleText, warns, warnText } from '../sign/publisher/judge.js';
 
 export interface BuildOptions {
   readonly plan: Plan;
@@ -53,6 +57,8 @@ export interface BuildOptions {
   readonly bases?: readonly Base[];
   /** `--no-attached` (false): no signatures, attestations or SBOMs are looked for (SPEC §9); `spec.attached: false` does the same. */
   readonly attached?: boolean;
+  /** `--policy` / `spec.policy`: every image's signatures are checked against it, enforce failures stop the build (SPEC §9). */
+  readonly policy?: Policy;
 }
 
 export interface ItemReport {
@@ -86,10 +92,12 @@ export interface BuildResult {
   readonly attached?: number;
   /** The warnings about attached manifests (also on stderr): some left out, lookups that failed. */
   readonly warnings?: string[];
+  /** With a policy: each image's verdict, as bundle.json records it. */
+  readonly signatures?: SignatureVerdict[];
 }
 
 type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
-export type GraphResult = { item: ImageItem | ArtifactItem; graph?: PulledGraph; attached?: ItemAttached; error?: string };
+export type GraphResult = { item: ImageItem | ArtifactItem; graph?: PulledGraph; attached?: ItemAttached; verdict?: SignatureVerdict; error?: string };
 export type FileResult = { item: FileItem; file?: PulledFile; error?: string };
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -111,18 +119,24 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     warnings.push(m);
     progress.log(`warning: ${m}`);
   };
-  const graphs = await resolveImages(opts, store, http, fetcher, walkLimit, warn);
+  if (opts.policy && (opts.attached === false || plan.attached === false) && !opts.dryRun) {
+    throw new Error('build: a signature policy checks the signatures carried with the images; it cannot go with --no-attached or spec.attached: false');
+  }
+  const judge = opts.policy && !opts.dryRun ? new Judge(opts.policy) : undefined;
+  const graphs = await resolveImages(opts, store, http, fetcher, walkLimit, warn, judge);
   const files = await resolveFiles(opts, store, http, limit, held.fileSizes);
   const attached = attachedOf(graphs);
-  // The attached manifests and their blobs after every image's: small, and needed last by the writer.
-  const blobs = uniqueBlobs([...graphs.flatMap((r) => r.graph?.blobs ?? []), ...graphs.flatMap((r) => r.attached?.blobs ?? [])]);
+  const refused = judge ? judgeAll(judge.policy, graphs, warn) : new Map<string, string>();
+  const carried = opts.policy && !opts.dryRun ? await carryPolicy(opts.policy, store) : [];
+  // The attached manifests and their blobs after every image's: small, and needed last by the writer. The policy's files last.
+  const blobs = uniqueBlobs([...graphs.flatMap((r) => r.graph?.blobs ?? []), ...graphs.flatMap((r) => r.attached?.blobs ?? []), ...carried]);
   const totalBytes = blobs.reduce((n, b) => n + b.size, 0) + files.reduce((n, r) => n + (r.file?.size ?? 0), 0);
 
   let written: Awaited<ReturnType<typeof writeBundle>> | undefined;
   let writeError: unknown;
   let trivyDbs: TrivyDbReport[] | undefined;
   let external: BuildResult['external'];
-  if (graphs.every((r) => r.graph) && files.every((r) => r.file) && !opts.dryRun) {
+  if (graphs.every((r) => r.graph) && files.every((r) => r.file) && refused.size === 0 && !opts.dryRun) {
     if (!opts.output || !opts.key) throw new Error('build: output and key are required unless --dry-run');
     // bundle.json comes first in the tar and carries the DBs' dates: the DB layers are read before writing starts.
     const dbInfo = await readDbDates(graphs, store, fetcher, held.blobs);
@@ -139,6 +153,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       dbInfo,
       held,
       ...(opts.bases && { bases: opts.bases }),
+      ...(judge && { policy: policyRecord(judge.policy).record, signatures: graphs.map((r) => r.verdict!) }),
+      ...(opts.bases?.length && { keepInTar: await keptInTar(attached, carried, store) }),
     });
     if (opts.bases?.length) external = externalOf(index);
     trivyDbs = trivyDbReports(index.images, opts.maxDbAge);
@@ -158,7 +174,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const settled = await settleDownloads(graphs);
   await http.close();
 
-  const reports: ItemReport[] = [...settled.map((r) => reportGraph(r.item, r.graph, r.error)), ...files.map((r) => reportFile(r.item, r.file, r.error))];
+  const reports: ItemReport[] = [
+    ...settled.map((r) => (refused.has(r.item.ref) ? reportGraph(r.item, undefined, refused.get(r.item.ref)) : reportGraph(r.item, r.graph, r.error))),
+    ...files.map((r) => reportFile(r.item, r.file, r.error)),
+  ];
   const failed = reports.filter((r) => !r.ok);
   const base = {
     items: reports,
@@ -169,6 +188,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ...(external && { external }),
     ...(attached.length > 0 && { attached: attached.length }),
     ...(warnings.length > 0 && { warnings }),
+    ...(judge && { signatures: graphs.flatMap((r) => (r.verdict ? [r.verdict] : [])) }),
   };
   if (writeError && failed.length === 0) throw writeError;
   if (!written || failed.length > 0) return base;
@@ -180,7 +200,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
  * their way into the cache; then what is attached to each of its manifests
  * found (unless turned off), while its layers download.
  */
-export async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit, warn: (message: string) => void): Promise<GraphResult[]> {
+export async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit, warn: (message: string) => void, judge?: Judge): Promise<GraphResult[]> {
   const clients = new Map<string, RegistryClient>();
   const clientFor = (host: string) => {
     let c = clients.get(host);
@@ -191,7 +211,8 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
   // Slots of its own (the dispatcher has connections for them): lookups neither wait behind layers nor hold a slot one needs.
   // Twice the downloads': each is a small GET, and an image's lookups are a chain (tags and referrers, the fallback tag, each
   // manifest found), so with fewer the bundle's first byte waited for them (measured: scripts/bench-attached.ts).
-  const finder = opts.attached !== false && opts.plan.attached !== false && opts.dryRun !== true ? new AttachedFinder(store, fetcher, pLimit(opts.concurrency * 2), warn) : undefined;
+  // With a policy the signatures' blobs are fetched ahead of layers: every verdict goes into bundle.json, the tar's first entry.
+  const finder = opts.attached !== false && opts.plan.attached !== false && opts.dryRun !== true ? new AttachedFinder(store, fetcher, pLimit(opts.concurrency * 2), warn, judge !== undefined) : undefined;
   return Promise.all(
     refs.map(async (item): Promise<GraphResult> => {
       const platforms = item.kind === 'image' ? (opts.platforms ?? item.platforms) : undefined;
@@ -209,7 +230,12 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
         // A blob of an attached manifest that fails fails the item, as any of its blobs does.
         const downloads = Promise.all([g.downloads, attached.downloads]).then(() => undefined);
         downloads.catch(() => undefined);
-        return { item, graph: { ...g, downloads }, attached };
+        if (!judge) return { item, graph: { ...g, downloads }, attached };
+        // Verified while the layers still download: the signatures' blobs are few and small.
+        await attached.downloads;
+        const image = { ref: item.ref, digest: g.digest, children: g.manifests.slice(1), ...(g.upstreamDigest && { upstreamDigest: g.upstreamDigest }) };
+        const verdict = await judge.judge(image, attached.entries, { blob: (d) => store.read(d) });
+        return { item, graph: { ...g, downloads }, attached, verdict };
       } catch (err) {
         return { item, error: errorText(err, item.ref) };
       } finally {
@@ -217,6 +243,48 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
       }
     }),
   );
+}
+
+/**
+ * Each verdict under an enforce rule with no signature that counts, as the
+ * item's error (by ref): the build stops before the bundle is written. Warn
+ * verdicts are warnings.
+ */
+function judgeAll(policy: Policy, graphs: readonly GraphResult[], warn: (m: string) => void): Map<string, string> {
+  const refused = new Map<string, string>();
+  for (const { item, verdict } of graphs) {
+    if (!verdict) continue;
+    if (warns(verdict)) warn(warnText(policy, verdict));
+    if (blocks(verdict)) {
+      const reasons = (verdict.reasons ?? []).map((r) => `\n      - ${r}`).join('');
+      refused.set(item.ref, `${item.ref}: signature policy: ${verdict.verdict} under ${ruleText(policy, verdict.rule)}, which requires a signature that counts${reasons}`);
+    }
+  }
+  return refused;
+}
+
+/** The policy, its keys and trusted root into the store: blobs of the bundle. */
+async function carryPolicy(policy: Policy, store: ContentStore): Promise<Descriptor[]> {
+  const { blobs } = policyRecord(policy);
+  for (const b of blobs) await store.putBuffer(b.bytes, b.digest);
+  // Not OCI content: the media type only satisfies the descriptor shape, bundle.json records digest and size.
+  return blobs.map((b) => ({ mediaType: 'application/octet-stream', digest: b.digest, size: b.size }));
+}
+
+/**
+ * What a delta keeps in its tar although a base holds it: what the inside
+ * needs to check the publishers' signatures offline from the bundle alone (the
+ * policy's files, each signature's manifest, blobs and subject). A few KiB.
+ */
+async function keptInTar(attached: readonly BundleAttached[], carried: ReadonlyArray<{ digest: string }>, store: ContentStore): Promise<Set<string>> {
+  const keep = new Set(carried.map((c) => c.digest));
+  for (const a of attached) {
+    if (a.kind !== 'signature') continue;
+    keep.add(a.digest).add(a.subject);
+    const m = JSON.parse((await store.read(a.digest)).toString('utf8')) as { config?: { digest?: unknown }; layers?: Array<{ digest?: unknown }> };
+    for (const d of [m.config, ...(m.layers ?? [])]) if (typeof d?.digest === 'string') keep.add(d.digest);
+  }
+  return keep;
 }
 
 /** The attached entries of every item, each once (two references to one image find the same ones). */

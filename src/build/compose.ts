@@ -6,7 +6,7 @@ import type { PulledFile } from '../fetch/pull.js';
 import type { ArtifactItem, FileItem, ImageItem, Plan } from '../manifest/types.js';
 import type { Descriptor, PulledGraph } from '../registry/pull.js';
 import { fingerprint } from '../sign/keys.js';
-import { BUNDLE_SCHEMA_VERSION, compareAttached, type BlobFrom, type BundleAttached, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex, type TrivyDbInfo } from '../bundle/format.js';
+import { BUNDLE_SCHEMA_VERSION, compareAttached, type BlobFrom, type BundleAttached, type BundleBlob, type BundleFile, type BundleImage, type BundleIndex, type BundlePolicy, type SignatureVerdict, type TrivyDbInfo } from '../bundle/format.js';
 import { fileKey } from './bases.js';
 
 export interface ComposeInput {
@@ -24,6 +24,12 @@ export interface ComposeInput {
   readonly dbInfo: ReadonlyMap<string, TrivyDbInfo>;
   readonly held: { blobs: ReadonlyMap<string, BlobFrom>; files: ReadonlySet<string> };
   readonly bases?: readonly Base[];
+  /** The signature policy the images were checked against, carried; its blobs are in `blobs`. */
+  readonly policy?: BundlePolicy;
+  /** One verdict per graph, in the same order. */
+  readonly signatures?: readonly SignatureVerdict[];
+  /** Blobs kept in the tar even when a base holds them: what the signature check inside reads. */
+  readonly keepInTar?: ReadonlySet<string>;
 }
 
 export function composeIndex(c: ComposeInput): Omit<BundleIndex, 'layout'> {
@@ -56,11 +62,13 @@ export function composeIndex(c: ComposeInput): Omit<BundleIndex, 'layout'> {
       return { path: item.path, sha256, size, source: item.url, role: item.role, checksum: f.checksum, ...(c.held.files.has(fileKey(item.path, sha256, size)) && { external: true as const }) };
     }),
     blobs: c.blobs.map((b): BundleBlob => {
-      const from = c.held.blobs.get(b.digest);
+      const from = c.keepInTar?.has(b.digest) ? undefined : c.held.blobs.get(b.digest);
       return from ? { ...b, external: true, from } : b;
     }),
     ...(c.attached?.length && { attached: [...c.attached].sort(compareAttached) }),
     ...(c.bases?.length && { bases: c.bases.map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 })) }),
+    ...(c.policy && { policy: c.policy }),
+    ...(c.signatures && { signatures: [...c.signatures] }),
   };
 }
 

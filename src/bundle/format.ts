@@ -119,6 +119,50 @@ export function compareAttached(a: BundleAttached, b: BundleAttached): number {
   return 0;
 }
 
+/**
+ * The policy file and the files it names, each a blob of the tar (never
+ * external): the inside checks the carried signatures again against exactly
+ * these bytes, offline.
+ */
+export interface BundlePolicy {
+  /** The policy file's name as given at build (its last path segment): for messages. */
+  name: string;
+  digest: string;
+  size: number;
+  /** What the policy names (`keys`, `trustedRoot`), by the path as written in it. */
+  files: BundlePolicyFile[];
+}
+
+export interface BundlePolicyFile {
+  /** As the policy writes it (relative to the policy file). */
+  path: string;
+  role: 'key' | 'trusted-root';
+  digest: string;
+  size: number;
+}
+
+export type VerdictKind = 'verified' | 'unsigned' | 'failed' | 'skipped';
+export const VERDICT_KINDS: readonly VerdictKind[] = ['verified', 'unsigned', 'failed', 'skipped'];
+
+/** What the policy made of one image's signatures (SPEC §9). */
+export interface SignatureVerdict {
+  ref: string;
+  /** The digest carried (the image's top digest). */
+  digest: string;
+  /** Index into the policy's rules, or `default` when none matched. */
+  rule: number | 'default';
+  /** What a verdict other than verified means under that rule. */
+  mode: 'enforce' | 'warn' | 'skip';
+  verdict: VerdictKind;
+  /** Verified: `ISSUER SUBJECT`, or `key:NAME sha256:<fingerprint>`. */
+  signer?: string;
+  format?: 'tag-scheme' | 'sigstore-bundle';
+  /** Verified and timestamped: when (ISO 8601). */
+  signedAt?: string;
+  /** Not verified: each signature tried and why it did not count (or why none was tried). */
+  reasons?: string[];
+}
+
 /** An earlier bundle or receipt a delta was built against. */
 export interface BundleBase {
   kind: 'bundle' | 'receipt';
@@ -149,5 +193,9 @@ export interface BundleIndex {
   attached?: BundleAttached[];
   /** A delta: the bases its external entries come from. */
   bases?: BundleBase[];
+  /** The signature policy the build checked against (SPEC §9), carried with its keys and trusted root as blobs. */
+  policy?: BundlePolicy;
+  /** One verdict per image and artifact, bundle.json order, when a policy was given (SPEC §9). */
+  signatures?: SignatureVerdict[];
   layout: { 'oci-layout': EntryDigest; 'index.json': EntryDigest };
 }

@@ -31,6 +31,7 @@ import { isIndexType, isManifestType } from '../oci/mediatypes.js';
 import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } from './tarread.js';
 import { openSource, type Part, type PositionedSource } from './source.js';
 import { PartMismatchError } from './parts.js';
+import { checkPolicyRecord, checkSignatures } from './verdicts.js';
 import { readAhead, type PositionedRead } from './readahead.js';
 
 export { BundleError };
@@ -421,6 +422,11 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     size((e as Record<string, unknown>).size, `layout ${k} size`);
   }
   if (!isObj(v.signer) || typeof v.signer.fingerprint !== 'string') bad('signer is missing');
+  if (v.policy !== undefined) {
+    const inTar = new Map((v.blobs as Array<{ digest: string; size: number; external?: true }>).filter((b) => !b.external).map((b) => [b.digest, b.size]));
+    checkPolicyRecord(v.policy, inTar, bad);
+  }
+  if (v.signatures !== undefined) checkSignatures(v.signatures, v.images as Array<{ ref: string; digest: string }>, bad);
   return v as unknown as BundleIndex;
 }
 

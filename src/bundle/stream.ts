@@ -9,7 +9,8 @@
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { printable } from '../util/printable.js';
-import type { BundleIndex } from './format.js';
+import { BLOBS_PREFIX, type BundleIndex } from './format.js';
+import { policyBlobs } from './verdicts.js';
 import { planEntries, readHead } from './reader.js';
 import { BLOCK } from './tar.js';
 import { archiveEndLimit, BundleError, checksumOk, headerName, readEntryHeader, tooMuchPadding, type ReadSource } from './tarread.js';
@@ -115,6 +116,8 @@ export async function readBundleStream(stream: AsyncIterable<Buffer | string>, o
   if (!opts.pub) return result();
 
   const plan = planEntries(index);
+  // The policy's YAML and key files are not JSON, and are needed after the pass (verify - --signatures).
+  const policy = new Set(policyBlobs(index.policy).map((d) => BLOBS_PREFIX + d.slice(7)));
   opts.onPlan?.(plan.reduce((n, e) => n + e.size, 0));
   const buf = Buffer.allocUnsafe(CHUNK);
   let keptBytes = 0;
@@ -140,8 +143,8 @@ export async function readBundleStream(stream: AsyncIterable<Buffer | string>, o
     const actual = h.digest('hex');
     if (actual !== want.sha256) throw new BundleError(`entry "${printable(want.name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${want.sha256}`);
     seen.add(want.name);
-    // Manifests and configs are JSON; layers are not kept.
-    if (keep && /^\s*[[{]/.test(keep.subarray(0, 16).toString('latin1'))) {
+    // Manifests and configs are JSON (and signature payloads and Sigstore bundles); layers are not kept.
+    if (keep && (/^\s*[[{]/.test(keep.subarray(0, 16).toString('latin1')) || policy.has(want.name))) {
       kept.set(want.name, keep);
       keptBytes += keep.length;
     }

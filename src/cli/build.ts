@@ -20,6 +20,7 @@ export interface BuildFlags {
   splitSize?: string;
   /** commander's --no-attached: false when given. */
   attached: boolean;
+  policy?: string;
 }
 
 export function registerBuild(program: Command, run: RunAction): void {
@@ -40,6 +41,7 @@ export function registerBuild(program: Command, run: RunAction): void {
     .option('--base <file>', 'a delta: leave out what this earlier bundle, its bundle.json or a receipt holds (repeatable)', collect, [])
     .option('--split-size <size>', 'write the bundle as parts BUNDLE.001, BUNDLE.002, … of this size (700M, 4G; K/M/G are powers of 1024) and no BUNDLE')
     .option('--no-attached', 'carry no signatures, attestations or SBOMs: none are looked for upstream (default: every image carries what is attached to it)')
+    .option('--policy <file>', 'signature policy: check every image\'s publisher signatures, record the verdicts in the bundle, stop on an enforce rule with no signature that counts (default: spec.policy)')
     .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
     .option('--json', 'print a JSON summary on stdout')
     .action((manifest: string, opts: BuildFlags) =>

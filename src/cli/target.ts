@@ -22,6 +22,8 @@ export interface TargetFlags {
   maxDbAge?: string;
   receipt?: string;
   referrersFallback?: string;
+  policy?: string;
+  trustedRoot?: string;
 }
 
 /** The target's flags, in the order `--help` lists them. */
@@ -42,6 +44,8 @@ export function targetOptions(cmd: Command, receiptHelp: string): Command {
     .option('--concurrency <n>', 'parallel uploads (default 8)')
     .option('--create-projects', 'on Harbor: create the projects the images land in when they are missing')
     .option('--referrers-fallback <when>', 'write the sha256-<digest> index of attached referrers: auto (when the registry has no referrers API), always, never', 'auto')
+    .option('--policy <file>', 'check the publishers\' signatures against this signature policy instead of the one the bundle carries')
+    .option('--trusted-root <file>', 'Sigstore trusted_root.json to check keyless signatures against, instead of the policy\'s')
     .option('--max-db-age <age>', 'warn when a Trivy DB is older than this: 7d, 36h; 0 turns the check off (default 7d)')
     .option('--json', 'print a JSON report on stdout');
 }

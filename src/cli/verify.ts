@@ -1,14 +1,25 @@
 import type { Command } from 'commander';
 import type { RunAction } from './images.js';
 
+export interface VerifyFlags {
+  pub?: string;
+  json?: boolean;
+  signatures?: boolean;
+  policy?: string;
+  trustedRoot?: string;
+}
+
 export function registerVerify(program: Command, run: RunAction): void {
   program
     .command('verify')
     .description('check the signature and every entry of BUNDLE in one streaming pass')
     .argument('<bundle>', 'bundle tarball, BUNDLE or BUNDLE.001 of a split one, or - for standard input')
     .option('--pub <file>', 'public key (SPKI PEM from airlock keygen)')
+    .option('--signatures', 'also check the publishers\' signatures carried inside against the carried signature policy (or --policy)')
+    .option('--policy <file>', 'with --signatures: check against this signature policy instead of the carried one')
+    .option('--trusted-root <file>', 'with --signatures: Sigstore trusted_root.json to check keyless signatures against, instead of the policy\'s')
     .option('--json', 'print a JSON report on stdout')
-    .action((bundle: string, opts: { pub?: string; json?: boolean }) =>
+    .action((bundle: string, opts: VerifyFlags) =>
       run('verify', async () => (await import('./actions/verify.js')).verifyAction(bundle, opts)),
     );
 }

@@ -111,6 +111,7 @@ class Loader {
       ...(metadata.version !== undefined && { version: metadata.version }),
       ...(defaultPlatforms && { platforms: defaultPlatforms }),
       ...(spec.attached === false && { attached: false as const }),
+      ...(typeof spec.policy === 'string' && { policy: path.resolve(this.dir, spec.policy) }),
       ...(this.warnings.length && { warnings: [...this.warnings] }),
       registries,
       vars,

@@ -68,6 +68,8 @@ export interface Plan {
   readonly platforms?: string[];
   /** `spec.attached: false`: no signatures, attestations or SBOMs are looked for (SPEC §9). */
   readonly attached?: false;
+  /** `spec.policy`: the signature policy file, absolute (SPEC §9). */
+  readonly policy?: string;
   readonly registries: Record<string, RegistrySettings>;
   readonly vars: Record<string, string>;
   readonly items: Item[];

@@ -4,7 +4,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","allOf":[{"$ref":"#/definitions/line"}],"description":"Free text on one line, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"attached":{"type":"boolean","description":"Carry the signatures, attestations and SBOMs attached to every image and artifact (cosign tag scheme and OCI 1.1 referrers). Default true; false: none are looked for (as --no-attached).","x-hint":"true or false"},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o: the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"line":{"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}},"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","allOf":[{"$ref":"#/definitions/line"}],"description":"Free text on one line, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"policy":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Signature policy (kind: SignaturePolicy), relative to the manifest: every image's publisher signatures are checked against it and the verdicts are signed into the bundle (as --policy, which wins).","x-hint":"a path to a policy file relative to the manifest, e.g. policy.yaml"},"attached":{"type":"boolean","description":"Carry the signatures, attestations and SBOMs attached to every image and artifact (cosign tag scheme and OCI 1.1 referrers). Default true; false: none are looked for (as --no-attached).","x-hint":"true or false"},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o: the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"line":{"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}},"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
 const schema12 = {"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}};
 const schema14 = {"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}};
 const func2 = ucs2length;
@@ -13,10 +13,10 @@ const pattern0 = new RegExp("^[a-z0-9][a-z0-9.-]*$", "u");
 const pattern1 = new RegExp("^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$", "u");
 const pattern2 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern4 = new RegExp("^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "u");
-const pattern14 = new RegExp("^[a-fA-F0-9]{64}$", "u");
-const pattern15 = new RegExp("^[a-fA-F0-9]{128}$", "u");
-const pattern27 = new RegExp("^[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
-const pattern28 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
+const pattern15 = new RegExp("^[a-fA-F0-9]{64}$", "u");
+const pattern16 = new RegExp("^[a-fA-F0-9]{128}$", "u");
+const pattern28 = new RegExp("^[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
+const pattern29 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://airlock.invalid/schema/airlock-v1.json" */;
@@ -426,10 +426,13 @@ vErrors.push(err30);
 errors++;
 }
 }
-if(data7.attached !== undefined){
-let data10 = data7.attached;
-if(typeof data10 !== "boolean"){
-const err31 = {instancePath:instancePath+"/spec/attached",schemaPath:"#/properties/spec/properties/attached/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.attached.type,parentSchema:schema11.properties.spec.properties.attached,data:data10};
+if(data7.policy !== undefined){
+let data10 = data7.policy;
+const _errs55 = errors;
+let valid16 = true;
+const _errs56 = errors;
+if(typeof data10 !== "string"){
+const err31 = {};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -438,16 +441,21 @@ vErrors.push(err31);
 }
 errors++;
 }
+var _valid2 = _errs56 === errors;
+errors = _errs55;
+if(vErrors !== null){
+if(_errs55){
+vErrors.length = _errs55;
 }
-if(data7.registries !== undefined){
-let data11 = data7.registries;
-if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
-for(const key5 in data11){
-let data12 = data11[key5];
-if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
-for(const key6 in data12){
-if(!(((key6 === "plainHttp") || (key6 === "caFile")) || (key6 === "insecureSkipTLSVerify"))){
-const err32 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data12};
+else {
+vErrors = null;
+}
+}
+if(_valid2){
+const _errs58 = errors;
+if(typeof data10 === "string"){
+if(!pattern1.test(data10)){
+const err32 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data10};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -457,10 +465,8 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data12.plainHttp !== undefined){
-let data13 = data12.plainHttp;
-if(typeof data13 !== "boolean"){
-const err33 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/plainHttp",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/plainHttp/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp,data:data13};
+else {
+const err33 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data10};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -469,14 +475,11 @@ vErrors.push(err33);
 }
 errors++;
 }
+var _valid2 = _errs58 === errors;
+valid16 = _valid2;
 }
-if(data12.caFile !== undefined){
-let data14 = data12.caFile;
-const _errs69 = errors;
-let valid18 = true;
-const _errs70 = errors;
-if(typeof data14 !== "string"){
-const err34 = {};
+if(!valid16){
+const err34 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data10};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -485,21 +488,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-var _valid2 = _errs70 === errors;
-errors = _errs69;
-if(vErrors !== null){
-if(_errs69){
-vErrors.length = _errs69;
-}
-else {
-vErrors = null;
-}
-}
-if(_valid2){
-const _errs72 = errors;
-if(typeof data14 === "string"){
-if(!pattern1.test(data14)){
-const err35 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data14};
+if(typeof data10 === "string"){
+if(func2(data10) < 1){
+const err35 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.policy,data:data10};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -510,7 +501,7 @@ errors++;
 }
 }
 else {
-const err36 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data14};
+const err36 = {instancePath:instancePath+"/spec/policy",schemaPath:"#/properties/spec/properties/policy/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.policy.type,parentSchema:schema11.properties.spec.properties.policy,data:data10};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -519,11 +510,11 @@ vErrors.push(err36);
 }
 errors++;
 }
-var _valid2 = _errs72 === errors;
-valid18 = _valid2;
 }
-if(!valid18){
-const err37 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data14};
+if(data7.attached !== undefined){
+let data11 = data7.attached;
+if(typeof data11 !== "boolean"){
+const err37 = {instancePath:instancePath+"/spec/attached",schemaPath:"#/properties/spec/properties/attached/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.attached.type,parentSchema:schema11.properties.spec.properties.attached,data:data11};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -532,9 +523,16 @@ vErrors.push(err37);
 }
 errors++;
 }
-if(typeof data14 === "string"){
-if(func2(data14) < 1){
-const err38 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data14};
+}
+if(data7.registries !== undefined){
+let data12 = data7.registries;
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+for(const key5 in data12){
+let data13 = data12[key5];
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+for(const key6 in data13){
+if(!(((key6 === "plainHttp") || (key6 === "caFile")) || (key6 === "insecureSkipTLSVerify"))){
+const err38 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data13};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -544,8 +542,10 @@ vErrors.push(err38);
 errors++;
 }
 }
-else {
-const err39 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data14};
+if(data13.plainHttp !== undefined){
+let data14 = data13.plainHttp;
+if(typeof data14 !== "boolean"){
+const err39 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/plainHttp",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/plainHttp/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.plainHttp,data:data14};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -555,10 +555,13 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data12.insecureSkipTLSVerify !== undefined){
-let data15 = data12.insecureSkipTLSVerify;
-if(typeof data15 !== "boolean"){
-const err40 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/insecureSkipTLSVerify",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/insecureSkipTLSVerify/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify,data:data15};
+if(data13.caFile !== undefined){
+let data15 = data13.caFile;
+const _errs80 = errors;
+let valid21 = true;
+const _errs81 = errors;
+if(typeof data15 !== "string"){
+const err40 = {};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -567,10 +570,21 @@ vErrors.push(err40);
 }
 errors++;
 }
-}
+var _valid3 = _errs81 === errors;
+errors = _errs80;
+if(vErrors !== null){
+if(_errs80){
+vErrors.length = _errs80;
 }
 else {
-const err41 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data12};
+vErrors = null;
+}
+}
+if(_valid3){
+const _errs83 = errors;
+if(typeof data15 === "string"){
+if(!pattern1.test(data15)){
+const err41 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data15};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -580,9 +594,8 @@ vErrors.push(err41);
 errors++;
 }
 }
-}
 else {
-const err42 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data11};
+const err42 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data15};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -591,18 +604,11 @@ vErrors.push(err42);
 }
 errors++;
 }
+var _valid3 = _errs83 === errors;
+valid21 = _valid3;
 }
-if(data7.images !== undefined){
-let data16 = data7.images;
-if(Array.isArray(data16)){
-const len1 = data16.length;
-for(let i1=0; i1<len1; i1++){
-let data17 = data16[i1];
-const _errs83 = errors;
-let valid21 = true;
-const _errs84 = errors;
-if(typeof data17 !== "string"){
-const err43 = {};
+if(!valid21){
+const err43 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data15};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -611,24 +617,9 @@ vErrors.push(err43);
 }
 errors++;
 }
-var _valid3 = _errs84 === errors;
-errors = _errs83;
-if(vErrors !== null){
-if(_errs83){
-vErrors.length = _errs83;
-}
-else {
-vErrors = null;
-}
-}
-let ifClause0;
-if(_valid3){
-const _errs86 = errors;
-const _errs90 = errors;
-let valid24 = true;
-const _errs91 = errors;
-if(typeof data17 !== "string"){
-const err44 = {};
+if(typeof data15 === "string"){
+if(func2(data15) < 1){
+const err44 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data15};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -637,21 +628,9 @@ vErrors.push(err44);
 }
 errors++;
 }
-var _valid4 = _errs91 === errors;
-errors = _errs90;
-if(vErrors !== null){
-if(_errs90){
-vErrors.length = _errs90;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid4){
-const _errs93 = errors;
-if(typeof data17 === "string"){
-if(!pattern1.test(data17)){
-const err45 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data17};
+const err45 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/caFile",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.caFile,data:data15};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -661,8 +640,10 @@ vErrors.push(err45);
 errors++;
 }
 }
-else {
-const err46 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data17};
+if(data13.insecureSkipTLSVerify !== undefined){
+let data16 = data13.insecureSkipTLSVerify;
+if(typeof data16 !== "boolean"){
+const err46 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/insecureSkipTLSVerify",schemaPath:"#/properties/spec/properties/registries/additionalProperties/properties/insecureSkipTLSVerify/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties.properties.insecureSkipTLSVerify,data:data16};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -671,11 +652,10 @@ vErrors.push(err46);
 }
 errors++;
 }
-var _valid4 = _errs93 === errors;
-valid24 = _valid4;
 }
-if(!valid24){
-const err47 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data17};
+}
+else {
+const err47 = {instancePath:instancePath+"/spec/registries/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.additionalProperties,data:data13};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -684,9 +664,10 @@ vErrors.push(err47);
 }
 errors++;
 }
-if(typeof data17 === "string"){
-if(func2(data17) < 1){
-const err48 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.then,data:data17};
+}
+}
+else {
+const err48 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data12};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -696,8 +677,17 @@ vErrors.push(err48);
 errors++;
 }
 }
-else {
-const err49 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.then.type,parentSchema:schema11.properties.spec.properties.images.items.then,data:data17};
+if(data7.images !== undefined){
+let data17 = data7.images;
+if(Array.isArray(data17)){
+const len1 = data17.length;
+for(let i1=0; i1<len1; i1++){
+let data18 = data17[i1];
+const _errs94 = errors;
+let valid24 = true;
+const _errs95 = errors;
+if(typeof data18 !== "string"){
+const err49 = {};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -706,15 +696,24 @@ vErrors.push(err49);
 }
 errors++;
 }
-var _valid3 = _errs86 === errors;
-valid21 = _valid3;
-ifClause0 = "then";
+var _valid4 = _errs95 === errors;
+errors = _errs94;
+if(vErrors !== null){
+if(_errs94){
+vErrors.length = _errs94;
 }
 else {
+vErrors = null;
+}
+}
+let ifClause0;
+if(_valid4){
 const _errs97 = errors;
-if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-if(data17.ref === undefined){
-const err50 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/required",keyword:"required",params:{missingProperty: "ref"},message:"must have required property '"+"ref"+"'",schema:schema11.properties.spec.properties.images.items.else.required,parentSchema:schema11.properties.spec.properties.images.items.else,data:data17};
+const _errs101 = errors;
+let valid27 = true;
+const _errs102 = errors;
+if(typeof data18 !== "string"){
+const err50 = {};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -723,9 +722,21 @@ vErrors.push(err50);
 }
 errors++;
 }
-for(const key7 in data17){
-if(!((key7 === "ref") || (key7 === "platforms"))){
-const err51 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.images.items.else,data:data17};
+var _valid5 = _errs102 === errors;
+errors = _errs101;
+if(vErrors !== null){
+if(_errs101){
+vErrors.length = _errs101;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid5){
+const _errs104 = errors;
+if(typeof data18 === "string"){
+if(!pattern1.test(data18)){
+const err51 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data18};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -735,13 +746,8 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data17.ref !== undefined){
-let data18 = data17.ref;
-const _errs105 = errors;
-let valid28 = true;
-const _errs106 = errors;
-if(typeof data18 !== "string"){
-const err52 = {};
+else {
+const err52 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data18};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -750,21 +756,11 @@ vErrors.push(err52);
 }
 errors++;
 }
-var _valid5 = _errs106 === errors;
-errors = _errs105;
-if(vErrors !== null){
-if(_errs105){
-vErrors.length = _errs105;
+var _valid5 = _errs104 === errors;
+valid27 = _valid5;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid5){
-const _errs108 = errors;
-if(typeof data18 === "string"){
-if(!pattern1.test(data18)){
-const err53 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data18};
+if(!valid27){
+const err53 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data18};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -773,9 +769,9 @@ vErrors.push(err53);
 }
 errors++;
 }
-}
-else {
-const err54 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data18};
+if(typeof data18 === "string"){
+if(func2(data18) < 1){
+const err54 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.then,data:data18};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -784,11 +780,9 @@ vErrors.push(err54);
 }
 errors++;
 }
-var _valid5 = _errs108 === errors;
-valid28 = _valid5;
 }
-if(!valid28){
-const err55 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data18};
+else {
+const err55 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.then.type,parentSchema:schema11.properties.spec.properties.images.items.then,data:data18};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -797,9 +791,15 @@ vErrors.push(err55);
 }
 errors++;
 }
-if(typeof data18 === "string"){
-if(func2(data18) < 1){
-const err56 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data18};
+var _valid4 = _errs97 === errors;
+valid24 = _valid4;
+ifClause0 = "then";
+}
+else {
+const _errs108 = errors;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.ref === undefined){
+const err56 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/required",keyword:"required",params:{missingProperty: "ref"},message:"must have required property '"+"ref"+"'",schema:schema11.properties.spec.properties.images.items.else.required,parentSchema:schema11.properties.spec.properties.images.items.else,data:data18};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -808,9 +808,9 @@ vErrors.push(err56);
 }
 errors++;
 }
-}
-else {
-const err57 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.else.properties.ref.type,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data18};
+for(const key7 in data18){
+if(!((key7 === "ref") || (key7 === "platforms"))){
+const err57 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.images.items.else,data:data18};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -820,11 +820,13 @@ vErrors.push(err57);
 errors++;
 }
 }
-if(data17.platforms !== undefined){
-let data19 = data17.platforms;
-if(Array.isArray(data19)){
-if(data19.length < 1){
-const err58 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema14,data:data19};
+if(data18.ref !== undefined){
+let data19 = data18.ref;
+const _errs116 = errors;
+let valid31 = true;
+const _errs117 = errors;
+if(typeof data19 !== "string"){
+const err58 = {};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -833,12 +835,21 @@ vErrors.push(err58);
 }
 errors++;
 }
-const len2 = data19.length;
-for(let i2=0; i2<len2; i2++){
-let data20 = data19[i2];
-if(typeof data20 === "string"){
-if(!pattern4.test(data20)){
-const err59 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema14.items,data:data20};
+var _valid6 = _errs117 === errors;
+errors = _errs116;
+if(vErrors !== null){
+if(_errs116){
+vErrors.length = _errs116;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid6){
+const _errs119 = errors;
+if(typeof data19 === "string"){
+if(!pattern1.test(data19)){
+const err59 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data19};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -849,7 +860,7 @@ errors++;
 }
 }
 else {
-const err60 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.items.type,parentSchema:schema14.items,data:data20};
+const err60 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data19};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -858,10 +869,11 @@ vErrors.push(err60);
 }
 errors++;
 }
+var _valid6 = _errs119 === errors;
+valid31 = _valid6;
 }
-}
-else {
-const err61 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema14.type,parentSchema:schema14,data:data19};
+if(!valid31){
+const err61 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data19};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -870,10 +882,9 @@ vErrors.push(err61);
 }
 errors++;
 }
-}
-}
-else {
-const err62 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.images.items.else.type,parentSchema:schema11.properties.spec.properties.images.items.else,data:data17};
+if(typeof data19 === "string"){
+if(func2(data19) < 1){
+const err62 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data19};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -882,12 +893,9 @@ vErrors.push(err62);
 }
 errors++;
 }
-var _valid3 = _errs97 === errors;
-valid21 = _valid3;
-ifClause0 = "else";
 }
-if(!valid21){
-const err63 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema11.properties.spec.properties.images.items.if,parentSchema:schema11.properties.spec.properties.images.items,data:data17};
+else {
+const err63 = {instancePath:instancePath+"/spec/images/" + i1+"/ref",schemaPath:"#/properties/spec/properties/images/items/else/properties/ref/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.images.items.else.properties.ref.type,parentSchema:schema11.properties.spec.properties.images.items.else.properties.ref,data:data19};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -897,9 +905,11 @@ vErrors.push(err63);
 errors++;
 }
 }
-}
-else {
-const err64 = {instancePath:instancePath+"/spec/images",schemaPath:"#/properties/spec/properties/images/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.images.type,parentSchema:schema11.properties.spec.properties.images,data:data16};
+if(data18.platforms !== undefined){
+let data20 = data18.platforms;
+if(Array.isArray(data20)){
+if(data20.length < 1){
+const err64 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema14,data:data20};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -908,18 +918,12 @@ vErrors.push(err64);
 }
 errors++;
 }
-}
-if(data7.imageLists !== undefined){
-let data21 = data7.imageLists;
-if(Array.isArray(data21)){
-const len3 = data21.length;
-for(let i3=0; i3<len3; i3++){
-let data22 = data21[i3];
-const _errs126 = errors;
-let valid36 = true;
-const _errs127 = errors;
-if(typeof data22 !== "string"){
-const err65 = {};
+const len2 = data20.length;
+for(let i2=0; i2<len2; i2++){
+let data21 = data20[i2];
+if(typeof data21 === "string"){
+if(!pattern4.test(data21)){
+const err65 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"},message:"must match pattern \""+"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"+"\"",schema:"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$",parentSchema:schema14.items,data:data21};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -928,21 +932,9 @@ vErrors.push(err65);
 }
 errors++;
 }
-var _valid6 = _errs127 === errors;
-errors = _errs126;
-if(vErrors !== null){
-if(_errs126){
-vErrors.length = _errs126;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid6){
-const _errs129 = errors;
-if(typeof data22 === "string"){
-if(!pattern1.test(data22)){
-const err66 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data22};
+const err66 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms/" + i2,schemaPath:"#/definitions/platforms/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.items.type,parentSchema:schema14.items,data:data21};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -952,8 +944,9 @@ vErrors.push(err66);
 errors++;
 }
 }
+}
 else {
-const err67 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data22};
+const err67 = {instancePath:instancePath+"/spec/images/" + i1+"/platforms",schemaPath:"#/definitions/platforms/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema14.type,parentSchema:schema14,data:data20};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -962,11 +955,10 @@ vErrors.push(err67);
 }
 errors++;
 }
-var _valid6 = _errs129 === errors;
-valid36 = _valid6;
 }
-if(!valid36){
-const err68 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data22};
+}
+else {
+const err68 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/else/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.images.items.else.type,parentSchema:schema11.properties.spec.properties.images.items.else,data:data18};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -975,9 +967,12 @@ vErrors.push(err68);
 }
 errors++;
 }
-if(typeof data22 === "string"){
-if(func2(data22) < 1){
-const err69 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data22};
+var _valid4 = _errs108 === errors;
+valid24 = _valid4;
+ifClause0 = "else";
+}
+if(!valid24){
+const err69 = {instancePath:instancePath+"/spec/images/" + i1,schemaPath:"#/properties/spec/properties/images/items/if",keyword:"if",params:{failingKeyword: ifClause0},message:"must match \""+ifClause0+"\" schema",schema:schema11.properties.spec.properties.images.items.if,parentSchema:schema11.properties.spec.properties.images.items,data:data18};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -987,8 +982,9 @@ vErrors.push(err69);
 errors++;
 }
 }
+}
 else {
-const err70 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageLists.items.type,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data22};
+const err70 = {instancePath:instancePath+"/spec/images",schemaPath:"#/properties/spec/properties/images/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.images.type,parentSchema:schema11.properties.spec.properties.images,data:data17};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -998,9 +994,17 @@ vErrors.push(err70);
 errors++;
 }
 }
-}
-else {
-const err71 = {instancePath:instancePath+"/spec/imageLists",schemaPath:"#/properties/spec/properties/imageLists/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageLists.type,parentSchema:schema11.properties.spec.properties.imageLists,data:data21};
+if(data7.imageLists !== undefined){
+let data22 = data7.imageLists;
+if(Array.isArray(data22)){
+const len3 = data22.length;
+for(let i3=0; i3<len3; i3++){
+let data23 = data22[i3];
+const _errs137 = errors;
+let valid39 = true;
+const _errs138 = errors;
+if(typeof data23 !== "string"){
+const err71 = {};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1009,18 +1013,21 @@ vErrors.push(err71);
 }
 errors++;
 }
+var _valid7 = _errs138 === errors;
+errors = _errs137;
+if(vErrors !== null){
+if(_errs137){
+vErrors.length = _errs137;
 }
-if(data7.renderedManifests !== undefined){
-let data23 = data7.renderedManifests;
-if(Array.isArray(data23)){
-const len4 = data23.length;
-for(let i4=0; i4<len4; i4++){
-let data24 = data23[i4];
+else {
+vErrors = null;
+}
+}
+if(_valid7){
 const _errs140 = errors;
-let valid41 = true;
-const _errs141 = errors;
-if(typeof data24 !== "string"){
-const err72 = {};
+if(typeof data23 === "string"){
+if(!pattern1.test(data23)){
+const err72 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data23};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1029,21 +1036,9 @@ vErrors.push(err72);
 }
 errors++;
 }
-var _valid7 = _errs141 === errors;
-errors = _errs140;
-if(vErrors !== null){
-if(_errs140){
-vErrors.length = _errs140;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid7){
-const _errs143 = errors;
-if(typeof data24 === "string"){
-if(!pattern1.test(data24)){
-const err73 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data24};
+const err73 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data23};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1052,9 +1047,11 @@ vErrors.push(err73);
 }
 errors++;
 }
+var _valid7 = _errs140 === errors;
+valid39 = _valid7;
 }
-else {
-const err74 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data24};
+if(!valid39){
+const err74 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data23};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1063,11 +1060,9 @@ vErrors.push(err74);
 }
 errors++;
 }
-var _valid7 = _errs143 === errors;
-valid41 = _valid7;
-}
-if(!valid41){
-const err75 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data24};
+if(typeof data23 === "string"){
+if(func2(data23) < 1){
+const err75 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data23};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1076,9 +1071,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-if(typeof data24 === "string"){
-if(func2(data24) < 1){
-const err76 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data24};
+}
+else {
+const err76 = {instancePath:instancePath+"/spec/imageLists/" + i3,schemaPath:"#/properties/spec/properties/imageLists/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageLists.items.type,parentSchema:schema11.properties.spec.properties.imageLists.items,data:data23};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1088,8 +1083,9 @@ vErrors.push(err76);
 errors++;
 }
 }
+}
 else {
-const err77 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.renderedManifests.items.type,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data24};
+const err77 = {instancePath:instancePath+"/spec/imageLists",schemaPath:"#/properties/spec/properties/imageLists/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageLists.type,parentSchema:schema11.properties.spec.properties.imageLists,data:data22};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1099,9 +1095,17 @@ vErrors.push(err77);
 errors++;
 }
 }
-}
-else {
-const err78 = {instancePath:instancePath+"/spec/renderedManifests",schemaPath:"#/properties/spec/properties/renderedManifests/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.renderedManifests.type,parentSchema:schema11.properties.spec.properties.renderedManifests,data:data23};
+if(data7.renderedManifests !== undefined){
+let data24 = data7.renderedManifests;
+if(Array.isArray(data24)){
+const len4 = data24.length;
+for(let i4=0; i4<len4; i4++){
+let data25 = data24[i4];
+const _errs151 = errors;
+let valid44 = true;
+const _errs152 = errors;
+if(typeof data25 !== "string"){
+const err78 = {};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1110,18 +1114,21 @@ vErrors.push(err78);
 }
 errors++;
 }
+var _valid8 = _errs152 === errors;
+errors = _errs151;
+if(vErrors !== null){
+if(_errs151){
+vErrors.length = _errs151;
 }
-if(data7.artifacts !== undefined){
-let data25 = data7.artifacts;
-if(Array.isArray(data25)){
-const len5 = data25.length;
-for(let i5=0; i5<len5; i5++){
-let data26 = data25[i5];
+else {
+vErrors = null;
+}
+}
+if(_valid8){
 const _errs154 = errors;
-let valid46 = true;
-const _errs155 = errors;
-if(typeof data26 !== "string"){
-const err79 = {};
+if(typeof data25 === "string"){
+if(!pattern1.test(data25)){
+const err79 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data25};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1130,21 +1137,9 @@ vErrors.push(err79);
 }
 errors++;
 }
-var _valid8 = _errs155 === errors;
-errors = _errs154;
-if(vErrors !== null){
-if(_errs154){
-vErrors.length = _errs154;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid8){
-const _errs157 = errors;
-if(typeof data26 === "string"){
-if(!pattern1.test(data26)){
-const err80 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data26};
+const err80 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data25};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1153,9 +1148,11 @@ vErrors.push(err80);
 }
 errors++;
 }
+var _valid8 = _errs154 === errors;
+valid44 = _valid8;
 }
-else {
-const err81 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data26};
+if(!valid44){
+const err81 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data25};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1164,11 +1161,9 @@ vErrors.push(err81);
 }
 errors++;
 }
-var _valid8 = _errs157 === errors;
-valid46 = _valid8;
-}
-if(!valid46){
-const err82 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data26};
+if(typeof data25 === "string"){
+if(func2(data25) < 1){
+const err82 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data25};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1177,9 +1172,9 @@ vErrors.push(err82);
 }
 errors++;
 }
-if(typeof data26 === "string"){
-if(func2(data26) < 1){
-const err83 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data26};
+}
+else {
+const err83 = {instancePath:instancePath+"/spec/renderedManifests/" + i4,schemaPath:"#/properties/spec/properties/renderedManifests/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.renderedManifests.items.type,parentSchema:schema11.properties.spec.properties.renderedManifests.items,data:data25};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1189,8 +1184,9 @@ vErrors.push(err83);
 errors++;
 }
 }
+}
 else {
-const err84 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.artifacts.items.type,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data26};
+const err84 = {instancePath:instancePath+"/spec/renderedManifests",schemaPath:"#/properties/spec/properties/renderedManifests/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.renderedManifests.type,parentSchema:schema11.properties.spec.properties.renderedManifests,data:data24};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1200,9 +1196,17 @@ vErrors.push(err84);
 errors++;
 }
 }
-}
-else {
-const err85 = {instancePath:instancePath+"/spec/artifacts",schemaPath:"#/properties/spec/properties/artifacts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.artifacts.type,parentSchema:schema11.properties.spec.properties.artifacts,data:data25};
+if(data7.artifacts !== undefined){
+let data26 = data7.artifacts;
+if(Array.isArray(data26)){
+const len5 = data26.length;
+for(let i5=0; i5<len5; i5++){
+let data27 = data26[i5];
+const _errs165 = errors;
+let valid49 = true;
+const _errs166 = errors;
+if(typeof data27 !== "string"){
+const err85 = {};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1211,16 +1215,21 @@ vErrors.push(err85);
 }
 errors++;
 }
+var _valid9 = _errs166 === errors;
+errors = _errs165;
+if(vErrors !== null){
+if(_errs165){
+vErrors.length = _errs165;
 }
-if(data7.files !== undefined){
-let data27 = data7.files;
-if(Array.isArray(data27)){
-const len6 = data27.length;
-for(let i6=0; i6<len6; i6++){
-let data28 = data27[i6];
-if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-if(data28.url === undefined){
-const err86 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.spec.properties.files.items.required,parentSchema:schema11.properties.spec.properties.files.items,data:data28};
+else {
+vErrors = null;
+}
+}
+if(_valid9){
+const _errs168 = errors;
+if(typeof data27 === "string"){
+if(!pattern1.test(data27)){
+const err86 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data27};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1229,9 +1238,9 @@ vErrors.push(err86);
 }
 errors++;
 }
-for(const key8 in data28){
-if(!(((((key8 === "url") || (key8 === "path")) || (key8 === "sha256")) || (key8 === "sha512")) || (key8 === "checksumUrl"))){
-const err87 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.files.items,data:data28};
+}
+else {
+const err87 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data27};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1240,14 +1249,11 @@ vErrors.push(err87);
 }
 errors++;
 }
+var _valid9 = _errs168 === errors;
+valid49 = _valid9;
 }
-if(data28.url !== undefined){
-let data29 = data28.url;
-const _errs172 = errors;
-let valid52 = true;
-const _errs173 = errors;
-if(typeof data29 !== "string"){
-const err88 = {};
+if(!valid49){
+const err88 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data27};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1256,21 +1262,9 @@ vErrors.push(err88);
 }
 errors++;
 }
-var _valid9 = _errs173 === errors;
-errors = _errs172;
-if(vErrors !== null){
-if(_errs172){
-vErrors.length = _errs172;
-}
-else {
-vErrors = null;
-}
-}
-if(_valid9){
-const _errs175 = errors;
-if(typeof data29 === "string"){
-if(!pattern1.test(data29)){
-const err89 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data29};
+if(typeof data27 === "string"){
+if(func2(data27) < 1){
+const err89 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data27};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1281,7 +1275,7 @@ errors++;
 }
 }
 else {
-const err90 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data29};
+const err90 = {instancePath:instancePath+"/spec/artifacts/" + i5,schemaPath:"#/properties/spec/properties/artifacts/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.artifacts.items.type,parentSchema:schema11.properties.spec.properties.artifacts.items,data:data27};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1290,11 +1284,10 @@ vErrors.push(err90);
 }
 errors++;
 }
-var _valid9 = _errs175 === errors;
-valid52 = _valid9;
 }
-if(!valid52){
-const err91 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data29};
+}
+else {
+const err91 = {instancePath:instancePath+"/spec/artifacts",schemaPath:"#/properties/spec/properties/artifacts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.artifacts.type,parentSchema:schema11.properties.spec.properties.artifacts,data:data26};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1303,9 +1296,16 @@ vErrors.push(err91);
 }
 errors++;
 }
-if(typeof data29 === "string"){
-if(func2(data29) < 1){
-const err92 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data29};
+}
+if(data7.files !== undefined){
+let data28 = data7.files;
+if(Array.isArray(data28)){
+const len6 = data28.length;
+for(let i6=0; i6<len6; i6++){
+let data29 = data28[i6];
+if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
+if(data29.url === undefined){
+const err92 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema11.properties.spec.properties.files.items.required,parentSchema:schema11.properties.spec.properties.files.items,data:data29};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1314,9 +1314,9 @@ vErrors.push(err92);
 }
 errors++;
 }
-}
-else {
-const err93 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.url.type,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data29};
+for(const key8 in data29){
+if(!(((((key8 === "url") || (key8 === "path")) || (key8 === "sha256")) || (key8 === "sha512")) || (key8 === "checksumUrl"))){
+const err93 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.files.items,data:data29};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1326,8 +1326,8 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(data28.path !== undefined){
-let data30 = data28.path;
+if(data29.url !== undefined){
+let data30 = data29.url;
 const _errs183 = errors;
 let valid55 = true;
 const _errs184 = errors;
@@ -1355,7 +1355,7 @@ if(_valid10){
 const _errs186 = errors;
 if(typeof data30 === "string"){
 if(!pattern1.test(data30)){
-const err95 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data30};
+const err95 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data30};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1366,7 +1366,7 @@ errors++;
 }
 }
 else {
-const err96 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data30};
+const err96 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data30};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1379,7 +1379,7 @@ var _valid10 = _errs186 === errors;
 valid55 = _valid10;
 }
 if(!valid55){
-const err97 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data30};
+const err97 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data30};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1390,7 +1390,7 @@ errors++;
 }
 if(typeof data30 === "string"){
 if(func2(data30) < 1){
-const err98 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data30};
+const err98 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data30};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1401,7 +1401,7 @@ errors++;
 }
 }
 else {
-const err99 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.path.type,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data30};
+const err99 = {instancePath:instancePath+"/spec/files/" + i6+"/url",schemaPath:"#/properties/spec/properties/files/items/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.url.type,parentSchema:schema11.properties.spec.properties.files.items.properties.url,data:data30};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1411,11 +1411,13 @@ vErrors.push(err99);
 errors++;
 }
 }
-if(data28.sha256 !== undefined){
-let data31 = data28.sha256;
-if(typeof data31 === "string"){
-if(!pattern14.test(data31)){
-const err100 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data31};
+if(data29.path !== undefined){
+let data31 = data29.path;
+const _errs194 = errors;
+let valid58 = true;
+const _errs195 = errors;
+if(typeof data31 !== "string"){
+const err100 = {};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1424,9 +1426,21 @@ vErrors.push(err100);
 }
 errors++;
 }
+var _valid11 = _errs195 === errors;
+errors = _errs194;
+if(vErrors !== null){
+if(_errs194){
+vErrors.length = _errs194;
 }
 else {
-const err101 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data31};
+vErrors = null;
+}
+}
+if(_valid11){
+const _errs197 = errors;
+if(typeof data31 === "string"){
+if(!pattern1.test(data31)){
+const err101 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data31};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1436,11 +1450,8 @@ vErrors.push(err101);
 errors++;
 }
 }
-if(data28.sha512 !== undefined){
-let data32 = data28.sha512;
-if(typeof data32 === "string"){
-if(!pattern15.test(data32)){
-const err102 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{128}$"},message:"must match pattern \""+"^[a-fA-F0-9]{128}$"+"\"",schema:"^[a-fA-F0-9]{128}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data32};
+else {
+const err102 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data31};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1449,9 +1460,11 @@ vErrors.push(err102);
 }
 errors++;
 }
+var _valid11 = _errs197 === errors;
+valid58 = _valid11;
 }
-else {
-const err103 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha512.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data32};
+if(!valid58){
+const err103 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data31};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1460,14 +1473,9 @@ vErrors.push(err103);
 }
 errors++;
 }
-}
-if(data28.checksumUrl !== undefined){
-let data33 = data28.checksumUrl;
-const _errs200 = errors;
-let valid58 = true;
-const _errs201 = errors;
-if(typeof data33 !== "string"){
-const err104 = {};
+if(typeof data31 === "string"){
+if(func2(data31) < 1){
+const err104 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data31};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1476,21 +1484,9 @@ vErrors.push(err104);
 }
 errors++;
 }
-var _valid11 = _errs201 === errors;
-errors = _errs200;
-if(vErrors !== null){
-if(_errs200){
-vErrors.length = _errs200;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid11){
-const _errs203 = errors;
-if(typeof data33 === "string"){
-if(!pattern1.test(data33)){
-const err105 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data33};
+const err105 = {instancePath:instancePath+"/spec/files/" + i6+"/path",schemaPath:"#/properties/spec/properties/files/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.path.type,parentSchema:schema11.properties.spec.properties.files.items.properties.path,data:data31};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1500,8 +1496,11 @@ vErrors.push(err105);
 errors++;
 }
 }
-else {
-const err106 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data33};
+if(data29.sha256 !== undefined){
+let data32 = data29.sha256;
+if(typeof data32 === "string"){
+if(!pattern15.test(data32)){
+const err106 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data32};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1510,11 +1509,9 @@ vErrors.push(err106);
 }
 errors++;
 }
-var _valid11 = _errs203 === errors;
-valid58 = _valid11;
 }
-if(!valid58){
-const err107 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data33};
+else {
+const err107 = {instancePath:instancePath+"/spec/files/" + i6+"/sha256",schemaPath:"#/properties/spec/properties/files/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha256,data:data32};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1523,9 +1520,12 @@ vErrors.push(err107);
 }
 errors++;
 }
+}
+if(data29.sha512 !== undefined){
+let data33 = data29.sha512;
 if(typeof data33 === "string"){
-if(func2(data33) < 1){
-const err108 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data33};
+if(!pattern16.test(data33)){
+const err108 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{128}$"},message:"must match pattern \""+"^[a-fA-F0-9]{128}$"+"\"",schema:"^[a-fA-F0-9]{128}$",parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data33};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1536,7 +1536,7 @@ errors++;
 }
 }
 else {
-const err109 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.checksumUrl.type,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data33};
+const err109 = {instancePath:instancePath+"/spec/files/" + i6+"/sha512",schemaPath:"#/properties/spec/properties/files/items/properties/sha512/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.sha512.type,parentSchema:schema11.properties.spec.properties.files.items.properties.sha512,data:data33};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1546,9 +1546,13 @@ vErrors.push(err109);
 errors++;
 }
 }
-}
-else {
-const err110 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.files.items.type,parentSchema:schema11.properties.spec.properties.files.items,data:data28};
+if(data29.checksumUrl !== undefined){
+let data34 = data29.checksumUrl;
+const _errs211 = errors;
+let valid61 = true;
+const _errs212 = errors;
+if(typeof data34 !== "string"){
+const err110 = {};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1557,10 +1561,21 @@ vErrors.push(err110);
 }
 errors++;
 }
-}
+var _valid12 = _errs212 === errors;
+errors = _errs211;
+if(vErrors !== null){
+if(_errs211){
+vErrors.length = _errs211;
 }
 else {
-const err111 = {instancePath:instancePath+"/spec/files",schemaPath:"#/properties/spec/properties/files/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.files.type,parentSchema:schema11.properties.spec.properties.files,data:data27};
+vErrors = null;
+}
+}
+if(_valid12){
+const _errs214 = errors;
+if(typeof data34 === "string"){
+if(!pattern1.test(data34)){
+const err111 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data34};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1570,12 +1585,8 @@ vErrors.push(err111);
 errors++;
 }
 }
-if(data7.trivy !== undefined){
-let data34 = data7.trivy;
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-for(const key9 in data34){
-if(!((key9 === "db") || (key9 === "javaDb"))){
-const err112 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.trivy,data:data34};
+else {
+const err112 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data34};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1584,11 +1595,11 @@ vErrors.push(err112);
 }
 errors++;
 }
+var _valid12 = _errs214 === errors;
+valid61 = _valid12;
 }
-if(data34.db !== undefined){
-let data35 = data34.db;
-if((typeof data35 !== "string") && (typeof data35 !== "boolean")){
-const err113 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/properties/spec/properties/trivy/properties/db/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.db.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.db.type,parentSchema:schema11.properties.spec.properties.trivy.properties.db,data:data35};
+if(!valid61){
+const err113 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data34};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1597,11 +1608,9 @@ vErrors.push(err113);
 }
 errors++;
 }
-const _errs215 = errors;
-let valid62 = true;
-const _errs216 = errors;
-if(typeof data35 !== "string"){
-const err114 = {};
+if(typeof data34 === "string"){
+if(func2(data34) < 1){
+const err114 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data34};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1610,21 +1619,9 @@ vErrors.push(err114);
 }
 errors++;
 }
-var _valid12 = _errs216 === errors;
-errors = _errs215;
-if(vErrors !== null){
-if(_errs215){
-vErrors.length = _errs215;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid12){
-const _errs218 = errors;
-if(typeof data35 === "string"){
-if(!pattern1.test(data35)){
-const err115 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data35};
+const err115 = {instancePath:instancePath+"/spec/files/" + i6+"/checksumUrl",schemaPath:"#/properties/spec/properties/files/items/properties/checksumUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.files.items.properties.checksumUrl.type,parentSchema:schema11.properties.spec.properties.files.items.properties.checksumUrl,data:data34};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1634,8 +1631,9 @@ vErrors.push(err115);
 errors++;
 }
 }
+}
 else {
-const err116 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data35};
+const err116 = {instancePath:instancePath+"/spec/files/" + i6,schemaPath:"#/properties/spec/properties/files/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.files.items.type,parentSchema:schema11.properties.spec.properties.files.items,data:data29};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1644,11 +1642,10 @@ vErrors.push(err116);
 }
 errors++;
 }
-var _valid12 = _errs218 === errors;
-valid62 = _valid12;
 }
-if(!valid62){
-const err117 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data35};
+}
+else {
+const err117 = {instancePath:instancePath+"/spec/files",schemaPath:"#/properties/spec/properties/files/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.files.type,parentSchema:schema11.properties.spec.properties.files,data:data28};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1658,10 +1655,12 @@ vErrors.push(err117);
 errors++;
 }
 }
-if(data34.javaDb !== undefined){
-let data36 = data34.javaDb;
-if((typeof data36 !== "string") && (typeof data36 !== "boolean")){
-const err118 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/properties/spec/properties/trivy/properties/javaDb/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.javaDb.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.javaDb.type,parentSchema:schema11.properties.spec.properties.trivy.properties.javaDb,data:data36};
+if(data7.trivy !== undefined){
+let data35 = data7.trivy;
+if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
+for(const key9 in data35){
+if(!((key9 === "db") || (key9 === "javaDb"))){
+const err118 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.trivy,data:data35};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1670,16 +1669,29 @@ vErrors.push(err118);
 }
 errors++;
 }
-const _errs226 = errors;
-let valid65 = true;
-const _errs227 = errors;
-if(typeof data36 !== "string"){
-const err119 = {};
+}
+if(data35.db !== undefined){
+let data36 = data35.db;
+if((typeof data36 !== "string") && (typeof data36 !== "boolean")){
+const err119 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/properties/spec/properties/trivy/properties/db/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.db.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.db.type,parentSchema:schema11.properties.spec.properties.trivy.properties.db,data:data36};
 if(vErrors === null){
 vErrors = [err119];
 }
 else {
 vErrors.push(err119);
+}
+errors++;
+}
+const _errs226 = errors;
+let valid65 = true;
+const _errs227 = errors;
+if(typeof data36 !== "string"){
+const err120 = {};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
 }
 errors++;
 }
@@ -1697,18 +1709,7 @@ if(_valid13){
 const _errs229 = errors;
 if(typeof data36 === "string"){
 if(!pattern1.test(data36)){
-const err120 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data36};
-if(vErrors === null){
-vErrors = [err120];
-}
-else {
-vErrors.push(err120);
-}
-errors++;
-}
-}
-else {
-const err121 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data36};
+const err121 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data36};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1717,11 +1718,9 @@ vErrors.push(err121);
 }
 errors++;
 }
-var _valid13 = _errs229 === errors;
-valid65 = _valid13;
 }
-if(!valid65){
-const err122 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data36};
+else {
+const err122 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data36};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1730,10 +1729,11 @@ vErrors.push(err122);
 }
 errors++;
 }
+var _valid13 = _errs229 === errors;
+valid65 = _valid13;
 }
-}
-else {
-const err123 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.trivy.type,parentSchema:schema11.properties.spec.properties.trivy,data:data34};
+if(!valid65){
+const err123 = {instancePath:instancePath+"/spec/trivy/db",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data36};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1743,12 +1743,10 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data7.falco !== undefined){
-let data37 = data7.falco;
-if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
-for(const key10 in data37){
-if(!(((key10 === "rules") || (key10 === "plugins")) || (key10 === "drivers"))){
-const err124 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco,data:data37};
+if(data35.javaDb !== undefined){
+let data37 = data35.javaDb;
+if((typeof data37 !== "string") && (typeof data37 !== "boolean")){
+const err124 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/properties/spec/properties/trivy/properties/javaDb/type",keyword:"type",params:{type: schema11.properties.spec.properties.trivy.properties.javaDb.type},message:"must be string,boolean",schema:schema11.properties.spec.properties.trivy.properties.javaDb.type,parentSchema:schema11.properties.spec.properties.trivy.properties.javaDb,data:data37};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1757,17 +1755,10 @@ vErrors.push(err124);
 }
 errors++;
 }
-}
-if(data37.rules !== undefined){
-let data38 = data37.rules;
-if(Array.isArray(data38)){
-const len7 = data38.length;
-for(let i7=0; i7<len7; i7++){
-let data39 = data38[i7];
-const _errs244 = errors;
-let valid71 = true;
-const _errs245 = errors;
-if(typeof data39 !== "string"){
+const _errs237 = errors;
+let valid68 = true;
+const _errs238 = errors;
+if(typeof data37 !== "string"){
 const err125 = {};
 if(vErrors === null){
 vErrors = [err125];
@@ -1777,21 +1768,21 @@ vErrors.push(err125);
 }
 errors++;
 }
-var _valid14 = _errs245 === errors;
-errors = _errs244;
+var _valid14 = _errs238 === errors;
+errors = _errs237;
 if(vErrors !== null){
-if(_errs244){
-vErrors.length = _errs244;
+if(_errs237){
+vErrors.length = _errs237;
 }
 else {
 vErrors = null;
 }
 }
 if(_valid14){
-const _errs247 = errors;
-if(typeof data39 === "string"){
-if(!pattern1.test(data39)){
-const err126 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data39};
+const _errs240 = errors;
+if(typeof data37 === "string"){
+if(!pattern1.test(data37)){
+const err126 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data37};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1802,7 +1793,7 @@ errors++;
 }
 }
 else {
-const err127 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data39};
+const err127 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data37};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1811,11 +1802,11 @@ vErrors.push(err127);
 }
 errors++;
 }
-var _valid14 = _errs247 === errors;
-valid71 = _valid14;
+var _valid14 = _errs240 === errors;
+valid68 = _valid14;
 }
-if(!valid71){
-const err128 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data39};
+if(!valid68){
+const err128 = {instancePath:instancePath+"/spec/trivy/javaDb",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data37};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1824,9 +1815,10 @@ vErrors.push(err128);
 }
 errors++;
 }
-if(typeof data39 === "string"){
-if(func2(data39) < 1){
-const err129 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data39};
+}
+}
+else {
+const err129 = {instancePath:instancePath+"/spec/trivy",schemaPath:"#/properties/spec/properties/trivy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.trivy.type,parentSchema:schema11.properties.spec.properties.trivy,data:data35};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1836,8 +1828,12 @@ vErrors.push(err129);
 errors++;
 }
 }
-else {
-const err130 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.rules.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data39};
+if(data7.falco !== undefined){
+let data38 = data7.falco;
+if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
+for(const key10 in data38){
+if(!(((key10 === "rules") || (key10 === "plugins")) || (key10 === "drivers"))){
+const err130 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco,data:data38};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1847,9 +1843,17 @@ vErrors.push(err130);
 errors++;
 }
 }
-}
-else {
-const err131 = {instancePath:instancePath+"/spec/falco/rules",schemaPath:"#/properties/spec/properties/falco/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.rules.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules,data:data38};
+if(data38.rules !== undefined){
+let data39 = data38.rules;
+if(Array.isArray(data39)){
+const len7 = data39.length;
+for(let i7=0; i7<len7; i7++){
+let data40 = data39[i7];
+const _errs255 = errors;
+let valid74 = true;
+const _errs256 = errors;
+if(typeof data40 !== "string"){
+const err131 = {};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1858,18 +1862,21 @@ vErrors.push(err131);
 }
 errors++;
 }
+var _valid15 = _errs256 === errors;
+errors = _errs255;
+if(vErrors !== null){
+if(_errs255){
+vErrors.length = _errs255;
 }
-if(data37.plugins !== undefined){
-let data40 = data37.plugins;
-if(Array.isArray(data40)){
-const len8 = data40.length;
-for(let i8=0; i8<len8; i8++){
-let data41 = data40[i8];
+else {
+vErrors = null;
+}
+}
+if(_valid15){
 const _errs258 = errors;
-let valid76 = true;
-const _errs259 = errors;
-if(typeof data41 !== "string"){
-const err132 = {};
+if(typeof data40 === "string"){
+if(!pattern1.test(data40)){
+const err132 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data40};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1878,21 +1885,9 @@ vErrors.push(err132);
 }
 errors++;
 }
-var _valid15 = _errs259 === errors;
-errors = _errs258;
-if(vErrors !== null){
-if(_errs258){
-vErrors.length = _errs258;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid15){
-const _errs261 = errors;
-if(typeof data41 === "string"){
-if(!pattern1.test(data41)){
-const err133 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data41};
+const err133 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data40};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1901,9 +1896,11 @@ vErrors.push(err133);
 }
 errors++;
 }
+var _valid15 = _errs258 === errors;
+valid74 = _valid15;
 }
-else {
-const err134 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data41};
+if(!valid74){
+const err134 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data40};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1912,11 +1909,9 @@ vErrors.push(err134);
 }
 errors++;
 }
-var _valid15 = _errs261 === errors;
-valid76 = _valid15;
-}
-if(!valid76){
-const err135 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data41};
+if(typeof data40 === "string"){
+if(func2(data40) < 1){
+const err135 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data40};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1925,9 +1920,9 @@ vErrors.push(err135);
 }
 errors++;
 }
-if(typeof data41 === "string"){
-if(func2(data41) < 1){
-const err136 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data41};
+}
+else {
+const err136 = {instancePath:instancePath+"/spec/falco/rules/" + i7,schemaPath:"#/properties/spec/properties/falco/properties/rules/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.rules.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules.items,data:data40};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1937,8 +1932,9 @@ vErrors.push(err136);
 errors++;
 }
 }
+}
 else {
-const err137 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data41};
+const err137 = {instancePath:instancePath+"/spec/falco/rules",schemaPath:"#/properties/spec/properties/falco/properties/rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.rules.type,parentSchema:schema11.properties.spec.properties.falco.properties.rules,data:data39};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1948,9 +1944,17 @@ vErrors.push(err137);
 errors++;
 }
 }
-}
-else {
-const err138 = {instancePath:instancePath+"/spec/falco/plugins",schemaPath:"#/properties/spec/properties/falco/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.plugins.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins,data:data40};
+if(data38.plugins !== undefined){
+let data41 = data38.plugins;
+if(Array.isArray(data41)){
+const len8 = data41.length;
+for(let i8=0; i8<len8; i8++){
+let data42 = data41[i8];
+const _errs269 = errors;
+let valid79 = true;
+const _errs270 = errors;
+if(typeof data42 !== "string"){
+const err138 = {};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1959,12 +1963,21 @@ vErrors.push(err138);
 }
 errors++;
 }
+var _valid16 = _errs270 === errors;
+errors = _errs269;
+if(vErrors !== null){
+if(_errs269){
+vErrors.length = _errs269;
 }
-if(data37.drivers !== undefined){
-let data42 = data37.drivers;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-if(data42.version === undefined){
-const err139 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
+else {
+vErrors = null;
+}
+}
+if(_valid16){
+const _errs272 = errors;
+if(typeof data42 === "string"){
+if(!pattern1.test(data42)){
+const err139 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data42};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1973,8 +1986,9 @@ vErrors.push(err139);
 }
 errors++;
 }
-if(data42.kernels === undefined){
-const err140 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "kernels"},message:"must have required property '"+"kernels"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
+}
+else {
+const err140 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data42};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1983,9 +1997,11 @@ vErrors.push(err140);
 }
 errors++;
 }
-for(const key11 in data42){
-if(!(((((key11 === "repoUrl") || (key11 === "version")) || (key11 === "arch")) || (key11 === "kind")) || (key11 === "kernels"))){
-const err141 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
+var _valid16 = _errs272 === errors;
+valid79 = _valid16;
+}
+if(!valid79){
+const err141 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data42};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1994,14 +2010,9 @@ vErrors.push(err141);
 }
 errors++;
 }
-}
-if(data42.repoUrl !== undefined){
-let data43 = data42.repoUrl;
-const _errs273 = errors;
-let valid80 = true;
-const _errs274 = errors;
-if(typeof data43 !== "string"){
-const err142 = {};
+if(typeof data42 === "string"){
+if(func2(data42) < 1){
+const err142 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data42};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -2010,21 +2021,9 @@ vErrors.push(err142);
 }
 errors++;
 }
-var _valid16 = _errs274 === errors;
-errors = _errs273;
-if(vErrors !== null){
-if(_errs273){
-vErrors.length = _errs273;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid16){
-const _errs276 = errors;
-if(typeof data43 === "string"){
-if(!pattern1.test(data43)){
-const err143 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data43};
+const err143 = {instancePath:instancePath+"/spec/falco/plugins/" + i8,schemaPath:"#/properties/spec/properties/falco/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins.items,data:data42};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -2034,8 +2033,9 @@ vErrors.push(err143);
 errors++;
 }
 }
+}
 else {
-const err144 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data43};
+const err144 = {instancePath:instancePath+"/spec/falco/plugins",schemaPath:"#/properties/spec/properties/falco/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.plugins.type,parentSchema:schema11.properties.spec.properties.falco.properties.plugins,data:data41};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -2044,11 +2044,12 @@ vErrors.push(err144);
 }
 errors++;
 }
-var _valid16 = _errs276 === errors;
-valid80 = _valid16;
 }
-if(!valid80){
-const err145 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data43};
+if(data38.drivers !== undefined){
+let data43 = data38.drivers;
+if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
+if(data43.version === undefined){
+const err145 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data43};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2057,9 +2058,8 @@ vErrors.push(err145);
 }
 errors++;
 }
-if(typeof data43 === "string"){
-if(func2(data43) < 1){
-const err146 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data43};
+if(data43.kernels === undefined){
+const err146 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/required",keyword:"required",params:{missingProperty: "kernels"},message:"must have required property '"+"kernels"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data43};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -2068,9 +2068,9 @@ vErrors.push(err146);
 }
 errors++;
 }
-}
-else {
-const err147 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data43};
+for(const key11 in data43){
+if(!(((((key11 === "repoUrl") || (key11 === "version")) || (key11 === "arch")) || (key11 === "kind")) || (key11 === "kernels"))){
+const err147 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data43};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -2080,8 +2080,8 @@ vErrors.push(err147);
 errors++;
 }
 }
-if(data42.version !== undefined){
-let data44 = data42.version;
+if(data43.repoUrl !== undefined){
+let data44 = data43.repoUrl;
 const _errs284 = errors;
 let valid83 = true;
 const _errs285 = errors;
@@ -2109,7 +2109,7 @@ if(_valid17){
 const _errs287 = errors;
 if(typeof data44 === "string"){
 if(!pattern1.test(data44)){
-const err149 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data44};
+const err149 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data44};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -2120,7 +2120,7 @@ errors++;
 }
 }
 else {
-const err150 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data44};
+const err150 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data44};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -2133,7 +2133,7 @@ var _valid17 = _errs287 === errors;
 valid83 = _valid17;
 }
 if(!valid83){
-const err151 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data44};
+const err151 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data44};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2144,7 +2144,7 @@ errors++;
 }
 if(typeof data44 === "string"){
 if(func2(data44) < 1){
-const err152 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data44};
+const err152 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data44};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2155,7 +2155,7 @@ errors++;
 }
 }
 else {
-const err153 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.version.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data44};
+const err153 = {instancePath:instancePath+"/spec/falco/drivers/repoUrl",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/repoUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.repoUrl,data:data44};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -2165,10 +2165,13 @@ vErrors.push(err153);
 errors++;
 }
 }
-if(data42.arch !== undefined){
-let data45 = data42.arch;
-if(!((data45 === "x86_64") || (data45 === "aarch64"))){
-const err154 = {instancePath:instancePath+"/spec/falco/drivers/arch",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/arch/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch,data:data45};
+if(data43.version !== undefined){
+let data45 = data43.version;
+const _errs295 = errors;
+let valid86 = true;
+const _errs296 = errors;
+if(typeof data45 !== "string"){
+const err154 = {};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2177,11 +2180,21 @@ vErrors.push(err154);
 }
 errors++;
 }
+var _valid18 = _errs296 === errors;
+errors = _errs295;
+if(vErrors !== null){
+if(_errs295){
+vErrors.length = _errs295;
 }
-if(data42.kind !== undefined){
-let data46 = data42.kind;
-if(!((data46 === "kmod") || (data46 === "ebpf"))){
-const err155 = {instancePath:instancePath+"/spec/falco/drivers/kind",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind,data:data46};
+else {
+vErrors = null;
+}
+}
+if(_valid18){
+const _errs298 = errors;
+if(typeof data45 === "string"){
+if(!pattern1.test(data45)){
+const err155 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data45};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2191,11 +2204,8 @@ vErrors.push(err155);
 errors++;
 }
 }
-if(data42.kernels !== undefined){
-let data47 = data42.kernels;
-if(Array.isArray(data47)){
-if(data47.length < 1){
-const err156 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data47};
+else {
+const err156 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data45};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2204,12 +2214,11 @@ vErrors.push(err156);
 }
 errors++;
 }
-const len9 = data47.length;
-for(let i9=0; i9<len9; i9++){
-let data48 = data47[i9];
-if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
-if(data48.target === undefined){
-const err157 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "target"},message:"must have required property '"+"target"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
+var _valid18 = _errs298 === errors;
+valid86 = _valid18;
+}
+if(!valid86){
+const err157 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data45};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2218,8 +2227,9 @@ vErrors.push(err157);
 }
 errors++;
 }
-if(data48.kernelRelease === undefined){
-const err158 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelRelease"},message:"must have required property '"+"kernelRelease"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
+if(typeof data45 === "string"){
+if(func2(data45) < 1){
+const err158 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data45};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2228,8 +2238,9 @@ vErrors.push(err158);
 }
 errors++;
 }
-if(data48.kernelVersion === undefined){
-const err159 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelVersion"},message:"must have required property '"+"kernelVersion"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
+}
+else {
+const err159 = {instancePath:instancePath+"/spec/falco/drivers/version",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.version.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.version,data:data45};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2238,9 +2249,11 @@ vErrors.push(err159);
 }
 errors++;
 }
-for(const key12 in data48){
-if(!((((key12 === "target") || (key12 === "kernelRelease")) || (key12 === "kernelVersion")) || (key12 === "sha256"))){
-const err160 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
+}
+if(data43.arch !== undefined){
+let data46 = data43.arch;
+if(!((data46 === "x86_64") || (data46 === "aarch64"))){
+const err160 = {instancePath:instancePath+"/spec/falco/drivers/arch",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/arch/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.arch,data:data46};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2250,13 +2263,10 @@ vErrors.push(err160);
 errors++;
 }
 }
-if(data48.target !== undefined){
-let data49 = data48.target;
-const _errs306 = errors;
-let valid89 = true;
-const _errs307 = errors;
-if(typeof data49 !== "string"){
-const err161 = {};
+if(data43.kind !== undefined){
+let data47 = data43.kind;
+if(!((data47 === "kmod") || (data47 === "ebpf"))){
+const err161 = {instancePath:instancePath+"/spec/falco/drivers/kind",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kind/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind.enum,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kind,data:data47};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2265,21 +2275,12 @@ vErrors.push(err161);
 }
 errors++;
 }
-var _valid18 = _errs307 === errors;
-errors = _errs306;
-if(vErrors !== null){
-if(_errs306){
-vErrors.length = _errs306;
 }
-else {
-vErrors = null;
-}
-}
-if(_valid18){
-const _errs309 = errors;
-if(typeof data49 === "string"){
-if(!pattern1.test(data49)){
-const err162 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data49};
+if(data43.kernels !== undefined){
+let data48 = data43.kernels;
+if(Array.isArray(data48)){
+if(data48.length < 1){
+const err162 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data48};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2288,9 +2289,12 @@ vErrors.push(err162);
 }
 errors++;
 }
-}
-else {
-const err163 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data49};
+const len9 = data48.length;
+for(let i9=0; i9<len9; i9++){
+let data49 = data48[i9];
+if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
+if(data49.target === undefined){
+const err163 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "target"},message:"must have required property '"+"target"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data49};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2299,11 +2303,8 @@ vErrors.push(err163);
 }
 errors++;
 }
-var _valid18 = _errs309 === errors;
-valid89 = _valid18;
-}
-if(!valid89){
-const err164 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data49};
+if(data49.kernelRelease === undefined){
+const err164 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelRelease"},message:"must have required property '"+"kernelRelease"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data49};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2312,9 +2313,8 @@ vErrors.push(err164);
 }
 errors++;
 }
-if(typeof data49 === "string"){
-if(func2(data49) < 1){
-const err165 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data49};
+if(data49.kernelVersion === undefined){
+const err165 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/required",keyword:"required",params:{missingProperty: "kernelVersion"},message:"must have required property '"+"kernelVersion"+"'",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.required,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data49};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2323,9 +2323,9 @@ vErrors.push(err165);
 }
 errors++;
 }
-}
-else {
-const err166 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data49};
+for(const key12 in data49){
+if(!((((key12 === "target") || (key12 === "kernelRelease")) || (key12 === "kernelVersion")) || (key12 === "sha256"))){
+const err166 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data49};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2335,8 +2335,8 @@ vErrors.push(err166);
 errors++;
 }
 }
-if(data48.kernelRelease !== undefined){
-let data50 = data48.kernelRelease;
+if(data49.target !== undefined){
+let data50 = data49.target;
 const _errs317 = errors;
 let valid92 = true;
 const _errs318 = errors;
@@ -2364,7 +2364,7 @@ if(_valid19){
 const _errs320 = errors;
 if(typeof data50 === "string"){
 if(!pattern1.test(data50)){
-const err168 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data50};
+const err168 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data50};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2375,7 +2375,7 @@ errors++;
 }
 }
 else {
-const err169 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data50};
+const err169 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data50};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2388,7 +2388,7 @@ var _valid19 = _errs320 === errors;
 valid92 = _valid19;
 }
 if(!valid92){
-const err170 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data50};
+const err170 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data50};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2399,7 +2399,7 @@ errors++;
 }
 if(typeof data50 === "string"){
 if(func2(data50) < 1){
-const err171 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data50};
+const err171 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data50};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2410,7 +2410,7 @@ errors++;
 }
 }
 else {
-const err172 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data50};
+const err172 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/target",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/target/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.target,data:data50};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2420,28 +2420,18 @@ vErrors.push(err172);
 errors++;
 }
 }
-if(data48.kernelVersion !== undefined){
-let data51 = data48.kernelVersion;
-if((typeof data51 !== "string") && (!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51))))){
-const err173 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelVersion/type",keyword:"type",params:{type: schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type},message:"must be string,integer",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion,data:data51};
+if(data49.kernelRelease !== undefined){
+let data51 = data49.kernelRelease;
+const _errs328 = errors;
+let valid95 = true;
+const _errs329 = errors;
+if(typeof data51 !== "string"){
+const err173 = {};
 if(vErrors === null){
 vErrors = [err173];
 }
 else {
 vErrors.push(err173);
-}
-errors++;
-}
-const _errs328 = errors;
-let valid95 = true;
-const _errs329 = errors;
-if(typeof data51 !== "string"){
-const err174 = {};
-if(vErrors === null){
-vErrors = [err174];
-}
-else {
-vErrors.push(err174);
 }
 errors++;
 }
@@ -2459,7 +2449,18 @@ if(_valid20){
 const _errs331 = errors;
 if(typeof data51 === "string"){
 if(!pattern1.test(data51)){
-const err175 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data51};
+const err174 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data51};
+if(vErrors === null){
+vErrors = [err174];
+}
+else {
+vErrors.push(err174);
+}
+errors++;
+}
+}
+else {
+const err175 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data51};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2468,9 +2469,11 @@ vErrors.push(err175);
 }
 errors++;
 }
+var _valid20 = _errs331 === errors;
+valid95 = _valid20;
 }
-else {
-const err176 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data51};
+if(!valid95){
+const err176 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data51};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2479,11 +2482,9 @@ vErrors.push(err176);
 }
 errors++;
 }
-var _valid20 = _errs331 === errors;
-valid95 = _valid20;
-}
-if(!valid95){
-const err177 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data51};
+if(typeof data51 === "string"){
+if(func2(data51) < 1){
+const err177 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data51};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2493,11 +2494,8 @@ vErrors.push(err177);
 errors++;
 }
 }
-if(data48.sha256 !== undefined){
-let data52 = data48.sha256;
-if(typeof data52 === "string"){
-if(!pattern14.test(data52)){
-const err178 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data52};
+else {
+const err178 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelRelease",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelRelease/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelRelease,data:data51};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2507,8 +2505,10 @@ vErrors.push(err178);
 errors++;
 }
 }
-else {
-const err179 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data52};
+if(data49.kernelVersion !== undefined){
+let data52 = data49.kernelVersion;
+if((typeof data52 !== "string") && (!(((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52))) && (isFinite(data52))))){
+const err179 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/kernelVersion/type",keyword:"type",params:{type: schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type},message:"must be string,integer",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.kernelVersion,data:data52};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2517,10 +2517,11 @@ vErrors.push(err179);
 }
 errors++;
 }
-}
-}
-else {
-const err180 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data48};
+const _errs339 = errors;
+let valid98 = true;
+const _errs340 = errors;
+if(typeof data52 !== "string"){
+const err180 = {};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2529,10 +2530,21 @@ vErrors.push(err180);
 }
 errors++;
 }
-}
+var _valid21 = _errs340 === errors;
+errors = _errs339;
+if(vErrors !== null){
+if(_errs339){
+vErrors.length = _errs339;
 }
 else {
-const err181 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data47};
+vErrors = null;
+}
+}
+if(_valid21){
+const _errs342 = errors;
+if(typeof data52 === "string"){
+if(!pattern1.test(data52)){
+const err181 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data52};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2542,9 +2554,8 @@ vErrors.push(err181);
 errors++;
 }
 }
-}
 else {
-const err182 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data42};
+const err182 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data52};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2553,10 +2564,11 @@ vErrors.push(err182);
 }
 errors++;
 }
+var _valid21 = _errs342 === errors;
+valid98 = _valid21;
 }
-}
-else {
-const err183 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.type,parentSchema:schema11.properties.spec.properties.falco,data:data37};
+if(!valid98){
+const err183 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/kernelVersion",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data52};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2566,11 +2578,11 @@ vErrors.push(err183);
 errors++;
 }
 }
-if(data7.opensearch !== undefined){
-let data53 = data7.opensearch;
-if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
-if(data53.version === undefined){
-const err184 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
+if(data49.sha256 !== undefined){
+let data53 = data49.sha256;
+if(typeof data53 === "string"){
+if(!pattern15.test(data53)){
+const err184 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/pattern",keyword:"pattern",params:{pattern: "^[a-fA-F0-9]{64}$"},message:"must match pattern \""+"^[a-fA-F0-9]{64}$"+"\"",schema:"^[a-fA-F0-9]{64}$",parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data53};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2579,8 +2591,9 @@ vErrors.push(err184);
 }
 errors++;
 }
-if(data53.plugins === undefined){
-const err185 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
+}
+else {
+const err185 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9+"/sha256",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/properties/sha256/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.properties.sha256,data:data53};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2589,9 +2602,10 @@ vErrors.push(err185);
 }
 errors++;
 }
-for(const key13 in data53){
-if(!(((key13 === "version") || (key13 === "plugins")) || (key13 === "baseUrl"))){
-const err186 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
+}
+}
+else {
+const err186 = {instancePath:instancePath+"/spec/falco/drivers/kernels/" + i9,schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.items,data:data49};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2601,11 +2615,9 @@ vErrors.push(err186);
 errors++;
 }
 }
-if(data53.version !== undefined){
-let data54 = data53.version;
-if(typeof data54 === "string"){
-if(!pattern27.test(data54)){
-const err187 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data54};
+}
+else {
+const err187 = {instancePath:instancePath+"/spec/falco/drivers/kernels",schemaPath:"#/properties/spec/properties/falco/properties/drivers/properties/kernels/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers.properties.kernels,data:data48};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2615,8 +2627,9 @@ vErrors.push(err187);
 errors++;
 }
 }
+}
 else {
-const err188 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data54};
+const err188 = {instancePath:instancePath+"/spec/falco/drivers",schemaPath:"#/properties/spec/properties/falco/properties/drivers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.properties.drivers.type,parentSchema:schema11.properties.spec.properties.falco.properties.drivers,data:data43};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2626,11 +2639,9 @@ vErrors.push(err188);
 errors++;
 }
 }
-if(data53.plugins !== undefined){
-let data55 = data53.plugins;
-if(Array.isArray(data55)){
-if(data55.length < 1){
-const err189 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data55};
+}
+else {
+const err189 = {instancePath:instancePath+"/spec/falco",schemaPath:"#/properties/spec/properties/falco/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.falco.type,parentSchema:schema11.properties.spec.properties.falco,data:data38};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2639,12 +2650,12 @@ vErrors.push(err189);
 }
 errors++;
 }
-const len10 = data55.length;
-for(let i10=0; i10<len10; i10++){
-let data56 = data55[i10];
-if(typeof data56 === "string"){
-if(!pattern28.test(data56)){
-const err190 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data56};
+}
+if(data7.opensearch !== undefined){
+let data54 = data7.opensearch;
+if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
+if(data54.version === undefined){
+const err190 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2653,9 +2664,8 @@ vErrors.push(err190);
 }
 errors++;
 }
-}
-else {
-const err191 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data56};
+if(data54.plugins === undefined){
+const err191 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2664,10 +2674,9 @@ vErrors.push(err191);
 }
 errors++;
 }
-}
-}
-else {
-const err192 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data55};
+for(const key13 in data54){
+if(!(((key13 === "version") || (key13 === "plugins")) || (key13 === "baseUrl"))){
+const err192 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2677,13 +2686,11 @@ vErrors.push(err192);
 errors++;
 }
 }
-if(data53.baseUrl !== undefined){
-let data57 = data53.baseUrl;
-const _errs355 = errors;
-let valid101 = true;
-const _errs356 = errors;
-if(typeof data57 !== "string"){
-const err193 = {};
+if(data54.version !== undefined){
+let data55 = data54.version;
+if(typeof data55 === "string"){
+if(!pattern28.test(data55)){
+const err193 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data55};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2692,21 +2699,9 @@ vErrors.push(err193);
 }
 errors++;
 }
-var _valid21 = _errs356 === errors;
-errors = _errs355;
-if(vErrors !== null){
-if(_errs355){
-vErrors.length = _errs355;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid21){
-const _errs358 = errors;
-if(typeof data57 === "string"){
-if(!pattern1.test(data57)){
-const err194 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data57};
+const err194 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data55};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2716,8 +2711,11 @@ vErrors.push(err194);
 errors++;
 }
 }
-else {
-const err195 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data57};
+if(data54.plugins !== undefined){
+let data56 = data54.plugins;
+if(Array.isArray(data56)){
+if(data56.length < 1){
+const err195 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data56};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2726,11 +2724,12 @@ vErrors.push(err195);
 }
 errors++;
 }
-var _valid21 = _errs358 === errors;
-valid101 = _valid21;
-}
-if(!valid101){
-const err196 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data57};
+const len10 = data56.length;
+for(let i10=0; i10<len10; i10++){
+let data57 = data56[i10];
+if(typeof data57 === "string"){
+if(!pattern29.test(data57)){
+const err196 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data57};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2739,9 +2738,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-if(typeof data57 === "string"){
-if(func2(data57) < 1){
-const err197 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data57};
+}
+else {
+const err197 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data57};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2751,8 +2750,9 @@ vErrors.push(err197);
 errors++;
 }
 }
+}
 else {
-const err198 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data57};
+const err198 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data56};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2762,9 +2762,13 @@ vErrors.push(err198);
 errors++;
 }
 }
-}
-else {
-const err199 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data53};
+if(data54.baseUrl !== undefined){
+let data58 = data54.baseUrl;
+const _errs366 = errors;
+let valid104 = true;
+const _errs367 = errors;
+if(typeof data58 !== "string"){
+const err199 = {};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2773,10 +2777,21 @@ vErrors.push(err199);
 }
 errors++;
 }
-}
+var _valid22 = _errs367 === errors;
+errors = _errs366;
+if(vErrors !== null){
+if(_errs366){
+vErrors.length = _errs366;
 }
 else {
-const err200 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
+vErrors = null;
+}
+}
+if(_valid22){
+const _errs369 = errors;
+if(typeof data58 === "string"){
+if(!pattern1.test(data58)){
+const err200 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data58};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2786,14 +2801,84 @@ vErrors.push(err200);
 errors++;
 }
 }
-}
 else {
-const err201 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+const err201 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data58};
 if(vErrors === null){
 vErrors = [err201];
 }
 else {
 vErrors.push(err201);
+}
+errors++;
+}
+var _valid22 = _errs369 === errors;
+valid104 = _valid22;
+}
+if(!valid104){
+const err202 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data58};
+if(vErrors === null){
+vErrors = [err202];
+}
+else {
+vErrors.push(err202);
+}
+errors++;
+}
+if(typeof data58 === "string"){
+if(func2(data58) < 1){
+const err203 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data58};
+if(vErrors === null){
+vErrors = [err203];
+}
+else {
+vErrors.push(err203);
+}
+errors++;
+}
+}
+else {
+const err204 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data58};
+if(vErrors === null){
+vErrors = [err204];
+}
+else {
+vErrors.push(err204);
+}
+errors++;
+}
+}
+}
+else {
+const err205 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
+if(vErrors === null){
+vErrors = [err205];
+}
+else {
+vErrors.push(err205);
+}
+errors++;
+}
+}
+}
+else {
+const err206 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
+if(vErrors === null){
+vErrors = [err206];
+}
+else {
+vErrors.push(err206);
+}
+errors++;
+}
+}
+}
+else {
+const err207 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err207];
+}
+else {
+vErrors.push(err207);
 }
 errors++;
 }

@@ -255,7 +255,7 @@ class Loader {
     try {
       const { file, bytes } = await this.files.read(rel, bound);
       if (bytes.length > bound.max) throw new Error(`${rel} is ${bytes.length} bytes, more than ${bound.what} may be (${bound.max} bytes)`);
-      return { file, bytes, sha256: sha256Digest(bytes) };
+      return { file, bytes, sha256: sha256Digest(bytes), written: rel };
     } catch (err) {
       this.problem(at, (err as Error).message);
       return undefined;

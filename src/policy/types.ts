@@ -15,6 +15,8 @@ export interface PolicySource {
   readonly bytes: Buffer;
   /** `sha256:<hex>` of `bytes`. */
   readonly sha256: string;
+  /** A file the policy names: the path as the policy writes it (how the bundle carries it). */
+  readonly written?: string;
 }
 
 export interface KeylessIdentity {

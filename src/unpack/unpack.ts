@@ -17,7 +17,9 @@ import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { FALCO_INDEX_PATH as FALCO_INDEX } from '../manifest/paths.js';
 import type { Receipt } from '../delta/receipt.js';
-import type { BundleAttached, BundleImage, BundleIndex } from '../bundle/format.js';
+import type { BundleAttached, BundleImage, BundleIndex, SignatureVerdict } from '../bundle/format.js';
+import type { InsideOptions } from '../sign/publisher/carried.js';
+import { checkSignatures, enforce, policyInside } from '../sign/publisher/recheck.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
 import { BundleReader } from '../bundle/reader.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
@@ -53,6 +55,8 @@ export interface TargetOptions {
   readonly receipt?: boolean;
   /** `--referrers-fallback` (default auto): when to write the `sha256-<hex>` index of a subject's referrers. */
   readonly referrersFallback?: ReferrersFallback;
+  /** `--policy` (loaded) and `--trusted-root` given inside; without them the carried policy, if any, is used (SPEC §9). */
+  readonly signatures?: InsideOptions;
 }
 
 export interface UnpackOptions extends TargetOptions {
@@ -86,6 +90,8 @@ export interface UnpackResult {
   readonly receipt?: Receipt;
   /** When the bundle carries attached manifests (SPEC §9): how many were pushed, by kind, and what became of the fallback indexes. */
   readonly attached?: AttachedStats;
+  /** With a policy (carried or given): where it came from and each image's verdict, checked before anything was pushed. */
+  readonly signatures?: { from: 'given' | 'carried'; verdicts: SignatureVerdict[]; warnings: string[] };
 }
 
 export interface Graph extends ImageGraph {
@@ -108,6 +114,8 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
 export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Promise<UnpackResult> {
   const { index } = reader;
   const targets = planTargets(index.images, opts.registry, opts.layout);
+  // The publishers' signatures, checked again offline before anything is pushed or even looked for.
+  const signatures = await checkPublishers(reader, opts);
   await checkHarborProjects(targets, opts);
   warnAboutStaleDbs(index, opts);
   const client = new RegistryClient(opts.registry.host, opts.http);
@@ -124,7 +132,7 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
     // The receipt needs each image's manifests: the tar's headers are walked and the manifests read (small), nothing else.
     const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(), false, attached) : undefined;
     const stats = attachedLook && inPlaceStats(attachedLook, mode);
-    return result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt, stats);
+    return { ...result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt, stats), ...(signatures && { signatures }) };
   }
 
   // The headers only: each entry where bundle.json says, of that size. Its bytes are verified while the blobs are pushed (push.ts).
@@ -146,7 +154,34 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
   const filesWritten = await putFiles(index, look.files, reader, opts, limit, (i, status) => items.file(i, status));
   await writeFalcoIndex(index, opts);
   const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(graphs.map((g) => [g.image.ref, g])), true, attached) : undefined;
-  return result(items, stats, filesWritten, false, index, opts, receipt, attachedStats);
+  return { ...result(items, stats, filesWritten, false, index, opts, receipt, attachedStats), ...(signatures && { signatures }) };
+}
+
+/**
+ * SPEC §9 "Inside": with a policy given inside or carried, every image is
+ * judged from the bundle's own entries (each hashed as read); an image under
+ * an enforce rule with no signature that counts stops here, before anything
+ * is pushed. Warnings go to the progress log.
+ */
+async function checkPublishers(reader: UnpackSource, opts: TargetOptions): Promise<UnpackResult['signatures']> {
+  const given = opts.signatures ?? {};
+  if (given.policy === undefined && reader.index.policy === undefined) {
+    if (given.trustedRoot !== undefined) throw new NoPolicyError(`--trusted-root is for checking the publishers' signatures, but ${opts.bundle} carries no signature policy; give --policy FILE too`);
+    return undefined;
+  }
+  // Entries are located by the headers: the small ones the check reads are hashed as they are read.
+  await reader.scan();
+  const chosen = await policyInside(reader, opts.bundle, given);
+  if (!chosen) return undefined;
+  const check = await checkSignatures(reader, chosen);
+  for (const w of check.warnings) opts.progress.log(`warning: ${w}`);
+  enforce(check, 'nothing was pushed');
+  return { from: check.from, verdicts: check.verdicts, warnings: check.warnings };
+}
+
+/** A flag that needs a policy, and none was given or carried: a usage error. */
+export class NoPolicyError extends Error {
+  readonly exitCode = 2;
 }
 
 /** How an attached entry is named in messages: its kind, tag, and the image it belongs to. */

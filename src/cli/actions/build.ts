@@ -16,6 +16,10 @@ import { minRate, parseConcurrency, parseMaxDbAge, parseSplitSize, parsePlatform
 import { describeDb } from '../../bundle/trivydb.js';
 import { printable } from '../../util/printable.js';
 import { jsonText } from '../json.js';
+import type { Plan } from '../../manifest/types.js';
+import { loadPolicy } from '../../policy/load.js';
+import type { Policy } from '../../policy/types.js';
+import { verdictLine } from '../verdicts.js';
 import { TOOL } from '../version.js';
 
 export async function buildAction(manifest: string, opts: BuildFlags): Promise<void> {
@@ -44,11 +48,13 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
   if (opts.output) await checkWritableDir(opts.output);
   const bases: Base[] = [];
   for (const file of opts.base) bases.push(await loadBase(file));
+  const policy = await buildPolicy(opts, plan);
   const credentials = await readCredentials(opts.username, opts.passwordStdin);
 
   const progress = createProgress('airlock build');
   const warn = (m: string) => progress.log(m);
   for (const w of plan.warnings ?? []) warn(`warning: ${w}`);
+  for (const w of policy?.warnings ?? []) warn(`warning: ${w}`);
   for (const b of bases) for (const w of key ? await baseWarnings(b, key) : []) warn(w);
   const lookup = firstOf(flagCredentials(credentials, opts.authHost), dockerConfigCredentials({ warn }));
   let result: BuildResult;
@@ -72,6 +78,7 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
       ...(bases.length > 0 && { bases }),
       ...(splitSize !== undefined && { splitSize }),
       ...(opts.attached === false && { attached: false }),
+      ...(policy && !opts.dryRun && { policy }),
     });
   } finally {
     progress.finish();
@@ -84,6 +91,17 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
         result.failed.map((f) => `  ${f.kind} ${f.name}: ${withoutPrefix(f.error ?? 'failed', `${f.name}: `)}`).join('\n'),
     );
   }
+}
+
+/** `--policy`, else `spec.policy`: loaded and checked whole before the first download (exit 2 listing every problem). */
+async function buildPolicy(opts: BuildFlags, plan: Plan): Promise<Policy | undefined> {
+  const file = opts.policy ?? plan.policy;
+  if (file === undefined) return undefined;
+  const from = opts.policy !== undefined ? '--policy' : 'spec.policy';
+  if (opts.attached === false || plan.attached === false) {
+    throw usageError(`${from} checks the signatures carried with the images, and ${opts.attached === false ? '--no-attached' : 'spec.attached: false'} carries none; keep one of them`);
+  }
+  return loadPolicy(file);
 }
 
 /**
@@ -138,6 +156,7 @@ function printSummary(r: BuildResult, dryRun: boolean): void {
     if (db) lines.push(`         ${describeDb(db)}`);
   }
   lines.push(`total ${formatBytes(r.totalBytes)} in ${r.blobs} blobs and ${r.items.filter((i) => i.kind === 'file').length} files; downloaded ${formatBytes(r.downloadedBytes)}`);
+  for (const v of r.signatures ?? []) lines.push(verdictLine(v));
   if (r.attached) lines.push(`attached: ${r.attached} signatures, attestations and SBOMs carried with their images`);
   if (r.external) lines.push(`delta: ${r.external.blobs} blobs and ${r.external.files} files (${formatBytes(r.external.bytes)}) are held by the bases, marked external and left out of the tar`);
   if (r.bundle?.parts && r.bundle.parts.length > 0) {

@@ -4,7 +4,7 @@ import { formatBytes } from '../../progress/reporter.js';
 import { printable } from '../../util/printable.js';
 import { describeDb, trivyDbReports } from '../../bundle/trivydb.js';
 import { placeAttached } from '../../bundle/attached.js';
-import type { BundleAttached, BundleImage } from '../../bundle/format.js';
+import { VERDICT_KINDS, type BundleAttached, type BundleImage, type SignatureVerdict } from '../../bundle/format.js';
 import { failure } from '../errors.js';
 import { jsonText } from '../json.js';
 
@@ -54,8 +54,16 @@ export async function inspectAction(bundle: string, opts: { json?: boolean }): P
   );
   const images = i.images.filter((x) => x.kind === 'image');
   const artifacts = i.images.filter((x) => x.kind === 'artifact');
+  if (i.policy) {
+    const counts = VERDICT_KINDS.map((k) => [k, (i.signatures ?? []).filter((v) => v.verdict === k).length] as const).filter(([, n]) => n > 0);
+    out.push(`policy   ${i.policy.name} (${i.policy.digest.slice(0, 19)}, with ${i.policy.files.length} key/trusted-root files); verdicts at build: ${counts.map(([k, n]) => `${n} ${k}`).join(', ') || 'none'} (airlock verify --signatures checks them again)`);
+  }
   out.push('', `images (${images.length})`);
-  const attachedLines = (x: BundleImage) => placed.filter((p) => p.image === x.ref).map((p) => `    ${attachedLine(p.entry, x.digest)}`);
+  const verdicts = new Map((i.signatures ?? []).map((v) => [v.ref, v]));
+  const attachedLines = (x: BundleImage) => [
+    ...(verdicts.has(x.ref) ? [`    ${verdictText(verdicts.get(x.ref)!)}`] : []),
+    ...placed.filter((p) => p.image === x.ref).map((p) => `    ${attachedLine(p.entry, x.digest)}`),
+  ];
   for (const x of images) {
     out.push(`  ${x.ref}  ${x.digest}  ${formatBytes(x.size)}${x.platforms.length ? `  [${x.platforms.join(', ')}]` : ''}${x.upstreamDigest ? `  (upstream ${x.upstreamDigest})` : ''}`);
     out.push(...attachedLines(x));
@@ -83,6 +91,13 @@ export async function inspectAction(bundle: string, opts: { json?: boolean }): P
   // Every line is one line: what bundle.json says (it may not even be signed)
   // cannot add lines, move the cursor or recolour the terminal.
   process.stdout.write(out.map(printable).join('\n') + '\n');
+}
+
+/** An image's verdict at build (SPEC §9): `signature  verified  ISSUER SUBJECT (tag-scheme, rule 0)`. */
+function verdictText(v: SignatureVerdict): string {
+  const rule = v.rule === 'default' ? 'default' : `rule ${v.rule}`;
+  if (v.verdict === 'verified') return `${'signature'.padEnd(11)}  verified  ${v.signer ?? ''}  (${v.format ?? ''}${v.signedAt ? `, signed ${v.signedAt}` : ''}; ${rule})`;
+  return `${'signature'.padEnd(11)}  ${v.verdict.toUpperCase()}  (${rule}, ${v.mode})${v.reasons?.length ? `: ${v.reasons[0]}` : ''}`;
 }
 
 /**

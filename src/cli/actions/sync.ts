@@ -58,7 +58,7 @@ export async function syncAction(manifest: string, opts: SyncFlags): Promise<voi
       ...(maxDbAge && { maxDbAge }),
       createProjects: opts.createProjects === true,
       receipt: opts.receipt !== undefined,
-      referrersFallback: target.referrersFallback,
+      referrersFallback: target.referrersFallback, signatures: target.signatures,
       ...(opts.attached === false && { attached: false }),
     });
   } catch (err) {

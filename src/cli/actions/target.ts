@@ -17,6 +17,9 @@ import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
 import { parseConcurrency, parseMaxDbAge, readCredentials } from '../options.js';
 import type { TargetFlags } from '../target.js';
+import { verdictLine } from '../verdicts.js';
+import { loadPolicy } from '../../policy/load.js';
+import type { InsideOptions } from '../../sign/publisher/carried.js';
 
 export interface Target {
   readonly registry: TargetRegistry;
@@ -30,6 +33,8 @@ export interface Target {
   readonly chunkSize?: number;
   /** --referrers-fallback. */
   readonly referrersFallback: ReferrersFallback;
+  /** --policy (loaded, with --trusted-root) and --trusted-root: the publishers' signatures are checked against these (SPEC §9). */
+  readonly signatures: InsideOptions;
 }
 
 /** Every target flag checked (usage errors, exit 2) before anything is read or pushed; reads the password from stdin. */
@@ -59,7 +64,9 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
   const maxDbAge = parseMaxDbAge(opts.maxDbAge);
   const credentials = await readCredentials(opts.username, opts.passwordStdin);
   const chunkSize = uploadChunkSize();
+  const signatures = await insideSignatureOptions(opts);
   return {
+    signatures,
     registry,
     layout: opts.layout,
     settings: {
@@ -73,6 +80,14 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
     ...(credentials && { credentials }),
     ...(chunkSize && { chunkSize }),
   };
+}
+
+/** --policy loaded whole (exit 2 listing every problem) and --trusted-root checked, before anything is read or pushed. */
+async function insideSignatureOptions(opts: TargetFlags): Promise<InsideOptions> {
+  if (opts.trustedRoot !== undefined) await access(opts.trustedRoot).catch(() => Promise.reject(usageError(`--trusted-root ${opts.trustedRoot}: no such file`)));
+  const trustedRoot = opts.trustedRoot !== undefined ? { trustedRoot: opts.trustedRoot } : {};
+  if (opts.policy === undefined) return trustedRoot;
+  return { policy: await loadPolicy(opts.policy, trustedRoot), ...trustedRoot };
 }
 
 /**
@@ -121,6 +136,7 @@ export async function finishTarget(
       ? `everything was already in place (${result.items.length} items); nothing pushed`
       : `${pushed} items pushed, ${result.items.length - pushed} already present; blobs: ${result.blobsPushed} uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsPresent} present; ${result.filesWritten} files written`,
     ...(result.attached ? [attachedLine(result.attached)] : []),
+    ...(result.signatures ? [`publisher signatures checked against the ${result.signatures.from === 'given' ? 'policy given with --policy' : 'policy the bundle carries'}:`, ...result.signatures.verdicts.map(verdictLine)] : []),
     ...(extra.lines ?? []),
     ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
     ...emitted.map((f) => `wrote ${f}`),

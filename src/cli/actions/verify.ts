@@ -1,4 +1,11 @@
+import { access } from 'node:fs/promises';
 import { readAllGraphs } from '../../bundle/attached.js';
+import type { ImageGraph } from '../../bundle/graph.js';
+import { loadPolicy } from '../../policy/load.js';
+import type { InsideOptions } from '../../sign/publisher/carried.js';
+import { checkSignatures, enforce, policyInside, type SignatureCheck, type SignatureSource } from '../../sign/publisher/recheck.js';
+import type { VerifyFlags } from '../verify.js';
+import { verdictLine } from '../verdicts.js';
 import type { BundleIndex } from '../../bundle/format.js';
 import { readBundleStream } from '../../bundle/stream.js';
 import type { KeyObject } from 'node:crypto';
@@ -9,14 +16,17 @@ import { printable } from '../../util/printable.js';
 import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
 
-export async function verifyAction(bundle: string, opts: { pub?: string; json?: boolean }): Promise<void> {
+export async function verifyAction(bundle: string, opts: VerifyFlags): Promise<void> {
   if (!opts.pub) throw usageError('give the public key with --pub PUB');
+  if (!opts.signatures && (opts.policy !== undefined || opts.trustedRoot !== undefined)) throw usageError('--policy and --trusted-root go with --signatures');
+  const inside = opts.signatures ? await insideOptions(opts) : undefined;
   let reader: BundleReader | undefined;
   try {
     const pub = await loadPublicKey(opts.pub);
-    if (bundle === '-') return await verifyStdin(pub, opts.json === true);
+    if (bundle === '-') return await verifyStdin(pub, opts.json === true, inside);
     reader = await BundleReader.open(bundle, { pub });
     const total = reader.plan().reduce((n, e) => n + e.size, 0);
+    let graphs: Awaited<ReturnType<typeof readAllGraphs>>;
     const progress = opts.json ? silentProgress : createProgress('airlock verify');
     progress.addTotal(total);
     const t = progress.transfer(printable(bundle), total);
@@ -26,7 +36,7 @@ export async function verifyAction(bundle: string, opts: { pub?: string; json?: 
       await reader.verify((n) => t.advance(n));
       reader.onPart(undefined);
       // The same graph walk unpack and serve make: a bundle verify passes is one they accept.
-      await readAllGraphs(reader);
+      graphs = await readAllGraphs(reader);
     } finally {
       t.done();
       progress.finish();
@@ -34,14 +44,17 @@ export async function verifyAction(bundle: string, opts: { pub?: string; json?: 
     const i = reader.index;
     const external = i.blobs.filter((b) => b.external).length + i.files.filter((f) => f.external).length;
     const bases = (i.bases ?? []).map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 }));
-    const report = { ok: true, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total };
+    const signatures = inside && (await publisherCheck(reader, bundle, inside, graphs.images));
+    const report = { ok: !signatures?.blocked.length, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, ...(signatures && { signatures: signatureReport(signatures) }) };
     if (opts.json) process.stdout.write(jsonText(report));
     else {
       const ext = i.bases?.length
         ? `; a delta: ${external} entries external (held by ${i.bases.map((b) => `${b.kind} ${b.name} ${b.version}`).join(', ')}; not in the tar, unpack checks them at the target)`
         : '';
       process.stdout.write(printable(`OK ${bundle}: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts${attachedText(i)}, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified${ext}`) + '\n');
+      if (signatures) printVerdicts(signatures);
     }
+    if (signatures) enforce(signatures, 'the bundle is intact, but not what the policy requires');
   } catch (err) {
     if (err instanceof BundleError || err instanceof KeyError) {
       // BundleError messages already escape what came from the bundle; printable() is idempotent.
@@ -55,10 +68,11 @@ export async function verifyAction(bundle: string, opts: { pub?: string; json?: 
 }
 
 /** `verify -`: the bundle from standard input, in one streaming pass (SPEC §7); the same checks and report. */
-async function verifyStdin(pub: KeyObject, json: boolean): Promise<void> {
+async function verifyStdin(pub: KeyObject, json: boolean, inside: InsideOptions | undefined): Promise<void> {
   const progress = json ? silentProgress : createProgress('airlock verify');
   let t: Transfer | undefined;
   let r;
+  let graphs: Awaited<ReturnType<typeof readAllGraphs>>;
   try {
     r = await readBundleStream(process.stdin, {
       pub,
@@ -68,7 +82,7 @@ async function verifyStdin(pub: KeyObject, json: boolean): Promise<void> {
       },
       onBytes: (n) => t?.advance(n),
     });
-    await readAllGraphs(r);
+    graphs = await readAllGraphs(r);
   } finally {
     t?.done();
     progress.finish();
@@ -78,11 +92,37 @@ async function verifyStdin(pub: KeyObject, json: boolean): Promise<void> {
   const total = i.blobs.filter((b) => !b.external).reduce((n, b) => n + b.size, 0) + i.files.filter((f) => !f.external).reduce((n, f) => n + f.size, 0);
   const external = i.blobs.filter((b) => b.external).length + i.files.filter((f) => f.external).length;
   const bases = (i.bases ?? []).map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 }));
-  if (json) process.stdout.write(jsonText({ ok: true, bundle: '-', name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, streamed: r.bytes }));
+  const signatures = inside && (await publisherCheck(r, '-', inside, graphs.images));
+  if (json) process.stdout.write(jsonText({ ok: !signatures?.blocked.length, bundle: '-', name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, streamed: r.bytes, ...(signatures && { signatures: signatureReport(signatures) }) }));
   else {
     const ext = i.bases?.length ? `; a delta: ${external} entries external` : '';
     process.stdout.write(printable(`OK -: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts${attachedText(i)}, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified from standard input${ext}`) + '\n');
+    if (signatures) printVerdicts(signatures);
   }
+  if (signatures) enforce(signatures, 'the bundle is intact, but not what the policy requires');
+}
+
+/** --policy loaded whole (exit 2 listing every problem) before the bundle is read. */
+async function insideOptions(opts: VerifyFlags): Promise<InsideOptions> {
+  const trustedRoot = opts.trustedRoot !== undefined ? { trustedRoot: opts.trustedRoot } : {};
+  if (opts.trustedRoot !== undefined) await access(opts.trustedRoot).catch(() => Promise.reject(usageError(`--trusted-root ${opts.trustedRoot}: no such file`)));
+  return opts.policy !== undefined ? { policy: await loadPolicy(opts.policy, trustedRoot), ...trustedRoot } : trustedRoot;
+}
+
+/** SPEC §9: the carried signatures judged again, offline, after every byte checked out. */
+async function publisherCheck(source: SignatureSource, bundle: string, inside: InsideOptions, graphs: ReadonlyMap<string, ImageGraph>): Promise<SignatureCheck> {
+  const chosen = await policyInside(source, bundle, inside);
+  if (!chosen) throw usageError(`${printable(bundle)} carries no signature policy (it was built without --policy); give --policy FILE to check the publishers' signatures against`);
+  return checkSignatures(source, chosen, graphs);
+}
+
+function signatureReport(c: SignatureCheck): Record<string, unknown> {
+  return { policy: c.from, verified: c.verdicts.filter((v) => v.verdict === 'verified').length, blocked: c.blocked.length, verdicts: c.verdicts };
+}
+
+function printVerdicts(c: SignatureCheck): void {
+  const head = `publisher signatures, checked against the ${c.from === 'given' ? 'policy given with --policy' : 'policy the bundle carries'}:`;
+  process.stdout.write([head, ...c.verdicts.map(verdictLine)].map(printable).join('\n') + '\n');
 }
 
 /** Attached manifests (SPEC §9) by kind, for --json: `{total, signature, attestation, sbom, other}`. */

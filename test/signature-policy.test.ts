@@ -1,0 +1,257 @@
+// The publishers' signatures checked at build and again inside (SPEC §9
+// "Signature policy", "Inside"), end to end with real components: a real
+// distribution 2.8 registry as upstream and another as the inside target,
+// signatures made with openssl (key) and with a test Sigstore PKI made with
+// openssl (keyless, Rekor-like SET), the CLI as a user runs it.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BundleIndex, SignatureVerdict } from '../src/bundle/format.js';
+import { runAirlock, type CliResult } from './support/cli.js';
+import { makeTempDir, removeTempDir } from './support/proc.js';
+import { startRegistry, type TestRegistry } from './support/registry.js';
+import { makeLayer, Seeder, type PushedImage } from './support/seed.js';
+import { opensslKey, opensslSignature, pushTagSignature, simplesigningPayload, type OpensslKey } from './support/seed-signatures.js';
+import { makePki, signKeyless, type TestPki } from './support/sigstore-pki.js';
+import { entry, readTar } from './support/tarball.js';
+
+const ISSUER = 'https://token.actions.githubusercontent.com';
+const SUBJECT = 'https://github.com/example/app/.github/workflows/release.yml@refs/tags/v1.2.3';
+const EPOCH = { ...process.env, SOURCE_DATE_EPOCH: '1767225600' };
+
+let up: TestRegistry;
+let seeder: Seeder;
+let work: string;
+let airlockKey: string;
+let team: OpensslKey;
+let stranger: OpensslKey;
+let pki: TestPki;
+let otherPki: TestPki;
+const img: Record<'keysigned' | 'unsigned' | 'keyless' | 'othersigned' | 'misc', PushedImage> = {} as never;
+let host: string;
+
+const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const exists = (f: string) => access(f).then(() => true, () => false);
+
+function manifestYaml(name: string, refs: string[], extra = ''): string {
+  return `apiVersion: airlock/v1\nkind: Bundle\nmetadata:\n  name: ${name}\nspec:${extra}\n  registries:\n    "${host}": {plainHttp: true}\n  images:\n${refs.map((r) => `    - ${host}/${r}\n`).join('')}`;
+}
+
+/** The policy: team key for team/**, keyless for gh/**; `othersigned` under a rule of its own with `mode`; `def` for the rest. */
+function policyYaml(o: { othersigned: 'warn' | 'enforce'; def: 'warn' | 'enforce' | 'skip' }): string {
+  return `apiVersion: airlock/v1
+kind: SignaturePolicy
+trustedRoot: trusted_root.json
+keys: { team: keys/team.pub }
+rules:
+  - images: ["${host}/team/othersigned"]
+    key: team
+    mode: ${o.othersigned}
+  - images: ["${host}/team/**"]
+    key: team
+  - images: ["${host}/gh/**"]
+    keyless: { issuer: "${ISSUER}", subject: "${SUBJECT}" }
+default: ${o.def}
+`;
+}
+
+async function writePolicy(name: string, text: string): Promise<string> {
+  const file = path.join(work, 'policy', name);
+  await writeFile(file, text);
+  return file;
+}
+
+async function build(name: string, refs: string[], args: string[]): Promise<CliResult & { file: string; index?: BundleIndex }> {
+  const m = path.join(work, `${name}.yaml`);
+  await writeFile(m, manifestYaml(name, refs));
+  const file = path.join(work, `${name}.tar`);
+  const r = await runAirlock(['build', m, '-o', file, '--key', airlockKey, '--cache', path.join(work, 'cache'), ...args], undefined, { env: EPOCH });
+  if (r.code !== 0) return { ...r, file };
+  return { ...r, file, index: JSON.parse(entry(await readTar(file), 'bundle.json').data.toString('utf8')) as BundleIndex };
+}
+
+async function catalog(reg: TestRegistry): Promise<string[]> {
+  const res = await new Seeder({ url: reg.url }).fetch('GET', '/v2/_catalog');
+  return (JSON.parse(res.body.toString('utf8')) as { repositories: string[] }).repositories;
+}
+
+const verdictOf = (index: BundleIndex | undefined, name: string): SignatureVerdict => {
+  const v = index?.signatures?.find((s) => s.ref === `${host}/${name}`);
+  assert.ok(v, `no verdict for ${name} in ${JSON.stringify(index?.signatures)}`);
+  return v;
+};
+
+before(async () => {
+  work = await makeTempDir('airlock-sigpolicy-');
+  await mkdir(path.join(work, 'policy', 'keys'), { recursive: true });
+  up = await startRegistry();
+  host = up.host;
+  seeder = new Seeder({ url: up.url });
+  team = opensslKey(path.join(work, 'policy', 'keys'), 'team');
+  stranger = opensslKey(work, 'stranger');
+  pki = makePki(work, 'good');
+  otherPki = makePki(work, 'other');
+  await writeFile(path.join(work, 'policy', 'trusted_root.json'), JSON.stringify(pki.trustedRoot));
+  await writeFile(path.join(work, 'other_root.json'), JSON.stringify(otherPki.trustedRoot));
+  const k = await runAirlock(['keygen', '--out', path.join(work, 'airlock')]);
+  assert.equal(k.code, 0, k.stderr);
+  airlockKey = path.join(work, 'airlock.key');
+
+  for (const name of ['keysigned', 'unsigned', 'keyless', 'othersigned', 'misc'] as const) {
+    const repo = name === 'keyless' ? 'gh/keyless' : name === 'misc' ? 'misc/misc' : `team/${name}`;
+    img[name] = await seeder.pushImage(repo, '1', { layers: [await makeLayer(`sigpolicy-${name}`, 4096)], format: 'oci' });
+  }
+  const sign = (repo: string, p: PushedImage, key: OpensslKey) => {
+    const payload = simplesigningPayload(`${host}/${repo}`, p.digest);
+    return pushTagSignature(seeder, repo, p.digest, [{ payload, annotations: opensslSignature(work, key, payload) }]);
+  };
+  await sign('team/keysigned', img.keysigned, team);
+  await sign('team/othersigned', img.othersigned, stranger);
+  const payload = simplesigningPayload(`${host}/gh/keyless`, img.keyless.digest);
+  await pushTagSignature(seeder, 'gh/keyless', img.keyless.digest, [{ payload, annotations: signKeyless(pki, 'leaf', payload, { subject: SUBJECT, issuer: ISSUER }) }]);
+});
+
+after(async () => {
+  await up?.stop();
+  await removeTempDir(work);
+});
+
+describe('build --policy', () => {
+  it('an unsigned image under an enforce rule stops the build before any bundle is written, naming the image, the rule and why', async () => {
+    const policy = await writePolicy('enforce.yaml', policyYaml({ othersigned: 'enforce', def: 'enforce' }));
+    const r = await build('refused', ['team/keysigned:1', 'team/unsigned:1', 'team/othersigned:1'], ['--policy', policy]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(await exists(r.file), false, 'no bundle');
+    assert.equal(await exists(`${r.file}.sha256`), false, 'no checksum file');
+    assert.match(r.stderr, new RegExp(`team/unsigned:1: signature policy: unsigned under rule 1 \\(images ${host}/team/\\*\\*; key team \\(${team.fingerprint}\\); enforce\\)`));
+    assert.match(r.stderr, /no signature is attached to sha256:/);
+    // Signed by another key: tried, and the reason names the key the rule wants.
+    assert.match(r.stderr, /team\/othersigned:1: signature policy: failed under rule 0[^\n]*\n\s+- sha256-[a-f0-9]{64}\.sig: the signature does not verify with key team/);
+    assert.doesNotMatch(r.stderr, /team\/keysigned:1: signature policy/);
+  });
+
+  it('with warn rules and default warn the bundle is written: every verdict and signer signed into bundle.json, the policy, key and trusted root carried byte for byte', async () => {
+    const policy = await writePolicy('warn.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }));
+    const r = await build('warned', ['team/keysigned:1', 'gh/keyless:1', 'team/othersigned:1', 'misc/misc:1'], ['--policy', policy]);
+    assert.equal(r.code, 0, r.stderr);
+    const key = verdictOf(r.index, 'team/keysigned:1');
+    assert.deepEqual({ ...key }, { ref: `${host}/team/keysigned:1`, digest: img.keysigned.digest, rule: 1, mode: 'enforce', verdict: 'verified', signer: `key:team ${team.fingerprint}`, format: 'tag-scheme' });
+    const keyless = verdictOf(r.index, 'gh/keyless:1');
+    assert.equal(keyless.verdict, 'verified');
+    assert.equal(keyless.signer, `${ISSUER} ${SUBJECT}`);
+    assert.equal(keyless.rule, 2);
+    assert.ok(keyless.signedAt && Math.abs(Date.parse(keyless.signedAt) - Date.now()) < 3600_000, keyless.signedAt);
+    const other = verdictOf(r.index, 'team/othersigned:1');
+    assert.equal(other.verdict, 'failed');
+    assert.equal(other.mode, 'warn');
+    assert.match(other.reasons?.[0] ?? '', /does not verify with key team/);
+    const misc = verdictOf(r.index, 'misc/misc:1');
+    assert.deepEqual([misc.verdict, misc.rule, misc.mode], ['skipped', 'default', 'warn']);
+    assert.match(r.stderr, /warning: [^\n]*team\/othersigned:1: failed under rule 0/);
+    assert.match(r.stderr, /warning: [^\n]*misc\/misc:1: skipped under the policy's default/);
+    // The policy travels: its bytes, the key's and the trusted root's are blobs of the tar.
+    const tar = await readTar(r.file);
+    const p = r.index!.policy!;
+    assert.equal(p.digest, `sha256:${sha256hex(await readFile(policy))}`);
+    assert.equal(entry(tar, `blobs/sha256/${p.digest.slice(7)}`).data.toString('utf8'), await readFile(policy, 'utf8'));
+    const files = Object.fromEntries(p.files.map((f) => [f.path, f]));
+    assert.deepEqual(Object.keys(files).sort(), ['keys/team.pub', 'trusted_root.json']);
+    assert.deepEqual(entry(tar, `blobs/sha256/${files['keys/team.pub']!.digest.slice(7)}`).data, await readFile(team.pub));
+    assert.equal(files['trusted_root.json']!.role, 'trusted-root');
+    // inspect shows verdict and signer per image.
+    const ins = await runAirlock(['inspect', r.file]);
+    assert.equal(ins.code, 0, ins.stderr);
+    assert.match(ins.stdout, new RegExp(`team/keysigned:1 [^\\n]*\\n\\s+signature\\s+verified\\s+key:team ${team.fingerprint}`));
+    assert.match(ins.stdout, new RegExp(`gh/keyless:1 [^\\n]*\\n\\s+signature\\s+verified\\s+${ISSUER} ${SUBJECT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(ins.stdout, /othersigned:1 [^\n]*\n\s+signature\s+FAILED\s+\(rule 0, warn\): [^\n]*does not verify with key team/);
+  });
+
+  it('--policy with --no-attached is a usage error (exit 2): there would be nothing to check', async () => {
+    const policy = await writePolicy('warn2.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }));
+    const r = await build('noatt', ['team/keysigned:1'], ['--policy', policy, '--no-attached']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--policy checks the signatures carried with the images, and --no-attached carries none/);
+  });
+});
+
+describe('inside: verify --signatures, unpack, offline against the carried policy or one given', () => {
+  let warned: string;
+  let pub: string;
+  let target: TestRegistry;
+  before(async () => {
+    const policy = await writePolicy('warn-inside.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }));
+    const r = await build('inside', ['team/keysigned:1', 'gh/keyless:1', 'team/othersigned:1', 'misc/misc:1'], ['--policy', policy]);
+    assert.equal(r.code, 0, r.stderr);
+    warned = r.file;
+    pub = path.join(work, 'airlock.pub');
+    target = await startRegistry();
+    // Offline inside: the upstream registry is gone.
+    await up.stop();
+  });
+  after(async () => target?.stop());
+
+  it('verify --signatures checks the carried signatures again against the carried policy: exit 0, each verdict printed', async () => {
+    const r = await runAirlock(['verify', warned, '--pub', pub, '--signatures']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /checked against the policy the bundle carries/);
+    assert.match(r.stdout, new RegExp(`signature verified\\s+${host}/team/keysigned:1\\s+key:team ${team.fingerprint}`));
+    assert.match(r.stdout, new RegExp(`signature verified\\s+${host}/gh/keyless:1\\s+${ISSUER} `));
+    assert.match(r.stdout, new RegExp(`signature failed\\s+${host}/team/othersigned:1\\s+rule 0, warn`));
+    const j = await runAirlock(['verify', warned, '--pub', pub, '--signatures', '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    const doc = JSON.parse(j.stdout) as { ok: boolean; signatures: { policy: string; verified: number; blocked: number; verdicts: SignatureVerdict[] } };
+    assert.deepEqual([doc.ok, doc.signatures.policy, doc.signatures.verified, doc.signatures.blocked], [true, 'carried', 2, 0]);
+  });
+
+  it('verify - --signatures reads the carried policy from the stream too', async () => {
+    const r = await runAirlock(['verify', '-', '--pub', pub, '--signatures'], await readFile(warned));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`signature verified\\s+${host}/gh/keyless:1`));
+  });
+
+  it('an enforce --policy given inside wins over the carried warn policy: verify exits 1, unpack refuses before anything is pushed', async () => {
+    const strict = await writePolicy('strict-inside.yaml', policyYaml({ othersigned: 'enforce', def: 'enforce' }));
+    const v = await runAirlock(['verify', warned, '--pub', pub, '--signatures', '--policy', strict]);
+    assert.equal(v.code, 1, v.stderr);
+    assert.match(v.stderr, /2 image\(s\) have no signature that counts under an enforce rule/);
+    assert.match(v.stderr, /team\/othersigned:1 \(sha256:[a-f0-9]{64}\): failed under rule 0/);
+    assert.match(v.stderr, /misc\/misc:1 \(sha256:[a-f0-9]{64}\): skipped under the policy's default \(enforce: no rule matches\)/);
+    const files = await makeTempDir('airlock-sigpolicy-files-');
+    try {
+      const u = await runAirlock(['unpack', warned, '--pub', pub, '--registry', target.host, '--files-dir', files, '--policy', strict]);
+      assert.equal(u.code, 1, u.stderr);
+      assert.match(u.stderr, /nothing was pushed/);
+      assert.deepEqual(await catalog(target), [], 'the target registry is still empty');
+    } finally {
+      await removeTempDir(files);
+    }
+  });
+
+  it('--trusted-root given inside wins over the carried one: the keyless signature no longer chains and, under its enforce rule, stops the unpack', async () => {
+    const files = await makeTempDir('airlock-sigpolicy-files-');
+    try {
+      const u = await runAirlock(['unpack', warned, '--pub', pub, '--registry', target.host, '--files-dir', files, '--trusted-root', path.join(work, 'other_root.json')]);
+      assert.equal(u.code, 1, u.stderr);
+      assert.match(u.stderr, /gh\/keyless:1 \(sha256:[a-f0-9]{64}\): failed under rule 2[^\n]*\n\s+- sha256-[a-f0-9]{64}\.sig: the certificate does not chain to a Fulcio CA of the trusted root/);
+      assert.deepEqual(await catalog(target), []);
+    } finally {
+      await removeTempDir(files);
+    }
+  });
+
+  it('unpack with the carried policy checks again, pushes, and prints each verdict', async () => {
+    const files = await makeTempDir('airlock-sigpolicy-files-');
+    try {
+      const u = await runAirlock(['unpack', warned, '--pub', pub, '--registry', target.host, '--files-dir', files]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.match(u.stdout, /publisher signatures checked against the policy the bundle carries:/);
+      assert.match(u.stdout, new RegExp(`signature verified\\s+${host}/team/keysigned:1\\s+key:team`));
+      assert.match(u.stderr, /warning: [^\n]*team\/othersigned:1: failed under rule 0/);
+      assert.ok((await catalog(target)).includes('team/keysigned'));
+    } finally {
+      await removeTempDir(files);
+    }
+  });
+});
