@@ -168,6 +168,42 @@ describe('build --policy', () => {
     assert.match(ins.stdout, /othersigned:1 [^\n]*\n\s+signature\s+FAILED\s+\(rule 0, warn\): [^\n]*does not verify with key team/);
   });
 
+  it('a delta built with a policy keeps what the check reads in its tar (the signatures, the policy) although its base holds them, so verify --signatures needs no base', async () => {
+    const policy = await writePolicy('delta.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }));
+    const refs = ['team/keysigned:1', 'gh/keyless:1'];
+    const base = await build('delta-base', refs, ['--policy', policy]);
+    assert.equal(base.code, 0, base.stderr);
+    const delta = await build('delta', refs, ['--policy', policy, '--base', base.file]);
+    assert.equal(delta.code, 0, delta.stderr);
+    const ext = new Set(delta.index!.blobs.filter((b) => b.external).map((b) => b.digest));
+    assert.ok(ext.size > 0, 'the layers are external');
+    for (const a of delta.index!.attached ?? []) assert.ok(!ext.has(a.digest), `signature manifest ${a.digest} is in the tar`);
+    for (const d of [delta.index!.policy!.digest, ...delta.index!.policy!.files.map((f) => f.digest)]) assert.ok(!ext.has(d), `policy blob ${d} is in the tar`);
+    const v = await runAirlock(['verify', delta.file, '--pub', path.join(work, 'airlock.pub'), '--signatures', '--json']);
+    assert.equal(v.code, 0, v.stderr);
+    assert.equal((JSON.parse(v.stdout) as { signatures: { verified: number } }).signatures.verified, 2);
+  });
+
+  it('sync --policy checks before pushing: an enforce failure pushes nothing', async () => {
+    const strict = await writePolicy('sync-strict.yaml', policyYaml({ othersigned: 'enforce', def: 'enforce' }));
+    const m = path.join(work, 'sync.yaml');
+    await writeFile(m, manifestYaml('sync', ['team/keysigned:1', 'team/othersigned:1']));
+    const target = await startRegistry();
+    const files = await makeTempDir('airlock-sigpolicy-files-');
+    try {
+      const r = await runAirlock(['sync', m, '--registry', target.host, '--files-dir', files, '--cache', path.join(work, 'cache'), '--policy', strict]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /team\/othersigned:1 \(sha256:[a-f0-9]{64}\): failed under rule 0/);
+      assert.deepEqual(await catalog(target), []);
+      const ok = await runAirlock(['sync', m, '--registry', target.host, '--files-dir', files, '--cache', path.join(work, 'cache'), '--policy', await writePolicy('sync-warn.yaml', policyYaml({ othersigned: 'warn', def: 'enforce' }))]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, new RegExp(`signature verified\\s+${host}/team/keysigned:1`));
+    } finally {
+      await target.stop();
+      await removeTempDir(files);
+    }
+  });
+
   it('--policy with --no-attached is a usage error (exit 2): there would be nothing to check', async () => {
     const policy = await writePolicy('warn2.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }));
     const r = await build('noatt', ['team/keysigned:1'], ['--policy', policy, '--no-attached']);

@@ -154,7 +154,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       held,
       ...(opts.bases && { bases: opts.bases }),
       ...(judge && { policy: policyRecord(judge.policy).record, signatures: graphs.map((r) => r.verdict!) }),
-      ...(opts.bases?.length && { keepInTar: await keptInTar(attached, carried, store) }),
+      ...(judge && opts.bases?.length && { keepInTar: await keptInTar(attached, carried, store) }),
     });
     if (opts.bases?.length) external = externalOf(index);
     trivyDbs = trivyDbReports(index.images, opts.maxDbAge);
@@ -272,9 +272,10 @@ async function carryPolicy(policy: Policy, store: ContentStore): Promise<Descrip
 }
 
 /**
- * What a delta keeps in its tar although a base holds it: what the inside
- * needs to check the publishers' signatures offline from the bundle alone (the
- * policy's files, each signature's manifest, blobs and subject). A few KiB.
+ * What a delta built with a policy keeps in its tar although a base holds it:
+ * what the inside needs to check the publishers' signatures again offline from
+ * the bundle alone (the policy's files, each signature's manifest, blobs and
+ * subject). A few KiB. Without a policy a delta stays minimal.
  */
 async function keptInTar(attached: readonly BundleAttached[], carried: ReadonlyArray<{ digest: string }>, store: ContentStore): Promise<Set<string>> {
   const keep = new Set(carried.map((c) => c.digest));
