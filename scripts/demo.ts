@@ -82,11 +82,25 @@ spec:
     await writeFile(manifestFile, manifest);
     console.log(indent(manifest));
 
-    say('Online: make a signing key and build the bundle');
+    say('The signature policy: who must have signed what');
+    await mkdir(path.join(work, 'keys'));
+    await writeFile(path.join(work, 'keys', 'publisher.pub'), upstream.publisherKey);
+    const policyText = `apiVersion: airlock/v1
+kind: SignaturePolicy
+keys: { publisher: keys/publisher.pub }
+rules:
+  - images: ["${upstream.registryHost}/demo/**"]
+    key: publisher
+default: warn      # the Trivy DB and Falco rules of this demo are not signed: carried with a warning
+`;
+    await writeFile(path.join(work, 'policy.yaml'), policyText);
+    console.log(indent(policyText));
+
+    say('Online: make a signing key and build the bundle, checking the publishers\' signatures');
     const key = path.join(work, 'airlock');
     await airlock(['keygen', '--out', key], ['keygen', '--out', rel(key)]);
     const bundle = path.join(work, 'demo.tar');
-    await airlock(['build', manifestFile, '-o', bundle, '--key', `${key}.key`, '--cache', path.join(work, 'cache')], ['build', 'demo.yaml', '-o', 'demo.tar', '--key', 'airlock.key']);
+    await airlock(['build', manifestFile, '-o', bundle, '--key', `${key}.key`, '--cache', path.join(work, 'cache'), '--policy', path.join(work, 'policy.yaml')], ['build', 'demo.yaml', '-o', 'demo.tar', '--key', 'airlock.key', '--policy', 'policy.yaml']);
 
     say('Carry demo.tar and demo.tar.sha256 across the gap; check the copy');
     const sidecar = await readFile(`${bundle}.sha256`, 'utf8');
@@ -95,7 +109,7 @@ spec:
     if (!sidecar.startsWith(actual)) throw new Error('the sidecar does not match');
 
     say('Inside: verify the signature and every byte, and see what is in it');
-    await airlock(['verify', bundle, '--pub', `${key}.pub`], ['verify', 'demo.tar', '--pub', 'airlock.pub']);
+    await airlock(['verify', bundle, '--pub', `${key}.pub`, '--signatures'], ['verify', 'demo.tar', '--pub', 'airlock.pub', '--signatures']);
     await airlock(['inspect', bundle], ['inspect', 'demo.tar']);
 
     say('No registry yet? Serve the bundle itself');

@@ -2,7 +2,7 @@
 // process, on 127.0.0.1, seeded with an image index, a Trivy DB artifact,
 // Falco rules, an OpenSearch plugin with its .sha512 and a Falco driver. It
 // needs nothing installed, so the demo runs on a fresh machine.
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jsonBytes, makeLayer, MediaTypes, pseudoRandomBytes } from '../../test/support/seed.js';
@@ -19,6 +19,8 @@ export interface DemoUpstream {
   readonly registryHost: string;
   readonly filesUrl: string;
   readonly images: { index: string; trivy: string; rules: string };
+  /** The publisher's public key (SPKI PEM): demo/hello:1.0 carries a cosign signature made with it. */
+  readonly publisherKey: string;
   stop(): Promise<void>;
 }
 
@@ -49,7 +51,19 @@ export async function startDemoUpstream(): Promise<DemoUpstream> {
     const m = manifest('demo/hello', undefined, { schemaVersion: 2, mediaType: MediaTypes.ociManifest, config, layers: [blob('demo/hello', base, MediaTypes.ociLayerGzip), blob('demo/hello', own, MediaTypes.ociLayerGzip)] }, MediaTypes.ociManifest);
     children.push({ ...m, platform: { os: 'linux', architecture: arch } });
   }
-  manifest('demo/hello', '1.0', { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: children }, MediaTypes.ociIndex);
+  const index = manifest('demo/hello', '1.0', { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: children }, MediaTypes.ociIndex);
+
+  // The publisher signs its release as `cosign sign --key` does: a simplesigning payload naming the
+  // index digest, its ECDSA signature in the layer's annotation, under the tag sha256-<hex>.sig.
+  const publisher = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const host = { name: '' };
+  const signIndex = () => {
+    const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': `${host.name}/demo/hello` }, image: { 'docker-manifest-digest': index.digest }, type: 'cosign container image signature' }, optional: null }));
+    const signature = sign('sha256', payload, publisher.privateKey).toString('base64');
+    const layer = { ...blob('demo/hello', payload, 'application/vnd.dev.cosign.simplesigning.v1+json'), annotations: { 'dev.cosignproject.cosign/signature': signature } };
+    const config = blob('demo/hello', jsonBytes({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [sha(payload)] }, config: {} }), MediaTypes.ociConfig);
+    manifest('demo/hello', `${index.digest.replace(':', '-')}.sig`, { schemaVersion: 2, mediaType: MediaTypes.ociManifest, config, layers: [layer] }, MediaTypes.ociManifest);
+  };
 
   // The Trivy DB as oras pushes it, and Falco rules as falcoctl does.
   const empty = blob('aquasecurity/trivy-db', Buffer.from('{}'), MediaTypes.ociEmpty);
@@ -102,10 +116,13 @@ export async function startDemoUpstream(): Promise<DemoUpstream> {
   const listen = (s: http.Server) => new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
   const regPort = await listen(registry);
   const filePort = await listen(fileServer);
+  host.name = `127.0.0.1:${regPort}`;
+  signIndex();
   return {
     registryHost: `127.0.0.1:${regPort}`,
     filesUrl: `http://127.0.0.1:${filePort}`,
     images: { index: 'demo/hello:1.0', trivy: 'aquasecurity/trivy-db:2', rules: 'falcosecurity/rules/falco-rules:4.0.0' },
+    publisherKey: publisher.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     async stop() {
       for (const s of [registry, fileServer]) {
         s.closeAllConnections();

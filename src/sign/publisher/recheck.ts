@@ -11,8 +11,15 @@ import { blockedText, blocks, Judge, warns, warnText, type BlobSource } from './
 export type SignatureSource = { index: BundleIndex } & EntryReader;
 
 /** Blobs read through the bundle reader, which hashes each against bundle.json as it reads it. */
-export function entryBlobs(source: EntryReader): BlobSource {
-  return { blob: (digest) => source.readEntry(BLOBS_PREFIX + digest.slice(7)) };
+export function entryBlobs(source: SignatureSource): BlobSource {
+  const external = new Set(source.index.blobs.filter((b) => b.external).map((b) => b.digest));
+  return {
+    blob: (digest) => {
+      // A delta built without a policy leaves what its base holds out of the tar, signatures included.
+      if (external.has(digest)) return Promise.reject(new Error(`${digest} is held by a base of this delta, not in the tar; check the signatures with the base bundle, or build the delta with --policy (it then carries what the check reads)`));
+      return source.readEntry(BLOBS_PREFIX + digest.slice(7));
+    },
+  };
 }
 
 export interface SignatureCheck {
