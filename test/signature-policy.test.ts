@@ -204,6 +204,28 @@ describe('build --policy', () => {
     }
   });
 
+  it('spec.policy (relative to the manifest) is used without --policy; --policy wins over it; a broken policy is exit 2 at its line before any download', async () => {
+    await writePolicy('spec-enforce.yaml', policyYaml({ othersigned: 'enforce', def: 'enforce' }));
+    const m = path.join(work, 'spec-policy.yaml');
+    await writeFile(m, manifestYaml('spec-policy', ['team/unsigned:1'], '\n  policy: policy/spec-enforce.yaml'));
+    const out = path.join(work, 'spec-policy.tar');
+    const cache = ['--cache', path.join(work, 'cache')];
+    const refused = await runAirlock(['build', m, '-o', out, '--key', airlockKey, ...cache], undefined, { env: EPOCH });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /team\/unsigned:1: signature policy: unsigned under rule 1/);
+    const lenient = await writePolicy('spec-lenient.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }).replace(/(key: team\n)(?! {4}mode)/, '$1    mode: warn\n'));
+    const ok = await runAirlock(['build', m, '-o', out, '--key', airlockKey, ...cache, '--policy', lenient], undefined, { env: EPOCH });
+    assert.equal(ok.code, 0, ok.stderr);
+    const index = JSON.parse(entry(await readTar(out), 'bundle.json').data.toString('utf8')) as BundleIndex;
+    assert.equal(index.policy?.name, 'spec-lenient.yaml');
+    assert.deepEqual([index.signatures?.[0]?.verdict, index.signatures?.[0]?.mode], ['unsigned', 'warn']);
+    const broken = await writePolicy('broken.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }).replace('key: team\n    mode: warn', 'key: teem\n    mode: warn'));
+    const bad = await runAirlock(['build', m, '-o', path.join(work, 'broken.tar'), '--key', airlockKey, '--cache', path.join(work, 'cache-broken'), '--policy', broken]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /broken\.yaml:7:\d+: rules\[0\]\.key: names the key "teem", which keys does not list; did you mean "team"\?/);
+    assert.equal(await exists(path.join(work, 'cache-broken')), false, 'nothing was downloaded (no cache made)');
+  });
+
   it('--policy with --no-attached is a usage error (exit 2): there would be nothing to check', async () => {
     const policy = await writePolicy('warn2.yaml', policyYaml({ othersigned: 'warn', def: 'warn' }));
     const r = await build('noatt', ['team/keysigned:1'], ['--policy', policy, '--no-attached']);
