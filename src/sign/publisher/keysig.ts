@@ -7,7 +7,8 @@ import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
 /**
  * Whether `signature` (DER for ECDSA, raw for Ed25519/RSA) is `key`'s over exactly `data`. ECDSA
  * keys above P-256 are tried with SHA-256 (what cosign signs with by default) and with the hash
- * of their size (what cosign's default-for-key verifier and sigstore-go pick); both are sound.
+ * of their size (what cosign's default-for-key verifier and sigstore-go pick); RSA keys with
+ * SHA-256, -512 and -384 (KMS keys sign with the hash they were made for); all are sound.
  */
 export function keyVerifies(key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
   return hashesFor(key).some((hash) => {
@@ -29,6 +30,10 @@ function hashesFor(key: KeyObject): (string | null)[] {
       if (curve === 'secp521r1') return ['sha256', 'sha512'];
       return ['sha256'];
     }
+    case 'rsa':
+      // cosign signs with SHA-256; a KMS key fixes its own hash (cert-manager's RSA 4096 key in
+      // Google Cloud KMS signs PKCS#1 v1.5 with SHA-512), and cosign verifies with the key's hash.
+      return ['sha256', 'sha512', 'sha384'];
     default:
       return ['sha256'];
   }
