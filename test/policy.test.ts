@@ -390,9 +390,10 @@ test('the Welkin policy in docs/signatures.md loads with no warning, leaves no W
     ['ghcr.io/kyverno/kyverno-cli:v1.13.4', 13, 'warn', gh, wf('kyverno/kyverno', 'release.yaml', 'v1.13.4')],
     ['quay.io/jetstack/cert-manager-controller:v1.18.3', 14, 'warn', 'key', 'cert-manager'],
     [`ghcr.io/tektoncd/pipeline/controller-10a3e32792f33651396d02b6855a6e36:v1.1.0@sha256:${'7'.repeat(64)}`, 15, 'warn', 'key', 'tekton'],
-    ['docker.io/goharbor/harbor-core:v2.13.1', 17, 'warn', 'key', 'welkin-review'],
-    ['quay.io/prometheus/prometheus:v3.6.0', 17, 'warn', 'key', 'welkin-review'],
-    ['ghcr.io/aquasecurity/trivy-db:2', 17, 'warn', 'key', 'welkin-review'],
+    ['docker.io/goharbor/harbor-core:v2.13.1', 18, 'warn', 'key', 'welkin-review'],
+    ['quay.io/prometheus/prometheus:v3.6.0', 18, 'warn', 'key', 'welkin-review'],
+    ['cgr.dev/chainguard/busybox@sha256:19f02276bf8dbdd62f069b922f10c65262cc34b710eea26ff928129a736be791', 16, 'warn', gh, 'https://github.com/chainguard-images/images/.github/workflows/release.yaml@refs/heads/main'],
+    ['ghcr.io/aquasecurity/trivy-db:2', 18, 'warn', 'key', 'welkin-review'],
   ];
   const accepts = (identity: Policy['rules'][number]['identity'], issuer: string, subject: string) =>
     identity.kind === 'key'
