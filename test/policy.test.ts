@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { loadManifest } from '../src/manifest/load.js';
 import { formatProblem } from '../src/manifest/problems.js';
 import { loadPolicy, parsePolicy, type PolicyFiles } from '../src/policy/load.js';
 import { ruleFor, repositoryOf } from '../src/policy/match.js';
@@ -336,4 +337,85 @@ test('which rule applies: * within a segment, ** across any number, Docker Hub n
   const hit = ruleFor(policy, 'ghcr.io/falcosecurity/driver-loader');
   assert.ok(hit.index === 2 && 'rule' in hit && hit.rule.mode === 'warn');
   assert.equal(repositoryOf('nginx:1.27'), 'docker.io/library/nginx');
+});
+
+test('the Welkin policy in docs/signatures.md loads with no warning, leaves no Welkin image to the default, and each rule takes its publisher\'s release signer and no other', async () => {
+  const doc = await readFile(path.resolve(import.meta.dirname, '../docs/signatures.md'), 'utf8');
+  const policies = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').filter((b) => b.includes('kind: SignaturePolicy'));
+  assert.equal(policies.length, 1, 'docs/signatures.md holds one complete policy');
+  const text = policies[0] ?? '';
+  const dir = await fixture({ 'policy.yaml': text, 'trusted_root.json': await readFile(PUBLIC_GOOD) });
+  // Every key file the policy names, made here by openssl: cert-manager's is RSA (its real one is RSA 4096 in KMS), the others ECDSA P-256.
+  const keyDir = path.join(dir, 'made');
+  await mkdir(keyDir);
+  await mkdir(path.join(dir, 'keys'));
+  const named = [...text.matchAll(/^\s+[\w.-]+: (keys\/[\w.-]+)/gm)].map((m) => m[1] ?? '');
+  assert.deepEqual(named, ['keys/cert-manager-pubkey-2021-09-20.pem', 'keys/tekton.pub', 'keys/welkin-review.pub']);
+  for (const [n, file] of named.entries()) {
+    const key = file.includes('cert-manager') ? opensslKey(keyDir, `k${n}`, 'RSA', 'rsa_keygen_bits:2048') : opensslKey(keyDir, `k${n}`, 'EC', 'ec_paramgen_curve:P-256');
+    await writeFile(path.join(dir, file), await readFile(key.pub));
+  }
+  const policy = await loadPolicy(path.join(dir, 'policy.yaml'));
+  assert.deepEqual(policy.warnings, []);
+  assert.equal(policy.default, 'enforce');
+
+  // What the doc promises: no image or artifact of the Welkin manifests falls to the default.
+  const root = path.resolve(import.meta.dirname, '..');
+  const refs: string[] = [];
+  for (const m of ['manifests/welkin-sc.yaml', 'manifests/welkin-wc.yaml']) {
+    for (const item of (await loadManifest(path.join(root, m))).items) if (item.kind !== 'file') refs.push(item.ref);
+  }
+  assert.ok(refs.length > 80, `read ${refs.length} references`);
+  assert.deepEqual(refs.filter((r) => ruleFor(policy, r).index === 'default'), []);
+
+  const gh = 'https://token.actions.githubusercontent.com';
+  const wf = (repo: string, file: string, tag: string) => `https://github.com/${repo}/.github/workflows/${file}@refs/tags/${tag}`;
+  // Real Welkin references, the rule the doc's table gives them, and the signer their release workflow has.
+  const table: [string, number, 'enforce' | 'warn', string, string][] = [
+    ['registry.k8s.io/defaultbackend-amd64:1.5', 0, 'warn', 'https://accounts.google.com', 'krel-trust@k8s-releng-prod.iam.gserviceaccount.com'],
+    ['registry.k8s.io/ingress-nginx/controller:v1.13.3', 1, 'enforce', 'https://accounts.google.com', 'krel-trust@k8s-releng-prod.iam.gserviceaccount.com'],
+    ['registry.k8s.io/dns/k8s-dns-node-cache:1.25.0', 1, 'enforce', 'https://accounts.google.com', 'krel-trust@k8s-releng-prod.iam.gserviceaccount.com'],
+    ['docker.io/falcosecurity/falco:0.41.3-debian', 2, 'enforce', gh, wf('falcosecurity/falco', 'reusable_publish_docker.yaml', '0.41.3')],
+    ['falcosecurity/falco-driver-loader:0.41.3', 2, 'enforce', gh, wf('falcosecurity/falco', 'reusable_publish_docker.yaml', '0.41.3')],
+    ['docker.io/falcosecurity/falcoctl:0.11.2', 3, 'enforce', gh, wf('falcosecurity/falcoctl', 'docker-image.yaml', 'v0.11.2')],
+    ['docker.io/falcosecurity/falcosidekick:2.31.1', 4, 'enforce', gh, wf('falcosecurity/falcosidekick', 'release.yml', '2.31.1')],
+    ['ghcr.io/falcosecurity/rules/falco-rules:4.0.0', 5, 'enforce', gh, wf('falcosecurity/rules', 'release.yaml', 'falco-rules-4.0.0')],
+    ['ghcr.io/falcosecurity/plugins/plugin/container:0.3.1', 6, 'enforce', gh, wf('falcosecurity/plugins', 'reusable-publish-oci-artifacts.yaml', 'plugins/container/v0.3.1')],
+    ['mirror.gcr.io/aquasec/trivy:0.66.0', 7, 'enforce', gh, wf('aquasecurity/trivy', 'reusable-release.yaml', 'v0.66.0')],
+    ['mirror.gcr.io/aquasec/trivy-operator:0.29.0', 8, 'enforce', gh, wf('aquasecurity/trivy-operator', 'release.yaml', 'v0.29.0')],
+    ['ghcr.io/aquasecurity/node-collector:0.3.1', 9, 'warn', gh, wf('aquasecurity/k8s-node-collector', 'release.yaml', 'v0.3.1')],
+    ['ghcr.io/dexidp/dex:v2.44.0', 10, 'enforce', gh, wf('dexidp/dex', 'artifacts.yaml', 'v2.44.0')],
+    ['ghcr.io/kubereboot/kured:1.20.0', 11, 'enforce', gh, wf('kubereboot/kured', 'on-tag.yaml', '1.20.0')],
+    ['quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0', 12, 'enforce', gh, wf('prometheus-operator/prometheus-operator', 'publish.yaml', 'v0.85.0')],
+    ['ghcr.io/kyverno/kyverno-cli:v1.13.4', 13, 'warn', gh, wf('kyverno/kyverno', 'release.yaml', 'v1.13.4')],
+    ['quay.io/jetstack/cert-manager-controller:v1.18.3', 14, 'warn', 'key', 'cert-manager'],
+    [`ghcr.io/tektoncd/pipeline/controller-10a3e32792f33651396d02b6855a6e36:v1.1.0@sha256:${'7'.repeat(64)}`, 15, 'warn', 'key', 'tekton'],
+    ['docker.io/goharbor/harbor-core:v2.13.1', 18, 'warn', 'key', 'welkin-review'],
+    ['quay.io/prometheus/prometheus:v3.6.0', 18, 'warn', 'key', 'welkin-review'],
+    ['cgr.dev/chainguard/busybox@sha256:19f02276bf8dbdd62f069b922f10c65262cc34b710eea26ff928129a736be791', 16, 'warn', gh, 'https://github.com/chainguard-images/images/.github/workflows/release.yaml@refs/heads/main'],
+    ['ghcr.io/aquasecurity/trivy-db:2', 18, 'warn', 'key', 'welkin-review'],
+  ];
+  const accepts = (identity: Policy['rules'][number]['identity'], issuer: string, subject: string) =>
+    identity.kind === 'key'
+      ? issuer === 'key' && identity.name === subject
+      : identity.issuer === issuer && (identity.subject !== undefined ? identity.subject === subject : identity.subjectRegExp?.test(subject) === true);
+  for (const [ref, index, mode, issuer, subject] of table) {
+    const hit = ruleFor(policy, ref);
+    assert.ok(hit.index === index && 'rule' in hit, `${ref}: rule ${String(hit.index)}, expected ${index}`);
+    assert.equal(hit.rule.mode, mode, ref);
+    assert.ok(accepts(hit.rule.identity, issuer, subject), `${ref}: rule ${index} does not take ${subject}`);
+    if (hit.rule.identity.kind === 'key') continue;
+    // Not a branch or pull-request build, not another repository of the organisation, not a look-alike.
+    for (const wrong of [
+      subject.replace(/@refs\/tags\/.*/, '@refs/heads/main'),
+      subject.replace(/@refs\/tags\/.*/, '@refs/pull/1/merge'),
+      subject.replace('https://github.com/', 'https://github.com/evil/x/?'),
+      subject.replace(/workflows\/[^@]+@/, 'workflows/other.yaml@'),
+      subject.replace(/^https:\/\/github\.com\/[^/]+\/[^/]+\//, 'https://github.com/falcosecurity/evil/'),
+    ].filter((w) => w !== subject)) {
+      assert.ok(!accepts(hit.rule.identity, issuer, wrong), `${ref}: rule ${index} takes ${wrong}`);
+    }
+    assert.ok(!accepts(hit.rule.identity, 'https://accounts.example.com', subject), `${ref}: any issuer`);
+  }
+  assert.deepEqual(ruleFor(policy, 'docker.io/library/nginx:1.27'), { index: 'default', mode: 'enforce' });
 });
