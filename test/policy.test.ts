@@ -388,7 +388,7 @@ test('the Welkin policy in docs/signatures.md loads with no warning, leaves no W
     ['ghcr.io/kubereboot/kured:1.20.0', 11, 'enforce', gh, wf('kubereboot/kured', 'on-tag.yaml', '1.20.0')],
     ['quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0', 12, 'enforce', gh, wf('prometheus-operator/prometheus-operator', 'publish.yaml', 'v0.85.0')],
     ['ghcr.io/kyverno/kyverno-cli:v1.13.4', 13, 'warn', gh, wf('kyverno/kyverno', 'release.yaml', 'v1.13.4')],
-    ['quay.io/jetstack/cert-manager-controller:v1.18.3', 14, 'warn', 'key', 'cert-manager'],
+    ['quay.io/jetstack/cert-manager-controller:v1.18.3', 14, 'enforce', 'key', 'cert-manager'],
     [`ghcr.io/tektoncd/pipeline/controller-10a3e32792f33651396d02b6855a6e36:v1.1.0@sha256:${'7'.repeat(64)}`, 15, 'warn', 'key', 'tekton'],
     ['docker.io/goharbor/harbor-core:v2.13.1', 18, 'warn', 'key', 'welkin-review'],
     ['quay.io/prometheus/prometheus:v3.6.0', 18, 'warn', 'key', 'welkin-review'],
