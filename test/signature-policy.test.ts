@@ -31,6 +31,8 @@ let pki: TestPki;
 let otherPki: TestPki;
 const img: Record<'keysigned' | 'unsigned' | 'keyless' | 'othersigned' | 'misc', PushedImage> = {} as never;
 let host: string;
+/** team/multi:1, an index for amd64 and arm64 signed only as a whole (as Falco, Trivy, Dex sign). */
+let multi: { index: string; amd64: string; arm64: string };
 
 const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const exists = (f: string) => access(f).then(() => true, () => false);
@@ -107,6 +109,12 @@ before(async () => {
     const payload = simplesigningPayload(`${host}/${repo}`, p.digest);
     return pushTagSignature(seeder, repo, p.digest, [{ payload, annotations: opensslSignature(work, key, payload) }]);
   };
+  const amd64 = await seeder.pushImage('team/multi', undefined, { layers: [await makeLayer('sigpolicy-multi-amd64', 4096)], format: 'oci', platform: { os: 'linux', architecture: 'amd64' } });
+  const arm64 = await seeder.pushImage('team/multi', undefined, { layers: [await makeLayer('sigpolicy-multi-arm64', 4096)], format: 'oci', platform: { os: 'linux', architecture: 'arm64' } });
+  const index = await seeder.pushIndex('team/multi', '1', [amd64.descriptor, arm64.descriptor], 'oci');
+  multi = { index: index.digest, amd64: amd64.digest, arm64: arm64.digest };
+  const multiPayload = simplesigningPayload(`${host}/team/multi`, index.digest);
+  await pushTagSignature(seeder, 'team/multi', index.digest, [{ payload: multiPayload, annotations: opensslSignature(work, team, multiPayload) }]);
   await sign('team/keysigned', img.keysigned, team);
   await sign('team/othersigned', img.othersigned, stranger);
   const payload = simplesigningPayload(`${host}/gh/keyless`, img.keyless.digest);
@@ -121,6 +129,12 @@ after(async () => {
 describe('build --policy', () => {
   it('an unsigned image under an enforce rule stops the build before any bundle is written, naming the image, the rule and why', async () => {
     const policy = await writePolicy('enforce.yaml', policyYaml({ othersigned: 'enforce', def: 'enforce' }));
+    // The dry run (manifests and signatures fetched, no layer, nothing written) already says so.
+    const dry = await build('refused-dry', ['team/keysigned:1', 'team/unsigned:1', 'team/othersigned:1'], ['--policy', policy, '--dry-run']);
+    assert.equal(dry.code, 1, dry.stderr);
+    assert.match(dry.stderr, /team\/unsigned:1: signature policy: unsigned under rule 1/);
+    assert.match(dry.stdout, new RegExp(`signature verified\\s+${host}/team/keysigned:1\\s+key:team`));
+    assert.equal(await exists(dry.file), false);
     const r = await build('refused', ['team/keysigned:1', 'team/unsigned:1', 'team/othersigned:1'], ['--policy', policy]);
     assert.equal(r.code, 1, r.stderr);
     assert.equal(await exists(r.file), false, 'no bundle');
@@ -224,6 +238,43 @@ describe('build --policy', () => {
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /broken\.yaml:7:\d+: rules\[0\]\.key: names the key "teem", which keys does not list; did you mean "team"\?/);
     assert.equal(await exists(path.join(work, 'cache-broken')), false, 'nothing was downloaded (no cache made)');
+  });
+
+  it('a platform filter rewrites an index signed only as a whole: its upstream signature (carried, never pushed) counts when the upstream index lists the platform kept', async () => {
+    const policy = await writePolicy('multi.yaml', policyYaml({ othersigned: 'enforce', def: 'enforce' }));
+    const r = await build('multi', ['team/multi:1'], ['--policy', policy, '--platform', 'linux/amd64']);
+    assert.equal(r.code, 0, r.stderr);
+    const image = r.index!.images[0]!;
+    assert.equal(image.upstreamDigest, multi.index, 'the index was rewritten');
+    const v = verdictOf(r.index, 'team/multi:1');
+    assert.deepEqual([v.verdict, v.signer, v.upstreamIndex], ['verified', `key:team ${team.fingerprint}`, multi.index]);
+    const carried = r.index!.attached ?? [];
+    assert.equal(carried.length, 1);
+    assert.deepEqual([carried[0]!.subject, carried[0]!.upstream, carried[0]!.tag], [multi.index, true, `${multi.index.replace(':', '-')}.sig`]);
+    assert.ok(r.index!.blobs.some((b) => b.digest === multi.index), 'the upstream index travels as a blob');
+    // Without a policy nothing is checked, and nothing about the upstream index is carried (as before).
+    const plain = await build('multi-plain', ['team/multi:1'], ['--platform', 'linux/amd64']);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.index!.attached, undefined);
+    assert.match(plain.stderr, /attached to its upstream index [^\n]*which the platform filter rewrote; they are left out/);
+    // Inside: checked again, offline; the image goes in, the upstream signature does not (nothing there has its subject).
+    const pub = path.join(work, 'airlock.pub');
+    const v2 = await runAirlock(['verify', r.file, '--pub', pub, '--signatures']);
+    assert.equal(v2.code, 0, v2.stderr);
+    const target = await startRegistry();
+    const files = await makeTempDir('airlock-sigpolicy-files-');
+    try {
+      const u = await runAirlock(['unpack', r.file, '--pub', pub, '--registry', target.host, '--files-dir', files, '--receipt', path.join(files, 'receipt.json')]);
+      assert.equal(u.code, 0, u.stderr);
+      const t = new Seeder({ url: target.url });
+      assert.equal((await t.getManifest('team/multi', '1')).status, 200);
+      assert.equal((await t.getManifest('team/multi', `${multi.index.replace(':', '-')}.sig`)).status, 404, 'the upstream signature is not pushed');
+      const receipt = JSON.parse(await readFile(path.join(files, 'receipt.json'), 'utf8')) as { attached?: unknown[] };
+      assert.equal((receipt.attached ?? []).length, 0);
+    } finally {
+      await target.stop();
+      await removeTempDir(files);
+    }
   });
 
   it('--policy with --no-attached is a usage error (exit 2): there would be nothing to check', async () => {

@@ -46,8 +46,13 @@ export class AttachedFinder {
     private readonly fetcher: Pick<BlobFetcher, 'fetch'>,
     private readonly limit: Limit,
     private readonly warn: (message: string) => void,
-    /** Fetch the attached blobs on the manifests' slots, ahead of layers (a policy needs them before bundle.json). */
-    private readonly urgent = false,
+    /**
+     * A signature policy is checked (build --policy, sync --policy): the attached blobs are fetched
+     * on the manifests' slots, ahead of layers (the verdicts go into bundle.json, the tar's first
+     * entry), and the signatures of an upstream index a platform filter rewrote are carried, with
+     * that index's bytes, so that it can vouch for the platforms kept.
+     */
+    private readonly forPolicy = false,
   ) {}
 
   /** Starts the lookup of what hangs off an item's upstream root while its walk goes on. */
@@ -67,13 +72,19 @@ export class AttachedFinder {
     const fetches: Promise<void>[] = [];
     for (const d of found) {
       if (!d || d.attached.length === 0) continue;
-      if (d.subject === graph.upstreamDigest) {
+      const upstream = d.subject === graph.upstreamDigest;
+      const carried = upstream && this.forPolicy ? d.attached.filter((a) => a.kind === 'signature' && !isIndexType(a.mediaType)) : upstream ? [] : d.attached;
+      if (upstream && carried.length < d.attached.length) {
         this.warn(
-          `${item.ref}: ${d.attached.length} signature(s), attestation(s) or SBOM(s) are attached to its upstream index ${d.subject}, which the platform filter rewrote; they are left out (they are about the whole index, not the one carried). Keep every platform to carry them`,
+          `${item.ref}: ${d.attached.length - carried.length} signature(s), attestation(s) or SBOM(s) are attached to its upstream index ${d.subject}, which the platform filter rewrote; they are left out (they are about the whole index, not the one carried). Keep every platform to carry them`,
         );
-        continue;
       }
-      for (const a of d.attached) {
+      if (upstream && carried.length > 0) {
+        // The index they sign travels as a blob: inside, the policy checks that it lists every platform carried.
+        const bytes = await this.store.read(d.subject);
+        if (!blobs.has(d.subject)) blobs.set(d.subject, { mediaType: indexMediaType(bytes), digest: d.subject, size: bytes.length });
+      }
+      for (const a of carried) {
         if (isIndexType(a.mediaType)) {
           this.warn(`${item.ref}: ${a.tag ?? `referrer ${a.digest}`} attached to ${a.subject} is an index (${a.mediaType}); airlock carries attached manifests, not indexes; left out`);
           continue;
@@ -88,15 +99,17 @@ export class AttachedFinder {
           kind: a.kind,
           ...(a.tag !== undefined && { tag: a.tag }),
           size: [manifest, ...a.blobs].reduce((n, b) => n + b.size, 0),
+          ...(upstream && { upstream: true as const }),
         });
         for (const b of [manifest, ...a.blobs]) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
-        for (const b of a.blobs) fetches.push(this.fetcher.fetch(client, repo, b, this.urgent));
+        for (const b of a.blobs) fetches.push(this.fetcher.fetch(client, repo, b, this.forPolicy));
       }
     }
     const downloads = Promise.all(fetches).then(() => undefined);
     downloads.catch(() => undefined);
     return { entries, blobs: [...blobs.values()], downloads };
   }
+
 
   private lookup(client: RegistryClient, repo: string, subject: string, ref: string): Promise<Discovery | undefined> {
     const key = `${client.host}/${repo}\0${subject}`;
@@ -121,4 +134,15 @@ export class AttachedFinder {
     for (const a of d.attached) await this.store.putBuffer(a.bytes, a.digest);
     return d;
   }
+}
+
+/** The media type an index's own bytes declare (OCI index or Docker manifest list); OCI's when it says none. */
+function indexMediaType(bytes: Buffer): string {
+  try {
+    const m = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    if (typeof m === 'string' && isIndexType(m)) return m;
+  } catch {
+    // The walk parsed it already; a descriptor needs some type.
+  }
+  return 'application/vnd.oci.image.index.v1+json';
 }

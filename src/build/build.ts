@@ -119,10 +119,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     warnings.push(m);
     progress.log(`warning: ${m}`);
   };
-  if (opts.policy && (opts.attached === false || plan.attached === false) && !opts.dryRun) {
+  if (opts.policy && (opts.attached === false || plan.attached === false)) {
     throw new Error('build: a signature policy checks the signatures carried with the images; it cannot go with --no-attached or spec.attached: false');
   }
-  const judge = opts.policy && !opts.dryRun ? new Judge(opts.policy) : undefined;
+  // A dry run checks the signatures too (they and the manifests are all it fetches): the policy's first try.
+  const judge = opts.policy ? new Judge(opts.policy) : undefined;
   const graphs = await resolveImages(opts, store, http, fetcher, walkLimit, warn, judge);
   const files = await resolveFiles(opts, store, http, limit, held.fileSizes);
   const attached = attachedOf(graphs);
@@ -200,7 +201,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
  * their way into the cache; then what is attached to each of its manifests
  * found (unless turned off), while its layers download.
  */
-export async function resolveImages(opts: BuildOptions, store: ContentStore, http: Http, fetcher: BlobFetcher, limit: Limit, warn: (message: string) => void, judge?: Judge): Promise<GraphResult[]> {
+export async function resolveImages(
+  opts: BuildOptions,
+  store: ContentStore,
+  http: Http,
+  fetcher: BlobFetcher,
+  limit: Limit,
+  warn: (message: string) => void,
+  judge?: Judge,
+  /** A policy checks the signatures (here with `judge`, or later: sync): see AttachedFinder. */
+  forPolicy = judge !== undefined,
+): Promise<GraphResult[]> {
   const clients = new Map<string, RegistryClient>();
   const clientFor = (host: string) => {
     let c = clients.get(host);
@@ -212,7 +223,7 @@ export async function resolveImages(opts: BuildOptions, store: ContentStore, htt
   // Twice the downloads': each is a small GET, and an image's lookups are a chain (tags and referrers, the fallback tag, each
   // manifest found), so with fewer the bundle's first byte waited for them (measured: scripts/bench-attached.ts).
   // With a policy the signatures' blobs are fetched ahead of layers: every verdict goes into bundle.json, the tar's first entry.
-  const finder = opts.attached !== false && opts.plan.attached !== false && opts.dryRun !== true ? new AttachedFinder(store, fetcher, pLimit(opts.concurrency * 2), warn, judge !== undefined) : undefined;
+  const finder = opts.attached !== false && opts.plan.attached !== false && (opts.dryRun !== true || forPolicy) ? new AttachedFinder(store, fetcher, pLimit(opts.concurrency * 2), warn, forPolicy) : undefined;
   return Promise.all(
     refs.map(async (item): Promise<GraphResult> => {
       const platforms = item.kind === 'image' ? (opts.platforms ?? item.platforms) : undefined;
@@ -291,7 +302,14 @@ async function keptInTar(attached: readonly BundleAttached[], carried: ReadonlyA
 /** The attached entries of every item, each once (two references to one image find the same ones). */
 export function attachedOf(graphs: readonly GraphResult[]): BundleAttached[] {
   const out = new Map<string, BundleAttached>();
-  for (const r of graphs) for (const a of r.attached?.entries ?? []) out.set(`${a.repository}\0${a.subject}\0${a.tag ?? ''}\0${a.digest}`, a);
+  for (const r of graphs) {
+    for (const a of r.attached?.entries ?? []) {
+      const key = `${a.repository}\0${a.subject}\0${a.tag ?? ''}\0${a.digest}`;
+      // The same index carried whole by another reference: its signature is pushed with it, not kept for the policy only.
+      if (a.upstream && out.has(key)) continue;
+      out.set(key, a);
+    }
+  }
   return [...out.values()];
 }
 

@@ -34,7 +34,9 @@ export async function readAttached(reader: { index: BundleIndex } & EntryReader,
       throw new BundleError(printable(`${name}: ${problem}; airlock does not use this bundle: build it again with this version of airlock`));
     };
     // In a delta, an image's external manifests were not walked: an external subject may be a child of one.
-    const image = owners.held.get(`${a.repository}\0${a.subject}`) ?? (external.has(a.subject) ? owners.withExternal.get(a.repository) : undefined);
+    const image = a.upstream
+      ? owners.upstream.get(`${a.repository}\0${a.subject}`)
+      : (owners.held.get(`${a.repository}\0${a.subject}`) ?? (external.has(a.subject) ? owners.withExternal.get(a.repository) : undefined));
     if (image === undefined) return fail(`its subject ${a.subject} is not a manifest of any image from ${a.repository}`);
     const g = await readGraph(reader, { ref: `${a.repository}@${a.digest}`, digest: a.digest, mediaType: a.mediaType }, entries);
     if (!external.has(a.digest)) {
@@ -57,9 +59,12 @@ export async function readAttached(reader: { index: BundleIndex } & EntryReader,
  * from that repository whose graph holds it; and for each repository, the first
  * image with external manifests (a delta's, not walked).
  */
-function ownersBySubject(index: BundleIndex, graphs: ReadonlyMap<string, ImageGraph>): { held: Map<string, string>; withExternal: Map<string, string> } {
+function ownersBySubject(index: BundleIndex, graphs: ReadonlyMap<string, ImageGraph>): { held: Map<string, string>; withExternal: Map<string, string>; upstream: Map<string, string> } {
   const held = new Map<string, string>();
   const withExternal = new Map<string, string>();
+  // A platform filter rewrote these indexes: their signatures are carried to be checked, the index bytes as a blob.
+  const upstream = new Map<string, string>();
+  for (const i of index.images) if (i.upstreamDigest && !upstream.has(`${imageRepository(i.ref)}\0${i.upstreamDigest}`)) upstream.set(`${imageRepository(i.ref)}\0${i.upstreamDigest}`, i.ref);
   for (const i of index.images) {
     const g = graphs.get(i.ref);
     if (!g) continue;
@@ -67,7 +72,7 @@ function ownersBySubject(index: BundleIndex, graphs: ReadonlyMap<string, ImageGr
     for (const m of [...g.manifests, ...g.externalManifests]) if (!held.has(`${repository}\0${m.digest}`)) held.set(`${repository}\0${m.digest}`, i.ref);
     if (g.externalManifests.length > 0 && !withExternal.has(repository)) withExternal.set(repository, i.ref);
   }
-  return { held, withExternal };
+  return { held, withExternal, upstream };
 }
 
 /** The `subject` digest a manifest names: undefined when it has none, null when it is not a sha256 digest (the graph walk parsed the JSON already). */
@@ -104,7 +109,11 @@ export function placeAttached(
   const digestOf = new Map(index.images.map((i) => [i.ref, i.digest]));
   return (index.attached ?? []).map((entry) => {
     const mine = byRepository.get(entry.repository) ?? [];
-    const image = mine.find((ref) => digestOf.get(ref) === entry.subject) ?? (holds && mine.find((ref) => holds(ref, entry.subject))) ?? (mine.length === 1 ? mine[0] : undefined);
+    const upstreamOf = new Map(index.images.map((i) => [i.ref, i.upstreamDigest]));
+    const image =
+      mine.find((ref) => digestOf.get(ref) === entry.subject || (entry.upstream && upstreamOf.get(ref) === entry.subject)) ??
+      (holds && mine.find((ref) => holds(ref, entry.subject))) ??
+      (mine.length === 1 ? mine[0] : undefined);
     return { entry, ...(image !== undefined && { image }) };
   });
 }

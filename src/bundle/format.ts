@@ -89,6 +89,12 @@ export interface BundleAttached {
   kind: AttachedKind;
   /** Tag scheme only: `sha256-<hex>.sig|.att|.sbom` of the subject. Absent: an OCI 1.1 referrer (pushed by digest). */
   tag?: string;
+  /**
+   * A signature of the image's upstream index, which a platform filter rewrote (`subject` is the
+   * image's `upstreamDigest`, whose bytes are a blob of the bundle): carried so the policy can
+   * check it, never pushed or served (nothing at the target has that digest).
+   */
+  upstream?: true;
   /** Bytes of the manifest and its blobs. */
   size: number;
 }
@@ -159,6 +165,8 @@ export interface SignatureVerdict {
   format?: 'tag-scheme' | 'sigstore-bundle';
   /** Verified and timestamped: when (ISO 8601). */
   signedAt?: string;
+  /** Verified through the signed upstream index (a platform filter rewrote it), which lists every platform carried. */
+  upstreamIndex?: string;
   /** Not verified: each signature tried and why it did not count (or why none was tried). */
   reasons?: string[];
 }

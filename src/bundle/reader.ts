@@ -414,7 +414,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     if (!Array.isArray(ii.platforms)) bad(`image ${String(ii.ref)} has no platforms list`);
     if (ii.trivyDb !== undefined) checkTrivyDb(ii.trivyDb, `image ${String(ii.ref)}: trivyDb`, bad);
   }
-  if (v.attached !== undefined) checkAttached(v.attached, blobs, repositories, bad);
+  if (v.attached !== undefined) checkAttached(v.attached, blobs, repositories, upstreamIndexes(v.images as Array<{ ref: string; upstreamDigest?: unknown }>), bad);
   const layout = v.layout as Record<string, unknown>;
   for (const k of ['oci-layout', 'index.json']) {
     const e = layout[k];
@@ -430,7 +430,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   return v as unknown as BundleIndex;
 }
 
-const ATTACHED_FIELDS = ['subject', 'repository', 'digest', 'mediaType', 'artifactType', 'kind', 'tag', 'size'];
+const ATTACHED_FIELDS = ['subject', 'repository', 'digest', 'mediaType', 'artifactType', 'kind', 'tag', 'size', 'upstream'];
 /** Longer than any media type in use; a bound on what inspect prints. */
 const MAX_MEDIA_TYPE = 255;
 
@@ -442,7 +442,7 @@ const MAX_MEDIA_TYPE = 255;
  * and that the manifest says so, is checked when the manifests are read
  * (bundle/attached.ts).
  */
-function checkAttached(list: unknown, blobs: ReadonlySet<string>, repositories: ReadonlySet<string>, bad: (what: string) => never): void {
+function checkAttached(list: unknown, blobs: ReadonlySet<string>, repositories: ReadonlySet<string>, upstream: ReadonlySet<string>, bad: (what: string) => never): void {
   if (!Array.isArray(list)) return bad('attached is not a list');
   const seen = new Set<string>();
   const tags = new Set<string>();
@@ -477,6 +477,10 @@ function checkAttached(list: unknown, blobs: ReadonlySet<string>, repositories: 
       tags.add(tagKey);
     }
     if (!Number.isSafeInteger(a.size) || (a.size as number) < 0) bad(`${name}: size is not a size`);
+    if (a.upstream !== undefined) {
+      if (a.upstream !== true || a.kind !== 'signature') bad(`${name}: upstream is only true, and only on a signature`);
+      if (!upstream.has(`${a.repository}\0${String(a.subject)}`)) bad(`${name} is marked upstream, but its subject is no image's upstream index from ${a.repository}`);
+    }
     const key = `${a.repository}\0${a.digest as string}`;
     if (seen.has(key)) bad(`${name} is listed twice`);
     seen.add(key);
@@ -484,6 +488,13 @@ function checkAttached(list: unknown, blobs: ReadonlySet<string>, repositories: 
     if (previous && compareAttached(previous, entry) > 0) bad(`${name} is out of order (attached[] is sorted by repository, subject, tag, digest)`);
     previous = entry;
   }
+}
+
+/** `REPOSITORY\0DIGEST` of every image's upstream index (a platform filter rewrote it). */
+function upstreamIndexes(images: ReadonlyArray<{ ref: string; upstreamDigest?: unknown }>): Set<string> {
+  const out = new Set<string>();
+  for (const i of images) if (typeof i.upstreamDigest === 'string') out.add(`${imageRepository(i.ref)}\0${i.upstreamDigest}`);
+  return out;
 }
 
 /**

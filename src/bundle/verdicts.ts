@@ -54,7 +54,7 @@ export function checkSignatures(v: unknown, images: ReadonlyArray<{ ref: string;
     const image = images[n]!;
     const what = `signatures[${n}] (${image.ref.slice(0, 300)})`;
     if (!isObj(x)) return bad(`${what} is not an object`);
-    onlyFields(x, ['ref', 'digest', 'rule', 'mode', 'verdict', 'signer', 'format', 'signedAt', 'reasons'], what, bad);
+    onlyFields(x, ['ref', 'digest', 'rule', 'mode', 'verdict', 'signer', 'format', 'signedAt', 'upstreamIndex', 'reasons'], what, bad);
     if (x.ref !== image.ref || x.digest !== image.digest) bad(`${what} names another image than images[${n}]`);
     if (!(x.rule === 'default' || (Number.isSafeInteger(x.rule) && (x.rule as number) >= 0))) bad(`${what}: rule is not a rule index or default`);
     if (!['enforce', 'warn', 'skip'].includes(x.mode as string)) bad(`${what}: mode is not enforce, warn or skip`);
@@ -63,6 +63,7 @@ export function checkSignatures(v: unknown, images: ReadonlyArray<{ ref: string;
     if (x.format !== undefined && x.format !== 'tag-scheme' && x.format !== 'sigstore-bundle') bad(`${what}: format is not tag-scheme or sigstore-bundle`);
     if (x.signedAt !== undefined && (!text(x.signedAt, 64) || Number.isNaN(Date.parse(x.signedAt)))) bad(`${what}: signedAt is not a time`);
     if ((x.verdict === 'verified') !== (x.signer !== undefined)) bad(`${what}: a signer goes with a verified verdict, and only with one`);
+    if (x.upstreamIndex !== undefined && (x.verdict !== 'verified' || typeof x.upstreamIndex !== 'string' || !DIGEST.test(x.upstreamIndex))) bad(`${what}: upstreamIndex is not the digest of a verified image's upstream index`);
     if (x.reasons !== undefined) {
       if (!Array.isArray(x.reasons) || x.reasons.length > MAX_REASONS || !x.reasons.every((r) => text(r))) bad(`${what}: reasons is not a list of at most ${MAX_REASONS} short texts`);
     }

@@ -54,7 +54,8 @@ export class Catalog {
       graphs.set(image.ref, graph);
       c.addImage(image, graph);
     }
-    for (const a of await readAttached(reader, graphs, entries)) await c.addAttached(a, entries ?? reader);
+    // A signature of an upstream index a platform filter rewrote is checked with the rest, but not served: no manifest here has its subject.
+    for (const a of await readAttached(reader, graphs, entries)) if (!a.entry.upstream) await c.addAttached(a, entries ?? reader);
     return c;
   }
 

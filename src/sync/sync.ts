@@ -62,7 +62,7 @@ export async function sync(opts: SyncOptions): Promise<SyncResult> {
   progress.itemsTotal(plan.items.length);
 
   const held = await heldByTarget(plan, store, http, opts.files, limit);
-  const [graphs, files] = await Promise.all([resolveImages(asBuild, store, http, fetcher, limit, (m) => progress.log(`warning: ${m}`)), resolveFiles(asBuild, store, http, limit, held)]);
+  const [graphs, files] = await Promise.all([resolveImages(asBuild, store, http, fetcher, limit, (m) => progress.log(`warning: ${m}`), undefined, opts.signatures?.policy !== undefined), resolveFiles(asBuild, store, http, limit, held)]);
   const failed = [...graphs.filter((r) => !r.graph).map((r) => reportGraph(r.item, undefined, r.error)), ...files.filter((r) => !r.file).map((r) => reportFile(r.item, undefined, r.error))];
   if (failed.length > 0) throw new SyncResolveError(failed, plan.items.length);
 

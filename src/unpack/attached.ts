@@ -54,7 +54,8 @@ export function attachedTargets(index: Pick<BundleIndex, 'images' | 'attached'>,
     const r = imageRepository(image.ref);
     if (!bySource.has(r)) bySource.set(r, targets[i]!.repository);
   });
-  return (index.attached ?? []).map((entry) => {
+  // A signature of an upstream index the platform filter rewrote is carried for the policy only: nothing at the target has its subject.
+  return (index.attached ?? []).filter((entry) => !entry.upstream).map((entry) => {
     const repository = bySource.get(entry.repository);
     // parseIndex refuses this already: an entry must name the repository of one of the bundle's images.
     if (repository === undefined) throw new BundleError(`attached ${entry.digest}: no image from ${entry.repository} in the bundle`);

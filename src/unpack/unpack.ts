@@ -139,7 +139,8 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
   await reader.scan();
   const { graphs, all } = await readGraphs(reader, targets, look.images, items, attached.length > 0);
   // Every attached manifest checked against its image and walked like one, before anything is pushed.
-  const attachedGraphs = attached.length > 0 ? await readAttached(reader, all) : [];
+  // Same order as `attached`: every entry checked, those attached to a rewritten upstream index (never pushed) then dropped.
+  const attachedGraphs = attached.length > 0 ? (await readAttached(reader, all)).filter((g) => !g.entry.upstream) : [];
   const attachedMissing = attached.map((a, i) => ({ target: { repository: a.repository }, what: attachedName(a.entry, attachedGraphs[i]!.image), ...attachedGraphs[i]! })).filter((_a, i) => !attachedLook?.present[i]);
   const mountFrom = await checkExternals(index, graphs, look.files, client, opts, limit, attachedMissing).catch(async (err: unknown) => {
     // A damaged bundle is the thing to fix first (a base unpacked would not help): say so if it is.

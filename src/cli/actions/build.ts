@@ -78,7 +78,7 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
       ...(bases.length > 0 && { bases }),
       ...(splitSize !== undefined && { splitSize }),
       ...(opts.attached === false && { attached: false }),
-      ...(policy && !opts.dryRun && { policy }),
+      ...(policy && { policy }),
     });
   } finally {
     progress.finish();
@@ -163,6 +163,6 @@ function printSummary(r: BuildResult, dryRun: boolean): void {
     lines.push(`wrote ${r.bundle.path} in ${r.bundle.parts.length} parts (${formatBytes(r.bundle.size)} in all, sha256 ${r.bundle.sha256}), and ${r.bundle.path}.sha256 with one line per part:`);
     for (const p of r.bundle.parts) lines.push(`  ${p.path}  ${formatBytes(p.size)}`);
   } else if (r.bundle) lines.push(`wrote ${r.bundle.path} (${formatBytes(r.bundle.size)}), sha256 ${r.bundle.sha256}, and ${r.bundle.path}.sha256`);
-  else if (dryRun) lines.push('dry run: nothing downloaded but manifests, nothing written');
+  else if (dryRun) lines.push(`dry run: nothing downloaded but manifests${r.signatures ? ' and signatures' : ''}, nothing written`);
   process.stdout.write(lines.map(printable).join('\n') + '\n');
 }

@@ -58,13 +58,35 @@ export class Judge {
     const identity = identityOf(rule);
     const top = await this.trySubject(image.digest, attached, blobs, identity);
     if (top.ok) return { ...withRule, verdict: 'verified', ...signed(top.ok) };
+    const upstream = image.upstreamDigest ? await this.tryUpstream(image, image.upstreamDigest, attached, blobs, identity) : { tried: [] };
+    if (upstream.ok) return { ...withRule, verdict: 'verified', ...signed(upstream.ok), upstreamIndex: image.upstreamDigest! };
     // An index whose every carried child is signed by the rule's identity is what the publisher released, platform by platform.
     const children = image.children.length > 0 ? await Promise.all(image.children.map((c) => this.trySubject(c, attached, blobs, identity))) : [];
     if (children.length > 0 && children.every((c) => c.ok)) return { ...withRule, verdict: 'verified', ...signed(children[0]!.ok!) };
-    const tried = [...top.tried, ...children.flatMap((c) => c.tried)];
-    const reasons = tried.length > 0 ? tried : [`no signature is attached to ${image.digest}${image.children.length ? ' or to every one of its platforms' : ''}`];
-    if (image.upstreamDigest) reasons.push(`a platform filter rewrote the index (upstream ${image.upstreamDigest}); a signature of the upstream index does not name the one carried: keep every platform, or have each platform signed`);
+    const tried = [...top.tried, ...upstream.tried, ...children.flatMap((c) => c.tried)];
+    const where = image.upstreamDigest ? `${image.digest}, to its upstream index ${image.upstreamDigest}` : image.digest;
+    const reasons = tried.length > 0 ? tried : [`no signature is attached to ${where}${image.children.length ? ' or to every one of its platforms' : ''}`];
     return { ...withRule, verdict: tried.length > 0 ? 'failed' : 'unsigned', reasons: clipReasons(reasons) };
+  }
+
+  /**
+   * A platform filter rewrote the index: a signature of the upstream index
+   * counts for the one carried when that index (carried as a blob, hashed as
+   * read) lists every platform manifest carried, by digest.
+   */
+  private async tryUpstream(image: JudgedImage, upstreamDigest: string, attached: readonly BundleAttached[], blobs: BlobSource, identity: Identity): Promise<{ ok?: Extract<Verdict, { ok: true }>; tried: string[] }> {
+    const r = await this.trySubject(upstreamDigest, attached, blobs, identity);
+    if (!r.ok) return r;
+    let listed: Set<string>;
+    try {
+      const doc = parseUntrustedJson(await blobs.blob(upstreamDigest), (p) => new Error(`it ${p}`)) as { manifests?: unknown };
+      listed = new Set((Array.isArray(doc.manifests) ? doc.manifests : []).map((m) => (m as { digest?: unknown } | null)?.digest).filter((d): d is string => typeof d === 'string'));
+    } catch (err) {
+      return { tried: [...r.tried, `the upstream index ${upstreamDigest} cannot be read: ${(err as Error).message}`] };
+    }
+    const missing = image.children.filter((c) => !listed.has(c));
+    if (missing.length > 0) return { tried: [...r.tried, `the signed upstream index ${upstreamDigest} does not list the platform manifest(s) carried ${missing.join(', ')}`] };
+    return r;
   }
 
   /** The signatures attached to one digest, tried in order until one counts. */
@@ -83,8 +105,8 @@ export class Judge {
       }
       for (const [i, s] of signatures.entries()) {
         if (++n > MAX_TRIED) {
-          tried.push(`more than ${MAX_TRIED} signatures are attached; the rest were not tried`);
-          return { tried };
+          // First, so that clipping the list for bundle.json keeps it.
+          return { tried: [`more than ${MAX_TRIED} signatures are attached to ${subject}; the first ${MAX_TRIED} were tried, the rest were not`, ...tried] };
         }
         const v = verifyAttachedSignature(s, { digest: subject, identity }, this.trust);
         if (v.ok) return { ok: v, tried };
