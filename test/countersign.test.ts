@@ -11,7 +11,7 @@ import { Http } from '../src/http/client.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { fingerprint, loadPrivateKey, loadPublicKey } from '../src/sign/keys.js';
 import { verifyAttachedSignature } from '../src/sign/publisher/verify.js';
-import { CountersignError } from '../src/sign/countersign.js';
+import { cosignPayload, CountersignError } from '../src/sign/countersign.js';
 import { countersign } from '../src/unpack/countersign.js';
 import { runAirlock } from './support/cli.js';
 import { makeTempDir, removeTempDir } from './support/proc.js';
@@ -121,6 +121,15 @@ async function pushSig(repo: string, digest: string, layers: Array<{ payload: Bu
 }
 
 describe('countersign: a cosign tag-scheme signature made with the inside key', () => {
+  it('the payload names a repository (HOST/PATH) and a sha256 digest, nothing else', () => {
+    const d = `sha256:${'ab'.repeat(32)}`;
+    assert.equal(cosignPayload('registry.local:5000/team/app', d).toString('utf8'), payloadText('registry.local:5000/team/app', d));
+    for (const bad of ['registry.local/team/app:1.0', `registry.local/team/app@${d}`, 'app', 'registry.local/Team/app', 'registry.local/team/app"}']) {
+      assert.throws(() => cosignPayload(bad, d), /not a repository name/, bad);
+    }
+    assert.throws(() => cosignPayload('registry.local/team/app', 'sha256:abc'), /not a sha256 digest/);
+  });
+
   it('pushes a .sig whose payload names the digest and the target repository, verified by openssl and by the publisher verifier; skopeo reads it', async () => {
     const repo = 'apps/one';
     const digest = await seedImage(repo);

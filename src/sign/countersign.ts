@@ -15,7 +15,7 @@ import { ANN } from './publisher/cosign.js';
 import { COSIGN_SIMPLESIGNING } from '../oci/attached.js';
 import { sha256Digest } from '../oci/digest.js';
 import { GraphError, parseManifest, type Descriptor } from '../oci/graph.js';
-import { DOCKER_MANIFEST, OCI_MANIFEST } from '../oci/mediatypes.js';
+import { OCI_MANIFEST } from '../oci/mediatypes.js';
 import { parseReference, referenceName, ReferenceError } from '../oci/reference.js';
 
 export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -101,8 +101,8 @@ export function checkSignatureManifest(bytes: Buffer, mediaType: string, what: s
   const refuse = (problem: string): never => {
     throw new CountersignError(`${what}: ${problem}; ${advice}`);
   };
+  // parseManifest answers an index or an OCI or Docker image manifest, which has a config.
   if (m.kind !== 'manifest') refuse(`is an index (${m.mediaType})`);
-  if (m.mediaType !== OCI_MANIFEST && m.mediaType !== DOCKER_MANIFEST) refuse(`has media type ${m.mediaType}`);
   const config = m.config!;
   if (config.mediaType !== OCI_CONFIG && config.mediaType !== DOCKER_CONFIG) refuse(`has a config of type ${config.mediaType}, not an image config`);
   const other = m.layers.find((l) => l.mediaType !== COSIGN_SIMPLESIGNING);
