@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleIndex, SignatureVerdict } from '../src/bundle/format.js';
-import { runAirlock, type CliResult } from './support/cli.js';
+import { runAirlock, runProcess, type CliResult } from './support/cli.js';
 import { makeTempDir, removeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { makeLayer, Seeder, type PushedImage } from './support/seed.js';
@@ -346,6 +346,52 @@ describe('inside: verify --signatures, unpack, offline against the carried polic
       assert.match(u.stderr, /gh\/keyless:1 \(sha256:[a-f0-9]{64}\): failed under rule 2[^\n]*\n\s+- sha256-[a-f0-9]{64}\.sig: the certificate does not chain to a Fulcio CA of the trusted root/);
       assert.deepEqual(await catalog(target), []);
     } finally {
+      await removeTempDir(files);
+    }
+  });
+
+  it("unpack --countersign adds the inside key's cosign signature to every verified image, beside the publisher's; a rerun changes nothing; openssl verifies it", async () => {
+    const inside = path.join(work, 'inside');
+    const k = await runAirlock(['keygen', '--out', inside]);
+    assert.equal(k.code, 0, k.stderr);
+    const reg = await startRegistry();
+    const files = await makeTempDir('airlock-sigpolicy-files-');
+    try {
+      const args = ['unpack', warned, '--pub', pub, '--registry', reg.host, '--files-dir', files, '--countersign', `${inside}.key`];
+      const u = await runAirlock(args);
+      assert.equal(u.code, 0, u.stderr);
+      assert.match(u.stdout, new RegExp(`countersigned \\(new\\) ${reg.host}/team/keysigned:sha256-[a-f0-9]{64}\\.sig`));
+      assert.match(u.stdout, new RegExp(`countersigned \\(new\\) ${reg.host}/gh/keyless:sha256-[a-f0-9]{64}\\.sig`));
+      assert.doesNotMatch(u.stdout, /countersigned [^\n]*(othersigned|misc)/, 'only verified images are countersigned');
+      const t = new Seeder({ url: reg.url });
+      const tag = `${img.keysigned.digest.replace(':', '-')}.sig`;
+      const first = await t.getManifest('team/keysigned', tag);
+      const m = JSON.parse(first.body.toString('utf8')) as { layers: Array<{ digest: string; annotations: Record<string, string> }> };
+      assert.equal(m.layers.length, 2, "the publisher's signature and ours");
+      // The publisher's layer is verified by its key with openssl, ours by the inside key.
+      const check = async (layer: { digest: string; annotations: Record<string, string> }, pubFile: string) => {
+        const payload = (await t.fetch('GET', `v2/team/keysigned/blobs/${layer.digest}`)).body;
+        await writeFile(path.join(work, 'cs.payload'), payload);
+        await writeFile(path.join(work, 'cs.sig'), Buffer.from(layer.annotations['dev.cosignproject.cosign/signature']!, 'base64'));
+        const r = await runProcess(['openssl', 'dgst', '-sha256', '-verify', pubFile, '-signature', path.join(work, 'cs.sig'), path.join(work, 'cs.payload')]);
+        return { ok: r.code === 0 && /Verified OK/.test(r.stdout), payload: payload.toString('utf8') };
+      };
+      assert.equal((await check(m.layers[0]!, team.pub)).ok, true);
+      const ours = await check(m.layers[1]!, `${inside}.pub`);
+      assert.equal(ours.ok, true);
+      assert.ok(ours.payload.includes(`"docker-reference":"${reg.host}/team/keysigned"`) && ours.payload.includes(img.keysigned.digest), ours.payload);
+      // A rerun: nothing pushed over the countersigned .sig, nothing signed again.
+      const again = await runAirlock(args);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /countersigned \(already\)/);
+      assert.doesNotMatch(again.stdout, /countersigned \(new\)/);
+      assert.equal((await t.getManifest('team/keysigned', tag)).headers['docker-content-digest'], first.headers['docker-content-digest']);
+      // Without any policy there is nothing to say which images counted (a bundle built without one, earlier in this file).
+      const none = await runAirlock(['unpack', path.join(work, 'multi-plain.tar'), '--pub', pub, '--registry', reg.host, '--files-dir', files, '--countersign', `${inside}.key`]);
+      assert.equal(none.code, 2, none.stderr);
+      assert.match(none.stderr, /--countersign signs the images whose publisher signatures counted, but [^\n]* carries no signature policy; give --policy FILE/);
+    } finally {
+      await reg.stop();
       await removeTempDir(files);
     }
   });

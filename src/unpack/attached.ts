@@ -69,9 +69,23 @@ export interface AttachedLook {
   readonly fallback: Array<'listed' | 'not needed' | 'missing'>;
 }
 
-/** Which attached entries the target holds (a tag-scheme one by its tag, a referrer by digest), and whether every fallback index it needs lists its referrers. */
-export async function lookAttached(list: readonly AttachedTarget[], client: RegistryClient, mode: ReferrersFallback, limit: Limit): Promise<AttachedLook> {
-  const present = await Promise.all(list.map((a) => limit(async () => (await client.resolve(a.repository, a.entry.tag ?? a.entry.digest))?.digest === a.entry.digest)));
+/**
+ * Which attached entries the target holds (a tag-scheme one by its tag, a referrer by digest), and whether every fallback index it needs lists its referrers.
+ * With `carried` (the bundle's bytes of an entry), a tag-scheme manifest at the tag with another digest counts as present when it holds every
+ * layer of the carried one: signatures were added there since (`unpack --countersign`, cosign sign inside), and pushing the carried one
+ * again would drop them.
+ */
+export async function lookAttached(list: readonly AttachedTarget[], client: RegistryClient, mode: ReferrersFallback, limit: Limit, carried?: (a: AttachedTarget) => Promise<Buffer>): Promise<AttachedLook> {
+  const present = await Promise.all(
+    list.map((a) =>
+      limit(async () => {
+        const at = await client.resolve(a.repository, a.entry.tag ?? a.entry.digest);
+        if (at?.digest === a.entry.digest) return true;
+        if (!at || a.entry.tag === undefined || !carried) return false;
+        return holdsEveryLayer((await client.manifest(a.repository, at.digest)).bytes, await carried(a));
+      }),
+    ),
+  );
   const fallback = await Promise.all(
     [...bySubject(list)].map(([, group]) =>
       limit(async (): Promise<AttachedLook['fallback'][number]> => {
@@ -87,6 +101,28 @@ export async function lookAttached(list: readonly AttachedTarget[], client: Regi
     ),
   );
   return { present, fallback };
+}
+
+/** True when manifest `target` lists every layer of `carried` (same media type, digest, size and annotations). */
+function holdsEveryLayer(target: Buffer, carried: Buffer): boolean {
+  const layers = (bytes: Buffer): string[] | undefined => {
+    try {
+      const doc = JSON.parse(bytes.toString('utf8')) as { layers?: unknown };
+      if (!Array.isArray(doc.layers)) return undefined;
+      return doc.layers.map((l) => {
+        const d = (l ?? {}) as { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: Record<string, unknown> };
+        const ann = Object.entries(d.annotations ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+        return JSON.stringify([d.mediaType, d.digest, d.size, ann]);
+      });
+    } catch {
+      return undefined;
+    }
+  };
+  const have = layers(target);
+  const want = layers(carried);
+  if (!have || !want || want.length === 0) return false;
+  const set = new Set(have);
+  return want.every((l) => set.has(l));
 }
 
 /** True when lookAttached found nothing to do. */

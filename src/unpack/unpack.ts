@@ -17,7 +17,7 @@ import type { Http } from '../http/client.js';
 import { falcoIndexEntries, falcoIndexYaml } from '../emit/falco-index.js';
 import { FALCO_INDEX_PATH as FALCO_INDEX } from '../manifest/paths.js';
 import type { Receipt } from '../delta/receipt.js';
-import type { BundleAttached, BundleImage, BundleIndex, SignatureVerdict } from '../bundle/format.js';
+import { BLOBS_PREFIX, type BundleAttached, type BundleImage, type BundleIndex, type SignatureVerdict } from '../bundle/format.js';
 import type { InsideOptions } from '../sign/publisher/carried.js';
 import { checkSignatures, enforce, policyInside } from '../sign/publisher/recheck.js';
 import { readGraph, type ImageGraph } from '../bundle/graph.js';
@@ -25,7 +25,8 @@ import { BundleReader } from '../bundle/reader.js';
 import { planTargets, type Layout, type TargetName, type TargetRegistry } from '../bundle/targets.js';
 import { trivyDbReports, trivyDbWarnings, type MaxDbAge } from '../bundle/trivydb.js';
 import { readAttached } from '../bundle/attached.js';
-import { attachedInPlace, inPlaceStats, attachedTargets, lookAttached, pushAttached, type AttachedStats, type ReferrersFallback } from './attached.js';
+import { attachedInPlace, inPlaceStats, attachedTargets, lookAttached, pushAttached, type AttachedStats, type AttachedTarget, type ReferrersFallback } from './attached.js';
+import { countersign } from './countersign.js';
 import { checkExternals, MissingBaseError } from './externals.js';
 import type { FileTarget } from './files-target.js';
 import { checkHarborProjects } from './harbor.js';
@@ -63,6 +64,11 @@ export interface UnpackOptions extends TargetOptions {
   readonly pub: KeyObject;
 }
 
+export interface CountersignOptions {
+  /** `unpack --countersign KEY`: the inside key that signs every image whose publisher signatures counted. */
+  readonly countersign?: KeyObject;
+}
+
 export interface UnpackItem {
   readonly kind: 'image' | 'artifact' | 'file';
   readonly source: string;
@@ -92,6 +98,8 @@ export interface UnpackResult {
   readonly attached?: AttachedStats;
   /** With a policy (carried or given): where it came from and each image's verdict, checked before anything was pushed. */
   readonly signatures?: { from: 'given' | 'carried'; verdicts: SignatureVerdict[]; warnings: string[] };
+  /** `--countersign`: the inside key's signature of each verified image, at its `.sig` tag. */
+  readonly countersigned?: Array<{ ref: string; target: string; status: 'pushed' | 'present' }>;
 }
 
 export interface Graph extends ImageGraph {
@@ -101,7 +109,7 @@ export interface Graph extends ImageGraph {
 
 type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
 
-export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
+export async function unpack(opts: UnpackOptions & CountersignOptions): Promise<UnpackResult> {
   const reader = await BundleReader.open(opts.bundle, { pub: opts.pub });
   try {
     return await unpackFrom(reader, opts);
@@ -111,11 +119,16 @@ export async function unpack(opts: UnpackOptions): Promise<UnpackResult> {
 }
 
 /** Unpack's steps over a verified source: a bundle, or (sync) the content store filled from upstream as needed. */
-export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Promise<UnpackResult> {
+export async function unpackFrom(reader: UnpackSource, opts: TargetOptions & CountersignOptions): Promise<UnpackResult> {
   const { index } = reader;
   const targets = planTargets(index.images, opts.registry, opts.layout);
   // The publishers' signatures, checked again offline before anything is pushed or even looked for.
   const signatures = await checkPublishers(reader, opts);
+  if (opts.countersign && !signatures) throw new NoPolicyError(`--countersign signs the images whose publisher signatures counted, but ${opts.bundle} carries no signature policy; give --policy FILE`);
+  const finish = async (r: UnpackResult): Promise<UnpackResult> => {
+    const countersigned = opts.countersign && signatures ? await countersignVerified(signatures.verdicts, index, targets, client, opts.registry.host, opts.countersign, limit) : undefined;
+    return { ...r, ...(signatures && { signatures }), ...(countersigned && { countersigned }) };
+  };
   await checkHarborProjects(targets, opts);
   warnAboutStaleDbs(index, opts);
   const client = new RegistryClient(opts.registry.host, opts.http);
@@ -125,14 +138,20 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
   // Attached manifests go where their image goes; looked for by tag or digest, their fallback indexes read.
   const attached = attachedTargets(index, targets);
   const mode = opts.referrersFallback ?? 'auto';
-  const [look, attachedLook] = await Promise.all([quickLook(index, targets, client, opts, limit), attached.length > 0 ? lookAttached(attached, client, mode, limit) : undefined]);
+  // A `.sig` at the target that holds every carried signature and more (a countersignature) is not pushed over.
+  const scanned = memo(() => reader.scan());
+  const carried = async (a: AttachedTarget) => {
+    await scanned();
+    return reader.readEntry(BLOBS_PREFIX + a.entry.digest.slice(7));
+  };
+  const [look, attachedLook] = await Promise.all([quickLook(index, targets, client, opts, limit), attached.length > 0 ? lookAttached(attached, client, mode, limit, carried) : undefined]);
   if (look.images.every(Boolean) && look.files.every(Boolean) && (!attachedLook || attachedInPlace(attachedLook))) {
     await writeFalcoIndex(index, opts);
     items.allPresent();
     // The receipt needs each image's manifests: the tar's headers are walked and the manifests read (small), nothing else.
     const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(), false, attached) : undefined;
     const stats = attachedLook && inPlaceStats(attachedLook, mode);
-    return { ...result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt, stats), ...(signatures && { signatures }) };
+    return finish(result(items, { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesUploaded: 0 }, 0, true, index, opts, receipt, stats));
   }
 
   // The headers only: each entry where bundle.json says, of that size. Its bytes are verified while the blobs are pushed (push.ts).
@@ -155,7 +174,41 @@ export async function unpackFrom(reader: UnpackSource, opts: TargetOptions): Pro
   const filesWritten = await putFiles(index, look.files, reader, opts, limit, (i, status) => items.file(i, status));
   await writeFalcoIndex(index, opts);
   const receipt = opts.receipt ? await receiptFor(reader, opts, targets, new Map(graphs.map((g) => [g.image.ref, g])), true, attached) : undefined;
-  return { ...result(items, stats, filesWritten, false, index, opts, receipt, attachedStats), ...(signatures && { signatures }) };
+  return finish(result(items, stats, filesWritten, false, index, opts, receipt, attachedStats));
+}
+
+/**
+ * `--countersign KEY` (SPEC §9): each image whose publisher signatures counted gets the inside
+ * key's cosign signature at its `.sig` tag, after its own signatures went in (the `.sig` gains a
+ * layer). An image seen twice (two references, one digest and repository) is signed once.
+ */
+async function countersignVerified(
+  verdicts: readonly SignatureVerdict[],
+  index: BundleIndex,
+  targets: readonly TargetName[],
+  client: RegistryClient,
+  host: string,
+  key: KeyObject,
+  limit: Limit,
+): Promise<NonNullable<UnpackResult['countersigned']>> {
+  const done = new Map<string, Promise<{ tag: string; status: 'pushed' | 'present' }>>();
+  const out = verdicts.map(async (v, i) => {
+    if (v.verdict !== 'verified') return undefined;
+    const t = targets[i]!;
+    const digest = index.images[i]!.digest;
+    const k = `${t.repository}@${digest}`;
+    let p = done.get(k);
+    if (!p) done.set(k, (p = limit(() => countersign(client, t.repository, digest, `${host}/${t.repository}`, key))));
+    const r = await p;
+    return { ref: v.ref, target: `${host}/${t.repository}:${r.tag}`, status: r.status };
+  });
+  return (await Promise.all(out)).filter((x): x is NonNullable<typeof x> => x !== undefined);
+}
+
+/** Runs `fn` once, whoever asks first; later callers wait for the same run. */
+function memo(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
 }
 
 /**

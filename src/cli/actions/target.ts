@@ -137,6 +137,7 @@ export async function finishTarget(
       : `${pushed} items pushed, ${result.items.length - pushed} already present; blobs: ${result.blobsPushed} uploaded (${formatBytes(result.bytesUploaded)}), ${result.blobsMounted} mounted, ${result.blobsPresent} present; ${result.filesWritten} files written`,
     ...(result.attached ? [attachedLine(result.attached)] : []),
     ...(result.signatures ? [`publisher signatures checked against the ${result.signatures.from === 'given' ? 'policy given with --policy' : 'policy the bundle carries'}:`, ...result.signatures.verdicts.map(verdictLine)] : []),
+    ...(result.countersigned ?? []).map((c) => `countersigned ${c.status === 'pushed' ? '(new)' : '(already)'} ${c.target}  for ${c.ref}`),
     ...(extra.lines ?? []),
     ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
     ...emitted.map((f) => `wrote ${f}`),

@@ -6,7 +6,7 @@ import { unpack, type UnpackResult } from '../../unpack/unpack.js';
 import { createProgress } from '../../progress/reporter.js';
 import { Http } from '../../http/client.js';
 import { dockerConfigCredentials, firstOf, flagCredentials } from '../../http/credentials.js';
-import { KeyError, loadPublicKey } from '../../sign/keys.js';
+import { KeyError, loadPrivateKey, loadPublicKey } from '../../sign/keys.js';
 import { CliError, failure, usageError } from '../errors.js';
 import { minRate, stallTimeoutMs } from '../options.js';
 import type { UnpackFlags } from '../unpack.js';
@@ -18,6 +18,7 @@ export async function unpackAction(bundle: string, opts: UnpackFlags): Promise<v
   const target = await parseTarget(opts);
   const { registry, settings, concurrency } = target;
   const pub = await loadPublicKey(opts.pub).catch((e: Error) => Promise.reject(failure(e.message)));
+  const countersignKey = opts.countersign !== undefined ? await loadPrivateKey(opts.countersign).catch((e: Error) => Promise.reject(failure(`--countersign ${opts.countersign}: ${e.message}`))) : undefined;
 
   const stall = stallTimeoutMs();
   const rate = minRate();
@@ -39,7 +40,7 @@ export async function unpackAction(bundle: string, opts: UnpackFlags): Promise<v
   let result: UnpackResult;
   try {
     const { chunkSize, maxDbAge } = target;
-    result = await unpack({ bundle, pub, registry, layout: target.layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true, receipt: opts.receipt !== undefined, referrersFallback: target.referrersFallback, signatures: target.signatures });
+    result = await unpack({ bundle, pub, registry, layout: target.layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true, receipt: opts.receipt !== undefined, referrersFallback: target.referrersFallback, signatures: target.signatures, ...(countersignKey && { countersign: countersignKey }) });
   } catch (err) {
     if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
     if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
