@@ -17,6 +17,7 @@ import { decodePng, inkOf } from './support/png.js';
 import { makeTempDir, removeTempDir } from './support/proc.js';
 import { startRegistry } from './support/registry.js';
 import { makeScaleBundle, type ScaleBundle } from './support/scalebundle.js';
+import { startUpstream } from './support/upstream.js';
 
 const readJson = async (f: string) => JSON.parse(await readFile(f, 'utf8')) as Record<string, unknown>;
 
@@ -174,6 +175,7 @@ describe('airlock report', () => {
     assert.ok(page.text.includes('evil <script>alert(1)</script>'), 'the name shows as the text it is');
     assert.ok(page.text.includes('1\\x1b[2J\\u{202e}flipped\\x00'), 'control and bidi characters shown escaped');
     assert.ok(page.text.includes(long), 'the 10 KB string is all there, as text');
+    assert.ok(page.scrollWidth <= 1200, `it wraps rather than widen the page (${page.scrollWidth} px wide)`);
     assert.ok(page.text.includes(`fetch("http://127.0.0.1:${port}/signer")`));
     const scripts = await render(browser, out, { scripts: false });
     assert.deepEqual(scripts.tables.map((x) => x.rows), page.tables.map((x) => x.rows), 'the markup did not add or break a table');
@@ -272,5 +274,60 @@ describe('airlock report', () => {
     } finally {
       await reg.stop();
     }
+  });
+
+  it('sync --report DIR: the page and SBOM of what sync put inside, saying there was no bundle; a --report that is a file is exit 2 before anything', async () => {
+    const up = await startUpstream();
+    const reg = await startRegistry();
+    try {
+      const dir = path.join(work, 'sync');
+      const files = await makeTempDir('airlock-report-sync-files-');
+      const manifest = path.join(work, 'sync.yaml');
+      await writeFile(manifest, up.manifest());
+      const notDir = path.join(work, 'not-a-dir');
+      await writeFile(notDir, 'x');
+      const refused = await runAirlock(['sync', manifest, '--registry', reg.host, '--files-dir', files, '--cache', path.join(work, 'sync-cache'), '--report', notDir]);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /--report .*not-a-dir: is not a folder/);
+      assert.equal((await runAirlock(['unpack', scale.bundle, '--pub', scale.pub, '--registry', reg.host, '--files-dir', files, '--report', notDir])).code, 2);
+      const catalog = (await (await fetch(`${reg.url}/v2/_catalog`)).json()) as { repositories: string[] };
+      assert.deepEqual(catalog.repositories, [], 'nothing was pushed');
+
+      const r = await runAirlock(['sync', manifest, '--registry', reg.host, '--files-dir', files, '--cache', path.join(work, 'sync-cache'), '--report', dir, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((JSON.parse(r.stdout) as { report: string[] }).report, [path.join(dir, 'report.html'), path.join(dir, 'sbom.cdx.json')]);
+      const page = await render(browser, path.join(dir, 'report.html'));
+      assert.deepEqual([page.requests, page.problems], [[], []]);
+      assert.match(page.text, /no bundle: sync fetched from upstream and pushed directly/);
+      assert.ok(page.text.includes(up.opensearch.landing), 'the files it put');
+      assert.ok(page.text.includes(`${reg.host}/`), 'where the images are inside');
+      assert.deepEqual(cyclonedxErrors(await readJson(path.join(dir, 'sbom.cdx.json'))), []);
+      await removeTempDir(files);
+    } finally {
+      await reg.stop();
+      await up.stop();
+    }
+  });
+
+  it('a delta: its bases and the bytes they hold are on the page and in the SBOM', async () => {
+    const dir = path.join(work, 'delta');
+    const base = await makeAttachedBundle(dir, 'base');
+    const { loadBase } = await import('../src/delta/base.js');
+    const delta = await makeAttachedBundle(dir, 'delta', { appSeed: 'v2', version: '2', bases: [await loadBase(base.bundle)] });
+    const out = path.join(work, 'delta.html');
+    const sbom = path.join(work, 'delta.cdx.json');
+    const r = await runAirlock(['report', delta.bundle, '--pub', delta.pub, '-o', out, '--cyclonedx', sbom, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const m = JSON.parse(r.stdout) as { bases: Array<{ name: string; sha256: string }>; totals: { externalBytes: number } };
+    assert.equal(m.bases[0]!.name, 'base');
+    assert.ok(m.totals.externalBytes > 0);
+    const page = await render(browser, out);
+    assert.deepEqual([page.requests, page.problems], [[], []]);
+    assert.match(page.text, /Bases of this delta \(1\)/);
+    assert.ok(page.text.includes(m.bases[0]!.sha256));
+    assert.ok(page.tables.some((x) => x.id === 'bases-table' && x.rows === 1));
+    const doc = (await readJson(sbom)) as { metadata: { component: { properties: Array<{ name: string; value: string }> } } };
+    assert.deepEqual(cyclonedxErrors(doc), []);
+    assert.ok(doc.metadata.component.properties.some((p) => p.name === 'airlock:base' && p.value.includes(m.bases[0]!.sha256)));
   });
 });

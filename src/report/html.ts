@@ -26,9 +26,10 @@ body{margin:0 auto;max-width:1200px;padding:24px;background:var(--bg);color:var(
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
 .sub,.note{color:var(--muted)}.note{font-size:12.5px;margin:6px 0}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-td,dd,li,p{overflow-wrap:break-word}
-code{overflow-wrap:anywhere}
-dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:12px 0}
+td,li,p{overflow-wrap:break-word}
+/* What comes from upstream may be one unbroken 10 KB token: it wraps anywhere rather than widen the page. */
+h1,dd,code,.note,td.wrap{overflow-wrap:anywhere}
+dl.summary{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:4px 16px;margin:12px 0}
 dl.summary dt{color:var(--muted)}dl.summary dd{margin:0}
 .badge{display:inline-block;white-space:nowrap;padding:0 7px;border-radius:10px;font-size:12px;font-weight:600;border:1px solid currentColor}
 .ok{color:var(--ok)}.warn{color:var(--warn)}.bad{color:var(--bad)}.info{color:var(--info)}
@@ -129,7 +130,7 @@ function imageRow(i: ReportImage, m: ReportModel, withTarget: boolean): string {
   const platforms = i.platforms === undefined ? '<span class="note">unknown</span>' : i.platforms.length ? e(i.platforms.join(', ')) : '<span class="note">not told</span>';
   const role = i.kind === 'artifact' ? `<td>${e(i.role ?? 'artifact')}</td>` : '';
   const target = withTarget ? `<td>${i.target ? mono(i.target) : ''}</td>` : '';
-  return `<td>${mono(i.ref)}</td>${role}<td>${digest}</td>${i.kind === 'image' ? `<td>${platforms}</td>` : ''}${size(i.size)}${verdictCell(i, m)}${attachedCell(i)}${target}`;
+  return `<td>${mono(i.ref)}</td>${role}<td>${digest}</td>${i.kind === 'image' ? `<td class="wrap">${platforms}</td>` : ''}${size(i.size)}${verdictCell(i, m)}${attachedCell(i)}${target}`;
 }
 
 function fileRow(f: ReportFile): string {

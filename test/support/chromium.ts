@@ -138,6 +138,8 @@ export interface Rendered {
   screenshot: Buffer;
   /** Whether the page's script ran (it adds a filter box above each sortable table). */
   filters: number;
+  /** The page's width in CSS pixels: more than the viewport's means it scrolls sideways. */
+  scrollWidth: number;
 }
 
 /** Opens `file` in a new tab (scripts on or off, light or dark), lets it load, and reports what the browser saw. */
@@ -157,6 +159,7 @@ export async function render(browser: Browser, file: string, opts: { scripts?: b
     const text = await evaluate<string>('document.body.innerText');
     const tables = await evaluate<Array<{ id: string; rows: number }>>('Array.from(document.querySelectorAll("table")).map(t => ({ id: t.id, rows: t.tBodies[0] ? t.tBodies[0].rows.length : 0 }))');
     const filters = await evaluate<number>('document.querySelectorAll("input.filter").length');
+    const scrollWidth = await evaluate<number>('document.documentElement.scrollWidth');
     const { data } = await browser.send<{ data: string }>('Page.captureScreenshot', { format: 'png' }, sessionId);
     const mine = browser.events.filter((e) => e.sessionId === sessionId);
     const requests = mine.filter((e) => e.method === 'Network.requestWillBeSent').map((e) => (e.params!.request as { url: string }).url).filter((u) => u !== url);
@@ -168,7 +171,7 @@ export async function render(browser: Browser, file: string, opts: { scripts?: b
       if (e.method === 'Log.entryAdded' && (entry?.level === 'error' || entry?.level === 'warning')) return [`log ${entry.source}/${entry.level}: ${entry.text}`];
       return [];
     });
-    return { requests, problems, text, tables, screenshot: Buffer.from(data, 'base64'), filters };
+    return { requests, problems, text, tables, screenshot: Buffer.from(data, 'base64'), filters, scrollWidth };
   } finally {
     await browser.send('Target.closeTarget', { targetId }).catch(() => undefined);
   }
