@@ -228,6 +228,17 @@ describe('airlock report', () => {
     assert.equal((JSON.parse(bare.stdout) as { bundle: { bundleJsonSha256: string } }).bundle.bundleJsonSha256, sha);
     assert.equal((await runAirlock(['report', json, '--pub', scale.pub, '--json'])).code, 2);
     assert.equal((await runAirlock(['report', path.join(work, 'nope.tar'), '--json'])).code, 1);
+
+    // SOURCE_DATE_EPOCH stands for now: the same bundle, the same bytes.
+    const env = { ...process.env, SOURCE_DATE_EPOCH: '1764842400' };
+    const twice = [];
+    for (const n of [1, 2]) {
+      const out = path.join(work, `epoch-${n}`);
+      assert.equal((await runAirlock(['report', scale.bundle, '-o', `${out}.html`, '--cyclonedx', `${out}.json`], undefined, { env })).code, 0);
+      twice.push([await readFile(`${out}.html`, 'utf8'), await readFile(`${out}.json`, 'utf8')]);
+    }
+    assert.deepEqual(twice[0], twice[1]);
+    assert.equal((JSON.parse(twice[0]![1]!) as { metadata: { timestamp: string } }).metadata.timestamp, '2025-12-04T10:00:00Z');
   });
 
   it('--against: what was added, removed and changed, and the bytes that cross, as airlock diff counts them', async () => {

@@ -6,14 +6,17 @@ import { KeyError, loadPublicKey } from '../../sign/keys.js';
 import { printable } from '../../util/printable.js';
 import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
+import { sourceDateEpoch } from '../options.js';
 import type { ReportFlags } from '../report.js';
 import { TOOL } from '../version.js';
 
 export async function reportAction(source: string, opts: ReportFlags): Promise<void> {
   if (opts.output === undefined && opts.cyclonedx === undefined && !opts.json) throw usageError('say what to write: -o FILE.html, --cyclonedx FILE.json and/or --json');
   if (opts.output !== undefined && opts.output === opts.cyclonedx) throw usageError(`-o and --cyclonedx both name ${opts.output}; give two files`);
+  // SOURCE_DATE_EPOCH stands for "now" (the report's time, Trivy DB ages): the same bundle then gives the same bytes.
+  const epoch = sourceDateEpoch();
   const pub = opts.pub === undefined ? undefined : await loadPublicKey(opts.pub).catch((err: unknown) => Promise.reject(err instanceof KeyError ? failure(err.message) : err));
-  const model = await reportOf(source, { tool: TOOL, ...(pub && { pub }), ...(opts.against !== undefined && { against: opts.against }) });
+  const model = await reportOf(source, { tool: TOOL, ...(epoch !== undefined && { now: epoch * 1000 }), ...(pub && { pub }), ...(opts.against !== undefined && { against: opts.against }) });
   const wrote: string[] = [];
   const write = async (flag: string, file: string, fn: (f: string) => Promise<void>) => {
     await fn(file).catch((err: Error) => Promise.reject(failure(`${flag} ${printable(file)}: ${err.message}`)));

@@ -16,7 +16,7 @@ import { printable } from '../../util/printable.js';
 import { httpUrlProblem, redactUserinfo } from '../../util/url.js';
 import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
-import { parseConcurrency, parseMaxDbAge, readCredentials } from '../options.js';
+import { parseConcurrency, parseMaxDbAge, readCredentials, sourceDateEpoch } from '../options.js';
 import type { TargetFlags } from '../target.js';
 import { verdictLine } from '../verdicts.js';
 import { loadPolicy } from '../../policy/load.js';
@@ -132,7 +132,8 @@ export async function finishTarget(
     // The evidence of this transfer (SPEC §10): what bundle.json and the receipt say, as `airlock report` draws it.
     const { insideReport } = await import('../../report/model.js');
     const { writeEvidence } = await import('../../report/write.js');
-    const model = insideReport({ file: extra.report?.source ?? '', via: extra.via ?? 'unpack', index: result.index, receipt: result.receipt, ...(extra.report?.verifiedBy && { verifiedBy: extra.report.verifiedBy }), tool: TOOL });
+    const epoch = sourceDateEpoch();
+    const model = insideReport({ file: extra.report?.source ?? '', via: extra.via ?? 'unpack', index: result.index, receipt: result.receipt, ...(extra.report?.verifiedBy && { verifiedBy: extra.report.verifiedBy }), tool: TOOL, ...(epoch !== undefined && { now: epoch * 1000 }) });
     const dir = opts.report;
     evidence = await writeEvidence(dir, model).catch((err: Error) => Promise.reject(failure(`--report ${dir}: ${err.message}`)));
   }
