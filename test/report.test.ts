@@ -272,6 +272,11 @@ describe('airlock report', () => {
       assert.match(page.text, /checked by unpack/);
       assert.ok(page.text.includes(`${reg.host}/team/app:1`), 'where each image is inside');
       assert.deepEqual(cyclonedxErrors(await readJson(path.join(evidence, 'sbom.cdx.json'))), []);
+      assert.match(page.text, /every byte was checked against it/);
+      // Again: everything is in place, the tar is not read past bundle.json, and the page says so.
+      const again = await runAirlock(['unpack', b.bundle, '--pub', b.pub, '--registry', reg.host, '--files-dir', files, '--report', evidence]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match((await render(browser, path.join(evidence, 'report.html'))).text, /the target already held every image and file it names/);
 
       const fromReceipt = path.join(work, 'receipt.html');
       const r = await runAirlock(['report', receipt, '-o', fromReceipt, '--cyclonedx', path.join(work, 'receipt.cdx.json')]);

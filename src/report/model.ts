@@ -182,14 +182,18 @@ export async function reportOf(file: string, opts: ReportOptions): Promise<Repor
 }
 
 /** The report of what unpack (or sync, with no bundle) just put inside: its bundle.json and the receipt of it. */
-export function insideReport(input: { file: string; via: 'unpack' | 'sync'; index: BundleIndex; receipt: Receipt; verifiedBy?: KeyObject; tool: string; now?: number }): ReportModel {
+export function insideReport(input: { file: string; via: 'unpack' | 'sync'; index: BundleIndex; receipt: Receipt; verifiedBy?: KeyObject; upToDate?: boolean; tool: string; now?: number }): ReportModel {
   const { index, receipt } = input;
   const now = input.now ?? Date.now();
   const sha256 = 'sha256' in receipt.bundle ? receipt.bundle.sha256 : undefined;
   const signature: ReportSignature =
     input.via === 'sync'
       ? { state: 'none', text: 'no bundle: sync fetched from upstream and pushed directly, so nothing was signed. The images\' publisher signatures are checked by the policy, if one was given.' }
-      : { state: 'verified', ...(input.verifiedBy && { fingerprint: fingerprint(input.verifiedBy) }), text: `checked by unpack: bundle.json's signature verified with the key given (--pub${input.verifiedBy ? `, ${fingerprint(input.verifiedBy)}` : ''}) before anything was pushed, and every byte was checked against it.` };
+      : {
+          state: 'verified',
+          ...(input.verifiedBy && { fingerprint: fingerprint(input.verifiedBy) }),
+          text: `checked by unpack: bundle.json's signature verified with the key given (--pub${input.verifiedBy ? `, ${fingerprint(input.verifiedBy)}` : ''}) before anything was pushed, ${input.upToDate ? 'and the target already held every image and file it names (found by digest; the tar was not read past bundle.json).' : 'and every byte was checked against it.'}`,
+        };
   const model = indexModel(index, sha256, { file: input.file, form: input.via }, signature, input.tool, now);
   const targets = new Map(receipt.images.map((i) => [i.ref, i.target]));
   return {

@@ -133,7 +133,7 @@ export async function finishTarget(
     const { insideReport } = await import('../../report/model.js');
     const { writeEvidence } = await import('../../report/write.js');
     const epoch = sourceDateEpoch();
-    const model = insideReport({ file: extra.report?.source ?? '', via: extra.via ?? 'unpack', index: result.index, receipt: result.receipt, ...(extra.report?.verifiedBy && { verifiedBy: extra.report.verifiedBy }), tool: TOOL, ...(epoch !== undefined && { now: epoch * 1000 }) });
+    const model = insideReport({ file: extra.report?.source ?? '', via: extra.via ?? 'unpack', index: result.index, receipt: result.receipt, ...(extra.report?.verifiedBy && { verifiedBy: extra.report.verifiedBy }), upToDate: result.upToDate, tool: TOOL, ...(epoch !== undefined && { now: epoch * 1000 }) });
     const dir = opts.report;
     evidence = await writeEvidence(dir, model).catch((err: Error) => Promise.reject(failure(`--report ${dir}: ${err.message}`)));
   }
