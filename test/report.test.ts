@@ -254,6 +254,7 @@ describe('airlock report', () => {
     const page = await render(browser, out);
     assert.deepEqual([page.requests, page.problems], [[], []]);
     assert.match(page.text, /What changed/);
+    assert.match(page.text, /its signature is not checked \(only what it holds is compared\)/);
     assert.ok(page.text.includes(`(${d.carries.bytes} bytes) cross the gap`));
   });
 

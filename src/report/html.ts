@@ -214,7 +214,7 @@ function change(m: ReportModel): string {
     ...d.attached.changed.map((a) => `<td><span class="badge warn">changed</span></td><td>${mono(a.image ?? a.repository)}</td><td>${e(a.kind)}</td><td>${mono(a.oldDigest)}</td><td>${mono(a.newDigest)}</td>`),
   ];
   return `<section id="change"><h2>What changed</h2>
-<p class="note">Against ${mono(old.file)} (${e(old.form)}): ${e(`${old.name}${old.version ? ` ${old.version}` : ''}, created ${old.created}`)}, sha256 ${mono(old.sha256)}.</p>
+<p class="note">Against ${mono(old.file)} (${e(old.form)}): ${e(`${old.name}${old.version ? ` ${old.version}` : ''}, created ${old.created}`)}, sha256 ${mono(old.sha256)}; ${old.form === 'receipt' ? 'receipts are not signed' : 'its signature is not checked (only what it holds is compared)'}.</p>
 ${counts}${crosses}
 <h3>Images and artifacts</h3>${table('change-images', ['change', 'reference', 'old digest', 'new digest'], imageRows)}
 <h3>Files</h3>${table('change-files', ['change', 'path', 'old sha256', 'new sha256', 'size'], fileRows, [4])}
