@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external programs airlock's integration tests drive:
-#   docker-registry (CNCF distribution 2.8), skopeo, nginx + WebDAV ext module, openssl.
+#   docker-registry (CNCF distribution 2.8), skopeo, nginx + WebDAV ext module, openssl,
+#   chromium (renders `airlock report`'s page headless).
 # Debian/Ubuntu (apt-get). Quick no-op when everything is already there.
 #
 #   sudo bash scripts/install-test-deps.sh [--force] [--dry-run] [--if-root]
@@ -25,7 +26,7 @@ for arg in "$@"; do
     --dry-run) DRY_RUN=1 ;;
     --if-root) IF_ROOT=1 ;;
     -h | --help)
-      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -35,8 +36,8 @@ for arg in "$@"; do
   esac
 done
 
-PACKAGES=(docker-registry skopeo nginx libnginx-mod-http-dav-ext openssl ca-certificates)
-BINARIES=(docker-registry skopeo nginx openssl)
+PACKAGES=(docker-registry skopeo nginx libnginx-mod-http-dav-ext openssl ca-certificates chromium)
+BINARIES=(docker-registry skopeo nginx openssl chromium)
 DAV_EXT_MODULE=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
 SERVICES=(nginx docker-registry)
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -166,4 +167,4 @@ for b in "${BINARIES[@]}"; do
 done
 if [ -f "$DAV_EXT_MODULE" ]; then say "ok: $DAV_EXT_MODULE"; else say "MISSING: $DAV_EXT_MODULE"; bad=1; fi
 [ "$bad" -eq 0 ] || die "some test dependencies are still missing"
-say "versions: $(docker-registry --version 2>&1 | head -n1); $(skopeo --version 2>&1 | head -n1); $(nginx -v 2>&1 | head -n1); $(openssl version 2>&1 | head -n1)"
+say "versions: $(docker-registry --version 2>&1 | head -n1); $(skopeo --version 2>&1 | head -n1); $(nginx -v 2>&1 | head -n1); $(openssl version 2>&1 | head -n1); $(chromium --version 2>/dev/null | head -n1)"

@@ -65,6 +65,12 @@ const STEPS: Step[] = [
   { name: 'inspect', args: ['inspect', 'b.tar'] },
   { name: 'inspect --json', args: ['inspect', 'b.tar', '--json'] },
   { name: 'diff', args: ['diff', 'b.tar', 'b.tar', '--json'] },
+  {
+    name: 'report',
+    args: ['report', 'b.tar', '--pub', 'k.pub', '-o', 'r.html', '--cyclonedx', 'r.cdx.json', '--json'],
+    env: { SOURCE_DATE_EPOCH: EPOCH },
+    collect: async (dir) => `--- r.html\n${await readFile(path.join(dir, 'r.html'), 'utf8')}\n--- r.cdx.json\n${await readFile(path.join(dir, 'r.cdx.json'), 'utf8')}`,
+  },
   // The manifest schema is carried inside the release files: its messages must be the same.
   { name: 'build, manifest error', args: ['build', 'bad.yaml', '--dry-run'], compareStderr: true },
   {

@@ -21,6 +21,7 @@ export interface TargetFlags {
   json?: boolean;
   maxDbAge?: string;
   receipt?: string;
+  report?: string;
   referrersFallback?: string;
   policy?: string;
   trustedRoot?: string;
@@ -36,6 +37,7 @@ export function targetOptions(cmd: Command, receiptHelp: string): Command {
     .option('--fileserver-url <url>', 'file server URL as the cluster sees it, for the emitted config (default --files-url)')
     .option('--emit-config <dir>', 'write Welkin, containerd and Kubespray config here')
     .option('--receipt <file>', receiptHelp)
+    .option('--report <dir>', 'write report.html and sbom.cdx.json (CycloneDX) of what was put inside into this folder: the evidence for the change board')
     .option('--plain-http', 'speak plain HTTP to the registry')
     .option('--insecure', 'HTTPS without certificate verification')
     .option('--ca-file <file>', 'CA bundle (PEM) for the registry')

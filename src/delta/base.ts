@@ -89,6 +89,15 @@ export class BaseError extends Error {
 /** Reads `file` as a bundle tar, a bundle.json or a receipt, telling them apart by content. */
 export async function loadBase(file: string): Promise<Base> {
   if (!(await startsLikeJson(file))) return fromTar(file);
+  const j = await loadJson(file);
+  return j.form === 'receipt' ? fromReceipt(file, j.receipt, j.sha256) : fromIndex(file, 'bundle.json', j.index, j.sha256);
+}
+
+/** A bundle.json or a receipt, checked as loadBase checks them; `sha256` is of the file's bytes. */
+export type JsonSource = { form: 'bundle.json'; index: BundleIndex; sha256: string } | { form: 'receipt'; receipt: Receipt; sha256: string };
+
+/** Reads `file` (which startsLikeJson) as a bundle.json or a receipt, telling them apart by content. */
+export async function loadJson(file: string): Promise<JsonSource> {
   const max = Math.max(READ_BOUNDS.bundleJson.max, READ_BOUNDS.receipt.max);
   const bytes = await readBounded(file, { max, what: 'a bundle.json or a receipt' }, (m) => new BaseError(m));
   const v = parseUntrustedJson(bytes, (problem) => new BaseError(`${printable(file)} starts like JSON but ${problem}; give a bundle, its bundle.json or a receipt`));
@@ -96,7 +105,7 @@ export async function loadBase(file: string): Promise<Base> {
   const o = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
   if ('apiVersion' in o || 'kind' in o) {
     try {
-      return fromReceipt(file, checkReceipt(v, file), sha256);
+      return { form: 'receipt', receipt: checkReceipt(v, file), sha256 };
     } catch (err) {
       if (err instanceof ReceiptError) throw new BaseError(err.message);
       throw err;
@@ -104,7 +113,7 @@ export async function loadBase(file: string): Promise<Base> {
   }
   if ('schemaVersion' in o) {
     try {
-      return fromIndex(file, 'bundle.json', parseIndex(bytes), sha256);
+      return { form: 'bundle.json', index: parseIndex(bytes), sha256 };
     } catch (err) {
       if (err instanceof BundleError) throw new BaseError(`${printable(file)}: ${err.message}`);
       throw err;
@@ -170,8 +179,8 @@ async function fromTar(file: string): Promise<Base> {
   return { ...base, signed: reader.signed, ...(unplaced === undefined ? { imageOf } : { unplaced }) };
 }
 
-/** `ownerOf`: the image an attached entry belongs to, when the graphs were read (a tar); else placeAttached tells what bundle.json can. */
-function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sha256: string, ownerOf?: (a: { repository: string; digest: string }) => string | undefined): Base {
+/** `ownerOf`: the image an attached entry belongs to, when the graphs were read (a tar); else placeAttached tells what bundle.json can. Also used by report, which reads a tar's bundle.json only. */
+export function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sha256: string, ownerOf?: (a: { repository: string; digest: string }) => string | undefined): Base {
   return {
     kind: 'bundle',
     form,
@@ -190,7 +199,7 @@ function fromIndex(file: string, form: 'tar' | 'bundle.json', i: BundleIndex, sh
   };
 }
 
-function fromReceipt(file: string, r: Receipt, sha256: string): Base {
+export function fromReceipt(file: string, r: Receipt, sha256: string): Base {
   return {
     kind: 'receipt',
     form: 'receipt',

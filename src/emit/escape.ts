@@ -30,3 +30,15 @@ export function tomlString(s: string): string {
   // eslint-disable-next-line no-control-regex -- escaping control characters is the point
   return `"${s.replace(/[\\"\x00-\x1f\x7f]/g, (c) => (c === '\\' || c === '"' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))}"`;
 }
+
+const HTML: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/**
+ * Text for HTML, in an element or a quoted attribute value (SVG's too): the
+ * markup characters as entities, and every control, format and line-separator
+ * character written out visibly as printable() does, so a name from upstream
+ * shows what it holds and never becomes markup, a script or a hidden reordering.
+ */
+export function htmlText(s: string): string {
+  return printable(s).replace(/[&<>"']/g, (c) => HTML[c]!);
+}

@@ -57,7 +57,8 @@ export async function syncAction(manifest: string, opts: SyncFlags): Promise<voi
       ...(chunkSize && { chunkSize }),
       ...(maxDbAge && { maxDbAge }),
       createProjects: opts.createProjects === true,
-      receipt: opts.receipt !== undefined,
+      // --report draws on the receipt of what was put inside.
+      receipt: opts.receipt !== undefined || opts.report !== undefined,
       referrersFallback: target.referrersFallback, signatures: target.signatures,
       ...(opts.attached === false && { attached: false }),
     });
@@ -69,5 +70,5 @@ export async function syncAction(manifest: string, opts: SyncFlags): Promise<voi
     await http.close();
   }
   const f = result.fetched;
-  await finishTarget(result, target, opts, files, progress, { via: 'sync', lines: [`fetched from upstream: ${f.blobs} blobs and ${f.files} files (${formatBytes(f.bytes)})`] });
+  await finishTarget(result, target, opts, files, progress, { via: 'sync', report: { source: manifest }, lines: [`fetched from upstream: ${f.blobs} blobs and ${f.files} files (${formatBytes(f.bytes)})`] });
 }

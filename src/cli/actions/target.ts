@@ -1,5 +1,6 @@
 // The target side of unpack and sync: the flags checked (all before anything
 // is pushed), and what is written and printed once the target holds everything.
+import type { KeyObject } from 'node:crypto';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseTargetRegistry, type Layout, type TargetRegistry } from '../../bundle/targets.js';
@@ -15,11 +16,12 @@ import { printable } from '../../util/printable.js';
 import { httpUrlProblem, redactUserinfo } from '../../util/url.js';
 import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
-import { parseConcurrency, parseMaxDbAge, readCredentials } from '../options.js';
+import { parseConcurrency, parseMaxDbAge, readCredentials, sourceDateEpoch } from '../options.js';
 import type { TargetFlags } from '../target.js';
 import { verdictLine } from '../verdicts.js';
 import { loadPolicy } from '../../policy/load.js';
 import type { InsideOptions } from '../../sign/publisher/carried.js';
+import { TOOL } from '../version.js';
 
 export interface Target {
   readonly registry: TargetRegistry;
@@ -59,6 +61,7 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
   const referrersFallback = (opts.referrersFallback ?? 'auto') as ReferrersFallback;
   if (!REFERRERS_FALLBACK.includes(referrersFallback)) throw usageError(`--referrers-fallback ${opts.referrersFallback}: write auto, always or never`);
   if (opts.receipt !== undefined) await checkReceiptPath(opts.receipt);
+  if (opts.report !== undefined) await checkReportDir(opts.report);
   if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
   const concurrency = parseConcurrency(opts.concurrency, 8);
   const maxDbAge = parseMaxDbAge(opts.maxDbAge);
@@ -101,7 +104,7 @@ export async function finishTarget(
   opts: TargetFlags,
   files: FileTarget,
   progress: Pick<Progress, 'log'>,
-  extra: { via?: 'sync'; json?: Record<string, unknown>; lines?: string[] } = {},
+  extra: { via?: 'sync'; json?: Record<string, unknown>; lines?: string[]; report?: { source: string; verifiedBy?: KeyObject } } = {},
 ): Promise<void> {
   const scheme = schemeFor(target.registry.host, target.settings);
   const fileserverUrl = (opts.fileserverUrl ?? opts.filesUrl)?.replace(/\/+$/, '');
@@ -124,9 +127,19 @@ export async function finishTarget(
     const file = opts.receipt;
     await writeReceipt(file, result.receipt).catch((err: Error) => Promise.reject(failure(`--receipt ${file}: ${err.message}`)));
   }
+  let evidence: string[] = [];
+  if (opts.report !== undefined && result.receipt) {
+    // The evidence of this transfer (SPEC §10): what bundle.json and the receipt say, as `airlock report` draws it.
+    const { insideReport } = await import('../../report/model.js');
+    const { writeEvidence } = await import('../../report/write.js');
+    const epoch = sourceDateEpoch();
+    const model = insideReport({ file: extra.report?.source ?? '', via: extra.via ?? 'unpack', index: result.index, receipt: result.receipt, ...(extra.report?.verifiedBy && { verifiedBy: extra.report.verifiedBy }), upToDate: result.upToDate, tool: TOOL, ...(epoch !== undefined && { now: epoch * 1000 }) });
+    const dir = opts.report;
+    evidence = await writeEvidence(dir, model).catch((err: Error) => Promise.reject(failure(`--report ${dir}: ${err.message}`)));
+  }
   const { index: _index, receipt: _receipt, ...report } = result;
   if (opts.json) {
-    process.stdout.write(jsonText({ ...report, ...extra.json, emitted, trivyDbs: trivyDbReports(result.index.images, target.maxDbAge), ...(opts.receipt !== undefined && { receipt: opts.receipt }) }));
+    process.stdout.write(jsonText({ ...report, ...extra.json, emitted, trivyDbs: trivyDbReports(result.index.images, target.maxDbAge), ...(opts.receipt !== undefined && { receipt: opts.receipt }), ...(opts.report !== undefined && { report: evidence }) }));
     return;
   }
   const pushed = result.items.filter((i) => i.status === 'pushed').length;
@@ -142,6 +155,7 @@ export async function finishTarget(
     ...(result.falcoIndex ? [`falco index: ${files.describe}/${result.falcoIndex}`] : []),
     ...emitted.map((f) => `wrote ${f}`),
     ...(opts.receipt !== undefined ? [`wrote receipt ${opts.receipt}`] : []),
+    ...evidence.map((f) => `wrote ${f}`),
   ];
   process.stdout.write(lines.map(printable).join('\n') + '\n');
 }
@@ -163,6 +177,12 @@ async function checkReceiptPath(file: string): Promise<void> {
   if (!d?.isDirectory()) throw usageError(`--receipt ${file}: no such folder ${dir}; create it first`);
   const f = await stat(file).catch(() => undefined);
   if (f?.isDirectory()) throw usageError(`--receipt ${file}: is a folder; give a file name`);
+}
+
+/** Refuses, before anything is pushed, a --report folder that is a file (a missing one is made). */
+async function checkReportDir(dir: string): Promise<void> {
+  const d = await stat(dir).catch(() => undefined);
+  if (d && !d.isDirectory()) throw usageError(`--report ${dir}: is not a folder; give a folder for report.html and sbom.cdx.json`);
 }
 
 /**

@@ -40,7 +40,7 @@ export async function unpackAction(bundle: string, opts: UnpackFlags): Promise<v
   let result: UnpackResult;
   try {
     const { chunkSize, maxDbAge } = target;
-    result = await unpack({ bundle, pub, registry, layout: target.layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true, receipt: opts.receipt !== undefined, referrersFallback: target.referrersFallback, signatures: target.signatures, ...(countersignKey && { countersign: countersignKey }) });
+    result = await unpack({ bundle, pub, registry, layout: target.layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true, receipt: opts.receipt !== undefined || opts.report !== undefined, referrersFallback: target.referrersFallback, signatures: target.signatures, ...(countersignKey && { countersign: countersignKey }) });
   } catch (err) {
     if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
     if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);
@@ -49,5 +49,5 @@ export async function unpackAction(bundle: string, opts: UnpackFlags): Promise<v
     progress.finish();
     await http.close();
   }
-  await finishTarget(result, target, opts, files, progress);
+  await finishTarget(result, target, opts, files, progress, { report: { source: bundle, verifiedBy: pub } });
 }
