@@ -62,7 +62,11 @@ export class Judge {
     const children = image.children.length > 0 ? await Promise.all(image.children.map((c) => this.trySubject(c, attached, blobs, identity))) : [];
     if (children.length > 0 && children.every((c) => c.ok)) return { ...withRule, verdict: 'verified', ...signed(children[0]!.ok!) };
     const tried = [...top.tried, ...children.flatMap((c) => c.tried)];
-    const reasons = tried.length > 0 ? tried : [`no signature is attached to ${image.digest}${image.children.length ? ' or to every one of its platforms' : ''}`];
+    // Signed platform by platform but not every one: name those with nothing attached, else the
+    // reason would read as if nothing were signed and not say which platform to sign.
+    const bare = children.some((c) => c.ok || c.tried.length > 0) ? image.children.filter((_, i) => !children[i]!.ok && children[i]!.tried.length === 0) : [];
+    const unsignedPlatforms = bare.map((d) => `no signature is attached to platform manifest ${d} (other platforms of the index are signed): have every platform signed, or the index`);
+    const reasons = tried.length + bare.length > 0 ? [...tried, ...unsignedPlatforms] : [`no signature is attached to ${image.digest}${image.children.length ? ' or to every one of its platforms' : ''}`];
     if (image.upstreamDigest) reasons.push(`a platform filter rewrote the index (upstream ${image.upstreamDigest}); a signature of the upstream index does not name the one carried: keep every platform, or have each platform signed`);
     return { ...withRule, verdict: tried.length > 0 ? 'failed' : 'unsigned', reasons: clipReasons(reasons) };
   }
