@@ -324,5 +324,10 @@ describe('Sigstore bundle v0.3 from a test PKI, as cosign 3 signs an image (DSSE
     const [entry] = tlogEntries;
     const otherTree = { ...entry, inclusionProof: { ...entry!.inclusionProof, checkpoint: { envelope: entry!.inclusionProof.checkpoint.envelope.replace(/\n1\n/, '\n2\n') } } };
     assert.equal(code(check({ ...json, verificationMaterial: { ...material, tlogEntries: [otherTree] } })), 'bad-tlog-entry');
+    // A v0.2+ bundle must carry the inclusion proof; the reason names what is missing.
+    const { inclusionProof: _p, ...promiseOnly } = entry!;
+    const noProof = check({ ...json, verificationMaterial: { ...material, tlogEntries: [promiseOnly] } });
+    assert.equal(code(noProof), 'malformed');
+    assert.match(!noProof.ok ? noProof.reason.message : '', /verificationMaterial\.tlogEntries\[0\]\.inclusionProof/);
   });
 });
