@@ -18,7 +18,7 @@ import {
   verifyAttachedSignature,
 } from '../src/sign/publisher/verify.js';
 import { makeTempDir, removeTempDir } from './support/proc.js';
-import { addTsa, makePki, signKeyless, type TestPki } from './support/sigstore-pki.js';
+import { addTsa, makePki, signBundleV3, signKeyless, type TestPki } from './support/sigstore-pki.js';
 
 const FIX = path.resolve(import.meta.dirname, 'fixtures/sigstore');
 const PUBLIC_GOOD = path.join(FIX, 'trusted_root.public-good.json');
@@ -281,5 +281,55 @@ describe('keyless signatures from a test PKI made with openssl', () => {
     assert.equal(code(check(stamped(foreignStamp(sig)), {}, DIGEST, withTsa)), 'bad-timestamp');
     // A timestamp over other bytes (the payload, not the signature) dates nothing.
     assert.equal(code(check(stamped(stamp(payload)), {}, DIGEST, withTsa)), 'bad-timestamp');
+  });
+});
+
+describe('Sigstore bundle v0.3 from a test PKI, as cosign 3 signs an image (DSSE in-toto, Rekor dsse entry with a SET)', () => {
+  let dir: string;
+  let pki: TestPki;
+  let other: TestPki;
+  const ISSUER = 'https://token.actions.githubusercontent.com';
+  const SUBJECT = 'https://github.com/example/app/.github/workflows/release.yml@refs/tags/v1.2.3';
+  before(async () => {
+    dir = await makeTempDir('airlock-pubsig-bundle-');
+    pki = makePki(dir, 'good');
+    other = makePki(dir, 'other');
+  });
+  after(async () => removeTempDir(dir));
+
+  const check = (json: unknown, id: Partial<Extract<Identity, { kind: 'keyless' }>> = {}, digest = DIGEST, root = pki) =>
+    verifyAttachedSignature({ format: 'sigstore-bundle', json }, { digest, identity: { kind: 'keyless', issuer: ISSUER, subject: SUBJECT, ...id } }, loadTrustedRoot(root.trustedRoot));
+  const code = (v: ReturnType<typeof check>) => (v.ok ? 'ok' : v.reason.code);
+
+  it('verifies with the exact issuer and subject, dated by the SET; wrong subject, issuer, digest, root or a flipped signature each fail with their reason', () => {
+    const json = signBundleV3(pki, 'bundle-leaf', { digest: DIGEST, subject: SUBJECT, issuer: ISSUER, subjectName: 'registry.example.com/team/app' });
+    const v = check(json);
+    assert.equal(v.ok, true, JSON.stringify(v));
+    assert.deepEqual(v.ok && { signer: v.signer, format: v.format }, { signer: { kind: 'keyless', issuer: ISSUER, subject: SUBJECT }, format: 'sigstore-bundle' });
+    assert.ok(v.ok && v.signedAt && Math.abs(Date.parse(v.signedAt) - Date.now()) < 3600_000, `signedAt is the SET's integrated time: ${v.ok && v.signedAt}`);
+
+    assert.equal(code(check(json, { subject: `${SUBJECT}-rc1` })), 'wrong-subject');
+    assert.equal(code(check(json, { issuer: 'https://accounts.google.com' })), 'wrong-issuer');
+    const otherDigest = check(json, {}, `sha256:${'cd'.repeat(32)}`);
+    assert.equal(code(otherDigest), 'wrong-digest');
+    assert.match(!otherDigest.ok ? otherDigest.reason.message : '', new RegExp(`in-toto statement is about ${DIGEST}`));
+    assert.equal(code(check(json, {}, DIGEST, other)), 'untrusted-root');
+
+    const b = json as { dsseEnvelope: { signatures: { sig: string }[] } };
+    const sig = Buffer.from(b.dsseEnvelope.signatures[0]!.sig, 'base64');
+    // The Rekor entry names the signature it logged: another one reads as a bad entry, before the signature is checked.
+    const flipped = { ...b, dsseEnvelope: { ...b.dsseEnvelope, signatures: [{ sig: flip(sig, sig.length - 3).toString('base64') }] } };
+    assert.equal(code(check(flipped)), 'bad-tlog-entry');
+    const { tlogEntries, ...material } = (json as { verificationMaterial: { tlogEntries: { inclusionProof: { checkpoint: { envelope: string } } }[] } }).verificationMaterial;
+    assert.equal(code(check({ ...json, verificationMaterial: { ...material, tlogEntries: [] } })), 'no-timestamp');
+    // The inclusion proof is checked too: a checkpoint for another tree reads as a bad entry.
+    const [entry] = tlogEntries;
+    const otherTree = { ...entry, inclusionProof: { ...entry!.inclusionProof, checkpoint: { envelope: entry!.inclusionProof.checkpoint.envelope.replace(/\n1\n/, '\n2\n') } } };
+    assert.equal(code(check({ ...json, verificationMaterial: { ...material, tlogEntries: [otherTree] } })), 'bad-tlog-entry');
+    // A v0.2+ bundle must carry the inclusion proof; the reason names what is missing.
+    const { inclusionProof: _p, ...promiseOnly } = entry!;
+    const noProof = check({ ...json, verificationMaterial: { ...material, tlogEntries: [promiseOnly] } });
+    assert.equal(code(noProof), 'malformed');
+    assert.match(!noProof.ok ? noProof.reason.message : '', /verificationMaterial\.tlogEntries\[0\]\.inclusionProof/);
   });
 });

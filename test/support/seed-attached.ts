@@ -138,6 +138,19 @@ export function pushSbomReferrer(seeder: Seeder, repo: string, subject: Descript
   return referrer(seeder, repo, subject, { artifactType: AttachedTypes.spdx, layerType: AttachedTypes.spdx, layer: spdx, annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' } });
 }
 
+/**
+ * A Sigstore bundle v0.3 pushed as cosign 3 pushes an image signature: a referrer of `subject`
+ * with artifactType and one layer the bundle's media type, annotated with what it holds.
+ */
+export function pushBundleReferrer(seeder: Seeder, repo: string, subject: Descriptor, bundle: unknown): Promise<SeededAttached> {
+  return referrer(seeder, repo, subject, {
+    artifactType: AttachedTypes.bundle,
+    layerType: AttachedTypes.bundle,
+    layer: jsonBytes(bundle),
+    annotations: { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1' },
+  });
+}
+
 /** A fallback index listing `entries` in order, pushed under `sha256-<hex>` (its children must exist). */
 export async function pushFallbackIndex(seeder: Seeder, repo: string, subject: string, entries: Descriptor[]): Promise<Buffer> {
   const bytes = jsonBytes({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: entries });

@@ -64,8 +64,12 @@ export class Judge {
     const children = image.children.length > 0 ? await Promise.all(image.children.map((c) => this.trySubject(c, attached, blobs, identity))) : [];
     if (children.length > 0 && children.every((c) => c.ok)) return { ...withRule, verdict: 'verified', ...signed(children[0]!.ok!) };
     const tried = [...top.tried, ...upstream.tried, ...children.flatMap((c) => c.tried)];
+    // Signed platform by platform but not every one: name those with nothing attached, else the
+    // reason would read as if nothing were signed and not say which platform to sign.
+    const bare = children.some((c) => c.ok || c.tried.length > 0) ? image.children.filter((_, i) => !children[i]!.ok && children[i]!.tried.length === 0) : [];
+    const unsignedPlatforms = bare.map((d) => `no signature is attached to platform manifest ${d} (other platforms of the index are signed): have every platform signed, or the index`);
     const where = image.upstreamDigest ? `${image.digest}, to its upstream index ${image.upstreamDigest}` : image.digest;
-    const reasons = tried.length > 0 ? tried : [`no signature is attached to ${where}${image.children.length ? ' or to every one of its platforms' : ''}`];
+    const reasons = tried.length + bare.length > 0 ? [...tried, ...unsignedPlatforms] : [`no signature is attached to ${where}${image.children.length ? ' or to every one of its platforms' : ''}`];
     return { ...withRule, verdict: tried.length > 0 ? 'failed' : 'unsigned', reasons: clipReasons(reasons) };
   }
 

@@ -3,7 +3,7 @@
 // Certificates, Rekor entries, SCTs and timestamps go to @sigstore/verify; what it does not check
 // (what was signed, a missing timestamp, exact subjects) is checked here.
 import { createHash, type KeyObject } from 'node:crypto';
-import { bundleFromJSON } from '@sigstore/bundle';
+import { bundleFromJSON, ValidationError } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { PolicyError, toSignedEntity, toTrustMaterial, type TrustMaterial, VerificationError, Verifier } from '@sigstore/verify';
 import { asBundle, checkSigned, dssePayload, hasTimestamp, isCertificateBased, signedAt } from './bundle.js';
@@ -131,7 +131,14 @@ function keylessCheck(
   trust: Trust | undefined,
 ): Extract<Signer, { kind: 'keyless' }> | Reason {
   if (!trust) return reason('no-trusted-root', 'a keyless signature needs a Sigstore trusted root, and none was given');
-  const bundle = bundleFromJSON(json);
+  let bundle;
+  try {
+    bundle = bundleFromJSON(json);
+  } catch (err) {
+    // Its message is only "invalid bundle"; the fields (names the library writes) say what to fix.
+    if (err instanceof ValidationError && err.fields?.length) return reason('malformed', `the Sigstore bundle is not valid for its media type: check ${err.fields.join(', ')} (missing, empty or not allowed in that version)`);
+    throw err;
+  }
   const entity = toSignedEntity(bundle, artifact === undefined ? undefined : Buffer.from(artifact));
   // A Rekor entry is not required when a timestamp authority dated the signature (SPEC §9: SET,
   // inclusion proof or TSA); any entry present is still verified. SCTs are required when the
