@@ -72,7 +72,9 @@ describe('which digest a signature may name', () => {
     assert.equal(all.verdict, 'verified');
     const half = await judge.judge({ ref: `${REPO}:2`, digest: child('e'), children: [child('a'), child('b')] }, sigs.slice(0, 1), b);
     assert.equal(half.verdict, 'unsigned', JSON.stringify(half));
-    assert.match(half.reasons?.[0] ?? '', /no signature is attached to sha256:e{64} or to every one of its platforms/);
+    assert.match(half.reasons?.[0] ?? '', /no signature is attached to platform manifest sha256:b{64} \(other platforms of the index are signed\)/);
+    const none = await judge.judge({ ref: `${REPO}:2`, digest: child('e'), children: [child('a'), child('b')] }, [], b);
+    assert.match(none.reasons?.[0] ?? '', /no signature is attached to sha256:e{64} or to every one of its platforms/);
   });
 
   it('a payload naming another digest does not count, with its reason', async () => {
