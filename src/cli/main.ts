@@ -9,6 +9,7 @@ import { reportError } from './errors.js';
 import { registerImages, type RunAction } from './images.js';
 import { registerInspect } from './inspect.js';
 import { registerKeygen } from './keygen.js';
+import { registerPrune } from './prune.js';
 import { registerServe } from './serve.js';
 import { registerSync } from './sync.js';
 import { registerUnpack } from './unpack.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerUnpack(program, run);
   registerSync(program, run);
   registerServe(program, run);
+  registerPrune(program, run);
   registerImages(program, run);
   for (const cmd of program.commands) cmd.exitOverride();
   for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();

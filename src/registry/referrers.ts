@@ -98,7 +98,7 @@ interface Candidate {
 const direct: Limit = (fn) => fn();
 
 /** GETs a manifest; undefined on 404 (tag or manifest not there). */
-async function manifestOrNone(client: RegistryClient, repo: string, ref: string): Promise<Manifest | undefined> {
+export async function manifestOrNone(client: RegistryClient, repo: string, ref: string): Promise<Manifest | undefined> {
   try {
     return await client.manifest(repo, ref);
   } catch (err) {
