@@ -213,6 +213,15 @@ describe('prune --from R1 R2 --keep R3 on distribution with deletes enabled', ()
     assert.deepEqual(await storageTree(files), filesBefore, 'the dry run changed the files');
   });
 
+  it('refuses receipts of another registry and a missing --keep (exit 2), before any request', async () => {
+    const other = await runAirlock(['prune', '--registry', '127.0.0.1:1', '--from', receipts.r1, '--keep', receipts.r3]);
+    assert.equal(other.code, 2, other.stderr);
+    assert.match(other.stderr, new RegExp(`--from .*R1\\.json: the receipt is for registry ${target.host.replace(/\./g, '\\.')}, not 127\\.0\\.0\\.1:1`));
+    const noKeep = await runAirlock(['prune', '--registry', target.host, '--from', receipts.r1]);
+    assert.equal(noKeep.code, 2);
+    assert.match(noKeep.stderr, /--keep RECEIPT/);
+  });
+
   it('--apply removes exactly what only R1/R2 hold; a rerun deletes nothing more; R3 pulls after garbage-collect', async () => {
     const pruneReceipt = path.join(work, 'prune-1.json');
     const r = await runAirlock([...args(), '--apply', '--json', '--receipt', pruneReceipt]);

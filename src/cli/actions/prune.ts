@@ -21,7 +21,8 @@ import { checkFilesDir, checkFileUrls, checkReceiptPath, parseRegistryFlags } fr
 export const GARBAGE_COLLECTION = {
   distribution:
     'stop the registry (or set storage.maintenance.readonly.enabled: true and restart it), run `registry garbage-collect /etc/docker/registry/config.yml` (docker-registry on Debian: `docker-registry garbage-collect /etc/docker/registry/config.yml`), then start it again (read-write). Add --delete-untagged only if no signature or attestation was pushed by digest (referrers): it deletes every untagged manifest, referrers included (distribution#3178).',
-  harbor: 'Administration > Clean Up > Garbage Collection (Run now, or a schedule): Harbor frees the blobs no artifact uses; it runs with the registry read-only unless "Allow garbage collection on untagged artifacts" is off.',
+  harbor:
+    'Administration > Clean Up > Garbage Collection (GC Now, or a schedule; POST /api/v2.0/system/gc/schedule) frees the blobs no artifact uses; Harbor 2.1 and later keep pushes open while it runs. Leave "Allow garbage collection on untagged artifacts" off unless every untagged artifact may go: it deletes them whoever pushed them.',
 };
 
 export async function pruneAction(opts: PruneFlags): Promise<void> {
@@ -55,7 +56,9 @@ export async function pruneAction(opts: PruneFlags): Promise<void> {
   }
   const { plan } = result;
   if (opts.json) {
-    process.stdout.write(jsonText({ registry: registry.host, dryRun: !result.applied, ...(result.refused && { refused: result.refused }), plan, deletions: result.deletions, ...(result.receipt && { receipt: result.receipt }), garbageCollection: GARBAGE_COLLECTION }));
+    // A rewritten fallback index's bytes are for the PUT, not for people.
+    const fallbacks = plan.fallbacks.map(({ bytes: _bytes, ...f }) => f);
+    process.stdout.write(jsonText({ registry: registry.host, dryRun: !result.applied, ...(result.refused && { refused: result.refused }), plan: { ...plan, fallbacks }, deletions: result.deletions, ...(result.receipt && { receipt: result.receipt }), garbageCollection: GARBAGE_COLLECTION }));
     return;
   }
   const host = registry.host;
