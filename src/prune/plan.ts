@@ -78,6 +78,18 @@ export interface PlanInput {
 }
 
 const key = (repo: string, digest: string) => `${repo}@${digest}`;
+
+/** Where a graph to delete starts: an image or an attached manifest. */
+interface Root {
+  repository: string;
+  digest: string;
+  role: 'image' | 'attached';
+  of: string;
+  graph?: TargetGraph;
+}
+
+/** Attached manifests before images (see ORDER). */
+const RANK: Record<Root['role'], number> = { attached: 0, image: 1 };
 const FALLBACK_TAG = /^sha256-[a-f0-9]{64}$/;
 
 /**
@@ -128,13 +140,6 @@ export async function makePlan(input: PlanInput): Promise<PrunePlan> {
   for (const r of input.keep) for (const d of r.sizes.keys()) keptBlobs.add(d);
 
   // What the --from receipts list, read at the target (each root once per repository).
-  interface Root {
-    repository: string;
-    digest: string;
-    role: 'image' | 'attached';
-    of: string;
-    graph?: TargetGraph;
-  }
   const roots = new Map<string, Root>();
   const ours = new Map<string, Map<string, Set<string>>>(); // repo → tag → digests a --from receipt recorded it at
   const recordTag = (repo: string, tag: string, digest: string) => {
@@ -207,7 +212,7 @@ export async function makePlan(input: PlanInput): Promise<PrunePlan> {
 
   const manifests: PlannedManifest[] = [];
   const deleted = new Set<string>();
-  const ordered = [...roots.values()].sort((a, b) => (a.role === b.role ? 0 : a.role === 'attached' ? -1 : 1));
+  const ordered = [...roots.values()].sort((a, b) => RANK[a.role] - RANK[b.role]);
   for (const root of ordered) {
     for (const d of root.graph?.manifests ?? []) {
       const k = key(root.repository, d);
@@ -215,7 +220,7 @@ export async function makePlan(input: PlanInput): Promise<PrunePlan> {
       deleted.add(k);
       const isRoot = d === root.digest;
       const graphBytes = isRoot && root.graph ? [...root.graph.manifests, ...root.graph.blobs.map((b) => b.digest)].reduce((n, x) => n + (sizes.get(x) ?? 0), 0) : 0;
-      manifests.push({ repository: root.repository, digest: d, role: isRoot ? root.role : root.role === 'image' ? 'child' : 'attached', of: root.of, tags: tagsOn.get(k) ?? [], bytes: graphBytes });
+      manifests.push({ repository: root.repository, digest: d, role: isRoot ? root.role : root.role === 'attached' ? 'attached' : 'child', of: root.of, tags: tagsOn.get(k) ?? [], bytes: graphBytes });
     }
   }
 
