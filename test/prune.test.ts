@@ -1,10 +1,11 @@
 // prune (SPEC §11) against real distribution 2.8 registries: three releases
 // built and unpacked with airlock (receipts R1, R2, R3 sharing an image, an
-// index child and a file); someone else pushes an image, moves a tag and pins
-// an R2 manifest under a tag of their own, and replaces a file.
+// index child and a file); someone else pushes an image, moves a tag, pins
+// an R2 manifest under a tag of their own, adds their SBOM to the referrers
+// fallback index airlock wrote, and replaces a file.
 // `prune --from R1 R2 --keep R3`: the dry run changes no byte of storage; the
-// apply removes exactly what only R1/R2 hold (signatures, referrers and their
-// fallback index included), a rerun deletes nothing more, and after the
+// apply removes exactly what only R1/R2 hold (signatures and referrers
+// included; the fallback index keeps only their entry), a rerun deletes nothing more, and after the
 // registry's own garbage-collect every R3 image still copies with skopeo.
 // A registry without storage.delete.enabled is refused before anything goes;
 // a run killed with SIGKILL mid-apply (DELETEs slowed by a fault proxy) and
@@ -21,8 +22,8 @@ import { startFaultProxy, type TestFaultProxy } from './support/faultproxy.js';
 import { startFileServer, type TestFileServer } from './support/fileserver.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { seedAttached, type SeededSet } from './support/seed-attached.js';
-import { ACCEPT_ALL_MANIFESTS, makeLayer, pseudoRandomBytes, Seeder, type PushedImage, type PushedManifest } from './support/seed.js';
+import { pushFallbackIndex, pushSbomReferrer, referrerEntry, seedAttached, type SeededAttached, type SeededSet } from './support/seed-attached.js';
+import { ACCEPT_ALL_MANIFESTS, makeLayer, MediaTypes, pseudoRandomBytes, Seeder, type Descriptor, type PushedImage, type PushedManifest } from './support/seed.js';
 import { skopeo } from './support/skopeo.js';
 import { runOk } from './support/tools.js';
 
@@ -149,6 +150,7 @@ describe('prune --from R1 R2 --keep R3 on distribution with deletes enabled', ()
   let receipts: { r1: string; r2: string; r3: string };
   let other: PushedImage;
   let movedTo: PushedImage;
+  let theirSbom: SeededAttached;
   const args = () => ['prune', '--registry', target.host, '--from', receipts.r1, receipts.r2, '--keep', receipts.r3, '--files-dir', files];
   /** What only R1/R2 hold, minus what someone else pinned: every manifest that must go. */
   const gone = () => [
@@ -167,6 +169,7 @@ describe('prune --from R1 R2 --keep R3 on distribution with deletes enabled', ()
     ['app/new', seeded.new!.digest],
     ['other/thing', other.digest],
     ['app/mid', movedTo.digest],
+    ['app/old', theirSbom.digest],
   ];
 
   before(async () => {
@@ -179,6 +182,11 @@ describe('prune --from R1 R2 --keep R3 on distribution with deletes enabled', ()
     movedTo = await them.pushImage('app/mid', '1', { layers: [await makeLayer('their-mid', 10_000)], format: 'oci' });
     const web2 = await them.getManifest('app/web', seeded.web2!.digest);
     await them.pushManifest('app/web', 'ops-pin', web2.body, web2.headers['content-type'] as string);
+    // Their own SBOM of app/old:1, added to the fallback index airlock wrote.
+    theirSbom = await pushSbomReferrer(them, 'app/old', seeded.old!.descriptor, 99);
+    const fallback = JSON.parse((await them.getManifest('app/old', `sha256-${seeded.old!.digest.slice(7)}`)).body.toString('utf8')) as { manifests: Descriptor[] };
+    assert.equal(fallback.manifests.length, 3);
+    await pushFallbackIndex(them, 'app/old', seeded.old!.digest, [...fallback.manifests, referrerEntry(theirSbom)]);
     await them.close();
     await writeFile(path.join(files, 'tools/replaced.bin'), 'replaced by the operator\n');
   });
@@ -192,7 +200,7 @@ describe('prune --from R1 R2 --keep R3 on distribution with deletes enabled', ()
     const report = JSON.parse(r.stdout) as { dryRun: boolean; plan: { manifests: Array<{ repository: string; digest: string; tags: string[] }>; fallbacks: Array<{ action: string; tag: string }>; files: Array<{ path: string }>; left: Array<{ what: string; why: string }>; bytes: number } };
     assert.equal(report.dryRun, true);
     assert.deepEqual(report.plan.manifests.map((m) => `${m.repository}@${m.digest}`).sort(), gone().map(([r, d]) => `${r}@${d}`).sort());
-    assert.deepEqual(report.plan.fallbacks.map((f) => f.action), ['delete'], 'the fallback index lists only R1 referrers: it goes');
+    assert.deepEqual(report.plan.fallbacks.map((f) => f.action), ['rewrite'], 'the fallback index lists their SBOM too: it is rewritten');
     assert.deepEqual(report.plan.files.map((f) => f.path), ['tools/r1.bin']);
     const why = (what: RegExp) => report.plan.left.find((l) => what.test(l.what))?.why ?? '';
     assert.match(why(/app\/mid:1$/), /moved since/);
@@ -231,7 +239,8 @@ describe('prune --from R1 R2 --keep R3 on distribution with deletes enabled', ()
     assert.equal(await head(target, 'app/web', '1.0'), undefined);
     assert.equal(await head(target, 'app/old', '1'), undefined);
     assert.equal(await head(target, 'app/old', attached.sig.tag!), undefined, 'the .sig tag went with its manifest');
-    assert.equal(await head(target, 'app/old', `sha256-${seeded.old!.digest.slice(7)}`), undefined, 'the fallback index went');
+    const fallback = JSON.parse(Buffer.from(await (await fetch(`${target.url}/v2/app/old/manifests/sha256-${seeded.old!.digest.slice(7)}`, { headers: { accept: MediaTypes.ociIndex } })).arrayBuffer()).toString('utf8')) as { manifests: Descriptor[] };
+    assert.deepEqual(fallback.manifests, [referrerEntry(theirSbom)], 'the fallback index keeps their entry only');
     assert.equal(await head(target, 'app/mid', '1'), movedTo.digest, 'the moved tag stays');
     assert.equal(await head(target, 'app/web', 'ops-pin'), seeded.web2!.digest);
     assert.equal(await head(target, 'app/web', '3.0'), seeded.web3!.digest);
