@@ -231,22 +231,24 @@ export async function makePlan(input: PlanInput): Promise<PrunePlan> {
     for (const d of [...root.graph.manifests.filter((m) => deleted.has(key(root.repository, m))), ...root.graph.blobs.map((b) => b.digest)]) if (!keptBlobs.has(d)) freed.add(d);
   }
 
-  const fallbacks = await planFallbacks(client, input.from, deleted, unkeptAttached, limit);
+  // A fallback entry goes with its referrer: one deleted now, or gone already (a rerun after a crash), never one that stays.
+  const goneAttached = new Set([...roots.values()].filter((r) => r.role === 'attached' && !r.graph && unkeptAttached.get(r.repository)?.has(r.digest)).map((r) => key(r.repository, r.digest)));
+  const fallbacks = await planFallbacks(client, input.from, (k) => deleted.has(k) || goneAttached.has(k), limit);
   const files = input.files ? await planFiles(input.files, input.from, input.keep, left, gone, limit) : [];
   return { fallbacks, manifests, files, left, gone, bytes: [...freed].reduce((n, d) => n + (sizes.get(d) ?? 0), 0) };
 }
 
-/** The fallback index of every subject that has an attached manifest being deleted (or already gone): its entries for those dropped. */
-async function planFallbacks(client: RegistryClient, from: readonly LoadedReceipt[], deleted: ReadonlySet<string>, unkept: ReadonlyMap<string, ReadonlySet<string>>, limit: <T>(fn: () => Promise<T>) => Promise<T>): Promise<PlannedFallback[]> {
+/** The fallback index of every subject with an attached manifest that `goes` (repo@digest): its entries for those dropped. */
+async function planFallbacks(client: RegistryClient, from: readonly LoadedReceipt[], goes: (k: string) => boolean, limit: <T>(fn: () => Promise<T>) => Promise<T>): Promise<PlannedFallback[]> {
   const subjects = new Map<string, { repository: string; subject: string }>();
-  for (const r of from) for (const a of r.attached) if (unkept.get(a.repository)?.has(a.digest)) subjects.set(key(a.repository, a.subject), { repository: a.repository, subject: a.subject });
+  for (const r of from) for (const a of r.attached) if (goes(key(a.repository, a.digest))) subjects.set(key(a.repository, a.subject), { repository: a.repository, subject: a.subject });
   const out = await Promise.all([...subjects.values()].map(({ repository, subject }) => limit(async (): Promise<PlannedFallback | undefined> => {
     const tag = fallbackTag(subject);
     const m = await manifestOrNone(client, repository, tag);
     if (!m) return undefined;
     const what = `${client.host}/${repository}:${tag}`;
     const { doc } = parseReferrersIndex(m.bytes, `the fallback index ${what}`);
-    const drop = (d: string) => unkept.get(repository)?.has(d) === true || deleted.has(key(repository, d));
+    const drop = (d: string) => goes(key(repository, d));
     const entries = doc.manifests as Array<{ digest: string }>;
     const dropped = entries.filter((e) => drop(e.digest)).map((e) => e.digest);
     if (dropped.length === 0) return undefined;
