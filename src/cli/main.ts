@@ -10,6 +10,7 @@ import { registerImages, type RunAction } from './images.js';
 import { registerInspect } from './inspect.js';
 import { registerKeygen } from './keygen.js';
 import { registerReport } from './report.js';
+import { registerPrune } from './prune.js';
 import { registerServe } from './serve.js';
 import { registerSync } from './sync.js';
 import { registerUnpack } from './unpack.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerUnpack(program, run);
   registerSync(program, run);
   registerServe(program, run);
+  registerPrune(program, run);
   registerImages(program, run);
   registerReport(program, run);
   for (const cmd of program.commands) cmd.exitOverride();

@@ -17,6 +17,9 @@ import { printable } from '../util/printable.js';
 
 export { MAX_MANIFEST_BYTES };
 
+/** Pages of a tag list read at most (distribution pages by `n`, default all at once). */
+const MAX_TAG_PAGES = 1000;
+
 export class RegistryError extends Error {
   readonly exitCode = 1;
   constructor(
@@ -323,6 +326,54 @@ export class RegistryClient {
     if (got && got !== digest) throw new RegistryError(`${what}: the registry stored ${got}, not ${digest}`);
     const ociSubject = header(res, 'oci-subject');
     return ociSubject ? { ociSubject } : {};
+  }
+
+  /**
+   * `DELETE /v2/<repo>/manifests/<digest>`: "deleted" (202), or "absent" (404:
+   * never there or already deleted, so a rerun is idempotent). Any other answer
+   * throws a RegistryError carrying the status and the OCI code (405
+   * UNSUPPORTED: distribution without storage.delete.enabled).
+   */
+  async deleteManifest(repo: string, digest: string): Promise<'deleted' | 'absent'> {
+    const what = `DELETE manifest ${this.ref(repo, digest)}`;
+    const res = await this.send(what, repo, `/manifests/${digest}`, { method: 'DELETE', scope: [`repository:${repo}:delete`] });
+    if (res.status === 404) {
+      await res.body.dump();
+      return 'absent';
+    }
+    await this.expect(res, [200, 202, 204], what);
+    await res.body.dump();
+    return 'deleted';
+  }
+
+  /** Every tag of `repo` (`GET /v2/<repo>/tags/list`, following `Link` pages); an empty list when the repository is unknown. */
+  async tags(repo: string): Promise<string[]> {
+    const what = `tags of ${this.host}/${repo}`;
+    const base = `${this.http.baseUrl(this.api)}/v2/${repo}/tags/list`;
+    const out: string[] = [];
+    let url: URL | undefined = new URL(base);
+    for (let page = 0; url && page < MAX_TAG_PAGES; page++) {
+      if (url.origin !== new URL(base).origin) throw new RegistryError(`${what}: the registry links the next page to another origin (${url.origin}); refusing to follow`);
+      const res = await this.sendUrl(what, url, { maxBody: MAX_MANIFEST_BYTES, scope: [`repository:${repo}:pull`] });
+      if (res.status === 404) {
+        await res.body.dump();
+        return out;
+      }
+      await this.expect(res, [200], `GET ${what}`);
+      const text = await this.text(res, what);
+      let tags: unknown;
+      try {
+        tags = (JSON.parse(text) as { tags?: unknown }).tags;
+      } catch {
+        throw new RegistryError(`${what}: the answer is not JSON`);
+      }
+      if (tags !== null && tags !== undefined && (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string'))) throw new RegistryError(`${what}: "tags" is not a list of names`);
+      out.push(...((tags as string[] | null) ?? []));
+      const link = nextLink(res.headers['link']);
+      url = link === undefined ? undefined : new URL(link, res.url);
+    }
+    if (url) throw new RegistryError(`${what}: more than ${MAX_TAG_PAGES} pages of tags; refusing to read on`);
+    return out;
   }
 
   /**

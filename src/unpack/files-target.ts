@@ -6,8 +6,8 @@
 // takes such a name: src/manifest/paths.ts). In a folder, every write goes through src/fsx/atomic.ts: a link or FIFO planted at a
 // name is replaced, never written through.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { mkdtemp, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { header, statusError, type Http, type HttpResponse } from '../http/client.js';
@@ -15,7 +15,7 @@ import { describeNetworkError } from '../http/errors.js';
 import { withRetry } from '../http/retry.js';
 import { BundleError } from '../bundle/tarread.js';
 import { withAtomic, writeAtomic } from '../fsx/atomic.js';
-import { isRegularFile, READ_BOUNDS, readRegular, resolveInside } from '../fsx/safe.js';
+import { isRegularFile, openRegular, READ_BOUNDS, readRegular, resolveInside } from '../fsx/safe.js';
 import { sidecarPath } from '../manifest/paths.js';
 
 export interface FileTarget {
@@ -27,13 +27,20 @@ export interface FileTarget {
   put(p: string, chunks: AsyncIterable<Buffer>, sha256: string, size: number): Promise<void>;
   /** Small generated files (falco/index.yaml). */
   putBytes(p: string, bytes: Buffer): Promise<void>;
+  /** What `p` holds now, hashed whole (prune: a file someone replaced is not ours to delete); undefined when there is none. */
+  hashOf(p: string): Promise<{ sha256: string; size: number } | undefined>;
+  /** A small file (a `.sha256` sidecar), bounded; undefined when there is none. */
+  readSmall(p: string): Promise<string | undefined>;
+  /** Deletes `p`: "absent" when it was not there (a rerun deletes nothing more). Never a folder. */
+  remove(p: string): Promise<'deleted' | 'absent'>;
 }
 
 function sidecar(p: string, sha256: string): Buffer {
   return Buffer.from(`${sha256}  ${path.posix.basename(p)}\n`);
 }
 
-function sidecarMatches(text: string, p: string, sha256: string): boolean {
+/** True when a sidecar's text records `sha256` for `p` (exactly what put() writes). */
+export function sidecarMatches(text: string, p: string, sha256: string): boolean {
   return text.trim() === sidecar(p, sha256).toString().trim();
 }
 
@@ -82,6 +89,49 @@ export class DirTarget implements FileTarget {
 
   async putBytes(p: string, bytes: Buffer): Promise<void> {
     await writeAtomic(await this.resolve(p), bytes);
+  }
+
+  async hashOf(p: string): Promise<{ sha256: string; size: number } | undefined> {
+    const fh = await this.openExisting(p);
+    if (!fh) return undefined;
+    try {
+      const h = createHash('sha256');
+      let size = 0;
+      for await (const c of fh.createReadStream({ autoClose: false }) as AsyncIterable<Buffer>) {
+        h.update(c);
+        size += c.length;
+      }
+      return { sha256: h.digest('hex'), size };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async readSmall(p: string): Promise<string | undefined> {
+    try {
+      return (await readRegular(await this.resolve(p, false), READ_BOUNDS.fileSidecar)).toString('utf8');
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async remove(p: string): Promise<'deleted' | 'absent'> {
+    // Opened first (no link followed, regular files only): a folder or link planted at the name is refused, not removed.
+    const fh = await this.openExisting(p);
+    if (!fh) return 'absent';
+    await fh.close();
+    await unlink(await this.resolve(p, false));
+    return 'deleted';
+  }
+
+  private async openExisting(p: string): Promise<FileHandle | undefined> {
+    try {
+      return await openRegular(await this.resolve(p, false), constants.O_RDONLY);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw err;
+    }
   }
 }
 
@@ -138,6 +188,58 @@ export class UrlTarget implements FileTarget {
   async putBytes(p: string, bytes: Buffer): Promise<void> {
     const res = await this.send(this.url(p), { method: 'PUT', headers: { 'content-length': String(bytes.length) }, body: bytes });
     await this.expectStored(res, p);
+  }
+
+  async hashOf(p: string): Promise<{ sha256: string; size: number } | undefined> {
+    const url = this.url(p);
+    const res = await this.send(url, {});
+    if (res.status === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    await this.expectOk(res, [200], `GET ${url}`);
+    const h = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const c of res.body as AsyncIterable<Buffer>) {
+        h.update(c);
+        size += c.length;
+      }
+    } catch (err) {
+      throw Object.assign(new BundleError(`GET ${url}: ${describeNetworkError(err)}`), { cause: err });
+    }
+    return { sha256: h.digest('hex'), size };
+  }
+
+  async readSmall(p: string): Promise<string | undefined> {
+    const url = this.url(p);
+    const res = await this.send(url, { maxBody: READ_BOUNDS.fileSidecar.max });
+    if (res.status === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    await this.expectOk(res, [200], `GET ${url}`);
+    return res.body.text();
+  }
+
+  /** HTTP DELETE (nginx WebDAV `dav_methods DELETE`): 404 is "absent". */
+  async remove(p: string): Promise<'deleted' | 'absent'> {
+    const url = this.url(p);
+    const res = await this.send(url, { method: 'DELETE' });
+    if (res.status === 404) {
+      await res.body.dump();
+      return 'absent';
+    }
+    await this.expectOk(res, [200, 202, 204], `DELETE ${url}`);
+    await res.body.dump();
+    return 'deleted';
+  }
+
+  private async expectOk(res: HttpResponse, ok: number[], what: string): Promise<void> {
+    if (ok.includes(res.status)) return;
+    const text = await res.body.text().catch(() => '');
+    const hint = res.status === 405 ? ' (the file server does not take this method: for nginx, dav_methods PUT DELETE)' : '';
+    throw statusError(res, `${what}: ${res.url.origin} answered HTTP ${res.status} ${text.slice(0, 200)}`.trim() + hint);
   }
 
   private async send(url: string, req: Parameters<Http['request']>[1]): Promise<HttpResponse> {

@@ -20,6 +20,8 @@ export interface RegistryOptions {
   basicAuth?: { username: string; password: string };
   /** Bearer token auth; the registry trusts JWTs signed by a key whose cert chains to rootCertBundle. */
   tokenAuth?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /** storage.delete.enabled (default true); false: every DELETE answers 405 UNSUPPORTED, as distribution ships. */
+  deleteEnabled?: boolean;
 }
 
 export interface TestRegistry {
@@ -39,6 +41,10 @@ export interface TestRegistry {
   configFile: string;
   pid: number;
   logTail(maxBytes?: number): string;
+  /** Stops the process, keeping its storage and config (garbage-collect wants the registry stopped). */
+  pause(): Promise<void>;
+  /** Starts it again after pause(), on the same port and storage. */
+  resume(): Promise<void>;
   /** Stops the process (SIGTERM, then SIGKILL) and removes the temp dir. */
   stop(): Promise<void>;
 }
@@ -83,71 +89,84 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     }
 
     const ca = caFile === undefined ? undefined : await readFile(caFile);
-    const dispatcher = new Agent({ connect: ca === undefined ? {} : { ca } });
     // Environment variables REGISTRY_* would override the config file: drop them.
     const env: NodeJS.ProcessEnv = {};
     for (const k of Object.keys(process.env)) if (k.startsWith('REGISTRY_')) env[k] = undefined;
 
     let lastError: Error | undefined;
-    try {
-      for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-        const port = await freePort();
-        const host = `127.0.0.1:${port}`;
-        const url = `${useTls ? 'https' : 'http'}://${host}`;
-        const config: Record<string, unknown> = {
-          version: 0.1,
-          log: { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
-          storage: {
-            filesystem: { rootdirectory: dataDir },
-            delete: { enabled: true },
-            maintenance: { uploadpurging: { enabled: false } },
-          },
-          http: {
-            addr: host,
-            secret: randomBytes(24).toString('hex'),
-            headers: { 'X-Content-Type-Options': ['nosniff'] },
-            ...(tlsConf === undefined ? {} : { tls: tlsConf }),
-          },
-          health: { storagedriver: { enabled: false } },
-          ...(auth === undefined ? {} : { auth }),
-        };
-        const configFile = path.join(dir, 'config.yml');
-        await writeFile(configFile, stringify(config));
-        const logFile = path.join(dir, 'registry.log');
-        await writeFile(logFile, '');
+    for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
+      const port = await freePort();
+      const host = `127.0.0.1:${port}`;
+      const url = `${useTls ? 'https' : 'http'}://${host}`;
+      const config: Record<string, unknown> = {
+        version: 0.1,
+        log: { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
+        storage: {
+          filesystem: { rootdirectory: dataDir },
+          delete: { enabled: opts.deleteEnabled ?? true },
+          maintenance: { uploadpurging: { enabled: false } },
+        },
+        http: {
+          addr: host,
+          secret: randomBytes(24).toString('hex'),
+          headers: { 'X-Content-Type-Options': ['nosniff'] },
+          ...(tlsConf === undefined ? {} : { tls: tlsConf }),
+        },
+        health: { storagedriver: { enabled: false } },
+        ...(auth === undefined ? {} : { auth }),
+      };
+      const configFile = path.join(dir, 'config.yml');
+      await writeFile(configFile, stringify(config));
+      const logFile = path.join(dir, 'registry.log');
+      await writeFile(logFile, '');
 
-        const proc: TestProcess = startProcess(bin, ['serve', configFile], { cwd: dir, env, logFile });
+      const launch = async (): Promise<TestProcess> => {
+        const p = startProcess(bin, ['serve', configFile], { cwd: dir, env, logFile });
+        const ready = new Agent({ connect: ca === undefined ? {} : { ca } });
         try {
-          await waitReady(`docker-registry on ${host}`, proc, async () => {
-            const res = await request(`${url}/v2/`, { dispatcher, headersTimeout: 2000, bodyTimeout: 2000 });
+          await waitReady(`docker-registry on ${host}`, p, async () => {
+            const res = await request(`${url}/v2/`, { dispatcher: ready, headersTimeout: 2000, bodyTimeout: 2000 });
             await res.body.dump();
             return res.statusCode === 200 || res.statusCode === 401;
           });
         } catch (e) {
-          await proc.stop();
-          lastError = e as Error;
-          if (/address already in use/i.test(proc.logTail())) continue;
+          await p.stop();
           throw e;
+        } finally {
+          await ready.close();
         }
-        return {
-          host,
-          url,
-          port,
-          ...(caFile === undefined ? {} : { caFile }),
-          ...(opts.basicAuth === undefined ? {} : opts.basicAuth),
-          dataDir,
-          dir,
-          configFile,
-          pid: proc.pid,
-          logTail: (n?: number) => proc.logTail(n),
-          stop: async () => {
-            await proc.stop();
-            await removeTempDir(dir);
-          },
-        };
+        return p;
+      };
+      let proc: TestProcess;
+      try {
+        proc = await launch();
+      } catch (e) {
+        lastError = e as Error;
+        if (/address already in use/i.test(await readFile(logFile, 'utf8').catch(() => ''))) continue;
+        throw e;
       }
-    } finally {
-      await dispatcher.close();
+      return {
+        host,
+        url,
+        port,
+        ...(caFile === undefined ? {} : { caFile }),
+        ...(opts.basicAuth === undefined ? {} : opts.basicAuth),
+        dataDir,
+        dir,
+        configFile,
+        get pid() {
+          return proc.pid;
+        },
+        logTail: (n?: number) => proc.logTail(n),
+        pause: () => proc.stop(),
+        resume: async () => {
+          proc = await launch();
+        },
+        stop: async () => {
+          await proc.stop();
+          await removeTempDir(dir);
+        },
+      };
     }
     throw lastError ?? new Error('docker-registry did not start');
   } catch (e) {

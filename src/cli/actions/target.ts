@@ -44,25 +44,13 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
   if (!opts.registry) throw usageError('give the private registry with --registry HOST[:PORT][/PREFIX]');
   if (!opts.filesDir === !opts.filesUrl) throw usageError('give exactly one of --files-dir DIR and --files-url URL');
   if (opts.layout !== 'flat' && opts.layout !== 'host') throw usageError(`--layout ${opts.layout}: write flat or host`);
-  if (opts.plainHttp && (opts.insecure || opts.caFile)) throw usageError('--plain-http contradicts --insecure/--ca-file (those mean HTTPS)');
-  let registry;
-  try {
-    registry = parseTargetRegistry(opts.registry);
-  } catch (err) {
-    throw usageError((err as Error).message);
-  }
-  if (opts.caFile) await access(opts.caFile).catch(() => Promise.reject(usageError(`--ca-file ${opts.caFile}: no such file`)));
-  for (const [flag, url] of [['--files-url', opts.filesUrl], ['--fileserver-url', opts.fileserverUrl]] as const) {
-    if (url === undefined) continue;
-    // The problem quotes the value, credentials hidden.
-    const problem = httpUrlProblem(url) ?? (/^https?:\/\/[^/]/i.test(url) ? undefined : `"${redactUserinfo(url)}" has no host; write an http:// or https:// URL`);
-    if (problem) throw usageError(`${flag} ${problem}`);
-  }
+  const { registry, settings } = await parseRegistryFlags({ ...opts, registry: opts.registry });
+  checkFileUrls(opts);
   const referrersFallback = (opts.referrersFallback ?? 'auto') as ReferrersFallback;
   if (!REFERRERS_FALLBACK.includes(referrersFallback)) throw usageError(`--referrers-fallback ${opts.referrersFallback}: write auto, always or never`);
   if (opts.receipt !== undefined) await checkReceiptPath(opts.receipt);
   if (opts.report !== undefined) await checkReportDir(opts.report);
-  if (opts.filesDir) await access(opts.filesDir).catch(() => Promise.reject(usageError(`--files-dir ${opts.filesDir}: no such folder; create it first`)));
+  await checkFilesDir(opts.filesDir);
   const concurrency = parseConcurrency(opts.concurrency, 8);
   const maxDbAge = parseMaxDbAge(opts.maxDbAge);
   const credentials = await readCredentials(opts.username, opts.passwordStdin);
@@ -72,17 +60,56 @@ export async function parseTarget(opts: TargetFlags): Promise<Target> {
     signatures,
     registry,
     layout: opts.layout,
-    settings: {
-      ...(opts.plainHttp && { plainHttp: true }),
-      ...(opts.insecure && { insecure: true }),
-      ...(opts.caFile && { caFile: opts.caFile }),
-    },
+    settings,
     concurrency,
     referrersFallback,
     ...(maxDbAge && { maxDbAge }),
     ...(credentials && { credentials }),
     ...(chunkSize && { chunkSize }),
   };
+}
+
+/** --registry, --plain-http, --insecure and --ca-file checked (usage errors): the registry and its TLS settings. */
+export async function parseRegistryFlags(opts: Pick<TargetFlags, 'plainHttp' | 'insecure' | 'caFile'> & { registry: string }): Promise<{ registry: TargetRegistry; settings: HostSettings }> {
+  if (opts.plainHttp && (opts.insecure || opts.caFile)) throw usageError('--plain-http contradicts --insecure/--ca-file (those mean HTTPS)');
+  let registry;
+  try {
+    registry = parseTargetRegistry(opts.registry);
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+  if (opts.caFile) await access(opts.caFile).catch(() => Promise.reject(usageError(`--ca-file ${opts.caFile}: no such file`)));
+  return {
+    registry,
+    settings: {
+      ...(opts.plainHttp && { plainHttp: true }),
+      ...(opts.insecure && { insecure: true }),
+      ...(opts.caFile && { caFile: opts.caFile }),
+    },
+  };
+}
+
+/** --files-url and --fileserver-url: http(s) URLs with a host. */
+export function checkFileUrls(opts: Pick<TargetFlags, 'filesUrl' | 'fileserverUrl'>): void {
+  for (const [flag, url] of [['--files-url', opts.filesUrl], ['--fileserver-url', opts.fileserverUrl]] as const) {
+    if (url === undefined) continue;
+    // The problem quotes the value, credentials hidden.
+    const problem = httpUrlProblem(url) ?? (/^https?:\/\/[^/]/i.test(url) ? undefined : `"${redactUserinfo(url)}" has no host; write an http:// or https:// URL`);
+    if (problem) throw usageError(`${flag} ${problem}`);
+  }
+}
+
+export async function checkFilesDir(dir: string | undefined): Promise<void> {
+  if (dir) await access(dir).catch(() => Promise.reject(usageError(`--files-dir ${dir}: no such folder; create it first`)));
+}
+
+/** Refuses, before anything is pushed, a receipt path whose folder is missing or that names a folder. */
+export async function checkReceiptPath(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const d = await stat(dir).catch(() => undefined);
+  if (!d?.isDirectory()) throw usageError(`--receipt ${file}: no such folder ${dir}; create it first`);
+  const f = await stat(file).catch(() => undefined);
+  if (f?.isDirectory()) throw usageError(`--receipt ${file}: is a folder; give a file name`);
 }
 
 /** --policy loaded whole (exit 2 listing every problem) and --trusted-root checked, before anything is read or pushed. */
@@ -168,15 +195,6 @@ function attachedLine(a: AttachedStats): string {
   const f = a.fallbackIndexes;
   const fallback = a.referrersFallback === 'never' ? 'fallback index: never (--referrers-fallback never)' : `fallback index: ${f.written} written, ${f.unchanged} up to date, ${f.notNeeded} not needed (referrers API)`;
   return `attached manifests: ${pushed} pushed${kinds.length ? ` (${kinds.join(', ')})` : ''}, ${a.present} already present; ${fallback}`;
-}
-
-/** Refuses, before anything is pushed, a receipt path whose folder is missing or that names a folder. */
-async function checkReceiptPath(file: string): Promise<void> {
-  const dir = path.dirname(file);
-  const d = await stat(dir).catch(() => undefined);
-  if (!d?.isDirectory()) throw usageError(`--receipt ${file}: no such folder ${dir}; create it first`);
-  const f = await stat(file).catch(() => undefined);
-  if (f?.isDirectory()) throw usageError(`--receipt ${file}: is a folder; give a file name`);
 }
 
 /** Refuses, before anything is pushed, a --report folder that is a file (a missing one is made). */
