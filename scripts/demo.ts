@@ -147,11 +147,18 @@ default: warn      # the Trivy DB and Falco rules of this demo are not signed: c
         await mkdir(files);
         const cfg = path.join(work, 'config');
         await airlock(
-          ['unpack', bundle, '--pub', `${key}.pub`, '--registry', `${target.host}/welkin`, '--files-dir', files, '--fileserver-url', 'http://fileserver.air-gapped.internal:8080', '--emit-config', cfg],
-          ['unpack', 'demo.tar', '--pub', 'airlock.pub', '--registry', `${target.host}/welkin`, '--files-dir', 'fileserver', '--fileserver-url', 'http://fileserver.air-gapped.internal:8080', '--emit-config', 'config'],
+          ['unpack', bundle, '--pub', `${key}.pub`, '--registry', `${target.host}/welkin`, '--files-dir', files, '--fileserver-url', 'http://fileserver.air-gapped.internal:8080', '--emit-config', cfg, '--report', path.join(work, 'evidence')],
+          ['unpack', 'demo.tar', '--pub', 'airlock.pub', '--registry', `${target.host}/welkin`, '--files-dir', 'fileserver', '--fileserver-url', 'http://fileserver.air-gapped.internal:8080', '--emit-config', 'config', '--report', 'evidence'],
         );
         say('Run it again: everything is in place, nothing is pushed');
         await airlock(['unpack', bundle, '--pub', `${key}.pub`, '--registry', `${target.host}/welkin`, '--files-dir', files], ['unpack', 'demo.tar', '--pub', 'airlock.pub', '--registry', `${target.host}/welkin`, '--files-dir', 'fileserver']);
+        say('The evidence for the change board: an HTML page and a CycloneDX SBOM of the transfer');
+        for (const f of ['report.html', 'sbom.cdx.json']) {
+          const bytes = await readFile(path.join(work, 'evidence', f));
+          console.log(`   evidence/${f}  ${bytes.length} bytes`);
+        }
+        const sbom = JSON.parse(await readFile(path.join(work, 'evidence', 'sbom.cdx.json'), 'utf8')) as { specVersion?: string; components?: Array<{ type: string; name: string }> };
+        console.log(`   CycloneDX ${sbom.specVersion}: ${(sbom.components ?? []).map((c) => `${c.type} ${c.name}`).join(', ')}`);
         say('The Welkin config to merge (config/welkin/*.yaml)');
         for (const f of ['welkin/common-config.yaml', 'welkin/sc-config.yaml']) {
           console.log(`   --- ${f}`);
