@@ -12,7 +12,7 @@ export interface Origin {
 }
 
 export type ArtifactRole = 'trivy-db' | 'trivy-java-db' | 'falco-rules' | 'falco-plugin';
-export type FileRole = 'opensearch-plugin' | 'falco-driver' | 'file';
+export type FileRole = 'opensearch-plugin' | 'falco-driver' | 'kubespray' | 'file';
 
 export interface ImageItem {
   readonly kind: 'image';
@@ -70,9 +70,17 @@ export interface Plan {
   readonly attached?: false;
   /** `spec.policy`: the signature policy file, absolute (SPEC §9). */
   readonly policy?: string;
+  /** `spec.kubespray`: the release whose tables gave the Kubernetes layer (SPEC §12). */
+  readonly kubespray?: KubesprayInfo;
   readonly registries: Record<string, RegistrySettings>;
   readonly vars: Record<string, string>;
   readonly items: Item[];
   /** What loads but should not be chosen, as `file:line:col: path: message` (build and sync print them). */
   readonly warnings?: string[];
+}
+
+export interface KubesprayInfo {
+  readonly version: string;
+  readonly kubeVersion?: string;
+  readonly archs: string[];
 }
