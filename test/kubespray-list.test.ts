@@ -169,7 +169,7 @@ describe('Kubespray: the inventory chooses, archs multiply, checksums are Kubesp
     // checksums.yml: kubelet_checksums.amd64["1.35.4"]
     const table = await readFile(path.join(kubesprayTag('v2.31.0'), 'roles/kubespray_defaults/vars/main/checksums.yml'), 'utf8');
     const row = /kubelet_checksums:\n(?:.*\n)*?\s+amd64:\n(?:.*\n)*?\s+1\.35\.4: sha256:([0-9a-f]{64})/.exec(table);
-    assert.deepEqual(kubelet, { kind: 'file', url: kubelet?.url, path: 'dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet', checksum: { sha256: row?.[1] }, role: 'kubespray', from: (kubelet as { from: string[] }).from });
+    assert.deepEqual(kubelet, { kind: 'file', url: kubelet?.url, path: 'dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet', checksum: { sha256: row?.[1] }, role: 'kubespray', from: kubelet?.from });
     const images = json.items.filter((i) => i.kind === 'image').map((i) => i.ref);
     assert.ok(images.includes('quay.io/calico/node:v3.31.5') && !images.some((i) => i?.includes('cilium')), images.join(' '));
     assert.ok(!images.includes('quay.io/coreos/etcd:v3.6.10'), 'etcd on the host is a file, not an image');
