@@ -159,7 +159,12 @@ describe('Kubespray: the inventory chooses, archs multiply, checksums are Kubesp
     const r = await kubesprayList(dir, 'defaults', { version: 'v2.31.0', source: kubesprayTag('v2.31.0') });
     assert.equal(r.code, 0, r.stderr);
     const json = r.json as ListedJson;
-    assert.deepEqual(json.kubespray, { version: 'v2.31.0', archs: ['amd64'] });
+    assert.deepEqual(json.kubespray, {
+      version: 'v2.31.0',
+      archs: ['amd64'],
+      bases: { github_url: 'github.com', dl_k8s_io_url: 'dl.k8s.io', storage_googleapis_url: 'storage.googleapis.com', get_helm_url: 'get.helm.sh' },
+      urls: {},
+    });
     const files = json.items.filter((i) => i.kind === 'file');
     assert.deepEqual(files.map((f) => f.url?.split('/').pop()).sort(), [
       'calicoctl-linux-amd64', 'cni-plugins-linux-amd64-v1.9.1.tgz', 'containerd-2.2.3-linux-amd64.tar.gz', 'crds.yaml', 'crictl-v1.35.0-linux-amd64.tar.gz',

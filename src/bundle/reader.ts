@@ -431,15 +431,27 @@ export function parseIndex(bytes: Buffer): BundleIndex {
   return v as unknown as BundleIndex;
 }
 
-/** `kubespray: {version, kubeVersion?, archs}`: short printable strings only (inspect and emit print them). */
+/** `kubespray: {version, kubeVersion?, archs, bases?, urls?}`: short printable names and landing paths only (inspect and emit write them out). */
 function checkKubespray(k: unknown, bad: (m: string) => never): void {
   const word = (x: unknown) => typeof x === 'string' && /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/.test(x);
+  const isMapOf = (x: unknown, what: string) => {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) bad(`kubespray.${what} is not an object`);
+    const entries = Object.entries(x as Record<string, unknown>);
+    if (entries.length > 64) bad(`kubespray.${what} has too many entries`);
+    for (const [name, p] of entries) {
+      if (!/^[a-z_][a-z0-9_]{0,127}$/.test(name)) bad(`kubespray.${what} names ${JSON.stringify(name)}, not a variable`);
+      const problem = typeof p === 'string' ? landingPathProblem(p) : 'is not a string';
+      if (problem) bad(`kubespray.${what}.${name} ${problem}`);
+    }
+  };
   if (typeof k !== 'object' || k === null || Array.isArray(k)) bad('kubespray is not an object');
   const kk = k as Record<string, unknown>;
-  for (const key of Object.keys(kk)) if (!['version', 'kubeVersion', 'archs'].includes(key)) bad(`kubespray has an unknown field ${JSON.stringify(key)}`);
+  for (const key of Object.keys(kk)) if (!['version', 'kubeVersion', 'archs', 'bases', 'urls'].includes(key)) bad(`kubespray has an unknown field ${JSON.stringify(key)}`);
   if (!word(kk.version)) bad('kubespray.version is not a release name');
   if (kk.kubeVersion !== undefined && !word(kk.kubeVersion)) bad('kubespray.kubeVersion is not a version');
   if (!Array.isArray(kk.archs) || kk.archs.length === 0 || kk.archs.length > 16 || !kk.archs.every(word)) bad('kubespray.archs is not a list of architectures');
+  if (kk.bases !== undefined) isMapOf(kk.bases, 'bases');
+  if (kk.urls !== undefined) isMapOf(kk.urls, 'urls');
 }
 
 const ATTACHED_FIELDS = ['subject', 'repository', 'digest', 'mediaType', 'artifactType', 'kind', 'tag', 'size'];

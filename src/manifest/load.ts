@@ -9,7 +9,7 @@ import { expandTrivy, type TrivySpec } from '../presets/trivy.js';
 import { expandFalco, type FalcoSpec } from '../presets/falco.js';
 import { expandOpenSearch, type OpenSearchSpec } from '../presets/opensearch.js';
 import type { PresetContext } from '../presets/context.js';
-import { expandKubespray, type KubespraySpec } from '../presets/kubespray/expand.js';
+import { expandKubespray, type KubesprayLanding, type KubespraySpec } from '../presets/kubespray/expand.js';
 import { httpUrlProblem, redactUserinfo } from '../util/url.js';
 import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { extractImagesFromFile } from './images.js';
@@ -102,7 +102,7 @@ class Loader {
     if (isObject(spec.falco) && this.ok(['spec', 'falco'])) expandFalco(spec.falco as FalcoSpec, ctx);
     if (isObject(spec.opensearch) && this.ok(['spec', 'opensearch'])) expandOpenSearch(spec.opensearch as unknown as OpenSearchSpec, ctx);
     const kubespray = isObject(spec.kubespray) && this.ok(['spec', 'kubespray']) ? (spec.kubespray as unknown as KubespraySpec) : undefined;
-    if (kubespray) await this.kubespray(kubespray, spec.files, defaultPlatforms);
+    const landing = kubespray ? await this.kubespray(kubespray, spec.files, defaultPlatforms) : undefined;
     this.landingCollisions();
 
     const problems = this.problems.filter((p) => varProblems.has(p) || !varPaths.has(p.path) || p.file !== this.source.display);
@@ -116,7 +116,14 @@ class Loader {
       ...(spec.attached === false && { attached: false as const }),
       ...(typeof spec.policy === 'string' && { policy: path.resolve(this.dir, spec.policy) }),
       ...(this.warnings.length && { warnings: [...this.warnings] }),
-      ...(kubespray && { kubespray: { version: kubespray.version, ...(kubespray.kubeVersion && { kubeVersion: kubespray.kubeVersion }), archs: kubespray.archs ?? ['amd64'] } }),
+      ...(kubespray && {
+        kubespray: {
+          version: kubespray.version,
+          ...(kubespray.kubeVersion && { kubeVersion: kubespray.kubeVersion }),
+          archs: kubespray.archs ?? ['amd64'],
+          ...(landing && { bases: landing.bases, urls: landing.urls }),
+        },
+      }),
       registries,
       vars,
       items: [...this.items.values()],
@@ -262,9 +269,9 @@ class Loader {
   }
 
   /** spec.kubespray: Kubespray's own tables, read from the checkout and evaluated for the inventory (SPEC §12). */
-  private async kubespray(spec: KubespraySpec, files: unknown, defaultPlatforms: string[] | undefined): Promise<void> {
+  private async kubespray(spec: KubespraySpec, files: unknown, defaultPlatforms: string[] | undefined): Promise<KubesprayLanding | undefined> {
     const listed = new Set(Array.isArray(files) ? files.flatMap((f) => (isObject(f) && typeof f.url === 'string' ? [f.url] : [])) : []);
-    await expandKubespray(spec, {
+    return expandKubespray(spec, {
       origin: (p) => this.origin(p),
       problem: (p) => this.problems.push(p),
       resolve: (rel) => {

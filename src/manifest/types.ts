@@ -83,4 +83,8 @@ export interface KubesprayInfo {
   readonly version: string;
   readonly kubeVersion?: string;
   readonly archs: string[];
+  /** Base URL variable (github_url, …) → where what it serves lands below the file server, e.g. github.com. */
+  readonly bases?: Record<string, string>;
+  /** A *_url variable whose file no base covers → that file's landing path. */
+  readonly urls?: Record<string, string>;
 }

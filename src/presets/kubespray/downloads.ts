@@ -12,6 +12,8 @@ export const ANSIBLE_ARCHITECTURE: Record<string, string> = { amd64: 'x86_64', a
 export interface KubesprayFile {
   /** The downloads entry, e.g. kubelet. */
   readonly name: string;
+  /** The variable its url names (`url: "{{ kubelet_download_url }}"`), which an inventory overrides to move it. */
+  readonly variable?: string;
   readonly url: string;
   /** Absent when Kubespray's tables give none for this version and arch. */
   readonly checksum?: { readonly algorithm: 'sha256' | 'sha512'; readonly hex: string };
@@ -29,6 +31,15 @@ const KUBEADM_IMAGES = ['kube-apiserver', 'kube-controller-manager', 'kube-sched
 
 export function facts(arch: string): Record<string, string> {
   return { ansible_architecture: ANSIBLE_ARCHITECTURE[arch] ?? arch, ansible_system: 'Linux', ansible_os_family: 'Debian' };
+}
+
+/** The base URLs Kubespray forms its download URLs from (its offline docs point them at files_repo). */
+export const BASE_VARIABLES = ['github_url', 'dl_k8s_io_url', 'storage_googleapis_url', 'get_helm_url'];
+
+export function baseUrls(scope: Scope): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of BASE_VARIABLES) if (scope.has(name)) out[name] = text(scope, scope.lookup(name), name);
+  return out;
 }
 
 export function enabledDownloads(scope: Scope): { files: KubesprayFile[]; images: KubesprayImage[] } {
@@ -57,6 +68,8 @@ export function enabledDownloads(scope: Scope): { files: KubesprayFile[]; images
       continue;
     }
     const url = text(scope, field('url'), `downloads.${name}.url`);
+    const rawUrl = entry.get('url');
+    const variable = typeof rawUrl === 'string' ? /^\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}$/.exec(rawUrl.trim())?.[1] : undefined;
     let checksum: KubesprayFile['checksum'];
     let noChecksum: string | undefined;
     try {
@@ -68,8 +81,10 @@ export function enabledDownloads(scope: Scope): { files: KubesprayFile[]; images
       if (!(err instanceof TemplateError && err.undefinedUse)) throw err;
       noChecksum = err.reason;
     }
-    files.push({ name, url, ...(checksum && { checksum }), ...(noChecksum && { noChecksum }) });
+    files.push({ name, url, ...(variable && { variable }), ...(checksum && { checksum }), ...(noChecksum && { noChecksum }) });
   }
+  // Kubespray's own switches: no container downloads at all, or none of kubeadm's (prep_kubeadm_images.yml).
+  if (!downloadContainer || flag(scope, scope.lookup('skip_kubeadm_images'), 'skip_kubeadm_images', 'skip_kubeadm_images')) return { files, images };
   // kubeadm_image_repo appeared in v2.29; before it kubeadm used kube_image_repo.
   const repoVar = scope.has('kubeadm_image_repo') ? 'kubeadm_image_repo' : 'kube_image_repo';
   const repo = text(scope, scope.lookup(repoVar), repoVar);
