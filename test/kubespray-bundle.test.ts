@@ -77,8 +77,11 @@ describe('Kubespray part: build, unpack, offline.yml', { skip: KUBESPRAY_SKIP },
 
     const inspected = await runAirlock(['inspect', bundle, '--json']);
     assert.equal(inspected.code, 0, inspected.stderr);
-    const index = JSON.parse(inspected.stdout) as { files: Array<{ path: string; role: string }> };
+    const index = JSON.parse(inspected.stdout) as { files: Array<{ path: string; role: string }>; kubespray: unknown };
     assert.equal(index.files.filter((f) => f.role === 'kubespray').length, 11);
+    assert.deepEqual(index.kubespray, { version: 'v2.31.0', archs: ['amd64'], bases: { github_url: `${host}/github.com`, dl_k8s_io_url: `${host}/dl.k8s.io`, storage_googleapis_url: 'storage.googleapis.com', get_helm_url: 'get.helm.sh' }, urls: {} });
+    const inspectedText = await runAirlock(['inspect', bundle]);
+    assert.match(inspectedText.stdout, /^kubespray v2\.31\.0, amd64: 11 files \(role kubespray\)/m);
 
     const files = path.join(dir, 'files');
     const cfg = path.join(dir, 'cfg');
