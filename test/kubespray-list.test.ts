@@ -262,3 +262,21 @@ describe('build --list touches no network', () => {
     }
   });
 });
+
+describe('spec.kubespray is checked like the rest of the manifest', () => {
+  it('every problem at once, at its line, with a hint; a missing checkout or vars file names the file', async () => {
+    const dir = await makeTempDir('airlock-kubespray-schema-');
+    try {
+      const bad = await kubesprayList(dir, 'bad', { version: 'v2.31.0 rc', source: 'nowhere', archs: ['x86_64'] }, '    inventory: [x.yml]');
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /bad\.yaml:6:\d+: spec\.kubespray\.version: .*write the Kubespray release as its tag or git describe prints it/);
+      assert.match(bad.stderr, /bad\.yaml:8:\d+: spec\.kubespray\.archs\[0\]: .*write amd64, arm64, arm or ppc64le/);
+      assert.match(bad.stderr, /spec\.kubespray\.inventory: unknown key "inventory"/);
+      const missing = await kubesprayList(dir, 'missing', { version: 'v2.31.0', source: 'nowhere', vars: ['none.yml'] });
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.match(missing.stderr, /nowhere\/roles\/kubespray_defaults\/defaults\/main\/download\.yml:1:1: spec\.kubespray: cannot read it: ENOENT; spec\.kubespray\.source must be a Kubespray checkout/);
+    } finally {
+      await removeTempDir(dir);
+    }
+  });
+});

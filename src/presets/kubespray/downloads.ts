@@ -30,7 +30,8 @@ export interface KubesprayImage {
 const KUBEADM_IMAGES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy'];
 
 export function facts(arch: string): Record<string, string> {
-  return { ansible_architecture: ANSIBLE_ARCHITECTURE[arch] ?? arch, ansible_system: 'Linux', ansible_os_family: 'Debian' };
+  // Only what the arch and Kubespray's Linux-only support fix; any other fact stays undefined (an error where a table needs it).
+  return { ansible_architecture: ANSIBLE_ARCHITECTURE[arch] ?? arch, ansible_system: 'Linux' };
 }
 
 /** The base URLs Kubespray forms its download URLs from (its offline docs point them at files_repo). */
