@@ -195,6 +195,8 @@ class Parser {
   private concat(): Expr {
     let a = this.unary();
     while (this.eat('~')) a = { k: 'bin', op: '~', a, b: this.unary() };
+    const tok = this.toks[this.i];
+    if (tok?.t === 'op' && ['*', '/', '//', '%', '**'].includes(tok.v)) throw new EvalError(`operator ${tok.v} is not supported`);
     return a;
   }
   private unary(): Expr {

@@ -50,7 +50,8 @@ export async function readVarsFile(abs: string, display: string): Promise<Map<st
   const err = doc.errors[0];
   if (err) throw new TableError(display, lines.linePos(err.pos[0]).line, `invalid YAML: ${err.message.split('\n')[0] ?? ''}`);
   const out = new Map<string, Definition>();
-  if (doc.contents === null) return out;
+  // A vars file of comments only (Kubespray's sample offline.yml) is an empty map.
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return out;
   if (!isMap(doc.contents)) throw new TableError(display, 1, 'expected a map of variables');
   const values = doc.toJS({ mapAsMap: true, maxAliasCount: 100 }) as Map<unknown, Value>;
   for (const pair of doc.contents.items) {
