@@ -254,8 +254,11 @@ describe('build --list touches no network', () => {
           ['file', 'http://127.0.0.1:1/plugins/repository-s3/2.19.4/repository-s3-2.19.4.zip', 'opensearch/repository-s3-2.19.4.zip', { checksumUrl: 'http://127.0.0.1:1/plugins/repository-s3/2.19.4/repository-s3-2.19.4.zip.sha512' }],
         ],
       );
+      assert.deepEqual(items[1]?.written, ['nginx'], 'as written');
+      assert.equal(items[0]?.written, undefined, 'written as normalized');
       const text = await runAirlock(['build', manifest, '--list']);
       assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /^image {5}docker\.io\/library\/nginx:latest \(written nginx\)$/m);
       assert.match(text.stdout, /^file {6}http:\/\/127\.0\.0\.1:1\/tool\.tgz -> files\/tool\.tgz sha256:a{64}$/m);
     } finally {
       await removeTempDir(dir);

@@ -316,6 +316,7 @@ class Loader {
       return;
     }
     const canonical = formatReference(reference);
+    if (ref !== canonical) origin = { ...origin, written: ref };
     const key = `ref:${canonical}`;
     const existing = this.items.get(key);
     if (!existing) {

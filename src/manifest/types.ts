@@ -9,6 +9,8 @@ export interface Origin {
   readonly col: number;
   /** Key path in the manifest, e.g. `spec.images[3]`. */
   readonly path: string;
+  /** An image or artifact reference as written there, when it differs from the normalized one (`nginx`). */
+  readonly written?: string;
 }
 
 export type ArtifactRole = 'trivy-db' | 'trivy-java-db' | 'falco-rules' | 'falco-plugin';

@@ -26,7 +26,7 @@ export function kubesprayTag(tag: string): string {
 
 export interface ListedJson {
   kubespray?: { version: string; kubeVersion?: string; archs: string[] };
-  items: Array<{ kind: string; ref?: string; url?: string; path?: string; checksum?: Record<string, string> | string; role?: string; from: string[] }>;
+  items: Array<{ kind: string; ref?: string; url?: string; path?: string; checksum?: Record<string, string> | string; role?: string; written?: string[]; from: string[] }>;
 }
 
 /** Writes a manifest with spec.kubespray (plus `extra` YAML under spec) into `dir` and runs build --list --json. */

@@ -7,8 +7,9 @@ import { jsonText } from '../json.js';
 
 export interface ListedItem {
   kind: Item['kind'];
-  /** Images and artifacts: the normalized reference. */
+  /** Images and artifacts: the normalized reference, and each other form it was written in. */
   ref?: string;
+  written?: string[];
   platforms?: string[];
   /** Files: where they come from and where they land below the file server. */
   url?: string;
@@ -29,8 +30,10 @@ export function listItems(plan: Plan): ListedItem[] {
   return plan.items.map((item): ListedItem => {
     const from = item.origins.map((o) => `${o.file}:${o.line}:${o.col} ${o.path}`);
     if (item.kind === 'file') return { kind: 'file', url: item.url, path: item.path, checksum: checksumOf(item.checksum), role: item.role, from };
-    if (item.kind === 'artifact') return { kind: 'artifact', ref: item.ref, ...(item.role && { role: item.role }), from };
-    return { kind: 'image', ref: item.ref, ...(item.platforms && { platforms: item.platforms }), from };
+    const forms = [...new Set(item.origins.flatMap((o) => (o.written !== undefined ? [o.written] : [])))];
+    const written = forms.length ? { written: forms } : {};
+    if (item.kind === 'artifact') return { kind: 'artifact', ref: item.ref, ...written, ...(item.role && { role: item.role }), from };
+    return { kind: 'image', ref: item.ref, ...written, ...(item.platforms && { platforms: item.platforms }), from };
   });
 }
 
@@ -46,7 +49,7 @@ export function printList(plan: Plan, json: boolean): void {
       const sum = typeof c === 'string' ? c : 'sha256' in c ? `sha256:${c.sha256}` : 'sha512' in c ? `sha512:${c.sha512}` : `checksum from ${c.checksumUrl}`;
       return `file      ${i.url} -> files/${i.path} ${sum}${i.role && i.role !== 'file' ? ` (${i.role})` : ''}`;
     }
-    return `${i.kind.padEnd(9)} ${i.ref}${i.platforms ? ` [${i.platforms.join(',')}]` : ''}${i.role ? ` (${i.role})` : ''}`;
+    return `${i.kind.padEnd(9)} ${i.ref}${i.written ? ` (written ${i.written.join(', ')})` : ''}${i.platforms ? ` [${i.platforms.join(',')}]` : ''}${i.role ? ` (${i.role})` : ''}`;
   });
   process.stdout.write(lines.map((l) => printable(l)).join('\n') + (lines.length ? '\n' : ''));
 }
