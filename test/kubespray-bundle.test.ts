@@ -12,6 +12,7 @@ import { parse } from 'yaml';
 import { makeTempDir, removeTempDir } from './support/proc.js';
 import { startFileServer, type TestFileServer } from './support/fileserver.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
+import { makeLayer, Seeder } from './support/seed.js';
 import { KUBESPRAY_SKIP, kubesprayList, kubesprayTag, type ListedJson } from './support/kubespray.js';
 import { runAirlock } from './support/cli.js';
 import { loadTables, readVarsFile, Scope } from '../src/presets/kubespray/tables.js';
@@ -25,14 +26,17 @@ describe('Kubespray part: build, unpack, offline.yml', { skip: KUBESPRAY_SKIP },
   let dir: string;
   let upstream: TestFileServer;
   let registry: TestRegistry;
+  let images: TestRegistry;
   before(async () => {
     dir = await makeTempDir('airlock-kubespray-bundle-');
     upstream = await startFileServer({ root: path.join(dir, 'upstream') });
     registry = await startRegistry();
+    images = await startRegistry();
   });
   after(async () => {
     await upstream?.stop();
     await registry?.stop();
+    await images?.stop();
     await removeTempDir(dir);
   });
 
@@ -46,13 +50,23 @@ describe('Kubespray part: build, unpack, offline.yml', { skip: KUBESPRAY_SKIP },
     const moved = download.replace(/^github_url: https:\/\/github\.com$/m, `github_url: ${upstream.url}/github.com`).replace(/^dl_k8s_io_url: https:\/\/dl\.k8s\.io$/m, `dl_k8s_io_url: ${upstream.url}/dl.k8s.io`);
     assert.notEqual(moved, download);
     await writeFile(path.join(tables, DOWNLOAD_YML), moved);
-    // The inventory: Kubespray's defaults (calico, containerd, etcd on the host), files only.
-    await writeFile(path.join(dir, 'inventory.yml'), 'kube_network_plugin: calico\ncontainer_manager: containerd\ndownload_container: false\nskip_kubeadm_images: true\n');
+    // The inventory: Kubespray's defaults (calico, containerd, etcd on the host), its image registries moved to a test registry.
+    const repos = ['kube_image_repo', 'quay_image_repo', 'docker_image_repo', 'github_image_repo', 'gcr_image_repo'].map((v) => `${v}: "${images.host}"`).join('\n');
+    await writeFile(path.join(dir, 'inventory.yml'), `kube_network_plugin: calico\ncontainer_manager: containerd\n${repos}\n`);
     const ks = { version: 'v2.31.0', source: 'kubespray', archs: ['amd64'], vars: ['inventory.yml'] };
     const before = await kubesprayList(dir, 'before', ks);
     assert.equal(before.code, 0, before.stderr);
-    const planned = (before.json as ListedJson).items;
+    const planned = (before.json as ListedJson).items.filter((i) => i.kind === 'file');
     assert.equal(planned.length, 11, planned.map((i) => i.url).join('\n'));
+    const refs = (before.json as ListedJson).items.filter((i) => i.kind === 'image').map((i) => i.ref as string);
+    assert.equal(refs.length, 12, refs.join('\n'));
+    const seeder = new Seeder({ url: images.url });
+    for (const ref of refs) {
+      const m = new RegExp(`^${images.host.replace(/\./g, '\\.')}/(.+):([^:]+)$`).exec(ref);
+      assert.ok(m, `${ref} is on the test registry`);
+      await seeder.pushImage(m[1] as string, m[2], { layers: [await makeLayer(ref, 512)], format: 'oci' });
+    }
+    await seeder.close();
     // Serve made-up bytes at each URL and write their sha256 over Kubespray's in checksums.yml.
     await chmod(path.join(tables, CHECKSUMS_YML), 0o644);
     let checksums = await readFile(path.join(tables, CHECKSUMS_YML), 'utf8');
@@ -89,6 +103,14 @@ describe('Kubespray part: build, unpack, offline.yml', { skip: KUBESPRAY_SKIP },
     await mkdir(files);
     const unpacked = await runAirlock(['unpack', bundle, '--pub', path.join(dir, 'k.pub'), '--registry', registry.host, '--files-dir', files, '--fileserver-url', fileserver, '--emit-config', cfg]);
     assert.equal(unpacked.code, 0, unpacked.stderr);
+    const target = new Seeder({ url: registry.url });
+    for (const ref of refs) {
+      const repoTag = ref.slice(images.host.length + 1);
+      const colon = repoTag.lastIndexOf(':');
+      const got = await target.getManifest(repoTag.slice(0, colon), repoTag.slice(colon + 1));
+      assert.equal(got.status, 200, `${ref} is in the registry inside`);
+    }
+    await target.close();
     for (const item of planned) {
       const landed = path.join(files, ...(item.path as string).split('/'));
       assert.equal(sha256(await readFile(landed)), served.get(item.url as string), `${item.path}`);
@@ -101,7 +123,12 @@ describe('Kubespray part: build, unpack, offline.yml', { skip: KUBESPRAY_SKIP },
     assert.equal(offline.github_url, `{{ files_repo }}/${host}/github.com`);
     assert.equal(offline.dl_k8s_io_url, `{{ files_repo }}/${host}/dl.k8s.io`);
     assert.equal(offline.registry_host, registry.host);
-    assert.ok(Array.isArray(offline.containerd_registries_mirrors) || offline.containerd_registries_mirrors === undefined);
+    const mirrors = offline.containerd_registries_mirrors as Array<{ prefix: string; server: string; mirrors: Array<{ host: string }> }>;
+    // Every source registry, with its server; and (plain HTTP) the registry inside itself.
+    assert.deepEqual(mirrors.map((m) => [m.prefix, m.server, m.mirrors[0]?.host]), [
+      [images.host, `https://${images.host}`, registry.url],
+      [registry.host, registry.url, registry.url],
+    ]);
     const readme = await readFile(path.join(cfg, 'README.md'), 'utf8');
     assert.match(readme, /kubespray\/offline\.yml/);
     assert.match(readme, /OS packages/);
