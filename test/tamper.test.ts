@@ -202,6 +202,23 @@ const cases: Case[] = [
       return { entries: es.map((e) => (e.name === 'bundle.json' ? { name: e.name, data } : e.name === 'bundle.json.sig' ? { name: e.name, data: resign(data, pem) } : same(e))) };
     },
   },
+  ...(
+    [
+      ['a kubespray version that is not a release name', { version: 'v2.31.0\n# injected', archs: ['amd64'] }, /bundle\.json: kubespray\.version is not a release name/],
+      ['a kubespray base that leaves the file server', { version: 'v2.31.0', archs: ['amd64'], bases: { github_url: '../etc' } }, /bundle\.json: kubespray\.bases\.github_url contains "\.\."/],
+      ['a kubespray field airlock does not know', { version: 'v2.31.0', archs: ['amd64'], hook: 'x' }, /bundle\.json: kubespray has an unknown field "hook"/],
+    ] as const
+  ).map(([name, kubespray, reason]) => ({
+    name: `a signed bundle.json with ${name}`,
+    reason,
+    make: async (es: TarEntry[]) => {
+      const bj = JSON.parse(es.find((e) => e.name === 'bundle.json')!.data.toString('utf8')) as Record<string, unknown>;
+      bj.kubespray = kubespray;
+      const data = Buffer.from(JSON.stringify(bj));
+      const pem = await readFile(keyFile, 'utf8');
+      return { entries: es.map((e) => (e.name === 'bundle.json' ? { name: e.name, data } : e.name === 'bundle.json.sig' ? { name: e.name, data: resign(data, pem) } : same(e))) };
+    },
+  })),
   {
     name: 'a directory entry',
     reason: /is a directory; a bundle holds regular files only/,

@@ -69,6 +69,7 @@ export function composeIndex(c: ComposeInput): Omit<BundleIndex, 'layout'> {
     ...(c.bases?.length && { bases: c.bases.map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 })) }),
     ...(c.policy && { policy: c.policy }),
     ...(c.signatures && { signatures: [...c.signatures] }),
+    ...(c.plan.kubespray && { kubespray: c.plan.kubespray }),
   };
 }
 

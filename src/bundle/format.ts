@@ -1,6 +1,6 @@
 // The bundle (SPEC §4): an uncompressed POSIX tar whose first entry,
 // bundle.json, names every other entry with its size and digest.
-import type { ArtifactRole, FileRole } from '../manifest/types.js';
+import type { ArtifactRole, FileRole, KubesprayInfo } from '../manifest/types.js';
 import { TAG_SUFFIXES, tagSchemeTag, type AttachedKind } from '../oci/attached.js';
 import { parseReference, referenceName } from '../oci/reference.js';
 
@@ -205,5 +205,7 @@ export interface BundleIndex {
   policy?: BundlePolicy;
   /** One verdict per image and artifact, bundle.json order, when a policy was given (SPEC §9). */
   signatures?: SignatureVerdict[];
+  /** spec.kubespray: the Kubespray release whose tables gave the files with role kubespray (SPEC §12). */
+  kubespray?: KubesprayInfo;
   layout: { 'oci-layout': EntryDigest; 'index.json': EntryDigest };
 }

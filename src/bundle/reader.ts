@@ -389,7 +389,7 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     paths.add(ff.path as string);
     if (typeof ff.sha256 !== 'string' || !HEX.test(ff.sha256)) bad(`file ${String(ff.path)} has no sha256`);
     size(ff.size, `file ${String(ff.path)} size`);
-    if (!['opensearch-plugin', 'falco-driver', 'file'].includes(ff.role as string)) bad(`file ${String(ff.path)} has an unknown role`);
+    if (!['opensearch-plugin', 'falco-driver', 'kubespray', 'file'].includes(ff.role as string)) bad(`file ${String(ff.path)} has an unknown role`);
     external(ff, `file ${String(ff.path)}`);
   }
   refuseLandingCollisions([...paths], bad);
@@ -427,7 +427,31 @@ export function parseIndex(bytes: Buffer): BundleIndex {
     checkPolicyRecord(v.policy, inTar, bad);
   }
   if (v.signatures !== undefined) checkSignatures(v.signatures, v.images as Array<{ ref: string; digest: string }>, bad);
+  if (v.kubespray !== undefined) checkKubespray(v.kubespray, bad);
   return v as unknown as BundleIndex;
+}
+
+/** `kubespray: {version, kubeVersion?, archs, bases?, urls?}`: short printable names and landing paths only (inspect and emit write them out). */
+function checkKubespray(k: unknown, bad: (m: string) => never): void {
+  const word = (x: unknown) => typeof x === 'string' && /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/.test(x);
+  const isMapOf = (x: unknown, what: string) => {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) bad(`kubespray.${what} is not an object`);
+    const entries = Object.entries(x as Record<string, unknown>);
+    if (entries.length > 64) bad(`kubespray.${what} has too many entries`);
+    for (const [name, p] of entries) {
+      if (!/^[a-z_][a-z0-9_]{0,127}$/.test(name)) bad(`kubespray.${what} names ${JSON.stringify(name)}, not a variable`);
+      const problem = typeof p === 'string' ? landingPathProblem(p) : 'is not a string';
+      if (problem) bad(`kubespray.${what}.${name} ${problem}`);
+    }
+  };
+  if (typeof k !== 'object' || k === null || Array.isArray(k)) bad('kubespray is not an object');
+  const kk = k as Record<string, unknown>;
+  for (const key of Object.keys(kk)) if (!['version', 'kubeVersion', 'archs', 'bases', 'urls'].includes(key)) bad(`kubespray has an unknown field ${JSON.stringify(key)}`);
+  if (!word(kk.version)) bad('kubespray.version is not a release name');
+  if (kk.kubeVersion !== undefined && !word(kk.kubeVersion)) bad('kubespray.kubeVersion is not a version');
+  if (!Array.isArray(kk.archs) || kk.archs.length === 0 || kk.archs.length > 16 || !kk.archs.every(word)) bad('kubespray.archs is not a list of architectures');
+  if (kk.bases !== undefined) isMapOf(kk.bases, 'bases');
+  if (kk.urls !== undefined) isMapOf(kk.urls, 'urls');
 }
 
 const ATTACHED_FIELDS = ['subject', 'repository', 'digest', 'mediaType', 'artifactType', 'kind', 'tag', 'size', 'upstream'];

@@ -21,6 +21,7 @@ export interface BuildFlags {
   /** commander's --no-attached: false when given. */
   attached: boolean;
   policy?: string;
+  list?: boolean;
 }
 
 export function registerBuild(program: Command, run: RunAction): void {
@@ -43,6 +44,7 @@ export function registerBuild(program: Command, run: RunAction): void {
     .option('--no-attached', 'carry no signatures, attestations or SBOMs: none are looked for upstream (default: every image carries what is attached to it)')
     .option('--policy <file>', 'signature policy: check every image\'s publisher signatures, record the verdicts in the bundle, stop on an enforce rule with no signature that counts (default: spec.policy)')
     .option('--dry-run', 'resolve every reference and print items and sizes without downloading blobs')
+    .option('--list', 'print every item the manifest expands to (files with URL, checksum and landing path; presets and Kubespray included) and exit; no network access')
     .option('--json', 'print a JSON summary on stdout')
     .action((manifest: string, opts: BuildFlags) =>
       run('build', async () => (await import('./actions/build.js')).buildAction(manifest, opts)),

@@ -89,11 +89,9 @@ function pauseImage(ctx: EmitContext): { repo: string; tags: string[] } | undefi
   };
 }
 
-export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undefined {
-  const es = entries(ctx);
-  if (es.length === 0) return undefined;
-  const vars: Record<string, unknown> = {
-    containerd_registries_mirrors: es.map((e) => ({
+/** Kubespray's containerd_registries_mirrors for every source registry in the bundle, each with its `server`. */
+export function kubesprayMirrorList(ctx: EmitContext): unknown[] {
+  return entries(ctx).map((e) => ({
       prefix: e.prefix,
       server: e.server,
       mirrors: [
@@ -105,8 +103,13 @@ export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undef
           ...(ctx.caFile && { ca: [NODE_CA_PATH] }),
         },
       ],
-    })),
-  };
+  }));
+}
+
+export function kubesprayMirrors(ctx: EmitContext, notes: Notes): string | undefined {
+  const es = entries(ctx);
+  if (es.length === 0) return undefined;
+  const vars: Record<string, unknown> = { containerd_registries_mirrors: kubesprayMirrorList(ctx) };
   notes.step(`${KUBESPRAY_FILE}: each entry's server (the one its hosts.toml names) is read by Kubespray v2.25 or later; an older Kubespray writes https://<prefix> instead, which is not what containerd/ holds.`);
   if (es.some((e) => e.overridePath)) notes.step(`${KUBESPRAY_FILE}: override_path needs Kubespray v2.24.0 or later.`);
   if (ctx.caFile) {

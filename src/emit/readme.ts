@@ -6,12 +6,14 @@ import { TRUST_WORDS, registryTrust, type EmitContext } from './context.js';
 import { printable } from '../util/printable.js';
 import { mdCode } from './escape.js';
 import { Notes } from './notes.js';
+import { KUBESPRAY_OFFLINE_FILE } from './kubespray.js';
 import { COMMON_FILE, SC_FILE, WELKIN_SOURCE } from './welkin.js';
 
 function describe(file: string): string {
   if (file === COMMON_FILE) return 'Welkin overrides: merge into `$CK8S_CONFIG_PATH/common-config.yaml` (both clusters).';
   if (file === SC_FILE) return 'Welkin overrides: merge into `$CK8S_CONFIG_PATH/sc-config.yaml` (service cluster).';
   if (file === `containerd/${CA_FILE}`) return `the registry's CA (from --ca-file), for \`${NODE_CA_PATH}\` on every node.`;
+  if (file === KUBESPRAY_OFFLINE_FILE) return 'Kubespray offline variables: files_repo and the download bases pointing at the file server, registry_host and containerd_registries_mirrors (e.g. `inventory/<cluster>/group_vars/all/offline.yml`).';
   if (file === KUBESPRAY_FILE) return 'Kubespray inventory variables (e.g. `inventory/<cluster>/group_vars/all/airlock.yml`).';
   const host = /^containerd\/certs\.d\/(.+)\/hosts\.toml$/.exec(file)?.[1];
   if (host) return `containerd mirror for images named ${mdCode(`${host}/…`)}, for ${mdCode(`/etc/containerd/certs.d/${host}/hosts.toml`)} on every node.`;

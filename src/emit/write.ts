@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Notes, readmeFiles } from './readme.js';
 import { containerdHosts, kubesprayMirrors } from './containerd.js';
 import type { EmitContext } from './context.js';
+import { KUBESPRAY_OFFLINE_FILE, kubesprayOffline } from './kubespray.js';
 import { fileServerCaWarning, welkinCommonConfig, welkinScConfig } from './welkin.js';
 import { writeAtomic } from '../fsx/atomic.js';
 import { mkdirs } from '../fsx/mkdirs.js';
@@ -22,6 +23,8 @@ export async function emitConfig(dir: string, ctx: EmitContext, log?: (line: str
   for (const [host, text] of containerdHosts(ctx)) files.set(`containerd/certs.d/${host}/hosts.toml`, text);
   const kubespray = kubesprayMirrors(ctx, notes);
   if (kubespray) files.set('kubespray/containerd-mirrors.yaml', kubespray);
+  const offline = kubesprayOffline(ctx, notes);
+  if (offline) files.set(KUBESPRAY_OFFLINE_FILE, offline);
   for (const [rel, text] of await readmeFiles(ctx, [...files.keys()], notes)) files.set(rel, text);
   const written: string[] = [];
   await mkdirs(dir);

@@ -9,6 +9,7 @@ import { expandTrivy, type TrivySpec } from '../presets/trivy.js';
 import { expandFalco, type FalcoSpec } from '../presets/falco.js';
 import { expandOpenSearch, type OpenSearchSpec } from '../presets/opensearch.js';
 import type { PresetContext } from '../presets/context.js';
+import { expandKubespray, type KubesprayLanding, type KubespraySpec } from '../presets/kubespray/expand.js';
 import { httpUrlProblem, redactUserinfo } from '../util/url.js';
 import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
 import { extractImagesFromFile } from './images.js';
@@ -100,6 +101,8 @@ class Loader {
     if (isObject(spec.trivy) && this.ok(['spec', 'trivy'])) expandTrivy(spec.trivy as TrivySpec, ctx);
     if (isObject(spec.falco) && this.ok(['spec', 'falco'])) expandFalco(spec.falco as FalcoSpec, ctx);
     if (isObject(spec.opensearch) && this.ok(['spec', 'opensearch'])) expandOpenSearch(spec.opensearch as unknown as OpenSearchSpec, ctx);
+    const kubespray = isObject(spec.kubespray) && this.ok(['spec', 'kubespray']) ? (spec.kubespray as unknown as KubespraySpec) : undefined;
+    const landing = kubespray ? await this.kubespray(kubespray, spec.files, defaultPlatforms) : undefined;
     this.landingCollisions();
 
     const problems = this.problems.filter((p) => varProblems.has(p) || !varPaths.has(p.path) || p.file !== this.source.display);
@@ -113,6 +116,14 @@ class Loader {
       ...(spec.attached === false && { attached: false as const }),
       ...(typeof spec.policy === 'string' && { policy: path.resolve(this.dir, spec.policy) }),
       ...(this.warnings.length && { warnings: [...this.warnings] }),
+      ...(kubespray && {
+        kubespray: {
+          version: kubespray.version,
+          ...(kubespray.kubeVersion && { kubeVersion: kubespray.kubeVersion }),
+          archs: kubespray.archs ?? ['amd64'],
+          ...(landing && { bases: landing.bases, urls: landing.urls }),
+        },
+      }),
       registries,
       vars,
       items: [...this.items.values()],
@@ -257,6 +268,22 @@ class Loader {
     });
   }
 
+  /** spec.kubespray: Kubespray's own tables, read from the checkout and evaluated for the inventory (SPEC §12). */
+  private async kubespray(spec: KubespraySpec, files: unknown, defaultPlatforms: string[] | undefined): Promise<KubesprayLanding | undefined> {
+    const listed = new Set(Array.isArray(files) ? files.flatMap((f) => (isObject(f) && typeof f.url === 'string' ? [f.url] : [])) : []);
+    return expandKubespray(spec, {
+      origin: (p) => this.origin(p),
+      problem: (p) => this.problems.push(p),
+      resolve: (rel) => {
+        const abs = path.resolve(this.dir, rel);
+        return { abs, display: displayPath(abs) };
+      },
+      image: (ref, origin) => this.addRefAt('image', ref, origin, undefined, defaultPlatforms),
+      file: (item, origin) => this.addFileAt(item, origin),
+      listed: (url) => listed.has(url),
+    });
+  }
+
   private httpUrl(value: string, at: PathSegment[]): string | undefined {
     const problem = httpUrlProblem(value);
     if (problem) this.problem(at, problem);
@@ -289,6 +316,7 @@ class Loader {
       return;
     }
     const canonical = formatReference(reference);
+    if (ref !== canonical) origin = { ...origin, written: ref };
     const key = `ref:${canonical}`;
     const existing = this.items.get(key);
     if (!existing) {
@@ -319,7 +347,10 @@ class Loader {
   }
 
   private addFile(item: Omit<FileItem, 'kind' | 'origins'>, at: PathSegment[]): void {
-    const origin = this.origin(at);
+    this.addFileAt(item, this.origin(at));
+  }
+
+  private addFileAt(item: Omit<FileItem, 'kind' | 'origins'>, origin: Origin): void {
     const bad = landingPathProblem(item.path);
     if (bad) {
       this.problems.push({ ...origin, message: `landing path "${item.path}" ${bad}; write a relative path such as tools/tool.tar.gz` });

@@ -9,10 +9,12 @@ export interface Origin {
   readonly col: number;
   /** Key path in the manifest, e.g. `spec.images[3]`. */
   readonly path: string;
+  /** An image or artifact reference as written there, when it differs from the normalized one (`nginx`). */
+  readonly written?: string;
 }
 
 export type ArtifactRole = 'trivy-db' | 'trivy-java-db' | 'falco-rules' | 'falco-plugin';
-export type FileRole = 'opensearch-plugin' | 'falco-driver' | 'file';
+export type FileRole = 'opensearch-plugin' | 'falco-driver' | 'kubespray' | 'file';
 
 export interface ImageItem {
   readonly kind: 'image';
@@ -70,9 +72,21 @@ export interface Plan {
   readonly attached?: false;
   /** `spec.policy`: the signature policy file, absolute (SPEC §9). */
   readonly policy?: string;
+  /** `spec.kubespray`: the release whose tables gave the Kubernetes layer (SPEC §12). */
+  readonly kubespray?: KubesprayInfo;
   readonly registries: Record<string, RegistrySettings>;
   readonly vars: Record<string, string>;
   readonly items: Item[];
   /** What loads but should not be chosen, as `file:line:col: path: message` (build and sync print them). */
   readonly warnings?: string[];
+}
+
+export interface KubesprayInfo {
+  readonly version: string;
+  readonly kubeVersion?: string;
+  readonly archs: string[];
+  /** Base URL variable (github_url, …) → where what it serves lands below the file server, e.g. github.com. */
+  readonly bases?: Record<string, string>;
+  /** A *_url variable whose file no base covers → that file's landing path. */
+  readonly urls?: Record<string, string>;
 }

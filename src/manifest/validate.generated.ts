@@ -4,7 +4,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","allOf":[{"$ref":"#/definitions/line"}],"description":"Free text on one line, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"policy":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Signature policy (kind: SignaturePolicy), relative to the manifest: every image's publisher signatures are checked against it and the verdicts are signed into the bundle (as --policy, which wins).","x-hint":"a path to a policy file relative to the manifest, e.g. policy.yaml"},"attached":{"type":"boolean","description":"Carry the signatures, attestations and SBOMs attached to every image and artifact (cosign tag scheme and OCI 1.1 referrers). Default true; false: none are looked for (as --no-attached).","x-hint":"true or false"},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o: the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"line":{"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}},"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://airlock.invalid/schema/airlock-v1.json","title":"airlock bundle manifest","description":"What `airlock build` downloads into one signed bundle: images, OCI artifacts and files. Start the file with `# yaml-language-server: $schema=<path>/airlock.schema.json` for completion in editors.","type":"object","additionalProperties":false,"required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"const":"airlock/v1","description":"Manifest format version.","x-hint":"write apiVersion: airlock/v1"},"kind":{"const":"Bundle","description":"Always Bundle.","x-hint":"write kind: Bundle"},"metadata":{"type":"object","additionalProperties":false,"required":["name"],"x-hint":"write metadata: {name: my-bundle}","properties":{"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]*$","maxLength":128,"description":"Bundle name: lowercase letters, digits, '.' and '-', starting with a letter or digit.","x-hint":"use lowercase letters, digits, '.' and '-', starting with a letter or digit, e.g. welkin-sc"},"version":{"type":"string","allOf":[{"$ref":"#/definitions/line"}],"description":"Free text on one line, e.g. a release or date.","x-hint":"quote it, e.g. version: \"2026.11\""}}},"vars":{"type":"object","description":"Variables: ${NAME} is replaced in every string of the manifest; `--set NAME=VALUE` overrides.","propertyNames":{"pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"additionalProperties":{"type":["string","number","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a variable is a string, number or boolean"},"x-hint":"write vars as a map of NAME: value, NAME made of letters, digits and '_'"},"spec":{"type":"object","additionalProperties":false,"x-hint":"write spec: with images, artifacts, files or presets","properties":{"platforms":{"$ref":"#/definitions/platforms","description":"Default platforms for images. Omitted: all platforms, index kept byte-identical."},"policy":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Signature policy (kind: SignaturePolicy), relative to the manifest: every image's publisher signatures are checked against it and the verdicts are signed into the bundle (as --policy, which wins).","x-hint":"a path to a policy file relative to the manifest, e.g. policy.yaml"},"attached":{"type":"boolean","description":"Carry the signatures, attestations and SBOMs attached to every image and artifact (cosign tag scheme and OCI 1.1 referrers). Default true; false: none are looked for (as --no-attached).","x-hint":"true or false"},"registries":{"type":"object","description":"Per source registry host (host or host:port): how to connect.","x-hint":"write registries as a map of host[:port] to settings","additionalProperties":{"type":"object","additionalProperties":false,"x-hint":"write {plainHttp: true} or {caFile: ca.pem} or {insecureSkipTLSVerify: true}","properties":{"plainHttp":{"type":"boolean","description":"Speak plain HTTP to this registry.","x-hint":"true or false"},"caFile":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"PEM CA bundle to trust for this registry, relative to the manifest.","x-hint":"a path to a PEM file, relative to the manifest"},"insecureSkipTLSVerify":{"type":"boolean","description":"HTTPS without certificate verification.","x-hint":"true or false"}}}},"images":{"type":"array","description":"Container images: a reference string, or {ref, platforms}.","x-hint":"write a list of image references","items":{"if":{"type":"string"},"then":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an image reference such as quay.io/org/name:tag"},"else":{"type":"object","additionalProperties":false,"required":["ref"],"x-hint":"write an image reference string, or {ref: ..., platforms: [...]}","properties":{"ref":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Image reference; with tag@digest the digest is what is fetched.","x-hint":"write an image reference such as quay.io/org/name:tag"},"platforms":{"$ref":"#/definitions/platforms"}}}}},"imageLists":{"type":"array","description":"Text files (relative to the manifest) with one image reference a line; # comments and blank lines allowed.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"renderedManifests":{"type":"array","description":"Rendered Kubernetes YAML files (relative to the manifest); every image: value at any depth is added.","x-hint":"write a list of file paths relative to the manifest","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"a file path relative to the manifest"}},"artifacts":{"type":"array","description":"OCI artifacts, copied byte for byte with every platform.","x-hint":"write a list of OCI references","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/org/artifact:tag"}},"files":{"type":"array","description":"Files fetched over HTTP(S), each with a checksum.","x-hint":"write a list of {url, path, sha256}","items":{"type":"object","additionalProperties":false,"required":["url"],"x-hint":"write {url: https://..., path: dir/name, sha256: <64 hex>}","properties":{"url":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"http:// or https:// URL.","x-hint":"write an http:// or https:// URL"},"path":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Where the file lands on the file server, relative, no '..'. Default: the URL's last segment.","x-hint":"a relative path such as tools/tool.tar.gz"},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Expected sha256, hex.","x-hint":"64 hex characters (sha256sum output)"},"sha512":{"type":"string","pattern":"^[a-fA-F0-9]{128}$","description":"Expected sha512, hex.","x-hint":"128 hex characters (sha512sum output)"},"checksumUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"URL of a .sha256 or .sha512 file ('<hex>  name' or bare hex).","x-hint":"write the http(s) URL of a .sha256 or .sha512 file"}}}},"trivy":{"type":"object","additionalProperties":false,"description":"Trivy vulnerability DB and Java DB. `trivy: {}` means both defaults.","x-hint":"write trivy: {} for both databases","properties":{"db":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Vulnerability DB reference (default ghcr.io/aquasecurity/trivy-db:2); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-db:2, or false"},"javaDb":{"type":["string","boolean"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Java DB reference (default ghcr.io/aquasecurity/trivy-java-db:1); false to leave it out.","x-hint":"write a reference such as ghcr.io/aquasecurity/trivy-java-db:1, or false"}}},"falco":{"type":"object","additionalProperties":false,"description":"Falco rules and plugins (OCI artifacts) and prebuilt kernel drivers (files).","x-hint":"write falco: {rules: [...], plugins: [...], drivers: {...}}","properties":{"rules":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/rules/falco-rules:4.0.0"},"x-hint":"write a list of OCI references","description":"Falco rules artifacts."},"plugins":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write an OCI reference such as ghcr.io/falcosecurity/plugins/plugin/k8saudit:0.7.0"},"x-hint":"write a list of OCI references","description":"Falco plugin artifacts; every platform is kept."},"drivers":{"type":"object","additionalProperties":false,"required":["version","kernels"],"description":"Prebuilt drivers from falcoctl's repository layout.","x-hint":"write drivers: {version: 8.1.0+driver, kernels: [...]}","properties":{"repoUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver repository (default https://download.falco.org/driver).","x-hint":"write an http(s) URL such as https://download.falco.org/driver"},"version":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Driver version, e.g. 8.1.0+driver (Falco 0.41).","x-hint":"write the driver version such as 8.1.0+driver"},"arch":{"enum":["x86_64","aarch64"],"description":"Kernel architecture (default x86_64).","x-hint":"write x86_64 or aarch64"},"kind":{"enum":["kmod","ebpf"],"description":"kmod (.ko, default) or ebpf (.o: the legacy eBPF probe, gone from falcoctl 0.13 and Falco 0.44); modern_ebpf needs no files.","x-hint":"write kmod or ebpf"},"kernels":{"type":"array","minItems":1,"x-hint":"list at least one {target, kernelRelease, kernelVersion}","items":{"type":"object","additionalProperties":false,"required":["target","kernelRelease","kernelVersion"],"x-hint":"write {target: debian, kernelRelease: 6.1.0-13-amd64, kernelVersion: \"1\"}","properties":{"target":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"falcoctl target id, e.g. debian, ubuntu-generic, amazonlinux2.","x-hint":"write a falcoctl target such as debian or ubuntu-generic"},"kernelRelease":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"uname -r (as falcoctl fixes it up).","x-hint":"write the kernel release (uname -r), e.g. 6.1.0-13-amd64"},"kernelVersion":{"type":["string","integer"],"allOf":[{"$ref":"#/definitions/line"}],"description":"Kernel version as falcoctl computes it, e.g. \"1\".","x-hint":"write the kernel version as falcoctl computes it, e.g. \"1\""},"sha256":{"type":"string","pattern":"^[a-fA-F0-9]{64}$","description":"Optional pinned sha256 of the driver file; without it the digest is pinned at build time in the signed bundle.","x-hint":"64 hex characters"}}}}}}}},"kubespray":{"type":"object","additionalProperties":false,"required":["version","source"],"description":"The Kubernetes layer: every file and image Kubespray's own tables (roles/kubespray_defaults) enable for the inventory's choices, with Kubespray's checksums.","x-hint":"write kubespray: {version: v2.31.0, source: ./kubespray}","properties":{"version":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$","description":"The Kubespray release (tag or git describe), recorded in bundle.json.","x-hint":"write the Kubespray release as its tag or git describe prints it, e.g. v2.31.0"},"source":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"A checkout of that release, relative to the manifest; its roles/kubespray_defaults tables are read.","x-hint":"write the path of a Kubespray checkout, e.g. ./kubespray"},"kubeVersion":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"Kubernetes version (default: the release's own kube_version).","x-hint":"write a Kubernetes version such as 1.35.4"},"archs":{"type":"array","minItems":1,"items":{"enum":["amd64","arm64","arm","ppc64le"],"x-hint":"write amd64, arm64, arm or ppc64le"},"description":"Node architectures (default [amd64]); arch-dependent files are carried for each.","x-hint":"write a list such as [amd64, arm64]"},"vars":{"type":"array","items":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"x-hint":"write a path relative to the manifest, e.g. inventory/mycluster/group_vars/all/all.yml"},"description":"The inventory's vars files (group_vars), relative to the manifest, in the order Ansible reads them.","x-hint":"write a list of group_vars files"}}},"opensearch":{"type":"object","additionalProperties":false,"required":["version","plugins"],"description":"Official OpenSearch plugins, verified against the published .sha512.","x-hint":"write opensearch: {version: 2.19.4, plugins: [repository-s3]}","properties":{"version":{"type":"string","pattern":"^[0-9]+\\.[0-9]+\\.[0-9]+$","description":"OpenSearch version; must equal the cluster's exactly.","x-hint":"write the OpenSearch version as X.Y.Z, quoted, e.g. \"2.19.4\""},"plugins":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","x-hint":"write a plugin name such as repository-s3"},"x-hint":"list at least one plugin, e.g. [repository-s3]"},"baseUrl":{"type":"string","minLength":1,"allOf":[{"$ref":"#/definitions/line"}],"description":"Default https://artifacts.opensearch.org/releases/plugins.","x-hint":"write an http(s) URL"}}}}}},"definitions":{"line":{"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}},"platforms":{"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}}}};
 const schema12 = {"description":"A string on one line: no control characters (C0, DEL, C1: newline, tab, escape, NEL) and no U+2028/U+2029, which YAML 1.1 parsers such as PyYAML read as line breaks. What a manifest says can end up in comments, YAML and Markdown the tool writes.","if":{"type":"string"},"then":{"type":"string","pattern":"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$","x-hint":"keep it on one line, without control characters such as newlines or tabs"}};
 const schema14 = {"type":"array","minItems":1,"x-hint":"write a list such as [linux/amd64, linux/arm64]","items":{"type":"string","pattern":"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$","x-hint":"write os/arch or os/arch/variant, e.g. linux/amd64"}};
 const func2 = ucs2length;
@@ -15,8 +15,10 @@ const pattern2 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern4 = new RegExp("^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "u");
 const pattern15 = new RegExp("^[a-fA-F0-9]{64}$", "u");
 const pattern16 = new RegExp("^[a-fA-F0-9]{128}$", "u");
-const pattern28 = new RegExp("^[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
-const pattern29 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
+const pattern28 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$", "u");
+const pattern30 = new RegExp("^v?[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
+const pattern32 = new RegExp("^[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
+const pattern33 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://airlock.invalid/schema/airlock-v1.json" */;
@@ -2651,11 +2653,11 @@ vErrors.push(err189);
 errors++;
 }
 }
-if(data7.opensearch !== undefined){
-let data54 = data7.opensearch;
+if(data7.kubespray !== undefined){
+let data54 = data7.kubespray;
 if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
 if(data54.version === undefined){
-const err190 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
+const err190 = {instancePath:instancePath+"/spec/kubespray",schemaPath:"#/properties/spec/properties/kubespray/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.kubespray.required,parentSchema:schema11.properties.spec.properties.kubespray,data:data54};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2664,8 +2666,8 @@ vErrors.push(err190);
 }
 errors++;
 }
-if(data54.plugins === undefined){
-const err191 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
+if(data54.source === undefined){
+const err191 = {instancePath:instancePath+"/spec/kubespray",schemaPath:"#/properties/spec/properties/kubespray/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'",schema:schema11.properties.spec.properties.kubespray.required,parentSchema:schema11.properties.spec.properties.kubespray,data:data54};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2675,8 +2677,8 @@ vErrors.push(err191);
 errors++;
 }
 for(const key13 in data54){
-if(!(((key13 === "version") || (key13 === "plugins")) || (key13 === "baseUrl"))){
-const err192 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
+if(!(((((key13 === "version") || (key13 === "source")) || (key13 === "kubeVersion")) || (key13 === "archs")) || (key13 === "vars"))){
+const err192 = {instancePath:instancePath+"/spec/kubespray",schemaPath:"#/properties/spec/properties/kubespray/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.kubespray,data:data54};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2690,7 +2692,7 @@ if(data54.version !== undefined){
 let data55 = data54.version;
 if(typeof data55 === "string"){
 if(!pattern28.test(data55)){
-const err193 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data55};
+const err193 = {instancePath:instancePath+"/spec/kubespray/version",schemaPath:"#/properties/spec/properties/kubespray/properties/version/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$",parentSchema:schema11.properties.spec.properties.kubespray.properties.version,data:data55};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2701,7 +2703,7 @@ errors++;
 }
 }
 else {
-const err194 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data55};
+const err194 = {instancePath:instancePath+"/spec/kubespray/version",schemaPath:"#/properties/spec/properties/kubespray/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.kubespray.properties.version.type,parentSchema:schema11.properties.spec.properties.kubespray.properties.version,data:data55};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2711,11 +2713,13 @@ vErrors.push(err194);
 errors++;
 }
 }
-if(data54.plugins !== undefined){
-let data56 = data54.plugins;
-if(Array.isArray(data56)){
-if(data56.length < 1){
-const err195 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data56};
+if(data54.source !== undefined){
+let data56 = data54.source;
+const _errs360 = errors;
+let valid102 = true;
+const _errs361 = errors;
+if(typeof data56 !== "string"){
+const err195 = {};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2724,12 +2728,21 @@ vErrors.push(err195);
 }
 errors++;
 }
-const len10 = data56.length;
-for(let i10=0; i10<len10; i10++){
-let data57 = data56[i10];
-if(typeof data57 === "string"){
-if(!pattern29.test(data57)){
-const err196 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data57};
+var _valid22 = _errs361 === errors;
+errors = _errs360;
+if(vErrors !== null){
+if(_errs360){
+vErrors.length = _errs360;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid22){
+const _errs363 = errors;
+if(typeof data56 === "string"){
+if(!pattern1.test(data56)){
+const err196 = {instancePath:instancePath+"/spec/kubespray/source",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data56};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2740,7 +2753,7 @@ errors++;
 }
 }
 else {
-const err197 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i10,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data57};
+const err197 = {instancePath:instancePath+"/spec/kubespray/source",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data56};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2749,10 +2762,11 @@ vErrors.push(err197);
 }
 errors++;
 }
+var _valid22 = _errs363 === errors;
+valid102 = _valid22;
 }
-}
-else {
-const err198 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data56};
+if(!valid102){
+const err198 = {instancePath:instancePath+"/spec/kubespray/source",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data56};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2761,14 +2775,9 @@ vErrors.push(err198);
 }
 errors++;
 }
-}
-if(data54.baseUrl !== undefined){
-let data58 = data54.baseUrl;
-const _errs366 = errors;
-let valid104 = true;
-const _errs367 = errors;
-if(typeof data58 !== "string"){
-const err199 = {};
+if(typeof data56 === "string"){
+if(func2(data56) < 1){
+const err199 = {instancePath:instancePath+"/spec/kubespray/source",schemaPath:"#/properties/spec/properties/kubespray/properties/source/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.kubespray.properties.source,data:data56};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2777,21 +2786,9 @@ vErrors.push(err199);
 }
 errors++;
 }
-var _valid22 = _errs367 === errors;
-errors = _errs366;
-if(vErrors !== null){
-if(_errs366){
-vErrors.length = _errs366;
 }
 else {
-vErrors = null;
-}
-}
-if(_valid22){
-const _errs369 = errors;
-if(typeof data58 === "string"){
-if(!pattern1.test(data58)){
-const err200 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data58};
+const err200 = {instancePath:instancePath+"/spec/kubespray/source",schemaPath:"#/properties/spec/properties/kubespray/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.kubespray.properties.source.type,parentSchema:schema11.properties.spec.properties.kubespray.properties.source,data:data56};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2801,8 +2798,11 @@ vErrors.push(err200);
 errors++;
 }
 }
-else {
-const err201 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data58};
+if(data54.kubeVersion !== undefined){
+let data57 = data54.kubeVersion;
+if(typeof data57 === "string"){
+if(!pattern30.test(data57)){
+const err201 = {instancePath:instancePath+"/spec/kubespray/kubeVersion",schemaPath:"#/properties/spec/properties/kubespray/properties/kubeVersion/pattern",keyword:"pattern",params:{pattern: "^v?[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^v?[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^v?[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.kubespray.properties.kubeVersion,data:data57};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2811,11 +2811,9 @@ vErrors.push(err201);
 }
 errors++;
 }
-var _valid22 = _errs369 === errors;
-valid104 = _valid22;
 }
-if(!valid104){
-const err202 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data58};
+else {
+const err202 = {instancePath:instancePath+"/spec/kubespray/kubeVersion",schemaPath:"#/properties/spec/properties/kubespray/properties/kubeVersion/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.kubespray.properties.kubeVersion.type,parentSchema:schema11.properties.spec.properties.kubespray.properties.kubeVersion,data:data57};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2824,9 +2822,12 @@ vErrors.push(err202);
 }
 errors++;
 }
-if(typeof data58 === "string"){
-if(func2(data58) < 1){
-const err203 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data58};
+}
+if(data54.archs !== undefined){
+let data58 = data54.archs;
+if(Array.isArray(data58)){
+if(data58.length < 1){
+const err203 = {instancePath:instancePath+"/spec/kubespray/archs",schemaPath:"#/properties/spec/properties/kubespray/properties/archs/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.kubespray.properties.archs,data:data58};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2835,9 +2836,11 @@ vErrors.push(err203);
 }
 errors++;
 }
-}
-else {
-const err204 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data58};
+const len10 = data58.length;
+for(let i10=0; i10<len10; i10++){
+let data59 = data58[i10];
+if(!((((data59 === "amd64") || (data59 === "arm64")) || (data59 === "arm")) || (data59 === "ppc64le"))){
+const err204 = {instancePath:instancePath+"/spec/kubespray/archs/" + i10,schemaPath:"#/properties/spec/properties/kubespray/properties/archs/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.kubespray.properties.archs.items.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.kubespray.properties.archs.items.enum,parentSchema:schema11.properties.spec.properties.kubespray.properties.archs.items,data:data59};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2849,7 +2852,7 @@ errors++;
 }
 }
 else {
-const err205 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data54};
+const err205 = {instancePath:instancePath+"/spec/kubespray/archs",schemaPath:"#/properties/spec/properties/kubespray/properties/archs/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.kubespray.properties.archs.type,parentSchema:schema11.properties.spec.properties.kubespray.properties.archs,data:data58};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2859,9 +2862,17 @@ vErrors.push(err205);
 errors++;
 }
 }
-}
-else {
-const err206 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
+if(data54.vars !== undefined){
+let data60 = data54.vars;
+if(Array.isArray(data60)){
+const len11 = data60.length;
+for(let i11=0; i11<len11; i11++){
+let data61 = data60[i11];
+const _errs382 = errors;
+let valid109 = true;
+const _errs383 = errors;
+if(typeof data61 !== "string"){
+const err206 = {};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2870,15 +2881,328 @@ vErrors.push(err206);
 }
 errors++;
 }
-}
+var _valid23 = _errs383 === errors;
+errors = _errs382;
+if(vErrors !== null){
+if(_errs382){
+vErrors.length = _errs382;
 }
 else {
-const err207 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+vErrors = null;
+}
+}
+if(_valid23){
+const _errs385 = errors;
+if(typeof data61 === "string"){
+if(!pattern1.test(data61)){
+const err207 = {instancePath:instancePath+"/spec/kubespray/vars/" + i11,schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data61};
 if(vErrors === null){
 vErrors = [err207];
 }
 else {
 vErrors.push(err207);
+}
+errors++;
+}
+}
+else {
+const err208 = {instancePath:instancePath+"/spec/kubespray/vars/" + i11,schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data61};
+if(vErrors === null){
+vErrors = [err208];
+}
+else {
+vErrors.push(err208);
+}
+errors++;
+}
+var _valid23 = _errs385 === errors;
+valid109 = _valid23;
+}
+if(!valid109){
+const err209 = {instancePath:instancePath+"/spec/kubespray/vars/" + i11,schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data61};
+if(vErrors === null){
+vErrors = [err209];
+}
+else {
+vErrors.push(err209);
+}
+errors++;
+}
+if(typeof data61 === "string"){
+if(func2(data61) < 1){
+const err210 = {instancePath:instancePath+"/spec/kubespray/vars/" + i11,schemaPath:"#/properties/spec/properties/kubespray/properties/vars/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.kubespray.properties.vars.items,data:data61};
+if(vErrors === null){
+vErrors = [err210];
+}
+else {
+vErrors.push(err210);
+}
+errors++;
+}
+}
+else {
+const err211 = {instancePath:instancePath+"/spec/kubespray/vars/" + i11,schemaPath:"#/properties/spec/properties/kubespray/properties/vars/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.kubespray.properties.vars.items.type,parentSchema:schema11.properties.spec.properties.kubespray.properties.vars.items,data:data61};
+if(vErrors === null){
+vErrors = [err211];
+}
+else {
+vErrors.push(err211);
+}
+errors++;
+}
+}
+}
+else {
+const err212 = {instancePath:instancePath+"/spec/kubespray/vars",schemaPath:"#/properties/spec/properties/kubespray/properties/vars/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.kubespray.properties.vars.type,parentSchema:schema11.properties.spec.properties.kubespray.properties.vars,data:data60};
+if(vErrors === null){
+vErrors = [err212];
+}
+else {
+vErrors.push(err212);
+}
+errors++;
+}
+}
+}
+else {
+const err213 = {instancePath:instancePath+"/spec/kubespray",schemaPath:"#/properties/spec/properties/kubespray/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.kubespray.type,parentSchema:schema11.properties.spec.properties.kubespray,data:data54};
+if(vErrors === null){
+vErrors = [err213];
+}
+else {
+vErrors.push(err213);
+}
+errors++;
+}
+}
+if(data7.opensearch !== undefined){
+let data62 = data7.opensearch;
+if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
+if(data62.version === undefined){
+const err214 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data62};
+if(vErrors === null){
+vErrors = [err214];
+}
+else {
+vErrors.push(err214);
+}
+errors++;
+}
+if(data62.plugins === undefined){
+const err215 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/required",keyword:"required",params:{missingProperty: "plugins"},message:"must have required property '"+"plugins"+"'",schema:schema11.properties.spec.properties.opensearch.required,parentSchema:schema11.properties.spec.properties.opensearch,data:data62};
+if(vErrors === null){
+vErrors = [err215];
+}
+else {
+vErrors.push(err215);
+}
+errors++;
+}
+for(const key14 in data62){
+if(!(((key14 === "version") || (key14 === "plugins")) || (key14 === "baseUrl"))){
+const err216 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.opensearch,data:data62};
+if(vErrors === null){
+vErrors = [err216];
+}
+else {
+vErrors.push(err216);
+}
+errors++;
+}
+}
+if(data62.version !== undefined){
+let data63 = data62.version;
+if(typeof data63 === "string"){
+if(!pattern32.test(data63)){
+const err217 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/pattern",keyword:"pattern",params:{pattern: "^[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data63};
+if(vErrors === null){
+vErrors = [err217];
+}
+else {
+vErrors.push(err217);
+}
+errors++;
+}
+}
+else {
+const err218 = {instancePath:instancePath+"/spec/opensearch/version",schemaPath:"#/properties/spec/properties/opensearch/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.version.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.version,data:data63};
+if(vErrors === null){
+vErrors = [err218];
+}
+else {
+vErrors.push(err218);
+}
+errors++;
+}
+}
+if(data62.plugins !== undefined){
+let data64 = data62.plugins;
+if(Array.isArray(data64)){
+if(data64.length < 1){
+const err219 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data64};
+if(vErrors === null){
+vErrors = [err219];
+}
+else {
+vErrors.push(err219);
+}
+errors++;
+}
+const len12 = data64.length;
+for(let i12=0; i12<len12; i12++){
+let data65 = data64[i12];
+if(typeof data65 === "string"){
+if(!pattern33.test(data65)){
+const err220 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i12,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9-]*$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9-]*$"+"\"",schema:"^[a-z0-9][a-z0-9-]*$",parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data65};
+if(vErrors === null){
+vErrors = [err220];
+}
+else {
+vErrors.push(err220);
+}
+errors++;
+}
+}
+else {
+const err221 = {instancePath:instancePath+"/spec/opensearch/plugins/" + i12,schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.plugins.items.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins.items,data:data65};
+if(vErrors === null){
+vErrors = [err221];
+}
+else {
+vErrors.push(err221);
+}
+errors++;
+}
+}
+}
+else {
+const err222 = {instancePath:instancePath+"/spec/opensearch/plugins",schemaPath:"#/properties/spec/properties/opensearch/properties/plugins/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.opensearch.properties.plugins.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.plugins,data:data64};
+if(vErrors === null){
+vErrors = [err222];
+}
+else {
+vErrors.push(err222);
+}
+errors++;
+}
+}
+if(data62.baseUrl !== undefined){
+let data66 = data62.baseUrl;
+const _errs406 = errors;
+let valid115 = true;
+const _errs407 = errors;
+if(typeof data66 !== "string"){
+const err223 = {};
+if(vErrors === null){
+vErrors = [err223];
+}
+else {
+vErrors.push(err223);
+}
+errors++;
+}
+var _valid24 = _errs407 === errors;
+errors = _errs406;
+if(vErrors !== null){
+if(_errs406){
+vErrors.length = _errs406;
+}
+else {
+vErrors = null;
+}
+}
+if(_valid24){
+const _errs409 = errors;
+if(typeof data66 === "string"){
+if(!pattern1.test(data66)){
+const err224 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"+"\"",schema:"^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",parentSchema:schema12.then,data:data66};
+if(vErrors === null){
+vErrors = [err224];
+}
+else {
+vErrors.push(err224);
+}
+errors++;
+}
+}
+else {
+const err225 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/then/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.then.type,parentSchema:schema12.then,data:data66};
+if(vErrors === null){
+vErrors = [err225];
+}
+else {
+vErrors.push(err225);
+}
+errors++;
+}
+var _valid24 = _errs409 === errors;
+valid115 = _valid24;
+}
+if(!valid115){
+const err226 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/definitions/line/if",keyword:"if",params:{failingKeyword: "then"},message:"must match \"then\" schema",schema:schema12.if,parentSchema:schema12,data:data66};
+if(vErrors === null){
+vErrors = [err226];
+}
+else {
+vErrors.push(err226);
+}
+errors++;
+}
+if(typeof data66 === "string"){
+if(func2(data66) < 1){
+const err227 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data66};
+if(vErrors === null){
+vErrors = [err227];
+}
+else {
+vErrors.push(err227);
+}
+errors++;
+}
+}
+else {
+const err228 = {instancePath:instancePath+"/spec/opensearch/baseUrl",schemaPath:"#/properties/spec/properties/opensearch/properties/baseUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.opensearch.properties.baseUrl.type,parentSchema:schema11.properties.spec.properties.opensearch.properties.baseUrl,data:data66};
+if(vErrors === null){
+vErrors = [err228];
+}
+else {
+vErrors.push(err228);
+}
+errors++;
+}
+}
+}
+else {
+const err229 = {instancePath:instancePath+"/spec/opensearch",schemaPath:"#/properties/spec/properties/opensearch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.opensearch.type,parentSchema:schema11.properties.spec.properties.opensearch,data:data62};
+if(vErrors === null){
+vErrors = [err229];
+}
+else {
+vErrors.push(err229);
+}
+errors++;
+}
+}
+}
+else {
+const err230 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data7};
+if(vErrors === null){
+vErrors = [err230];
+}
+else {
+vErrors.push(err230);
+}
+errors++;
+}
+}
+}
+else {
+const err231 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err231];
+}
+else {
+vErrors.push(err231);
 }
 errors++;
 }

@@ -29,6 +29,13 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
   } catch (err) {
     throw usageError((err as Error).message);
   }
+  if (opts.list) {
+    if (opts.dryRun) throw usageError('--list and --dry-run are two kinds of preview; give one');
+    // Before any key, output or network: the manifest alone.
+    const { printList } = await import('./list.js');
+    printList(await loadManifest(manifest, { set }), opts.json === true);
+    return;
+  }
   const concurrency = parseConcurrency(opts.concurrency, 8);
   const platforms = parsePlatformList(opts.platform);
   const maxDbAge = parseMaxDbAge(opts.maxDbAge);

@@ -58,6 +58,10 @@ export async function inspectAction(bundle: string, opts: { json?: boolean }): P
     const counts = VERDICT_KINDS.map((k) => [k, (i.signatures ?? []).filter((v) => v.verdict === k).length] as const).filter(([, n]) => n > 0);
     out.push(`policy   ${i.policy.name} (${i.policy.digest.slice(0, 19)}, with ${i.policy.files.length} key/trusted-root files); verdicts at build: ${counts.map(([k, n]) => `${n} ${k}`).join(', ') || 'none'} (airlock verify --signatures checks them again)`);
   }
+  if (i.kubespray) {
+    const ks = i.kubespray;
+    out.push(`kubespray ${ks.version}${ks.kubeVersion ? `, Kubernetes ${ks.kubeVersion}` : ''}, ${ks.archs.join(', ')}: ${i.files.filter((f) => f.role === 'kubespray').length} files (role kubespray) from its tables, its images among the images`);
+  }
   out.push('', `images (${images.length})`);
   const verdicts = new Map((i.signatures ?? []).map((v) => [v.ref, v]));
   const attachedLines = (x: BundleImage) => [
