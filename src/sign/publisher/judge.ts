@@ -126,6 +126,7 @@ async function signaturesIn(a: BundleAttached, subject: string, blobs: BlobSourc
   const manifest = parseUntrustedJson(await blobs.blob(a.digest), (p) => new Error(`its manifest ${p}`)) as { layers?: unknown };
   const layers = Array.isArray(manifest.layers) ? (manifest.layers as unknown[]).slice(0, MAX_TRIED + 1) : [];
   const out: AttachedSignature[] = [];
+  let subjectBytes: Promise<Buffer> | undefined;
   for (const l of layers) {
     if (typeof l !== 'object' || l === null) continue;
     const layer = l as { mediaType?: unknown; digest?: unknown; annotations?: unknown };
@@ -134,8 +135,8 @@ async function signaturesIn(a: BundleAttached, subject: string, blobs: BlobSourc
       out.push({ format: 'tag-scheme', payload: await blobs.blob(layer.digest), annotations: stringAnnotations(layer.annotations) });
     } else if (layer.mediaType.startsWith(SIGSTORE_BUNDLE_PREFIX)) {
       const json: unknown = parseUntrustedJson(await blobs.blob(layer.digest), (p) => new Error(`its Sigstore bundle ${p}`));
-      // A message-signature bundle signs the subject manifest's bytes.
-      out.push({ format: 'sigstore-bundle', json, artifact: await blobs.blob(subject) });
+      // A message-signature bundle signs the subject manifest's bytes: read (and hashed) once for all its layers.
+      out.push({ format: 'sigstore-bundle', json, artifact: await (subjectBytes ??= blobs.blob(subject)) });
     }
   }
   if (out.length === 0) throw new Error('it holds no cosign signature layer and no Sigstore bundle');
