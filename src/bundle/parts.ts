@@ -15,18 +15,14 @@ import { createHash, type Hash } from 'node:crypto';
 import { printable } from '../util/printable.js';
 import { HandlePool } from './handles.js';
 import { readAhead, type PositionedRead } from './readahead.js';
-import type { Part, PositionedSource } from './source.js';
+import type { CheckedPart, Part, PositionedSource } from './source.js';
+import type { Segment } from './hashpool.js';
 import { BundleError } from './tarread.js';
 
 const CHUNK = 1024 * 1024;
 
 /** A part that does not hash to its line in BUNDLE.sha256: the message names it already. */
 export class PartMismatchError extends BundleError {}
-
-export interface CheckedPart extends Part {
-  /** statStamp() when the bundle was opened. */
-  readonly stamp: string;
-}
 
 interface Pass {
   /** Every byte before this has been taken by the pass. */
@@ -129,6 +125,20 @@ export class PartsSource implements PositionedSource {
 
   checksParts(): boolean {
     return this.listed !== undefined;
+  }
+
+  segments(at: number, size: number): Segment[] {
+    const out: Segment[] = [];
+    for (let pos = at; pos < at + size; ) {
+      const i = this.partAt(pos);
+      const part = this.parts[i] as CheckedPart;
+      const start = this.starts[i] ?? 0;
+      if (pos >= this.total) throw new BundleError(`the bundle is truncated: the archive goes on after the last part ${printable(part.name)}`);
+      const len = Math.min(at + size, start + part.size) - pos;
+      out.push({ path: part.path, part: part.name, stamp: part.stamp, pos: pos - start, len });
+      pos += len;
+    }
+    return out;
   }
 
   lastPosition(): number {

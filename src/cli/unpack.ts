@@ -4,6 +4,7 @@ import { targetOptions, type TargetFlags } from './target.js';
 
 export interface UnpackFlags extends TargetFlags {
   pub?: string;
+  jobs?: string;
 }
 
 export function registerUnpack(program: Command, run: RunAction): void {
@@ -11,7 +12,8 @@ export function registerUnpack(program: Command, run: RunAction): void {
     .command('unpack')
     .description('verify BUNDLE while reading, push images and artifacts to the registry, put the files, write the config')
     .argument('<bundle>', 'bundle tarball, or BUNDLE or BUNDLE.001 of a split one')
-    .option('--pub <file>', 'public key (SPKI PEM)');
+    .option('--pub <file>', 'public key (SPKI PEM)')
+    .option('--jobs <n>', 'threads that hash entries while verifying (default: the cores, at most 8); 1 hashes on one core');
   targetOptions(cmd, 'after a successful unpack, write a JSON receipt of what the target holds from this bundle (for diff and deltas)').action((bundle: string, opts: UnpackFlags) =>
     run('unpack', async () => (await import('./actions/unpack.js')).unpackAction(bundle, opts)),
   );
