@@ -4,7 +4,7 @@
 // size and digest. Anything else fails the whole bundle. Every name that
 // comes from the bundle goes through printable() before it is in a message.
 import type { KeyObject } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { landingPathCollisions, landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
@@ -222,33 +222,53 @@ export class BundleReader {
     /** Bytes of entries[done] hashed so far. */
     let got = 0;
     let h = createHash('sha256');
-    const finish = async () => {
+    /** Ends entries[done]: a promise (that rejects) only when it does not match, so that a run of small entries costs no await each. */
+    const finish = (): Promise<void> | undefined => {
       const e = entries[done] as LocatedEntry;
-      await this.check(e, h.digest('hex'), pass !== undefined);
+      const actual = h.digest('hex');
       done++;
       got = 0;
       h = createHash('sha256');
+      return actual === e.sha256 ? undefined : this.check(e, actual, pass !== undefined);
     };
     const ranges = entries.map((e) => ({ at: e.dataOffset, size: e.size }));
     try {
       for await (const [k, chunk] of readRanges(pass ?? this.fh, ranges, (k) => truncated(entries[k] as LocatedEntry))) {
-        while (done < k) await finish();
+        while (done < k) {
+          const bad = finish();
+          if (bad) await bad;
+        }
+        const e = entries[k] as LocatedEntry;
+        if (got === 0 && chunk.length === e.size) {
+          // A whole entry in one chunk (a run of small entries): one call, no Hash object.
+          onBytes?.(chunk.length);
+          done++;
+          const actual = hash('sha256', chunk, 'hex');
+          if (actual !== e.sha256) await this.check(e, actual, pass !== undefined);
+          continue;
+        }
         h.update(chunk);
         got += chunk.length;
         onBytes?.(chunk.length);
       }
     } catch (err) {
-      if (!(err instanceof PartMismatchError) || done >= entries.length) throw err;
-      // A damaged part ended inside (or just before) this entry: its rest, read outside the pass, says whether the damage is in it.
-      const e = entries[done] as LocatedEntry;
-      for await (const [, chunk] of readRanges(this.fh, [{ at: e.dataOffset + got, size: e.size - got }], () => err)) h.update(chunk);
-      const actual = h.digest('hex');
-      if (actual === e.sha256) throw err;
-      const c = corrupt(e, actual);
-      c.message = `${c.message}; ${err.message}`;
-      throw c;
+      if (!(err instanceof PartMismatchError)) throw err;
+      // A damaged part: the entries in it not hashed yet, read outside the pass, say whether the damage is in one of them.
+      for (; done < entries.length && (entries[done] as LocatedEntry).dataOffset < err.end; done++, got = 0, h = createHash('sha256')) {
+        const e = entries[done] as LocatedEntry;
+        for await (const [, chunk] of readRanges(this.fh, [{ at: e.dataOffset + got, size: e.size - got }], () => err)) h.update(chunk);
+        const actual = h.digest('hex');
+        if (actual === e.sha256) continue;
+        const c = corrupt(e, actual);
+        c.message = `${c.message}; ${err.message}`;
+        throw c;
+      }
+      throw err;
     }
-    while (done < entries.length) await finish();
+    while (done < entries.length) {
+      const bad = finish();
+      if (bad) await bad;
+    }
   }
 
   /**
@@ -279,6 +299,7 @@ export class BundleReader {
       });
     };
     const here = async () => {
+      const buffers: Buffer[] = [];
       while (!stopped() && next < entries.length) {
         const k = next++;
         const e = entries[k] as LocatedEntry;
@@ -286,7 +307,7 @@ export class BundleReader {
         jobs[k] = new Promise<void>((resolve) => (done = resolve));
         try {
           const h = createHash('sha256');
-          for await (const [, chunk] of readRanges(this.fh, [{ at: e.dataOffset, size: e.size }], () => truncated(e))) {
+          for await (const [, chunk] of readRanges(this.fh, [{ at: e.dataOffset, size: e.size }], () => truncated(e), buffers)) {
             h.update(chunk);
             onBytes?.(chunk.length);
           }
