@@ -83,10 +83,14 @@ export class HashPool {
 
   /** Starts every thread now (they take tens of milliseconds), so that they are ready when the first job comes. */
   warm(): void {
-    while (!this.closed && this.threads.length < this.size) this.start().worker.unref();
+    while (!this.closed && this.threads.length < this.size) this.start();
   }
 
-  /** Ends every thread; jobs not done are rejected. */
+  /**
+   * Ends every thread; jobs not done are rejected. The threads keep the process
+   * alive until then (every reader is closed): unref'd while idle and ref'd again
+   * for a job, a verify under load sometimes exited 0 halfway, its result never read.
+   */
   async close(): Promise<void> {
     this.closed = true;
     const threads = this.threads.splice(0);
@@ -101,7 +105,6 @@ export class HashPool {
       const job = this.waiting.shift() as Job;
       t.jobs.set(job.id, job);
       t.load += job.size;
-      if (t.jobs.size === 1) t.worker.ref();
       t.worker.postMessage({ id: job.id, segments: job.segments });
     }
   }
@@ -140,8 +143,6 @@ export class HashPool {
     if (m.sha256 === undefined && m.fail === undefined) return;
     t.jobs.delete(m.id);
     t.load -= job.size;
-    // An idle thread does not keep the process alive (serve keeps its pool between requests).
-    if (t.jobs.size === 0) t.worker.unref();
     if (m.fail) job.reject(new HashFailure(m.fail.kind, m.fail.segment, m.fail.code));
     else job.resolve(m.sha256 as string);
     this.dispatch();
