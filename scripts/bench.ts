@@ -6,6 +6,7 @@
 //   npm run bench -- --no-big     # skip the 1 GiB layer part (peak RSS, verify and unpack rates)
 //   npm run bench -- --runs=5     # runs of each measure (default 3); figures are medians
 //   npm run bench -- --startup-only   # only the start-up times (benchStartup, at the end)
+//   npm run bench -- --verify-only    # only verify of 500 entries, about 2 GiB (scripts/bench-verify.ts)
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { makeTempDir } from '../test/support/proc.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { makeLayer, MediaTypes, jsonBytes, Seeder } from '../test/support/seed.js';
 import { skopeoOk } from '../test/support/skopeo.js';
+import { benchVerifyMany } from './bench-verify.js';
 
 const IMAGES = 12;
 const MB = 1024 * 1024;
@@ -492,10 +494,13 @@ async function main(): Promise<void> {
   } finally {
     await reg.stop();
   }
+  // Last: the figure most sensitive to load on the machine, measured after everything else is done.
+  if (big) rows.push(...(await benchVerifyMany({ runs: RUNS })));
 }
 
-if (!process.argv.includes('--startup-only')) await main();
-await benchStartup();
+if (process.argv.includes('--verify-only')) rows.push(...(await benchVerifyMany({ runs: RUNS })));
+else if (!process.argv.includes('--startup-only')) await main();
+if (!process.argv.includes('--verify-only')) await benchStartup();
 printSummary();
 
 function printSummary(): void {

@@ -59,6 +59,9 @@ const STEPS: Step[] = [
   { name: 'unpack help', args: ['unpack', '--help'], compareStderr: true },
   { name: 'verify', args: ['verify', 'b.tar', '--pub', 'k.pub'] },
   { name: 'verify --json', args: ['verify', 'b.tar', '--pub', 'k.pub', '--json'] },
+  // Entries hashed on threads: a release file is one file, and the threads' code must come with it.
+  { name: 'verify --jobs 2', args: ['verify', 'b.tar', '--pub', 'k.pub', '--jobs', '2', '--json'] },
+  { name: 'verify --jobs 0', args: ['verify', 'b.tar', '--pub', 'k.pub', '--jobs', '0'], compareStderr: true },
   { name: 'verify from stdin', args: ['verify', '-', '--pub', 'k.pub', '--json'], stdin: 'not a bundle', compareStderr: true },
   { name: 'verify, wrong key', args: ['verify', 'b.tar', '--pub', 'other.pub'], compareStderr: true },
   { name: 'verify, no key', args: ['verify', 'b.tar'], compareStderr: true },

@@ -358,15 +358,18 @@ async function refusesSplit(file: string, tag: string, partSize: number, stale: 
   for (const [variant, sidecar, why] of [['fresh', undefined, reason], ['stale', `${stale}.sha256`, staleReason]] as const) {
     const b = await splitInto(file, path.join(work, `split-${tag}-${variant}`), partSize, sidecar);
     const parts = (await readdir(path.dirname(b))).length - 1;
-    const v = await runAirlock(['verify', b, '--pub', pub]);
-    assert.equal(v.code, 1, `verify of ${parts} parts, ${variant} BUNDLE.sha256: exit code; stderr: ${v.stderr}`);
-    assert.match(v.stderr, why, `verify, ${variant} BUNDLE.sha256`);
-    const dest = path.join(work, 'x', 'y', `files-${tag}-${variant}`);
-    await mkdir(dest, { recursive: true });
-    const u = await runAirlock(['unpack', b, '--pub', pub, '--registry', `${target.host}/${tag}-${variant}`, '--files-dir', dest]);
-    assert.equal(u.code, 1, `unpack of ${parts} parts, ${variant} BUNDLE.sha256: exit code; stderr: ${u.stderr}`);
-    assert.match(u.stderr, why, `unpack, ${variant} BUNDLE.sha256`);
-    assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
+    // On this thread (--jobs 1, and the default for a bundle this small) and on threads that read the parts themselves (--jobs 2).
+    for (const jobs of ['1', '2']) {
+      const v = await runAirlock(['verify', b, '--pub', pub, '--jobs', jobs]);
+      assert.equal(v.code, 1, `verify --jobs ${jobs} of ${parts} parts, ${variant} BUNDLE.sha256: exit code; stderr: ${v.stderr}`);
+      assert.match(v.stderr, why, `verify --jobs ${jobs}, ${variant} BUNDLE.sha256`);
+      const dest = path.join(work, 'x', 'y', `files-${tag}-${variant}-${jobs}`);
+      await mkdir(dest, { recursive: true });
+      const u = await runAirlock(['unpack', b, '--pub', pub, '--jobs', jobs, '--registry', `${target.host}/${tag}-${variant}`, '--files-dir', dest]);
+      assert.equal(u.code, 1, `unpack --jobs ${jobs} of ${parts} parts, ${variant} BUNDLE.sha256: exit code; stderr: ${u.stderr}`);
+      assert.match(u.stderr, why, `unpack --jobs ${jobs}, ${variant} BUNDLE.sha256`);
+      assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
+    }
   }
 }
 
@@ -406,6 +409,10 @@ describe('tamper matrix', () => {
       const v = await runAirlock(['verify', file, '--pub', pub]);
       assert.equal(v.code, 1, `verify exit code; stderr: ${v.stderr}`);
       assert.match(v.stderr, c.reason);
+      // The same refusal when the entries are hashed on threads that read the file themselves.
+      const vj = await runAirlock(['verify', file, '--pub', pub, '--jobs', '2']);
+      assert.equal(vj.code, 1, `verify --jobs 2 exit code; stderr: ${vj.stderr}`);
+      assert.match(vj.stderr, c.reason);
       // The same refusal when the bundle streams in on standard input (verify -).
       const sv = await runAirlock(['verify', '-', '--pub', pub], await readFile(file));
       assert.equal(sv.code, 1, `verify - exit code; stderr: ${sv.stderr}`);
@@ -413,7 +420,7 @@ describe('tamper matrix', () => {
 
       const dest = path.join(work, 'x', 'y', `files-${n}`);
       await mkdir(dest, { recursive: true });
-      const u = await runAirlock(['unpack', file, '--pub', pub, '--registry', `${target.host}/case${n}`, '--files-dir', dest]);
+      const u = await runAirlock(['unpack', file, '--pub', pub, '--jobs', '2', '--registry', `${target.host}/case${n}`, '--files-dir', dest]);
       assert.equal(u.code, 1, `unpack exit code; stderr: ${u.stderr}`);
       assert.match(u.stderr, c.reason);
       assert.deepEqual(await readdir(dest), [], 'nothing written into the folder');
@@ -444,9 +451,11 @@ describe('tamper matrix', () => {
       const file = path.join(work, `hostile-delta-${n}.tar`);
       const { entries, ...tail } = await c.make(await readTar(delta));
       await writeEntries(file, entries, tail);
-      const v = await runAirlock(['verify', file, '--pub', pub]);
-      assert.equal(v.code, 1, `verify exit code; stderr: ${v.stderr}`);
-      assert.match(v.stderr, c.reason);
+      for (const jobs of ['1', '2']) {
+        const v = await runAirlock(['verify', file, '--pub', pub, '--jobs', jobs]);
+        assert.equal(v.code, 1, `verify --jobs ${jobs} exit code; stderr: ${v.stderr}`);
+        assert.match(v.stderr, c.reason);
+      }
       const dest = path.join(work, 'x', 'y', `delta-files-${n}`);
       await mkdir(dest, { recursive: true });
       const u = await runAirlock(['unpack', file, '--pub', pub, '--registry', `${target.host}/delta${n}`, '--files-dir', dest]);

@@ -15,17 +15,21 @@ import { createHash, type Hash } from 'node:crypto';
 import { printable } from '../util/printable.js';
 import { HandlePool } from './handles.js';
 import { readAhead, type PositionedRead } from './readahead.js';
-import type { Part, PositionedSource } from './source.js';
+import type { CheckedPart, Part, PositionedSource } from './source.js';
+import type { Segment } from './hashpool.js';
 import { BundleError } from './tarread.js';
 
 const CHUNK = 1024 * 1024;
 
 /** A part that does not hash to its line in BUNDLE.sha256: the message names it already. */
-export class PartMismatchError extends BundleError {}
-
-export interface CheckedPart extends Part {
-  /** statStamp() when the bundle was opened. */
-  readonly stamp: string;
+export class PartMismatchError extends BundleError {
+  constructor(
+    message: string,
+    /** Where the part ends in the bundle: the damage is before. */
+    readonly end: number,
+  ) {
+    super(message);
+  }
 }
 
 interface Pass {
@@ -131,6 +135,20 @@ export class PartsSource implements PositionedSource {
     return this.listed !== undefined;
   }
 
+  segments(at: number, size: number): Segment[] {
+    const out: Segment[] = [];
+    for (let pos = at; pos < at + size; ) {
+      const i = this.partAt(pos);
+      const part = this.parts[i] as CheckedPart;
+      const start = this.starts[i] ?? 0;
+      if (pos >= this.total) throw new BundleError(`the bundle is truncated: the archive goes on after the last part ${printable(part.name)}`);
+      const len = Math.min(at + size, start + part.size) - pos;
+      out.push({ path: part.path, part: part.name, stamp: part.stamp, pos: pos - start, len });
+      pos += len;
+    }
+    return out;
+  }
+
   lastPosition(): number {
     return this.last;
   }
@@ -173,10 +191,17 @@ export class PartsSource implements PositionedSource {
     // Before where the pass got to: read again, not taken again.
     if (position < pass.pos) return this.read(buffer, offset, length, position);
     await this.passTo(pass, position);
-    const got = await this.read(buffer, offset, length, position);
-    // Taken here, before the caller can reuse the buffer.
-    this.take(pass, this.listed ? buffer.subarray(offset, offset + got.bytesRead) : got.bytesRead);
-    return got;
+    // On across part ends up to `length` (or the end of the last part): a short read would leave the
+    // caller to read the rest again after the pass's next read had taken it (readRanges has reads queued).
+    let done = 0;
+    while (done < length && position + done < this.total) {
+      const { bytesRead } = await this.read(buffer, offset + done, length - done, position + done);
+      // Taken here, one part at a time, before the caller can reuse the buffer.
+      this.take(pass, this.listed ? buffer.subarray(offset + done, offset + done + bytesRead) : bytesRead);
+      done += bytesRead;
+    }
+    if (done === 0 && length > 0) return this.read(buffer, offset, length, position);
+    return { bytesRead: done };
   }
 
   /** Moves the pass to `to`: the bytes in between are read and hashed (only counted when there is no BUNDLE.sha256). */
@@ -212,7 +237,11 @@ export class PartsSource implements PositionedSource {
     if (pass.hash && pass.pos === (this.starts[i] ?? 0) + part.size) {
       const problem = this.mismatch(i, pass.hash.digest('hex'));
       delete pass.hash;
-      if (problem) throw new PartMismatchError(problem);
+      if (problem) {
+        // The pass ends here: reads queued behind this one (read ahead) do not go on into the next part.
+        if (this.pass === pass) this.pass = undefined;
+        throw new PartMismatchError(problem, pass.pos);
+      }
       this.good.add(i);
     }
   }

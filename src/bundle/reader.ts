@@ -4,7 +4,7 @@
 // size and digest. Anything else fails the whole bundle. Every name that
 // comes from the bundle goes through printable() before it is in a message.
 import type { KeyObject } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { landingPathCollisions, landingPathProblem } from '../manifest/paths.js';
 import { parseReference } from '../oci/reference.js';
 import { fingerprint, verifyBytes } from '../sign/keys.js';
@@ -32,7 +32,8 @@ import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } 
 import { openSource, type Part, type PositionedSource } from './source.js';
 import { PartMismatchError } from './parts.js';
 import { checkPolicyRecord, checkSignatures } from './verdicts.js';
-import { readAhead, type PositionedRead } from './readahead.js';
+import { readRanges, type PositionedRead } from './readahead.js';
+import { defaultJobs, HashFailure, HashPool, type Segment } from './hashpool.js';
 
 export { BundleError };
 
@@ -56,7 +57,21 @@ export interface LocatedEntry extends PlannedEntry {
 export interface OpenOptions {
   /** Public key to check the signature with; without one the bundle is read unverified (inspect). */
   readonly pub?: KeyObject;
+  /**
+   * Threads that hash entries (--jobs); 1 hashes on this thread alone. Given,
+   * they are used for any bundle; by default (defaultJobs()) only when there is
+   * THREADS_MIN_BYTES to hash.
+   */
+  readonly jobs?: number;
 }
+
+/** By default, threads are started only for this much to hash: two take about 50 ms to start here (measured), 40 MB of hashing. */
+const THREADS_MIN_BYTES = 32 * 1024 * 1024;
+/** Serve hashes a smaller entry on its own thread: a message to a thread and back costs more than hashing it. */
+const THREAD_MIN_ENTRY = 1024 * 1024;
+/** Entries handed to the threads ahead of their work: small entries do not wait for a message each, and the pass stays close behind. */
+const IN_FLIGHT_PER_THREAD = 4;
+const EMPTY = Buffer.alloc(0);
 
 export interface Head {
   readonly index: BundleIndex;
@@ -103,6 +118,9 @@ export async function readHead(src: ReadSource, what: string, pub: KeyObject | u
 
 export class BundleReader {
   private located = new Map<string, LocatedEntry>();
+  private pool: HashPool | undefined;
+  /** Entries handed to threads so far (for tests and the bench). */
+  threadJobs = 0;
 
   private constructor(
     readonly path: string,
@@ -114,6 +132,9 @@ export class BundleReader {
     readonly verified: boolean,
     /** Offset of the entry after bundle.json.sig (or after bundle.json when unsigned). */
     private readonly firstEntryOffset: number,
+    private readonly jobs: number,
+    /** Bytes to hash below which the threads are not started. */
+    private readonly threadsMinBytes: number,
   ) {}
 
   static async open(file: string, opts: OpenOptions = {}): Promise<BundleReader> {
@@ -128,7 +149,7 @@ export class BundleReader {
 
   private static async read(file: string, fh: PositionedSource, opts: OpenOptions): Promise<BundleReader> {
     const h = await readHead(fh, printable(file), opts.pub).catch((err: unknown) => blame(fh, err));
-    return new BundleReader(file, fh, h.index, h.bundleJson, h.signed, h.verified, h.next);
+    return new BundleReader(file, fh, h.index, h.bundleJson, h.signed, h.verified, h.next, opts.jobs ?? defaultJobs(), opts.jobs === undefined ? THREADS_MIN_BYTES : 0);
   }
 
   /** The entries bundle.json promises after the signature, in order. */
@@ -138,13 +159,16 @@ export class BundleReader {
 
   /**
    * Checks the whole tar: the headers first (each entry the next planned one,
-   * regular, of that size, nothing after the end), then every entry hashed in
-   * order against bundle.json, in one pass front to back that also checks each
-   * part of a split bundle against BUNDLE.sha256. Records where each entry's data starts.
+   * regular, of that size, nothing after the end), then every entry hashed
+   * against bundle.json, in one pass front to back that also checks each part
+   * of a split bundle against BUNDLE.sha256. Records where each entry's data starts.
    */
   async verify(onBytes?: (n: number) => void): Promise<void> {
+    const plan = this.plan();
+    // The threads start while the headers are read.
+    if (this.threadsFor(plan)) this.threads().warm();
     await this.scan();
-    await this.pass(this.plan(), onBytes);
+    await this.pass(plan, onBytes);
   }
 
   /**
@@ -162,19 +186,202 @@ export class BundleReader {
    */
   async verifyExcept(streamed: ReadonlySet<string>, onBytes?: (n: number) => void): Promise<void> {
     if (this.fh.checksParts()) return this.pass(this.toVerify(streamed), onBytes);
-    for (const e of this.toVerify(streamed)) await this.verifyEntry(e.name, onBytes);
+    await this.hashAll(this.toVerify(streamed).map((e) => this.entry(e.name)), undefined, onBytes);
   }
 
   /** One pass front to back (after scan) hashing `entries`, in plan order; the bytes between them go to the part checks. */
   private async pass(entries: readonly PlannedEntry[], onBytes?: (n: number) => void): Promise<void> {
+    const located = entries.map((e) => this.entry(e.name));
     const pass = this.fh.beginPass();
     try {
-      for (const e of entries) await this.hashEntry(this.entry(e.name), pass, onBytes);
+      await this.hashAll(located, pass, onBytes);
       await this.fh.endPass();
     } finally {
       // A failure ends the pass too, without reading on to the end.
       this.fh.stopPass();
     }
+  }
+
+  /** Hashes `entries` (in plan order): on threads when --jobs allows and there is enough to hash, else here. */
+  private hashAll(entries: readonly LocatedEntry[], pass: PositionedRead | undefined, onBytes?: (n: number) => void): Promise<void> {
+    return this.threadsFor(entries) ? this.hashOnThreads(entries, pass, onBytes) : this.hashHere(entries, pass, onBytes);
+  }
+
+  /** Whether `entries` go to threads: more than one job, and (by default) enough bytes to pay for starting them. */
+  private threadsFor(entries: readonly PlannedEntry[]): boolean {
+    return this.jobs > 1 && entries.length > 0 && entries.reduce((n, e) => n + e.size, 0) >= this.threadsMinBytes;
+  }
+
+  /**
+   * Hashes `entries` on this thread, read through `pass` (the verifying pass)
+   * or the file: one stream of reads across all of them, several in flight
+   * (readRanges), so that the hash never waits for the disk while bytes remain.
+   */
+  private async hashHere(entries: readonly LocatedEntry[], pass: PositionedRead | undefined, onBytes?: (n: number) => void): Promise<void> {
+    let done = 0;
+    /** Bytes of entries[done] hashed so far. */
+    let got = 0;
+    let h = createHash('sha256');
+    /** Ends entries[done]: a promise (that rejects) only when it does not match, so that a run of small entries costs no await each. */
+    const finish = (): Promise<void> | undefined => {
+      const e = entries[done] as LocatedEntry;
+      const actual = h.digest('hex');
+      done++;
+      got = 0;
+      h = createHash('sha256');
+      return actual === e.sha256 ? undefined : this.check(e, actual, pass !== undefined);
+    };
+    const ranges = entries.map((e) => ({ at: e.dataOffset, size: e.size }));
+    try {
+      for await (const [k, chunk] of readRanges(pass ?? this.fh, ranges, (k) => truncated(entries[k] as LocatedEntry))) {
+        while (done < k) {
+          const bad = finish();
+          if (bad) await bad;
+        }
+        const e = entries[k] as LocatedEntry;
+        if (got === 0 && chunk.length === e.size) {
+          // A whole entry in one chunk (a run of small entries): one call, no Hash object.
+          onBytes?.(chunk.length);
+          done++;
+          const actual = hash('sha256', chunk, 'hex');
+          if (actual !== e.sha256) await this.check(e, actual, pass !== undefined);
+          continue;
+        }
+        h.update(chunk);
+        got += chunk.length;
+        onBytes?.(chunk.length);
+      }
+    } catch (err) {
+      if (!(err instanceof PartMismatchError)) throw err;
+      // A damaged part: the entries in it not hashed yet, read outside the pass, say whether the damage is in one of them.
+      for (; done < entries.length && (entries[done] as LocatedEntry).dataOffset < err.end; done++, got = 0, h = createHash('sha256')) {
+        const e = entries[done] as LocatedEntry;
+        for await (const [, chunk] of readRanges(this.fh, [{ at: e.dataOffset + got, size: e.size - got }], () => err)) h.update(chunk);
+        const actual = h.digest('hex');
+        if (actual === e.sha256) continue;
+        const c = corrupt(e, actual);
+        c.message = `${c.message}; ${err.message}`;
+        throw c;
+      }
+      throw err;
+    }
+    while (done < entries.length) {
+      const bad = finish();
+      if (bad) await bad;
+    }
+  }
+
+  /**
+   * Hashes `entries` on threads that read the bundle themselves (./hashpool.ts),
+   * and on this one too unless it hashes the parts of a split bundle: entries
+   * are taken in plan order by whichever is free (up to IN_FLIGHT_PER_THREAD
+   * ahead per thread). In a pass that checks parts, this thread moves the pass
+   * (which hashes the parts here) to the end of each entry once it is handed
+   * out: when a part turns out damaged, every entry in it has been handed out,
+   * so a damaged entry is still named, with its part. Of the failures, the
+   * first in plan order is reported (the entries before it are waited for).
+   */
+  private async hashOnThreads(entries: readonly LocatedEntry[], pass: PositionedRead | undefined, onBytes?: (n: number) => void): Promise<void> {
+    const pool = this.threads();
+    const failed: Array<{ k: number; err: unknown }> = [];
+    let partFailure: unknown;
+    /** Each entry's job by its index. */
+    const jobs: Array<Promise<void>> = [];
+    const running = new Set<Promise<void>>();
+    let next = 0;
+    const stopped = () => failed.length > 0 || partFailure !== undefined;
+    /** Moves the pass (part hashes, or the part count) to the end of entry `k`: a read of no bytes there. */
+    const movePass = async (k: number) => {
+      if (pass === undefined || this.fh.parts.length < 2) return;
+      const e = entries[k] as LocatedEntry;
+      await pass.read(EMPTY, 0, 0, e.dataOffset + e.size).catch((err: unknown) => {
+        partFailure ??= err;
+      });
+    };
+    const here = async () => {
+      const buffers: Buffer[] = [];
+      while (!stopped() && next < entries.length) {
+        const k = next++;
+        const e = entries[k] as LocatedEntry;
+        let done!: () => void;
+        jobs[k] = new Promise<void>((resolve) => (done = resolve));
+        try {
+          const h = createHash('sha256');
+          for await (const [, chunk] of readRanges(this.fh, [{ at: e.dataOffset, size: e.size }], () => truncated(e), buffers)) {
+            h.update(chunk);
+            onBytes?.(chunk.length);
+          }
+          const actual = h.digest('hex');
+          if (actual !== e.sha256) failed.push({ k, err: corrupt(e, actual) });
+        } catch (err) {
+          failed.push({ k, err });
+        } finally {
+          done();
+        }
+        await movePass(k);
+      }
+    };
+    const hereDone = this.hashesHere() ? here() : Promise.resolve();
+    while (!stopped() && next < entries.length) {
+      if (running.size >= pool.size * IN_FLIGHT_PER_THREAD) {
+        await Promise.race(running);
+        continue;
+      }
+      const k = next++;
+      const e = entries[k] as LocatedEntry;
+      const segments = this.fh.segments(e.dataOffset, e.size);
+      const job: Promise<void> = pool.hash(segments, onBytes).then(
+        (actual) => {
+          if (actual !== e.sha256) failed.push({ k, err: corrupt(e, actual) });
+        },
+        (err: unknown) => {
+          failed.push({ k, err: threadError(e, segments, err) });
+        },
+      );
+      const tracked: Promise<void> = job.finally(() => running.delete(tracked));
+      running.add(tracked);
+      jobs[k] = tracked;
+      this.threadJobs++;
+      await movePass(k);
+    }
+    await hereDone;
+    if (failed.length === 0) await Promise.all(running);
+    // After a failure only the entries before it are waited for (one of them may be damaged too); the rest end with the reader.
+    for (let k = Math.min(...failed.map((f) => f.k)); k > 0 && failed.length > 0; ) {
+      await Promise.all(jobs.slice(0, k));
+      const earliest = Math.min(...failed.map((f) => f.k));
+      if (earliest === k) break;
+      k = earliest;
+    }
+    const first = failed.sort((a, b) => a.k - b.k)[0];
+    if (first) {
+      const e = entries[first.k] as LocatedEntry;
+      if (pass && first.err instanceof CorruptEntryError) await blame(this.fh, first.err, e.dataOffset, e.dataOffset + e.size);
+      throw first.err;
+    }
+    if (partFailure !== undefined) throw partFailure;
+  }
+
+  /** Whether this thread hashes entries besides the threads: not when it hashes the parts against BUNDLE.sha256. */
+  private hashesHere(): boolean {
+    return !this.fh.checksParts();
+  }
+
+  /** Throws when `actual` is not `e`'s digest; in the pass, naming a damaged part of a split bundle too. */
+  private async check(e: LocatedEntry, actual: string, inPass: boolean): Promise<void> {
+    if (actual === e.sha256) return;
+    const err = corrupt(e, actual);
+    // In the pass, the parts before this one were checked already: at most one part is hashed to say which is damaged.
+    // Outside it (serve), that could be every part a large layer spans, while the client waits.
+    if (inPass) await blame(this.fh, err, e.dataOffset, e.dataOffset + e.size);
+    throw err;
+  }
+
+  /** The threads of this reader, started as they are first needed, closed with it. */
+  private threads(): HashPool {
+    // --jobs counts this thread when it hashes entries too.
+    this.pool ??= new HashPool(Math.max(1, this.jobs - (this.hashesHere() ? 1 : 0)));
+    return this.pool;
   }
 
   /**
@@ -208,26 +415,16 @@ export class BundleReader {
     this.located = located;
   }
 
-  /** Hashes one located entry whole; throws when it does not match bundle.json. */
+  /** Hashes one located entry whole (serve, before its first byte goes out); throws when it does not match bundle.json. */
   async verifyEntry(name: string, onBytes?: (n: number) => void): Promise<void> {
-    await this.hashEntry(this.entry(name), undefined, onBytes);
-  }
-
-  /** Hashes `e` whole, read through `pass` when it is read in the verifying pass. */
-  private async hashEntry(e: LocatedEntry, pass: PositionedRead | undefined, onBytes?: (n: number) => void): Promise<void> {
-    const h = createHash('sha256');
-    for await (const chunk of readAhead(pass ?? this.fh, e.dataOffset, e.size, () => new BundleError(`entry "${printable(e.name)}" is truncated on disk`))) {
-      h.update(chunk);
-      onBytes?.(chunk.length);
-    }
-    const actual = h.digest('hex');
-    if (actual !== e.sha256) {
-      const err = new BundleError(`entry "${printable(e.name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
-      // In the pass, the parts before this one were checked already: at most one part is hashed to say which is damaged.
-      // Outside it (serve), that could be every part a large layer spans, while the client waits.
-      if (pass) await blame(this.fh, err, e.dataOffset, e.dataOffset + e.size);
-      throw err;
-    }
+    const e = this.entry(name);
+    if (this.jobs < 2 || e.size < THREAD_MIN_ENTRY) return this.hashHere([e], undefined, onBytes);
+    const segments = this.fh.segments(e.dataOffset, e.size);
+    this.threadJobs++;
+    const actual = await this.threads()
+      .hash(segments, onBytes)
+      .catch((err: unknown) => Promise.reject(threadError(e, segments, err)));
+    await this.check(e, actual, false);
   }
 
   /** A small entry's bytes (manifests, index.json), hashed against bundle.json as they are read. */
@@ -236,7 +433,7 @@ export class BundleReader {
     if (e.size > maxBytes) throw new BundleError(`entry "${printable(name)}" is ${e.size} bytes; too large to read whole`);
     const data = await readExactly(this.fh, e.size, e.dataOffset, printable(name));
     const actual = createHash('sha256').update(data).digest('hex');
-    if (actual !== e.sha256) throw new BundleError(`entry "${printable(name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+    if (actual !== e.sha256) throw corrupt(e, actual);
     return data;
   }
 
@@ -289,7 +486,36 @@ export class BundleReader {
   }
 
   async close(): Promise<void> {
+    await this.pool?.close();
     await this.fh.close();
+  }
+}
+
+/** An entry that does not hash to bundle.json's digest. */
+class CorruptEntryError extends BundleError {}
+
+function corrupt(e: PlannedEntry, actual: string): CorruptEntryError {
+  return new CorruptEntryError(`entry "${printable(e.name)}" is corrupt: its sha256 is ${actual}, bundle.json says ${e.sha256}`);
+}
+
+function truncated(e: PlannedEntry): BundleError {
+  return new BundleError(`entry "${printable(e.name)}" is truncated on disk`);
+}
+
+/** A thread's failure to read `e` (from `segments`), in the words this thread would use. */
+function threadError(e: PlannedEntry, segments: readonly Segment[], err: unknown): unknown {
+  if (!(err instanceof HashFailure)) return err;
+  const seg = segments[err.segment];
+  const file = seg?.part !== undefined ? `part ${printable(seg.part)}` : 'the bundle';
+  switch (err.kind) {
+    case 'truncated':
+      return truncated(e);
+    case 'changed':
+      return new BundleError(`${file} changed on disk since ${seg?.part !== undefined ? 'the bundle' : 'it'} was opened (another file, or written to); start again`);
+    case 'open':
+      return new BundleError(`cannot open ${seg?.part !== undefined ? `part ${printable(seg.path)}` : 'the bundle'}: ${err.code ?? 'unknown error'}`);
+    case 'io':
+      return new BundleError(`cannot read entry "${printable(e.name)}" from ${file}: ${err.code ?? 'unknown error'}`);
   }
 }
 

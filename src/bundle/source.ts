@@ -7,7 +7,8 @@ import path from 'node:path';
 import { openInput, READ_BOUNDS, readRegular, UnsafeFileError } from '../fsx/safe.js';
 import { printable } from '../util/printable.js';
 import { statStamp } from './handles.js';
-import { PartsSource, type CheckedPart } from './parts.js';
+import { PartsSource } from './parts.js';
+import type { Segment } from './hashpool.js';
 import type { PositionedRead } from './readahead.js';
 import { BundleError } from './tarread.js';
 
@@ -40,6 +41,8 @@ export interface PositionedSource {
   lastPosition(): number;
   /** True when the pass checks parts against BUNDLE.sha256 (so it must read every byte). */
   checksParts(): boolean;
+  /** Bytes [at, at + size) as ranges of the files that hold them, for a thread that opens them itself (./hashpool.ts). */
+  segments(at: number, size: number): Segment[];
   close(): Promise<void>;
 }
 
@@ -49,11 +52,17 @@ export interface Part {
   readonly size: number;
 }
 
+/** A part (or the whole bundle file) with its state when the bundle was opened. */
+export interface CheckedPart extends Part {
+  /** statStamp() when the bundle was opened. */
+  readonly stamp: string;
+}
+
 class FileSource implements PositionedSource {
   private last = 0;
   constructor(
     private readonly fh: FileHandle,
-    readonly parts: readonly Part[],
+    readonly parts: readonly [CheckedPart],
   ) {}
   read(buffer: Buffer, offset: number, length: number, position: number) {
     this.last = position;
@@ -78,6 +87,10 @@ class FileSource implements PositionedSource {
   }
   checksParts(): boolean {
     return false;
+  }
+  segments(at: number, size: number): Segment[] {
+    const { path, stamp } = this.parts[0];
+    return [{ path, part: undefined, stamp, pos: at, len: size }];
   }
   lastPosition(): number {
     return this.last;
@@ -111,8 +124,8 @@ export async function openSource(file: string): Promise<PositionedSource> {
   if (!haveFirst) {
     const fh = await openBundleFile(file, '');
     try {
-      const size = (await fh.stat()).size;
-      return new FileSource(fh, [{ name: path.basename(file), path: file, size }]);
+      const st = await fh.stat({ bigint: true });
+      return new FileSource(fh, [{ name: path.basename(file), path: file, size: Number(st.size), stamp: statStamp(st) }]);
     } catch (err) {
       await fh.close();
       throw err;

@@ -11,6 +11,14 @@ export function parseConcurrency(value: string | undefined, fallback: number): n
   return n;
 }
 
+/** `--jobs N`: threads that hash entries (verify, unpack); the default is the cores, at most 8. */
+export function parseJobs(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= 64)) throw usageError(`--jobs ${value}: give a whole number from 1 to 64 (threads that hash entries; 1 hashes on one core)`);
+  return n;
+}
+
 export function parsePlatformList(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);

@@ -7,6 +7,7 @@ export interface VerifyFlags {
   signatures?: boolean;
   policy?: string;
   trustedRoot?: string;
+  jobs?: string;
 }
 
 export function registerVerify(program: Command, run: RunAction): void {
@@ -18,6 +19,7 @@ export function registerVerify(program: Command, run: RunAction): void {
     .option('--signatures', 'also check the publishers\' signatures carried inside against the carried signature policy (or --policy)')
     .option('--policy <file>', 'with --signatures: check against this signature policy instead of the carried one')
     .option('--trusted-root <file>', 'with --signatures: Sigstore trusted_root.json to check keyless signatures against, instead of the policy\'s')
+    .option('--jobs <n>', 'threads that hash entries (default: the cores, at most 8); 1 hashes on one core')
     .option('--json', 'print a JSON report on stdout')
     .action((bundle: string, opts: VerifyFlags) =>
       run('verify', async () => (await import('./actions/verify.js')).verifyAction(bundle, opts)),

@@ -62,6 +62,8 @@ export interface TargetOptions {
 
 export interface UnpackOptions extends TargetOptions {
   readonly pub: KeyObject;
+  /** Threads that hash entries (--jobs); default: the cores, at most 8. */
+  readonly jobs?: number;
 }
 
 export interface CountersignOptions {
@@ -110,7 +112,7 @@ export interface Graph extends ImageGraph {
 type Limit = <T>(fn: () => Promise<T>) => Promise<T>;
 
 export async function unpack(opts: UnpackOptions & CountersignOptions): Promise<UnpackResult> {
-  const reader = await BundleReader.open(opts.bundle, { pub: opts.pub });
+  const reader = await BundleReader.open(opts.bundle, { pub: opts.pub, ...(opts.jobs !== undefined && { jobs: opts.jobs }) });
   try {
     return await unpackFrom(reader, opts);
   } finally {

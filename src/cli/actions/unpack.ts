@@ -8,13 +8,14 @@ import { Http } from '../../http/client.js';
 import { dockerConfigCredentials, firstOf, flagCredentials } from '../../http/credentials.js';
 import { KeyError, loadPrivateKey, loadPublicKey } from '../../sign/keys.js';
 import { CliError, failure, usageError } from '../errors.js';
-import { minRate, stallTimeoutMs } from '../options.js';
+import { minRate, parseJobs, stallTimeoutMs } from '../options.js';
 import type { UnpackFlags } from '../unpack.js';
 import { TOOL } from '../version.js';
 import { finishTarget, parseTarget } from './target.js';
 
 export async function unpackAction(bundle: string, opts: UnpackFlags): Promise<void> {
   if (!opts.pub) throw usageError('give the public key with --pub PUB');
+  const jobs = parseJobs(opts.jobs);
   const target = await parseTarget(opts);
   const { registry, settings, concurrency } = target;
   const pub = await loadPublicKey(opts.pub).catch((e: Error) => Promise.reject(failure(e.message)));
@@ -40,7 +41,7 @@ export async function unpackAction(bundle: string, opts: UnpackFlags): Promise<v
   let result: UnpackResult;
   try {
     const { chunkSize, maxDbAge } = target;
-    result = await unpack({ bundle, pub, registry, layout: target.layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true, receipt: opts.receipt !== undefined || opts.report !== undefined, referrersFallback: target.referrersFallback, signatures: target.signatures, ...(countersignKey && { countersign: countersignKey }) });
+    result = await unpack({ bundle, pub, ...(jobs !== undefined && { jobs }), registry, layout: target.layout, files, http, concurrency, progress, ...(chunkSize && { chunkSize }), ...(maxDbAge && { maxDbAge }), createProjects: opts.createProjects === true, receipt: opts.receipt !== undefined || opts.report !== undefined, referrersFallback: target.referrersFallback, signatures: target.signatures, ...(countersignKey && { countersign: countersignKey }) });
   } catch (err) {
     if (err instanceof TargetConflictError) throw new CliError(err.message, 2);
     if (err instanceof BundleError || err instanceof KeyError) throw failure(`${bundle}: ${err.message}`);

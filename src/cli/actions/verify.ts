@@ -15,16 +15,18 @@ import { KeyError, loadPublicKey } from '../../sign/keys.js';
 import { printable } from '../../util/printable.js';
 import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
+import { parseJobs } from '../options.js';
 
 export async function verifyAction(bundle: string, opts: VerifyFlags): Promise<void> {
   if (!opts.pub) throw usageError('give the public key with --pub PUB');
+  const jobs = parseJobs(opts.jobs);
   if (!opts.signatures && (opts.policy !== undefined || opts.trustedRoot !== undefined)) throw usageError('--policy and --trusted-root go with --signatures');
   const inside = opts.signatures ? await insideOptions(opts) : undefined;
   let reader: BundleReader | undefined;
   try {
     const pub = await loadPublicKey(opts.pub);
     if (bundle === '-') return await verifyStdin(pub, opts.json === true, inside);
-    reader = await BundleReader.open(bundle, { pub });
+    reader = await BundleReader.open(bundle, { pub, ...(jobs !== undefined && { jobs }) });
     const total = reader.plan().reduce((n, e) => n + e.size, 0);
     let graphs: Awaited<ReturnType<typeof readAllGraphs>>;
     const progress = opts.json ? silentProgress : createProgress('airlock verify');
