@@ -1,23 +1,14 @@
 import type { Command } from 'commander';
 import type { RunAction } from './images.js';
+import type { TargetFlags } from './target.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-export interface PruneFlags {
-  registry?: string;
+/** The target flags prune shares with unpack (same meaning, same checks), and its own. */
+export interface PruneFlags extends Pick<TargetFlags, 'registry' | 'filesDir' | 'filesUrl' | 'plainHttp' | 'insecure' | 'caFile' | 'username' | 'passwordStdin' | 'concurrency' | 'receipt' | 'json'> {
   from?: string[];
   keep?: string[];
-  filesDir?: string;
-  filesUrl?: string;
-  plainHttp?: boolean;
-  insecure?: boolean;
-  caFile?: string;
-  username?: string;
-  passwordStdin?: boolean;
-  concurrency?: string;
   apply?: boolean;
-  receipt?: string;
-  json?: boolean;
 }
 
 export function registerPrune(program: Command, run: RunAction): void {
