@@ -147,6 +147,36 @@ it('with --jobs 2 every entry is hashed on a thread, and so is serve\'s first ch
   }
 });
 
+it('threads hash entries while the headers are still being walked, yet a damaged header later on is what is reported, not a corrupt entry before it', async () => {
+  // Entry file0 corrupt, and the header of file3 damaged: the walk's verdict comes first, with --jobs 2 as with --jobs 1.
+  const { file: flippedFile } = await flipped('files/data/file0.bin', 1000, 'flip-and-header');
+  const bytes = await readFile(flippedFile);
+  let offset = 0;
+  let header = -1;
+  for (const e of await readTar(bundle)) {
+    if (e.name === 'files/data/file3.bin') header = offset;
+    offset += 512 + Math.ceil(e.size / 512) * 512;
+  }
+  assert.ok(header > 0);
+  bytes[header + 5] = (bytes[header + 5] as number) ^ 0x20; // in the name: the checksum no longer matches
+  await writeFile(flippedFile, bytes);
+  for (const jobs of ['1', '2']) {
+    const v = await runAirlock(['verify', flippedFile, '--pub', pub, '--jobs', jobs]);
+    assert.equal(v.code, 1, v.stderr);
+    assert.match(v.stderr, new RegExp(`tar header at byte ${header}: bad checksum`), `--jobs ${jobs}`);
+    assert.doesNotMatch(v.stderr, /is corrupt/, `--jobs ${jobs}`);
+  }
+  // Without the damaged header, the corrupt entry is named (the threads' finding, reported once the walk is done).
+  const { file: only } = await flipped('files/data/file0.bin', 1000, 'flip-only');
+  const r = await BundleReader.open(only, { pub: await loadPublicKey(pub), jobs: 2 });
+  try {
+    await assert.rejects(r.verify(), corrupt('files/data/file0.bin'));
+    assert.equal(r.threadJobs, 6, 'every entry went to a thread (oci-layout, index.json and the four files)');
+  } finally {
+    await r.close();
+  }
+});
+
 it('a bundle that changed on disk after it was opened is refused by the threads, not read', async () => {
   const copy = path.join(dir, 'changed.tar');
   await copyFile(bundle, copy);

@@ -150,9 +150,14 @@ export class HashPool {
 }
 
 /**
- * The thread: jobs one after another, each segment read with several 1 MiB
- * reads in flight (libuv's pool) while the one before is hashed. Files stay
- * open between jobs, at most 8 (a split bundle may have thousands of parts).
+ * The thread: jobs one after another, each segment read with blocking 1 MiB
+ * reads into one buffer, each hashed at once. A thread that blocks harms no
+ * one here (it has nothing else to do, and the others go on), and the read's
+ * copy lands in this core's cache just before the hash reads it: measured
+ * on 2 cores, 2 GiB warm, two threads took 0.94–0.98 s this way against
+ * 1.08–1.11 s with four 1 MiB reads in flight through libuv's pool, whose
+ * threads copied on the other core. Files stay open between jobs, at most 8
+ * (a split bundle may have thousands of parts).
  */
 const THREAD_SOURCE = `
 'use strict';
@@ -160,11 +165,10 @@ const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const { createHash } = require('node:crypto');
 const CHUNK = 1024 * 1024;
-const DEPTH = 4;
 const REPORT = 8 * 1024 * 1024;
 const MAX_OPEN = 8;
 const open = new Map();
-const buffers = [];
+let buffer;
 const stampOf = (s) => s.dev + ':' + s.ino + ':' + s.size + ':' + s.mtimeNs + ':' + s.ctimeNs;
 class Fail extends Error {
   constructor(kind, segment, code) { super(kind); this.fail = { kind, segment, code }; }
@@ -194,40 +198,23 @@ function fdFor(seg, i) {
   }
   return fd;
 }
-const read = (fd, buf, off, len, pos) =>
-  new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
-async function hashJob(job) {
+function hashJob(job) {
   const h = createHash('sha256');
+  buffer ??= Buffer.allocUnsafe(CHUNK);
   let unreported = 0;
   for (const [i, seg] of job.segments.entries()) {
     const fd = fdFor(seg, i);
-    const inFlight = [];
-    let issued = 0;
-    const issue = (buf) => {
-      const len = Math.min(CHUNK, seg.len - issued);
-      const p = read(fd, buf, 0, len, seg.pos + issued);
-      p.catch(() => undefined);
-      inFlight.push({ p, buf, len, at: issued });
-      issued += len;
-    };
-    for (let k = 0; k < DEPTH && issued < seg.len; k++) issue(buffers[k] || (buffers[k] = Buffer.allocUnsafe(CHUNK)));
-    while (inFlight.length > 0) {
-      const r = inFlight.shift();
+    for (let got = 0; got < seg.len; ) {
       let n;
       try {
-        n = await r.p;
-        while (n > 0 && n < r.len) {
-          const m = await read(fd, r.buf, n, r.len - n, seg.pos + r.at + n);
-          if (m === 0) break;
-          n += m;
-        }
+        n = fs.readSync(fd, buffer, 0, Math.min(CHUNK, seg.len - got), seg.pos + got);
       } catch (err) {
         throw new Fail('io', i, err.code);
       }
-      if (n < r.len) throw new Fail('truncated', i);
-      h.update(r.buf.subarray(0, r.len));
-      unreported += r.len;
-      if (issued < seg.len) issue(r.buf);
+      if (n === 0) throw new Fail('truncated', i);
+      h.update(buffer.subarray(0, n));
+      got += n;
+      unreported += n;
       if (unreported >= REPORT) {
         parentPort.postMessage({ id: job.id, n: unreported });
         unreported = 0;
@@ -236,16 +223,15 @@ async function hashJob(job) {
   }
   return { sha256: h.digest('hex'), n: unreported };
 }
-let queue = Promise.resolve();
 parentPort.on('message', (job) => {
-  queue = queue.then(() =>
-    hashJob(job).then(
-      (done) => parentPort.postMessage({ id: job.id, n: done.n, sha256: done.sha256 }),
-      (err) => {
-        if (!err.fail) throw err;
-        parentPort.postMessage({ id: job.id, n: 0, fail: err.fail });
-      },
-    ),
-  );
+  let done;
+  try {
+    done = hashJob(job);
+  } catch (err) {
+    if (!err.fail) throw err;
+    parentPort.postMessage({ id: job.id, n: 0, fail: err.fail });
+    return;
+  }
+  parentPort.postMessage({ id: job.id, n: done.n, sha256: done.sha256 });
 });
 `;

@@ -1,11 +1,6 @@
-import { access } from 'node:fs/promises';
 import { readAllGraphs } from '../../bundle/attached.js';
-import type { ImageGraph } from '../../bundle/graph.js';
-import { loadPolicy } from '../../policy/load.js';
 import type { InsideOptions } from '../../sign/publisher/carried.js';
-import { checkSignatures, enforce, policyInside, type SignatureCheck, type SignatureSource } from '../../sign/publisher/recheck.js';
 import type { VerifyFlags } from '../verify.js';
-import { verdictLine } from '../verdicts.js';
 import type { BundleIndex } from '../../bundle/format.js';
 import { readBundleStream } from '../../bundle/stream.js';
 import type { KeyObject } from 'node:crypto';
@@ -17,15 +12,21 @@ import { failure, usageError } from '../errors.js';
 import { jsonText } from '../json.js';
 import { parseJobs } from '../options.js';
 
+// The publishers' signature check (and @sigstore with it) is loaded only for --signatures:
+// it took 120 of the 190 ms before a plain verify read its first byte (measured, 2 cores).
+const loadSignatures = () => import('./verify-signatures.js');
+type Signatures = Awaited<ReturnType<typeof loadSignatures>>;
+
 export async function verifyAction(bundle: string, opts: VerifyFlags): Promise<void> {
   if (!opts.pub) throw usageError('give the public key with --pub PUB');
   const jobs = parseJobs(opts.jobs);
   if (!opts.signatures && (opts.policy !== undefined || opts.trustedRoot !== undefined)) throw usageError('--policy and --trusted-root go with --signatures');
-  const inside = opts.signatures ? await insideOptions(opts) : undefined;
+  const sig = opts.signatures ? await loadSignatures() : undefined;
+  const inside = sig && (await sig.insideOptions(opts));
   let reader: BundleReader | undefined;
   try {
     const pub = await loadPublicKey(opts.pub);
-    if (bundle === '-') return await verifyStdin(pub, opts.json === true, inside);
+    if (bundle === '-') return await verifyStdin(pub, opts.json === true, sig && inside && { sig, inside });
     reader = await BundleReader.open(bundle, { pub, ...(jobs !== undefined && { jobs }) });
     const total = reader.plan().reduce((n, e) => n + e.size, 0);
     let graphs: Awaited<ReturnType<typeof readAllGraphs>>;
@@ -46,17 +47,17 @@ export async function verifyAction(bundle: string, opts: VerifyFlags): Promise<v
     const i = reader.index;
     const external = i.blobs.filter((b) => b.external).length + i.files.filter((f) => f.external).length;
     const bases = (i.bases ?? []).map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 }));
-    const signatures = inside && (await publisherCheck(reader, bundle, inside, graphs.images));
-    const report = { ok: !signatures?.blocked.length, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, ...(signatures && { signatures: signatureReport(signatures) }) };
+    const signatures = sig && inside && (await sig.publisherCheck(reader, bundle, inside, graphs.images));
+    const report = { ok: !signatures?.blocked.length, bundle, name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, ...(signatures && sig && { signatures: sig.signatureReport(signatures) }) };
     if (opts.json) process.stdout.write(jsonText(report));
     else {
       const ext = i.bases?.length
         ? `; a delta: ${external} entries external (held by ${i.bases.map((b) => `${b.kind} ${b.name} ${b.version}`).join(', ')}; not in the tar, unpack checks them at the target)`
         : '';
       process.stdout.write(printable(`OK ${bundle}: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts${attachedText(i)}, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified${ext}`) + '\n');
-      if (signatures) printVerdicts(signatures);
+      if (signatures && sig) sig.printVerdicts(signatures);
     }
-    if (signatures) enforce(signatures, 'the bundle is intact, but not what the policy requires');
+    if (signatures && sig) sig.enforce(signatures, 'the bundle is intact, but not what the policy requires');
   } catch (err) {
     if (err instanceof BundleError || err instanceof KeyError) {
       // BundleError messages already escape what came from the bundle; printable() is idempotent.
@@ -70,7 +71,8 @@ export async function verifyAction(bundle: string, opts: VerifyFlags): Promise<v
 }
 
 /** `verify -`: the bundle from standard input, in one streaming pass (SPEC §7); the same checks and report. */
-async function verifyStdin(pub: KeyObject, json: boolean, inside: InsideOptions | undefined): Promise<void> {
+async function verifyStdin(pub: KeyObject, json: boolean, check: { sig: Signatures; inside: InsideOptions } | undefined): Promise<void> {
+  const sig = check?.sig;
   const progress = json ? silentProgress : createProgress('airlock verify');
   let t: Transfer | undefined;
   let r;
@@ -94,37 +96,14 @@ async function verifyStdin(pub: KeyObject, json: boolean, inside: InsideOptions 
   const total = i.blobs.filter((b) => !b.external).reduce((n, b) => n + b.size, 0) + i.files.filter((f) => !f.external).reduce((n, f) => n + f.size, 0);
   const external = i.blobs.filter((b) => b.external).length + i.files.filter((f) => f.external).length;
   const bases = (i.bases ?? []).map((b) => ({ kind: b.kind, name: b.name, version: b.version, sha256: b.sha256 }));
-  const signatures = inside && (await publisherCheck(r, '-', inside, graphs.images));
-  if (json) process.stdout.write(jsonText({ ok: !signatures?.blocked.length, bundle: '-', name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, streamed: r.bytes, ...(signatures && { signatures: signatureReport(signatures) }) }));
+  const signatures = check && (await check.sig.publisherCheck(r, '-', check.inside, graphs.images));
+  if (json) process.stdout.write(jsonText({ ok: !signatures?.blocked.length, bundle: '-', name: i.name, version: i.version, signer: i.signer.fingerprint, images: i.images.length, files: i.files.length, blobs: i.blobs.length, attached: attachedCounts(i), external, bases, bytes: total, streamed: r.bytes, ...(signatures && sig && { signatures: sig.signatureReport(signatures) }) }));
   else {
     const ext = i.bases?.length ? `; a delta: ${external} entries external` : '';
     process.stdout.write(printable(`OK -: signature valid (${i.signer.fingerprint}); ${i.images.length} images and artifacts${attachedText(i)}, ${i.blobs.length} blobs, ${i.files.length} files, ${formatBytes(total)} verified from standard input${ext}`) + '\n');
-    if (signatures) printVerdicts(signatures);
+    if (signatures && sig) sig.printVerdicts(signatures);
   }
-  if (signatures) enforce(signatures, 'the bundle is intact, but not what the policy requires');
-}
-
-/** --policy loaded whole (exit 2 listing every problem) before the bundle is read. */
-async function insideOptions(opts: VerifyFlags): Promise<InsideOptions> {
-  const trustedRoot = opts.trustedRoot !== undefined ? { trustedRoot: opts.trustedRoot } : {};
-  if (opts.trustedRoot !== undefined) await access(opts.trustedRoot).catch(() => Promise.reject(usageError(`--trusted-root ${opts.trustedRoot}: no such file`)));
-  return opts.policy !== undefined ? { policy: await loadPolicy(opts.policy, trustedRoot), ...trustedRoot } : trustedRoot;
-}
-
-/** SPEC §9: the carried signatures judged again, offline, after every byte checked out. */
-async function publisherCheck(source: SignatureSource, bundle: string, inside: InsideOptions, graphs: ReadonlyMap<string, ImageGraph>): Promise<SignatureCheck> {
-  const chosen = await policyInside(source, bundle, inside);
-  if (!chosen) throw usageError(`${printable(bundle)} carries no signature policy (it was built without --policy); give --policy FILE to check the publishers' signatures against`);
-  return checkSignatures(source, chosen, graphs);
-}
-
-function signatureReport(c: SignatureCheck): Record<string, unknown> {
-  return { policy: c.from, verified: c.verdicts.filter((v) => v.verdict === 'verified').length, blocked: c.blocked.length, verdicts: c.verdicts };
-}
-
-function printVerdicts(c: SignatureCheck): void {
-  const head = `publisher signatures, checked against the ${c.from === 'given' ? 'policy given with --policy' : 'policy the bundle carries'}:`;
-  process.stdout.write([head, ...c.verdicts.map(verdictLine)].map(printable).join('\n') + '\n');
+  if (signatures && sig) sig.enforce(signatures, 'the bundle is intact, but not what the policy requires');
 }
 
 /** Attached manifests (SPEC §9) by kind, for --json: `{total, signature, attestation, sbom, other}`. */
