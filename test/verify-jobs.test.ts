@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { defaultJobs } from '../src/bundle/hashpool.js';
-import { readRanges } from '../src/bundle/readahead.js';
+import { readRanges, warmBuffers } from '../src/bundle/readahead.js';
 import { BundleReader } from '../src/bundle/reader.js';
 import { loadPublicKey } from '../src/sign/keys.js';
 import { runAirlock } from './support/cli.js';
@@ -223,4 +223,42 @@ it('readRanges yields each range\'s bytes in order, across short reads, gaps and
     })(),
     /range 0 short after 1000/,
   );
+});
+
+it('warmBuffers: up to four buffers of 1 MiB, ready before the pass without a byte of the bundle read; readRanges uses them where large enough', async () => {
+  const data = pseudoRandomBytes('warm', 3_000_000);
+  let reads = 0;
+  const src = {
+    read(buffer: Buffer, offset: number, length: number, position: number) {
+      reads++;
+      const n = Math.max(0, Math.min(length, data.length - position));
+      data.copy(buffer, offset, position, position + n);
+      return Promise.resolve({ bytesRead: n });
+    },
+  };
+  // Enough for three reads of 1 MiB: three buffers (whether their pages were faulted in early, the bench's verify-idle.ts shows).
+  const warm = warmBuffers(2_500_000);
+  await warm.ready;
+  assert.equal(warm.buffers.length, 3);
+  for (const b of warm.buffers) assert.equal(b.length, 1024 * 1024);
+  // readRanges reads into them (a chunk is a view of one of them) and yields the right bytes.
+  const ranges = [{ at: 100, size: 2_800_000 }];
+  const chunks: Buffer[] = [];
+  for await (const [, chunk] of readRanges(src, ranges, () => new Error('short'), warm.buffers)) {
+    assert.ok(warm.buffers.some((b) => b.buffer === chunk.buffer && b.byteOffset === chunk.byteOffset), 'a chunk of a warm buffer');
+    chunks.push(Buffer.from(chunk));
+  }
+  assert.ok(Buffer.concat(chunks).equals(data.subarray(100, 2_800_100)));
+  assert.equal(reads, 3);
+  // Buffers smaller than the reads are not written past their end: fresh ones are taken.
+  const small = [Buffer.alloc(1000), Buffer.alloc(1000)];
+  const again: Buffer[] = [];
+  for await (const [, chunk] of readRanges(src, ranges, () => new Error('short'), small)) {
+    assert.ok(!small.some((b) => b.buffer === chunk.buffer), 'not a small buffer');
+    again.push(Buffer.from(chunk));
+  }
+  assert.ok(Buffer.concat(again).equals(data.subarray(100, 2_800_100)));
+  assert.ok(small.every((b) => b.every((x) => x === 0)), 'the small buffers untouched');
+  // Little to hash: one buffer.
+  assert.equal(warmBuffers(10).buffers.length, 1);
 });

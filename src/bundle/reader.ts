@@ -32,7 +32,7 @@ import { BundleError, checkEnd, readEntryHeader, readExactly, type ReadSource } 
 import { openSource, type Part, type PositionedSource } from './source.js';
 import { PartMismatchError } from './parts.js';
 import { checkPolicyRecord, checkSignatures } from './verdicts.js';
-import { readRanges, type PositionedRead } from './readahead.js';
+import { readRanges, warmBuffers, type PositionedRead } from './readahead.js';
 import { HeaderReadAhead } from './headerahead.js';
 import { BLOCK } from './tar.js';
 import { defaultJobs, HashFailure, HashPool, type Segment } from './hashpool.js';
@@ -168,8 +168,10 @@ export class BundleReader {
   async verify(onBytes?: (n: number) => void): Promise<void> {
     const plan = this.plan();
     if (!this.threadsFor(plan)) {
+      const warm = warmBuffers(plan.reduce((n, e) => n + e.size, 0));
       await this.scan();
-      return this.pass(plan, onBytes);
+      await warm.ready;
+      return this.pass(plan, onBytes, warm.buffers);
     }
     // The threads start while the headers are read.
     this.threads().warm();
@@ -226,11 +228,11 @@ export class BundleReader {
   }
 
   /** One pass front to back (after scan) hashing `entries`, in plan order; the bytes between them go to the part checks. */
-  private async pass(entries: readonly PlannedEntry[], onBytes?: (n: number) => void): Promise<void> {
+  private async pass(entries: readonly PlannedEntry[], onBytes?: (n: number) => void, buffers?: readonly Buffer[]): Promise<void> {
     const located = entries.map((e) => this.entry(e.name));
     const pass = this.fh.beginPass();
     try {
-      await this.hashAll(located, pass, onBytes);
+      await this.hashAll(located, pass, onBytes, buffers);
       await this.fh.endPass();
     } finally {
       // A failure ends the pass too, without reading on to the end.
@@ -239,8 +241,8 @@ export class BundleReader {
   }
 
   /** Hashes `entries` (in plan order): on threads when --jobs allows and there is enough to hash, else here. */
-  private hashAll(entries: readonly LocatedEntry[], pass: PositionedRead | undefined, onBytes?: (n: number) => void): Promise<void> {
-    return this.threadsFor(entries) ? this.hashOnThreads(entries, pass, onBytes) : this.hashHere(entries, pass, onBytes);
+  private hashAll(entries: readonly LocatedEntry[], pass: PositionedRead | undefined, onBytes?: (n: number) => void, buffers?: readonly Buffer[]): Promise<void> {
+    return this.threadsFor(entries) ? this.hashOnThreads(entries, pass, onBytes) : this.hashHere(entries, pass, onBytes, buffers);
   }
 
   /** Whether `entries` go to threads: more than one job, and (by default) enough bytes to pay for starting them. */
@@ -253,7 +255,7 @@ export class BundleReader {
    * or the file: one stream of reads across all of them, several in flight
    * (readRanges), so that the hash never waits for the disk while bytes remain.
    */
-  private async hashHere(entries: readonly LocatedEntry[], pass: PositionedRead | undefined, onBytes?: (n: number) => void): Promise<void> {
+  private async hashHere(entries: readonly LocatedEntry[], pass: PositionedRead | undefined, onBytes?: (n: number) => void, buffers?: readonly Buffer[]): Promise<void> {
     let done = 0;
     /** Bytes of entries[done] hashed so far. */
     let got = 0;
@@ -269,7 +271,7 @@ export class BundleReader {
     };
     const ranges = entries.map((e) => ({ at: e.dataOffset, size: e.size }));
     try {
-      for await (const [k, chunk] of readRanges(pass ?? this.fh, ranges, (k) => truncated(entries[k] as LocatedEntry))) {
+      for await (const [k, chunk] of readRanges(pass ?? this.fh, ranges, (k) => truncated(entries[k] as LocatedEntry), buffers)) {
         while (done < k) {
           const bad = finish();
           if (bad) await bad;
