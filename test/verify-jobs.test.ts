@@ -4,6 +4,7 @@
 // goes to a thread too; a bundle changed on disk under the threads is refused.
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { defaultJobs } from '../src/bundle/hashpool.js';
 import { readRanges, warmBuffers } from '../src/bundle/readahead.js';
 import { BundleReader } from '../src/bundle/reader.js';
 import { loadPublicKey } from '../src/sign/keys.js';
-import { runAirlock } from './support/cli.js';
+import { AIRLOCK, runAirlock } from './support/cli.js';
 import { startFileServer, type TestFileServer } from './support/fileserver.js';
 import { makeTempDir } from './support/proc.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -174,6 +175,26 @@ it('threads hash entries while the headers are still being walked, yet a damaged
     assert.equal(r.threadJobs, 6, 'every entry went to a thread (oci-layout, index.json and the four files)');
   } finally {
     await r.close();
+  }
+});
+
+it('verify starts its threads before it reads the bundle, and ends on every early failure all the same (the threads keep a process alive until closed)', async () => {
+  await runAirlock(['keygen', '--out', path.join(dir, 'other')]);
+  const cases: Array<{ args: string[]; code: number; says: RegExp }> = [
+    { args: ['verify', bundle, '--pub', path.join(dir, 'other.pub')], code: 1, says: /does not verify with the public key/ },
+    { args: ['verify', bundle, '--pub', path.join(dir, 'missing.pub')], code: 1, says: /cannot read the public key/ },
+    { args: ['verify', path.join(dir, 'missing.tar'), '--pub', pub], code: 1, says: /missing\.tar/ },
+    { args: ['verify', bundle, '--pub', pub, '--signatures'], code: 2, says: /carries no signature policy/ },
+  ];
+  for (const c of cases) {
+    // --jobs 2: the threads are started early whatever the bundle's size. A process kept alive by them is killed after 60 s: code null.
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [AIRLOCK, ...c.args, '--jobs', '2'], { timeout: 60_000 }, (err, _stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr });
+      });
+    });
+    assert.equal(r.code, c.code, `${c.args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, c.says);
   }
 });
 

@@ -35,7 +35,7 @@ import { checkPolicyRecord, checkSignatures } from './verdicts.js';
 import { readRanges, warmBuffers, type PositionedRead } from './readahead.js';
 import { HeaderReadAhead } from './headerahead.js';
 import { BLOCK } from './tar.js';
-import { defaultJobs, HashFailure, HashPool, type Segment } from './hashpool.js';
+import { defaultJobs, HashFailure, HashPool, THREADS_MIN_BYTES, type Segment } from './hashpool.js';
 
 export { BundleError };
 
@@ -65,10 +65,10 @@ export interface OpenOptions {
    * THREADS_MIN_BYTES to hash.
    */
   readonly jobs?: number;
+  /** Hashing threads started already (startEarly, for --jobs): the reader uses and closes them. */
+  readonly pool?: HashPool;
 }
 
-/** By default, threads are started only for this much to hash: two take about 50 ms to start here (measured), 40 MB of hashing. */
-const THREADS_MIN_BYTES = 32 * 1024 * 1024;
 /** Serve hashes a smaller entry on its own thread: a message to a thread and back costs more than hashing it. */
 const THREAD_MIN_ENTRY = 1024 * 1024;
 /** Entries handed to the threads ahead of their work: small entries do not wait for a message each, and the pass stays close behind. */
@@ -140,18 +140,25 @@ export class BundleReader {
   ) {}
 
   static async open(file: string, opts: OpenOptions = {}): Promise<BundleReader> {
-    const fh = await openSource(file);
     try {
-      return await BundleReader.read(file, fh, opts);
+      const fh = await openSource(file);
+      try {
+        return await BundleReader.read(file, fh, opts);
+      } catch (err) {
+        await fh.close();
+        throw err;
+      }
     } catch (err) {
-      await fh.close();
+      await opts.pool?.close();
       throw err;
     }
   }
 
   private static async read(file: string, fh: PositionedSource, opts: OpenOptions): Promise<BundleReader> {
     const h = await readHead(fh, printable(file), opts.pub).catch((err: unknown) => blame(fh, err));
-    return new BundleReader(file, fh, h.index, h.bundleJson, h.signed, h.verified, h.next, opts.jobs ?? defaultJobs(), opts.jobs === undefined ? THREADS_MIN_BYTES : 0);
+    const r = new BundleReader(file, fh, h.index, h.bundleJson, h.signed, h.verified, h.next, opts.jobs ?? defaultJobs(), opts.jobs === undefined ? THREADS_MIN_BYTES : 0);
+    r.pool = opts.pool;
+    return r;
   }
 
   /** The entries bundle.json promises after the signature, in order. */

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { RunAction } from './images.js';
+import { parseJobs } from './options.js';
 
 export interface VerifyFlags {
   pub?: string;
@@ -22,6 +23,20 @@ export function registerVerify(program: Command, run: RunAction): void {
     .option('--jobs <n>', 'threads that hash entries (default: the cores, at most 8); 1 hashes on one core')
     .option('--json', 'print a JSON report on stdout')
     .action((bundle: string, opts: VerifyFlags) =>
-      run('verify', async () => (await import('./actions/verify.js')).verifyAction(bundle, opts)),
+      run('verify', async () => {
+        // The hashing threads start while the action's modules load (src/bundle/hashpool.ts startEarly says why).
+        const jobs = validJobs(opts.jobs);
+        const pool = jobs === false ? undefined : await (await import('../bundle/hashpool.js')).startEarly(bundle, jobs);
+        return (await import('./actions/verify.js')).verifyAction(bundle, opts, pool);
+      }),
     );
+}
+
+/** --jobs when it is valid (the action reports it when not: false here). */
+function validJobs(value: string | undefined): number | undefined | false {
+  try {
+    return parseJobs(value);
+  } catch {
+    return false;
+  }
 }

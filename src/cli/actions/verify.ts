@@ -5,6 +5,7 @@ import type { BundleIndex } from '../../bundle/format.js';
 import { readBundleStream } from '../../bundle/stream.js';
 import type { KeyObject } from 'node:crypto';
 import { BundleError, BundleReader } from '../../bundle/reader.js';
+import type { HashPool } from '../../bundle/hashpool.js';
 import { createProgress, formatBytes, silentProgress, type Transfer } from '../../progress/reporter.js';
 import { KeyError, loadPublicKey } from '../../sign/keys.js';
 import { printable } from '../../util/printable.js';
@@ -17,7 +18,20 @@ import { parseJobs } from '../options.js';
 const loadSignatures = () => import('./verify-signatures.js');
 type Signatures = Awaited<ReturnType<typeof loadSignatures>>;
 
-export async function verifyAction(bundle: string, opts: VerifyFlags): Promise<void> {
+export async function verifyAction(bundle: string, opts: VerifyFlags, early?: HashPool): Promise<void> {
+  let pool = early;
+  try {
+    await verifyWith(bundle, opts, () => {
+      const given = pool;
+      pool = undefined; // the reader's from now on
+      return given;
+    });
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function verifyWith(bundle: string, opts: VerifyFlags, takePool: () => HashPool | undefined): Promise<void> {
   if (!opts.pub) throw usageError('give the public key with --pub PUB');
   const jobs = parseJobs(opts.jobs);
   if (!opts.signatures && (opts.policy !== undefined || opts.trustedRoot !== undefined)) throw usageError('--policy and --trusted-root go with --signatures');
@@ -27,7 +41,8 @@ export async function verifyAction(bundle: string, opts: VerifyFlags): Promise<v
   try {
     const pub = await loadPublicKey(opts.pub);
     if (bundle === '-') return await verifyStdin(pub, opts.json === true, sig && inside && { sig, inside });
-    reader = await BundleReader.open(bundle, { pub, ...(jobs !== undefined && { jobs }) });
+    const pool = takePool();
+    reader = await BundleReader.open(bundle, { pub, ...(jobs !== undefined && { jobs }), ...(pool && { pool }) });
     const total = reader.plan().reduce((n, e) => n + e.size, 0);
     let graphs: Awaited<ReturnType<typeof readAllGraphs>>;
     const progress = opts.json ? silentProgress : createProgress('airlock verify');
