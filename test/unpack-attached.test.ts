@@ -18,6 +18,7 @@ import { Seeder } from './support/seed.js';
 import { pushFallbackIndex, pushSbomReferrer, referrerEntry } from './support/seed-attached.js';
 import { makeAttachedBundle, OCI_INDEX, SIGSTORE_BUNDLE, SPDX, type AttachedBundle } from './support/attachedbundle.js';
 import { loadBase } from '../src/delta/base.js';
+import { cosignPayload, signatureManifest } from '../src/sign/countersign.js';
 import { parseReceipt } from '../src/delta/receipt.js';
 import type { BundleAttached } from '../src/bundle/format.js';
 
@@ -220,6 +221,64 @@ describe('the fallback index at the target', () => {
     const s = await runAirlock(['sync', path.join(work, 'none.yaml'), '--registry', '127.0.0.1:9', '--files-dir', work, '--referrers-fallback', 'sometimes']);
     assert.equal(s.code, 2, s.stderr);
     assert.match(s.stderr, /--referrers-fallback sometimes: write auto, always or never/);
+  });
+});
+
+describe('a .sig already at the target', () => {
+  it("keeps the signatures made there (cosign inside, a countersignature) and appends the carried ones, as cosign does; a rerun writes nothing", async () => {
+    const reg = await startRegistry();
+    const proxy = await startFaultProxy(reg.url);
+    try {
+      // Someone signed the app at the target before this bundle came: a cosign .sig with one layer, not the publisher's.
+      const theirs = signatureManifest(undefined, { payload: cosignPayload(`${reg.host}/${REPO}`, b.app), signature: 'dGhlaXIgc2lnbmF0dXJl' });
+      const seeder = new Seeder({ url: reg.url });
+      await seeder.pushBlob(REPO, cosignPayload(`${reg.host}/${REPO}`, b.app), 'application/vnd.dev.cosign.simplesigning.v1+json');
+      await seeder.pushBlob(REPO, theirs.config, 'application/vnd.oci.image.config.v1+json');
+      await seeder.pushManifest(REPO, b.sig.tag!, theirs.manifest, theirs.mediaType);
+      await seeder.close();
+      const theirLayers = (JSON.parse(theirs.manifest.toString()) as { layers: unknown[] }).layers;
+      const carried = JSON.parse((await bundleBlob(b.bundle, b.sig.digest)).toString()) as { layers: Array<{ digest: string }> };
+
+      const r = await unpack(b.bundle, proxy.host);
+      assert.equal(r.code, 0, r.stderr);
+      const now = await get(reg.url, b.sig.tag!);
+      assert.equal(now.status, 200);
+      const m = JSON.parse(now.bytes.toString()) as { layers: unknown[]; config: { digest: string } };
+      // Theirs first, byte for byte as JSON, then the carried layer(s) as the bundle has them.
+      assert.deepEqual(m.layers, [...theirLayers, ...carried.layers]);
+      const config = await fetch(`${reg.url}/v2/${REPO}/blobs/${m.config.digest}`);
+      assert.equal(config.status, 200);
+      const cfg = (await config.json()) as { rootfs: { diff_ids: string[] }; history: unknown[] };
+      assert.deepEqual(cfg.rootfs.diff_ids, [...theirLayers.map((l) => (l as { digest: string }).digest), ...carried.layers.map((l) => l.digest)]);
+      assert.equal(cfg.history.length, theirLayers.length + carried.layers.length);
+      // The other attached manifests went in as usual; the carried signature's blobs are in the repository.
+      assert.equal((await get(reg.url, b.referrer!.digest)).status, 200);
+      for (const l of carried.layers) assert.equal((await fetch(`${reg.url}/v2/${REPO}/blobs/${l.digest}`, { method: 'HEAD' })).status, 200);
+
+      proxy.stats.reset();
+      const again = await unpack(b.bundle, proxy.host);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(puts(proxy.stats.requests), []);
+      assert.ok((await get(reg.url, b.sig.tag!)).bytes.equals(now.bytes), 'the merged .sig unchanged');
+    } finally {
+      await proxy.stop();
+      await reg.stop();
+    }
+  });
+
+  it('something other than a cosign signature manifest at the .sig tag is replaced by the carried one, as before', async () => {
+    const reg = await startRegistry();
+    try {
+      const seeder = new Seeder({ url: reg.url });
+      const config = await seeder.pushBlob(REPO, Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+      await seeder.pushManifest(REPO, b.sig.tag!, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [] })), 'application/vnd.oci.image.manifest.v1+json');
+      await seeder.close();
+      const r = await unpack(b.bundle, reg.host);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok((await get(reg.url, b.sig.tag!)).bytes.equals(await bundleBlob(b.bundle, b.sig.digest)), 'the carried .sig, byte for byte');
+    } finally {
+      await reg.stop();
+    }
   });
 });
 

@@ -148,6 +148,45 @@ export function signatureManifest(existing: ExistingSignatures | undefined, laye
 }
 
 /**
+ * A signature layer's identity, for telling whether a `.sig` holds it already: its media type,
+ * digest, size and annotations (the signature, certificate and Rekor bundle are annotations; two
+ * signatures of one payload share a digest and differ there).
+ */
+export function layerKey(layer: unknown): string {
+  const d = (layer ?? {}) as { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: unknown };
+  const annotations = d.annotations && typeof d.annotations === 'object' ? Object.entries(d.annotations).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)) : [];
+  return JSON.stringify([d.mediaType, d.digest, d.size, annotations]);
+}
+
+/**
+ * `existing` (a `.sig` at the target) with the layers of `carried` (the bundle's `.sig` of the same
+ * image) that it lacks, appended as they are: what cosign does when it signs an image signed
+ * already, so that the signatures made at the target (cosign inside, another airlock's
+ * countersignature, an earlier publisher signature) are not pushed over. Undefined when it lacks
+ * none, or when either is not a cosign signature manifest (CountersignError from the check says
+ * why; the caller decides).
+ */
+export function mergeSignatureManifests(existing: ExistingSignatures, carried: { bytes: Buffer; mediaType: string }, what: string): { manifest: Buffer; mediaType: string; config: Buffer } | undefined {
+  const there = checkSignatureManifest(existing.manifest, existing.mediaType, what);
+  const ours = checkSignatureManifest(carried.bytes, carried.mediaType, `the carried signature manifest for ${what}`);
+  const have = new Set((there.json.layers as unknown[]).map(layerKey));
+  const add = (ours.json.layers as unknown[]).filter((l) => !have.has(layerKey(l)));
+  if (add.length === 0) return undefined;
+  if (there.layers.length + add.length >= MAX_SIGNATURE_LAYERS) {
+    throw new CountersignError(`${what} holds ${there.layers.length} signatures; with the ${add.length} carried it would hold more than cosign allows`);
+  }
+  let config = existing.config;
+  let layers: readonly Descriptor[] = there.layers;
+  for (const l of add) {
+    const digest = (l as Descriptor).digest;
+    config = Buffer.from(JSON.stringify(appendToConfig(config, layers, digest)));
+    layers = [...layers, l as Descriptor];
+  }
+  const manifest = { ...there.json, config: { ...there.config, size: config.length, digest: sha256Digest(config) }, layers: [...(there.json.layers as unknown[]), ...add] };
+  return { manifest: Buffer.from(JSON.stringify(manifest)), mediaType: there.mediaType, config };
+}
+
+/**
  * go-containerregistry's mutate.Append on the config: every field kept, the diff_id and an empty
  * history entry appended. A config that is not a JSON object is refused; diff_ids that are not a
  * list of strings are rebuilt from the layers (each layer is its own diff_id).

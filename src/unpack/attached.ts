@@ -7,7 +7,8 @@
 // with every other byte before anything is committed); once the images'
 // manifests and tags are in, each tag-scheme manifest is PUT by its tag
 // (Harbor links a `.sig` as a cosign accessory only when it arrives by that
-// tag), each referrer by its digest; then, per subject, the `sha256-<hex>`
+// tag; a cosign `.sig` there already keeps its signatures and gains the
+// carried ones), each referrer by its digest; then, per subject, the `sha256-<hex>`
 // fallback index is merged (others' entries kept) and written only when it
 // changed, when the target has no referrers API (`auto`) or always. A rerun
 // finds everything by tag, by digest and in the fallback index, and writes nothing.
@@ -16,7 +17,10 @@ import { BLOBS_PREFIX, imageRepository, type BundleAttached, type BundleIndex } 
 import type { TargetName } from '../bundle/targets.js';
 import { ATTACHED_KINDS } from '../bundle/format.js';
 import { fallbackTag, parseReferrersIndex, referrerDescriptor, AttachedError, type AttachedKind, type ReferrerDescriptor } from '../oci/attached.js';
-import { pushReferrer, targetHasReferrersApi, updateFallbackIndex } from '../registry/referrers.js';
+import { manifestOrNone, pushReferrer, targetHasReferrersApi, updateFallbackIndex } from '../registry/referrers.js';
+import { checkSignatureManifest, CountersignError, layerKey, mergeSignatureManifests } from '../sign/countersign.js';
+import { sha256Digest } from '../oci/digest.js';
+import { bufferRange, smallBlob } from './countersign.js';
 import { RegistryError, type RegistryClient } from '../registry/client.js';
 import { BundleError } from '../bundle/tarread.js';
 import type { UnpackSource } from './source.js';
@@ -108,12 +112,7 @@ function holdsEveryLayer(target: Buffer, carried: Buffer): boolean {
   const layers = (bytes: Buffer): string[] | undefined => {
     try {
       const doc = JSON.parse(bytes.toString('utf8')) as { layers?: unknown };
-      if (!Array.isArray(doc.layers)) return undefined;
-      return doc.layers.map((l) => {
-        const d = (l ?? {}) as { mediaType?: unknown; digest?: unknown; size?: unknown; annotations?: Record<string, unknown> };
-        const ann = Object.entries(d.annotations ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-        return JSON.stringify([d.mediaType, d.digest, d.size, ann]);
-      });
+      return Array.isArray(doc.layers) ? doc.layers.map(layerKey) : undefined;
     } catch {
       return undefined;
     }
@@ -154,7 +153,8 @@ export async function pushAttached(
       .filter(({ a }) => a.entry.tag !== undefined)
       .map(({ a, i }) =>
         limit(async () => {
-          await client.putManifest(a.repository, a.entry.tag!, await bytesOf(i), a.entry.mediaType);
+          const put = await tagSchemeToPut(client, a, await bytesOf(i));
+          if (put) await client.putManifest(a.repository, a.entry.tag!, put.bytes, put.mediaType);
           pushed[a.entry.kind]++;
         }),
       ),
@@ -190,6 +190,35 @@ export async function pushAttached(
     ),
   );
   return { pushed, present: present.filter(Boolean).length, fallbackIndexes, referrersFallback: mode };
+}
+
+/**
+ * What to PUT at a tag-scheme entry's tag: the carried manifest, except where a `.sig` holds a
+ * cosign signature manifest already (signatures made at the target: cosign inside, a
+ * countersignature, an earlier release's publisher signature): that one is kept and gains the
+ * carried layers it lacks, its new config uploaded first, as cosign appends when it signs; nothing
+ * when it lacks none. Anything else at the tag is replaced by the carried manifest, as before.
+ */
+async function tagSchemeToPut(client: RegistryClient, a: AttachedTarget, carried: Buffer): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
+  const plain = { bytes: carried, mediaType: a.entry.mediaType };
+  const tag = a.entry.tag!;
+  if (!tag.endsWith('.sig')) return plain;
+  const found = await manifestOrNone(client, a.repository, tag);
+  if (!found || found.digest === a.entry.digest) return plain;
+  const what = `${client.host}/${a.repository}:${tag}`;
+  let merged: ReturnType<typeof mergeSignatureManifests>;
+  try {
+    const there = checkSignatureManifest(found.bytes, found.mediaType, what);
+    const config = await smallBlob(client, a.repository, there.config.digest, there.config.size, `the config of ${what}`);
+    merged = mergeSignatureManifests({ manifest: found.bytes, mediaType: found.mediaType, config }, plain, what);
+  } catch (err) {
+    if (err instanceof CountersignError) return plain;
+    throw err;
+  }
+  if (!merged) return undefined;
+  const configDigest = sha256Digest(merged.config);
+  if (!(await client.hasBlob(a.repository, configDigest))) await client.uploadBlob(a.repository, configDigest, merged.config.length, bufferRange(merged.config));
+  return { bytes: merged.manifest, mediaType: merged.mediaType };
 }
 
 /** What an unpack that found every attached manifest in place reports. */

@@ -49,7 +49,7 @@ export async function countersign(client: RegistryClient, repository: string, di
 }
 
 /** A blob small enough to hold in memory (an image config), checked against its digest. */
-async function smallBlob(client: RegistryClient, repository: string, digest: string, size: number, what: string): Promise<Buffer> {
+export async function smallBlob(client: RegistryClient, repository: string, digest: string, size: number, what: string): Promise<Buffer> {
   if (size > MAX_MANIFEST_BYTES) throw new RegistryError(`${what} is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} a signature config may be; not adding a signature`);
   const res = await client.blob(repository, digest, 0, size);
   const bytes = Buffer.from(await res.body.arrayBuffer());
@@ -58,7 +58,7 @@ async function smallBlob(client: RegistryClient, repository: string, digest: str
   return bytes;
 }
 
-function bufferRange(bytes: Buffer): (start: number, end: number) => AsyncIterable<Buffer> {
+export function bufferRange(bytes: Buffer): (start: number, end: number) => AsyncIterable<Buffer> {
   return async function* (start, end) {
     yield bytes.subarray(start, end);
   };
