@@ -266,17 +266,23 @@ describe('a .sig already at the target', () => {
     }
   });
 
-  it('something other than a cosign signature manifest at the .sig tag is replaced by the carried one, as before', async () => {
+  it('something other than a cosign signature manifest at the .sig tag: exit 1 naming it before anything is pushed, and it is left as it was', async () => {
     const reg = await startRegistry();
+    const proxy = await startFaultProxy(reg.url);
     try {
       const seeder = new Seeder({ url: reg.url });
       const config = await seeder.pushBlob(REPO, Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
-      await seeder.pushManifest(REPO, b.sig.tag!, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [] })), 'application/vnd.oci.image.manifest.v1+json');
+      const foreign = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [] }));
+      await seeder.pushManifest(REPO, b.sig.tag!, foreign, 'application/vnd.oci.image.manifest.v1+json');
       await seeder.close();
-      const r = await unpack(b.bundle, reg.host);
-      assert.equal(r.code, 0, r.stderr);
-      assert.ok((await get(reg.url, b.sig.tag!)).bytes.equals(await bundleBlob(b.bundle, b.sig.digest)), 'the carried .sig, byte for byte');
+      proxy.stats.reset();
+      const r = await unpack(b.bundle, proxy.host);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`${proxy.host}/${REPO}:${b.sig.tag!.replace('.', '\\.')}: has a config of type application/vnd\\.oci\\.empty\\.v1\\+json, not an image config; this unpack would add the carried signatures of ${b.app} there, and cannot without overwriting it: remove or retag it; nothing was pushed`));
+      assert.deepEqual(puts(proxy.stats.requests), []);
+      assert.ok((await get(reg.url, b.sig.tag!)).bytes.equals(foreign), 'left as it was');
     } finally {
+      await proxy.stop();
       await reg.stop();
     }
   });

@@ -89,8 +89,7 @@ export interface SignatureManifest {
  * config and only simplesigning layers, fewer than MAX_SIGNATURE_LAYERS. Anything else at that
  * tag is someone else's content, not a signature to append to: CountersignError naming `what`.
  */
-export function checkSignatureManifest(bytes: Buffer, mediaType: string, what: string): SignatureManifest {
-  const advice = 'it is not a cosign signature manifest, and adding a signature would overwrite it: remove or retag it, or unpack without --countersign';
+export function checkSignatureManifest(bytes: Buffer, mediaType: string, what: string, advice = 'it is not a cosign signature manifest, and adding a signature would overwrite it: remove or retag it, or unpack without --countersign'): SignatureManifest {
   let m;
   try {
     m = parseManifest(bytes, sha256Digest(bytes), mediaType, { ref: what, advice });

@@ -18,7 +18,7 @@ import type { TargetName } from '../bundle/targets.js';
 import { ATTACHED_KINDS } from '../bundle/format.js';
 import { fallbackTag, parseReferrersIndex, referrerDescriptor, AttachedError, type AttachedKind, type ReferrerDescriptor } from '../oci/attached.js';
 import { manifestOrNone, pushReferrer, targetHasReferrersApi, updateFallbackIndex } from '../registry/referrers.js';
-import { checkSignatureManifest, CountersignError, layerKey, mergeSignatureManifests } from '../sign/countersign.js';
+import { checkSignatureManifest, CountersignError, layerKey, mergeSignatureManifests, type SignatureManifest } from '../sign/countersign.js';
 import { sha256Digest } from '../oci/digest.js';
 import { bufferRange, smallBlob } from './countersign.js';
 import { RegistryError, type RegistryClient } from '../registry/client.js';
@@ -86,7 +86,12 @@ export async function lookAttached(list: readonly AttachedTarget[], client: Regi
         const at = await client.resolve(a.repository, a.entry.tag ?? a.entry.digest);
         if (at?.digest === a.entry.digest) return true;
         if (!at || a.entry.tag === undefined || !carried) return false;
-        return holdsEveryLayer((await client.manifest(a.repository, at.digest)).bytes, await carried(a));
+        const there = await client.manifest(a.repository, at.digest);
+        const ours = await carried(a);
+        if (holdsEveryLayer(there.bytes, ours)) return true;
+        // A .sig there is merged with the carried one when pushed (tagSchemeToPut): refused now, before anything is pushed, when it cannot be.
+        if (a.entry.tag.endsWith('.sig')) mergeable(client, a, there, ours);
+        return false;
       }),
     ),
   );
@@ -197,7 +202,7 @@ export async function pushAttached(
  * cosign signature manifest already (signatures made at the target: cosign inside, a
  * countersignature, an earlier release's publisher signature): that one is kept and gains the
  * carried layers it lacks, its new config uploaded first, as cosign appends when it signs; nothing
- * when it lacks none. Anything else at the tag is replaced by the carried manifest, as before.
+ * when it lacks none. Anything else at the tag was refused by lookAttached already (mergeable).
  */
 async function tagSchemeToPut(client: RegistryClient, a: AttachedTarget, carried: Buffer): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
   const plain = { bytes: carried, mediaType: a.entry.mediaType };
@@ -206,19 +211,30 @@ async function tagSchemeToPut(client: RegistryClient, a: AttachedTarget, carried
   const found = await manifestOrNone(client, a.repository, tag);
   if (!found || found.digest === a.entry.digest) return plain;
   const what = `${client.host}/${a.repository}:${tag}`;
-  let merged: ReturnType<typeof mergeSignatureManifests>;
-  try {
-    const there = checkSignatureManifest(found.bytes, found.mediaType, what);
-    const config = await smallBlob(client, a.repository, there.config.digest, there.config.size, `the config of ${what}`);
-    merged = mergeSignatureManifests({ manifest: found.bytes, mediaType: found.mediaType, config }, plain, what);
-  } catch (err) {
-    if (err instanceof CountersignError) return plain;
-    throw err;
-  }
+  const there = mergeable(client, a, found, carried);
+  const config = await smallBlob(client, a.repository, there.config.digest, there.config.size, `the config of ${what}`);
+  const merged = mergeSignatureManifests({ manifest: found.bytes, mediaType: found.mediaType, config }, plain, what);
   if (!merged) return undefined;
   const configDigest = sha256Digest(merged.config);
   if (!(await client.hasBlob(a.repository, configDigest))) await client.uploadBlob(a.repository, configDigest, merged.config.length, bufferRange(merged.config));
   return { bytes: merged.manifest, mediaType: merged.mediaType };
+}
+
+/**
+ * The `.sig` manifest at the target, checked to be one the carried `.sig` can be merged into (both
+ * cosign signature manifests); else a RegistryError naming the tag: something other than a
+ * signature there is not ours to overwrite, nor are signatures ours to drop.
+ */
+function mergeable(client: RegistryClient, a: AttachedTarget, there: { bytes: Buffer; mediaType: string }, carried: Buffer): SignatureManifest {
+  const what = `${client.host}/${a.repository}:${a.entry.tag}`;
+  const advice = `this unpack would add the carried signatures of ${a.entry.subject} there, and cannot without overwriting it: remove or retag it; nothing was pushed`;
+  try {
+    checkSignatureManifest(carried, a.entry.mediaType, `the carried ${a.entry.digest} for ${what}`, advice);
+    return checkSignatureManifest(there.bytes, there.mediaType, what, advice);
+  } catch (err) {
+    if (err instanceof CountersignError) throw new RegistryError(err.message);
+    throw err;
+  }
 }
 
 /** What an unpack that found every attached manifest in place reports. */
