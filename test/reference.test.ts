@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiHost, normalizeReference, parseReference, ReferenceError, familiarReference } from '../src/oci/reference.js';
+import { apiHost, normalizeReference, parseReference, ReferenceError, familiarReference, shownReference } from '../src/oci/reference.js';
 
 const TEKTON_DIGEST = 'sha256:72ba947187317aee83b8b6ba510b17375bede4ce062e366cd0162515e0f7d5f2';
 const D = `sha256:${'a'.repeat(64)}`;
@@ -100,3 +100,24 @@ for (const [input, reason] of invalid) {
     );
   });
 }
+
+test('a user name or password written into a reference is refused, and no message repeats it', () => {
+  for (const input of ['user:s3cret@registry.example.com/app:1', 'https://user:s3cret@registry.example.com/app:1', 's3cret@registry.example.com/app', 'user:s3cret@registry.example.com']) {
+    assert.throws(
+      () => parseReference(input),
+      (err: unknown) => {
+        assert.ok(err instanceof ReferenceError);
+        assert.doesNotMatch(err.message, /s3cret/, err.message);
+        assert.match(err.message, /\*\*\*@registry\.example\.com.*holds a user name or password.*docker config\.json/);
+        return true;
+      },
+    );
+    assert.doesNotMatch(shownReference(input), /s3cret/);
+  }
+  // A digest is not that: `name@sha256:…` stays as written, in a reference and in a message about it.
+  for (const input of [`nginx@${D}`, `registry.example.com/app@${D}`, `registry.example.com/app:1@${D}`]) {
+    assert.equal(shownReference(input), input);
+    assert.doesNotThrow(() => parseReference(input));
+  }
+  assert.match(new ReferenceError(`nginx@${D}x`, 'why').message, new RegExp(`"nginx@${D}x"`));
+});

@@ -1,6 +1,6 @@
 // `airlock images extract`: the union of image references in rendered YAML files.
 import { READ_BOUNDS, readRegular } from '../fsx/safe.js';
-import { normalizeReference, ReferenceError } from '../oci/reference.js';
+import { normalizeReference, ReferenceError, shownReference } from '../oci/reference.js';
 import { extractImagesFromText } from './images.js';
 import type { Problem } from './problems.js';
 
@@ -27,7 +27,7 @@ export async function extractImages(files: readonly string[], opts: { normalize:
         refs.add(normalizeReference(img.value));
       } catch (err) {
         const reason = err instanceof ReferenceError ? err.reason : (err as Error).message;
-        problems.push({ file: img.file, line: img.line, col: img.col, path: 'image', message: `invalid image reference "${img.value}": ${reason}` });
+        problems.push({ file: img.file, line: img.line, col: img.col, path: 'image', message: `invalid image reference "${shownReference(img.value)}": ${reason}` });
       }
     }
   }

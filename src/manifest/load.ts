@@ -4,7 +4,7 @@
 // merge duplicates. Every problem is collected and reported together.
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { parseReference, formatReference, isRegistryHost, ReferenceError, type Reference } from '../oci/reference.js';
+import { parseReference, formatReference, isRegistryHost, ReferenceError, shownReference, type Reference } from '../oci/reference.js';
 import { expandTrivy, type TrivySpec } from '../presets/trivy.js';
 import { expandFalco, type FalcoSpec } from '../presets/falco.js';
 import { expandOpenSearch, type OpenSearchSpec } from '../presets/opensearch.js';
@@ -312,7 +312,7 @@ class Loader {
       reference = parseReference(ref);
     } catch (err) {
       const reason = err instanceof ReferenceError ? err.reason : (err as Error).message;
-      this.problems.push({ ...origin, message: `invalid ${kind === 'image' ? 'image' : 'OCI'} reference "${ref}": ${reason}` });
+      this.problems.push({ ...origin, message: `invalid ${kind === 'image' ? 'image' : 'OCI'} reference "${shownReference(ref)}": ${reason}` });
       return;
     }
     const canonical = formatReference(reference);

@@ -36,9 +36,27 @@ export class ReferenceError extends Error {
     readonly input: string,
     readonly reason: string,
   ) {
-    super(`invalid image reference "${input}": ${reason}`);
+    super(`invalid image reference "${shownReference(input)}": ${reason}`);
     this.name = 'ReferenceError';
   }
+}
+
+/**
+ * `input` as a message may show it: a user name or password written before an
+ * `@` in its first part (`user:pw@host/app:1`, `https://user:pw@host/app`)
+ * becomes `***`, so that an error about a reference cannot leak a password into
+ * a terminal or a CI log. `app@sha256:…` (a digest, no slash) is not that and stays.
+ */
+export function shownReference(input: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(input)?.[0] ?? '';
+  const rest = input.slice(scheme.length);
+  const slash = rest.indexOf('/');
+  const first = slash === -1 ? rest : rest.slice(0, slash);
+  const at = first.lastIndexOf('@');
+  const after = first.slice(at + 1);
+  // Before a '/', an '@' cannot start a digest; with no '/', it is userinfo only when a host follows (a dot, a port or localhost), not `name@sha256:…`.
+  const host = slash !== -1 ? after !== '' : !/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-f0-9]/i.test(after) && /\.|:\d+$|^localhost$/i.test(after);
+  return at === -1 || !host ? input : `${scheme}***${rest.slice(at)}`;
 }
 
 /** Checks a digest string; returns the reason it is invalid, or undefined. */
@@ -73,6 +91,7 @@ export function parseReference(input: string): Reference {
   if (input.length === 0) fail('empty reference');
   if (input !== input.trim()) fail('leading or trailing whitespace');
   if (/\s/.test(input)) fail('contains whitespace');
+  if (shownReference(input) !== input) fail('it holds a user name or password before the registry host, which airlock does not take from a reference; put the credentials in docker config.json ("auths", or a credential helper; see docs/registries.md)');
   if (input.includes('://')) fail('a reference has no URL scheme; drop the "http(s)://" prefix');
 
   let rest = input;
