@@ -70,6 +70,16 @@ describe('htpasswd basic auth over TLS', () => {
     assert.match(other.r.stderr, /asks for a user name and password/);
   });
 
+  it('--auth-host that is not a registry host (a URL, a password in it) is a usage error, which never repeats the password', async () => {
+    const secret = await build(up, registries, ['--username', 'ops', '--password-stdin', '--auth-host', `ops:s3cretpw@${up.registry.host}`], { stdin: 'pa55 word' });
+    assert.equal(secret.r.code, 2, secret.r.stderr);
+    assert.match(secret.r.stderr, new RegExp(`--auth-host "\\*\\*\\*@${up.registry.host}" holds a user name or password`));
+    assert.doesNotMatch(secret.r.stderr, /s3cretpw/);
+    const url = await build(up, registries, ['--username', 'ops', '--password-stdin', '--auth-host', `https://${up.registry.host}`], { stdin: 'pa55 word' });
+    assert.equal(url.r.code, 2, url.r.stderr);
+    assert.match(url.r.stderr, /not a registry host; write it as in image references, HOST or HOST:PORT/);
+  });
+
   it('a wrong password is named as such', async () => {
     const { r } = await build(up, registries, ['--username', 'ops', '--password-stdin', '--auth-host', up.registry.host], { stdin: 'nope' });
     assert.equal(r.code, 1);

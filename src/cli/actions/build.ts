@@ -15,6 +15,8 @@ import { dockerConfigCredentials, firstOf, flagCredentials } from '../../http/cr
 import { minRate, parseConcurrency, parseMaxDbAge, parseSplitSize, parsePlatformList, readCredentials, sourceDateEpoch, stallTimeoutMs } from '../options.js';
 import { describeDb } from '../../bundle/trivydb.js';
 import { printable } from '../../util/printable.js';
+import { isRegistryHost } from '../../oci/reference.js';
+import { userinfoProblem } from '../../util/url.js';
 import { jsonText } from '../json.js';
 import type { Plan } from '../../manifest/types.js';
 import { loadPolicy } from '../../policy/load.js';
@@ -47,6 +49,11 @@ export async function buildAction(manifest: string, opts: BuildFlags): Promise<v
     throw usageError('--username needs --auth-host HOST (repeatable): credentials go only to the hosts named, never to every registry that asks');
   }
   if (opts.authHost.length > 0 && !opts.username) throw usageError('--auth-host needs --username and --password-stdin');
+  for (const host of opts.authHost) {
+    // A host that matches no registry would leave the credentials unused without a word; one with a password in it would echo it.
+    if (host.includes('@')) throw usageError(`--auth-host ${userinfoProblem(host, host.slice(host.lastIndexOf('@') + 1))}`);
+    if (!isRegistryHost(host)) throw usageError(`--auth-host "${printable(host)}": not a registry host; write it as in image references, HOST or HOST:PORT (e.g. ghcr.io, registry.example.com:5000)`);
+  }
   if (!opts.dryRun && !opts.output) throw usageError('give the bundle to write with -o BUNDLE (or use --dry-run)');
   if (!opts.dryRun && !opts.key) throw usageError('give the signing key with --key KEY (make one with airlock keygen)');
   // Everything is checked before the first download.
