@@ -6,7 +6,7 @@
 // alone. At most one read is in flight, always the next one: a source that
 // must see its reads in order (the pass) gets them in order.
 import { randomFill } from 'node:crypto';
-import { close, openSync, read } from 'node:fs';
+import { close, closeSync, constants, fstatSync, openSync, read } from 'node:fs';
 
 const CHUNK = 1024 * 1024;
 
@@ -150,12 +150,7 @@ function planReads(ranges: readonly ByteRange[]): PlannedRead[] {
 export function warmBuffers(bytes: number): { buffers: Buffer[]; ready: Promise<void> } {
   const buffers: Buffer[] = [];
   const writes: Array<Promise<unknown>> = [];
-  let zero: number | undefined;
-  try {
-    zero = openSync('/dev/zero', 'r');
-  } catch {
-    zero = undefined;
-  }
+  const zero = zeroDevice();
   for (let i = 0; i < DEPTH && i * CHUNK < bytes; i++) {
     const buf = Buffer.allocUnsafe(CHUNK);
     const len = Math.min(CHUNK, bytes);
@@ -166,4 +161,17 @@ export function warmBuffers(bytes: number): { buffers: Buffer[]; ready: Promise<
     if (zero !== undefined) close(zero, () => undefined);
   });
   return { buffers, ready };
+}
+
+/** An fd of /dev/zero when it is the character device it should be (a FIFO there would never end a read), else undefined. */
+function zeroDevice(): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync('/dev/zero', constants.O_RDONLY | constants.O_NONBLOCK);
+    if (fstatSync(fd).isCharacterDevice()) return fd;
+  } catch {
+    // none here: randomFill does it
+  }
+  if (fd !== undefined) closeSync(fd);
+  return undefined;
 }

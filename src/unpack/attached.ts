@@ -208,6 +208,7 @@ async function tagSchemeToPut(client: RegistryClient, a: AttachedTarget, carried
   const plain = { bytes: carried, mediaType: a.entry.mediaType };
   const tag = a.entry.tag!;
   if (!tag.endsWith('.sig')) return plain;
+  // Read again (lookAttached read it before the images went in): what is appended to is what is there now.
   const found = await manifestOrNone(client, a.repository, tag);
   if (!found || found.digest === a.entry.digest) return plain;
   const what = `${client.host}/${a.repository}:${tag}`;

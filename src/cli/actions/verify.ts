@@ -19,19 +19,15 @@ const loadSignatures = () => import('./verify-signatures.js');
 type Signatures = Awaited<ReturnType<typeof loadSignatures>>;
 
 export async function verifyAction(bundle: string, opts: VerifyFlags, early?: HashPool): Promise<void> {
-  let pool = early;
   try {
-    await verifyWith(bundle, opts, () => {
-      const given = pool;
-      pool = undefined; // the reader's from now on
-      return given;
-    });
+    await verifyWith(bundle, opts, early);
   } finally {
-    await pool?.close();
+    // The reader closes them too once it has them; closing twice is nothing. Before that (a bad key, a usage error) only this does.
+    await early?.close();
   }
 }
 
-async function verifyWith(bundle: string, opts: VerifyFlags, takePool: () => HashPool | undefined): Promise<void> {
+async function verifyWith(bundle: string, opts: VerifyFlags, pool: HashPool | undefined): Promise<void> {
   if (!opts.pub) throw usageError('give the public key with --pub PUB');
   const jobs = parseJobs(opts.jobs);
   if (!opts.signatures && (opts.policy !== undefined || opts.trustedRoot !== undefined)) throw usageError('--policy and --trusted-root go with --signatures');
@@ -41,7 +37,6 @@ async function verifyWith(bundle: string, opts: VerifyFlags, takePool: () => Has
   try {
     const pub = await loadPublicKey(opts.pub);
     if (bundle === '-') return await verifyStdin(pub, opts.json === true, sig && inside && { sig, inside });
-    const pool = takePool();
     reader = await BundleReader.open(bundle, { pub, ...(jobs !== undefined && { jobs }), ...(pool && { pool }) });
     const total = reader.plan().reduce((n, e) => n + e.size, 0);
     let graphs: Awaited<ReturnType<typeof readAllGraphs>>;
